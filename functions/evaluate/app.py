@@ -1,0 +1,39 @@
+"""SageMaker training/transform job state changes → held-out evaluation → ModelApproved/ModelRejected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from datadrop import evaluation
+from datadrop.events import TrainingJobStateChange, TransformJobStateChange
+from datadrop.lambda_support import idempotent_on
+from datadrop.services import get_services
+
+logger = Logger()
+
+TRAINING = "SageMaker Training Job State Change"
+TRANSFORM = "SageMaker Transform Job State Change"
+
+
+@logger.inject_lambda_context
+@idempotent_on(
+    '["detail-type", detail.TrainingJobName || detail.TransformJobName, detail.TrainingJobStatus || detail.TransformJobStatus]'
+)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("detail-type") == TRAINING:
+        detail = parse(event=event, model=TrainingJobStateChange).detail
+        outcome = evaluation.on_training_job_state_change(
+            get_services(), detail.TrainingJobName, detail.TrainingJobStatus, detail.FailureReason
+        )
+        return {"job": detail.TrainingJobName, "outcome": outcome}
+    if event.get("detail-type") == TRANSFORM:
+        detail = parse(event=event, model=TransformJobStateChange).detail
+        outcome = evaluation.on_transform_job_state_change(
+            get_services(), detail.TransformJobName, detail.TransformJobStatus, detail.FailureReason
+        )
+        return {"job": detail.TransformJobName, "outcome": outcome}
+    raise ValueError(f"evaluate does not handle {event.get('detail-type')!r} events (check the rules in template.yaml)")

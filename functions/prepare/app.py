@@ -1,0 +1,27 @@
+"""S3 "Object Created" under incoming/<dataset>/ → DatasetPrepared or DatasetRejected."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from datadrop import intake
+from datadrop.events import SourceObject
+from datadrop.lambda_support import idempotent_on
+from datadrop.services import get_services
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+@idempotent_on('[detail.bucket.name, detail.object.key, detail.object."version-id", detail.object.etag]')
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = parse(event=event, model=S3EventNotificationEventBridgeModel)
+    uploaded = parsed.detail.object
+    source = SourceObject(bucket=parsed.detail.bucket.name, key=uploaded.key, version_id=uploaded.version_id, etag=uploaded.etag)
+    return asdict(intake.handle_upload(get_services(), source))

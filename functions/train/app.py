@@ -1,0 +1,24 @@
+"""datadrop "DatasetPrepared" → training jobs inside a SageMaker Experiment run group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from datadrop import training
+from datadrop.events import DatasetPreparedEvent
+from datadrop.lambda_support import idempotent_on
+from datadrop.services import get_services
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+@idempotent_on("[detail.dataset, detail.version]")
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    prepared = parse(event=event, model=DatasetPreparedEvent).detail
+    runs = training.start_training(get_services(), prepared)
+    return {"dataset": prepared.dataset, "version": prepared.version, "training_jobs": [run.training_job for run in runs]}

@@ -1,0 +1,314 @@
+"""`datadrop` command line: run the whole service locally on a CSV file.
+
+    datadrop run examples/penguins/penguins.csv --dataset penguins --config examples/penguins/species.yaml
+
+uploads the file to the local data bucket as a user would, drives the event flow until nothing is
+left to do, and prints each step, the held-out metrics, the decision and, when deployed, the local
+endpoint's URL with one real prediction made through it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INPUT_REJECTED = 2
+EXIT_USAGE = 64
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="datadrop",
+        description="Drop a dataset in, get a trained, evaluated and deployed model out. "
+        "`datadrop run` does it on this machine: no AWS account needed.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run",
+        help="run the whole flow locally on one CSV file",
+        description="Upload PATH to a local datadrop (moto-backed S3, EventBridge, DynamoDB, SageMaker control plane), "
+        "then prepare, train (XGBoost, inside a SageMaker Experiment run), evaluate on held-out rows and, "
+        "if the held-out accuracy reaches the threshold, deploy to a local HTTP endpoint.",
+        epilog="exit status: 0 when the flow ran (deployed, or rejected by the threshold); "
+        "2 when the input was rejected (the reason is printed); 1 when a job or deployment failed.",
+    )
+    run.add_argument("path", type=Path, help="CSV file with a header row")
+    run.add_argument("--dataset", required=True, help="dataset name: lowercase letters, digits and '-' (e.g. penguins)")
+    run.add_argument("--target", help="column to predict (overrides the config's `target`)")
+    run.add_argument("--config", type=Path, help="dataset config (YAML/JSON), uploaded as config/<dataset>.yaml")
+    run.add_argument("--threshold", type=float, help="minimum held-out accuracy to deploy, 0..1 (overrides the config)")
+    run.add_argument("--serve", action="store_true", help="keep the endpoint up until Ctrl-C")
+    run.add_argument("--json", action="store_true", help="print one JSON summary on stdout (progress goes to stderr)")
+    run.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config_text = compose_config(args.config, args.target, args.threshold)
+    except UsageError as error:
+        print(f"datadrop: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.path.is_file():
+        print(f"datadrop: {args.path} is not a file", file=sys.stderr)
+        return EXIT_USAGE
+    progress = sys.stderr if args.json else sys.stdout
+    return run_locally(args.path, args.dataset, config_text, args.template, serve=args.serve, as_json=args.json, out=progress)
+
+
+class UsageError(Exception):
+    pass
+
+
+def compose_config(config_path: Path | None, target: str | None, threshold: float | None) -> str:
+    """The config text to upload: the user's file with the command-line flags applied on top."""
+    if config_path is None:
+        if target is None:
+            raise UsageError("give --target COLUMN or --config FILE (a config needs at least `target: <column>`)")
+        document: Any = {}
+    else:
+        try:
+            text = config_path.read_text()
+        except OSError as error:
+            raise UsageError(f"cannot read --config {config_path}: {error.strerror}") from error
+        if target is None and threshold is None:
+            return text  # uploaded untouched, so the service judges exactly what the user wrote
+        try:
+            document = yaml.safe_load(text) or {}
+        except yaml.YAMLError:
+            return text  # let the service reject it with its own message
+        if not isinstance(document, dict):
+            return text
+    if target is not None:
+        document["target"] = target
+    if threshold is not None:
+        document["threshold"] = threshold
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def run_locally(
+    path: Path, dataset: str, config_text: str, template: Path, *, serve: bool, as_json: bool, out: TextIO
+) -> int:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    from moto import mock_aws
+
+    from datadrop.local.runtime import LocalStack
+
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", file=out, flush=True)
+
+    with mock_aws(), LocalStack(template_path=template, on_event=lambda event: say(describe_event(event))) as stack:
+        stack.on_delivery = lambda delivery: say(describe_delivery(delivery))
+        say(f"local datadrop up (buckets, bus, tables, {len(stack.routes)} rules from {template.name})")
+        stack.put_config(dataset, config_text)
+        key = stack.upload(path, dataset)
+        say(f"uploaded {path} to s3://{stack.settings.data_bucket_name}/{key}")
+        stack.drain()
+        summary = summarise(stack, dataset)
+        if summary["status"] == "deployed":
+            summary["example_prediction"] = example_prediction(path, summary["invocation_url"])
+        summary["seconds"] = round(time.monotonic() - started, 1)
+        if as_json:
+            print(json.dumps(summary, indent=2))
+        else:
+            print_summary(summary, out)
+        if serve and summary["status"] == "deployed":
+            serve_forever(summary, out)
+    if summary["status"] == "input_rejected":
+        print(f"datadrop: input rejected: {summary['reason']}", file=sys.stderr)
+    elif summary["status"] == "failed":
+        print(f"datadrop: failed: {summary.get('reason')}", file=sys.stderr)
+    return exit_code(summary)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def describe_delivery(delivery: Any) -> str:
+    if delivery.error:
+        return f"  {delivery.function} FAILED: {one_line(delivery.error)}"
+    return f"  {delivery.function} ← {delivery.event.get('detail-type')} → {json.dumps(delivery.result, default=str)}"
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    detail, kind = event["detail"], event["detail-type"]
+    if kind == "DatasetPrepared":
+        rows = detail["rows"]
+        return (
+            f"DatasetPrepared {detail['dataset']} version {detail['version']}: {detail['problem_type']} over "
+            f"{len(detail['classes'])} classes; rows train {rows['train']} / validation {rows['validation']} / test {rows['test']}"
+        )
+    if kind == "DatasetRejected":
+        return f"DatasetRejected ({detail['stage']}): {detail['reason']}"
+    if kind == "TrainingStarted":
+        return f"TrainingStarted: experiment {detail['experiment_name']}, run group {detail['run_group']}, " + ", ".join(
+            run["training_job"] for run in detail["runs"]
+        )
+    if kind == "RunEvaluated":
+        metrics = detail["run"]["metrics"]
+        return f"RunEvaluated {detail['run']['training_job']}: held-out accuracy {metrics.get('accuracy', float('nan')):.4f}"
+    if kind in ("ModelApproved", "ModelRejected"):
+        return f"{kind}: {detail['reason']}"
+    if kind == "DeploymentStarted":
+        return f"DeploymentStarted: {'updating' if detail['update'] else 'creating'} endpoint {detail['endpoint_name']}"
+    if kind == "ModelDeployed":
+        return f"ModelDeployed: {detail['endpoint_name']} at {detail['invocation_url']}"
+    if kind == "DeploymentFailed":
+        return f"DeploymentFailed: {detail['reason']}"
+    return f"{kind}"
+
+
+def summarise(stack: Any, dataset: str) -> dict[str, Any]:
+    rejected = stack.events_of("DatasetRejected")
+    prepared = stack.events_of("DatasetPrepared")
+    summary: dict[str, Any] = {"dataset": dataset, "version": None, "status": "failed", "runs": [], "best_run": None}
+    if rejected and not prepared:
+        summary.update(status="input_rejected", reason=rejected[-1]["reason"])
+        return summary
+    if not prepared:
+        summary["reason"] = "; ".join(one_line(d.error or "") for d in stack.dead_letters) or "the dataset was not prepared"
+        return summary
+    version = prepared[-1]["version"]
+    item = stack.services.state.get_version(dataset, version) or {}
+    runs = sorted(
+        (run for run in stack.services.state.list_runs(dataset, version)), key=lambda run: run["run_index"]
+    )
+    summary.update(
+        version=version,
+        metric=item.get("metric", "accuracy"),
+        threshold=item.get("threshold"),
+        problem_type=prepared[-1]["problem_type"],
+        classes=prepared[-1]["classes"],
+        rows=prepared[-1]["rows"],
+        runs=[
+            {
+                "run_index": run["run_index"],
+                "run_name": run["run_name"],
+                "training_job": run["training_job"],
+                "status": run["status"],
+                "hyperparameters": run.get("hyperparameters", {}),
+                "training_metrics": run.get("training_metrics", {}),
+                "test_metrics": run.get("metrics", {}),
+                "failure_reason": run.get("failure_reason"),
+            }
+            for run in runs
+        ],
+        best_run=item.get("best_run"),
+        value=item.get("best_value"),
+        reason=item.get("decision_reason") or item.get("failure_reason"),
+        experiment=f"{stack.settings.name_prefix}-{dataset}",
+    )
+    status = item.get("status")
+    if status == "DEPLOYED":
+        endpoint = item["endpoint_name"]
+        summary.update(
+            status="deployed",
+            endpoint_name=endpoint,
+            endpoint_url=stack.compute.endpoint_url(endpoint),
+            invocation_url=stack.compute.invocation_url(endpoint),
+        )
+    elif status == "REJECTED":
+        summary["status"] = "rejected"
+    else:
+        summary["status"] = "failed"
+        if stack.dead_letters:
+            summary["reason"] = "; ".join(f"{d.function}: {one_line(d.error or '')}" for d in stack.dead_letters)
+    return summary
+
+
+def example_prediction(path: Path, invocation_url: str) -> dict[str, Any]:
+    """POST the file's header and first data row, raw, to the endpoint: what a client would send."""
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header, first = next(reader), next(reader)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, first])
+    request = urllib.request.Request(
+        invocation_url, data=buffer.getvalue().encode(), headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own loopback server
+        answer = response.read().decode().strip()
+    return {"request": buffer.getvalue(), "response": answer}
+
+
+def print_summary(summary: dict[str, Any], out: TextIO) -> None:
+    line = "─" * 72
+    print(line, file=out)
+    print(f"dataset {summary['dataset']}  version {summary.get('version')}  status {summary['status'].upper()}", file=out)
+    if summary["status"] == "input_rejected":
+        print(f"rejected: {summary['reason']}", file=out)
+        print(line, file=out)
+        return
+    if summary.get("rows"):
+        rows = summary["rows"]
+        print(f"rows: train {rows['train']}, validation {rows['validation']}, test {rows['test']} (test rows never seen in training)", file=out)
+    for run in summary["runs"]:
+        print(f"run {run['run_index']} ({run['training_job']}): {run['status']}", file=out)
+        print("  hyperparameters: " + ", ".join(f"{k}={v}" for k, v in sorted(run["hyperparameters"].items())), file=out)
+        if run["training_metrics"]:
+            print("  training: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(run["training_metrics"].items())), file=out)
+        if run["test_metrics"]:
+            print("  held-out test: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(run["test_metrics"].items())), file=out)
+        if run.get("failure_reason"):
+            print(f"  failed: {run['failure_reason']}", file=out)
+    if summary.get("threshold") is not None:
+        print(f"decision: {summary.get('reason')}", file=out)
+    if summary["status"] == "deployed":
+        print(f"endpoint {summary['endpoint_name']}: {summary['invocation_url']}", file=out)
+        example = summary["example_prediction"]
+        print("one real prediction through it:", file=out)
+        for request_line in example["request"].strip().splitlines():
+            print(f"  > {request_line}", file=out)
+        print(f"  < {example['response']}", file=out)
+    elif summary["status"] == "failed":
+        print(f"failed: {summary.get('reason')}", file=out)
+    print(f"({summary['seconds']} s)", file=out)
+    print(line, file=out)
+
+
+def serve_forever(summary: dict[str, Any], out: TextIO) -> None:
+    print(
+        f"serving; try:\n  curl -s -H 'Content-Type: text/csv' --data-binary @rows.csv {summary['invocation_url']}\n"
+        "Ctrl-C to stop.",
+        file=out,
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopped.", file=out)
+
+
+def exit_code(summary: dict[str, Any]) -> int:
+    if summary["status"] in ("deployed", "rejected"):
+        return EXIT_OK
+    if summary["status"] == "input_rejected":
+        return EXIT_INPUT_REJECTED
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

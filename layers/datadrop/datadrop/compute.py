@@ -1,0 +1,87 @@
+"""The SageMaker compute port: training jobs, transform jobs and endpoints.
+
+`SageMakerCompute` issues the real SageMaker API calls (boto3). The local adapter
+(`datadrop.local.compute.LocalCompute`) subclasses it: it keeps the same control-plane calls
+(so botocore validates every request and moto records it) and really runs the work on this machine.
+Requests are the SageMaker API's own request shapes, so both adapters see exactly what AWS would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+_ALREADY_EXISTS_CODES = {"ResourceInUse", "ResourceInUseException"}
+
+
+def _already_exists(error: ClientError) -> bool:
+    """SageMaker says 'ResourceInUse' for jobs and a ValidationException 'already existing' for models/configs."""
+    code = error.response["Error"]["Code"]
+    message = error.response["Error"].get("Message", "")
+    return code in _ALREADY_EXISTS_CODES or (code == "ValidationException" and "already exist" in message)
+
+
+def _not_found(error: ClientError) -> bool:
+    code = error.response["Error"]["Code"]
+    message = error.response["Error"].get("Message", "")
+    return code in ("ResourceNotFound", "ValidationException") and (
+        "not found" in message.lower() or "could not find" in message.lower() or code == "ResourceNotFound"
+    )
+
+
+@dataclass
+class SageMakerCompute:
+    client: Any  # boto3 SageMaker client
+    region: str
+
+    # -- training ---------------------------------------------------------------------------------
+    def start_training_job(self, request: dict[str, Any]) -> bool:
+        """Create the job; False when a job of that name already exists (a re-delivered event)."""
+        return self._create(self.client.create_training_job, request)
+
+    def describe_training_job(self, name: str) -> dict[str, Any]:
+        return self.client.describe_training_job(TrainingJobName=name)
+
+    # -- models and batch transform ---------------------------------------------------------------
+    def create_model(self, request: dict[str, Any]) -> bool:
+        return self._create(self.client.create_model, request)
+
+    def start_transform_job(self, request: dict[str, Any]) -> bool:
+        return self._create(self.client.create_transform_job, request)
+
+    def describe_transform_job(self, name: str) -> dict[str, Any]:
+        return self.client.describe_transform_job(TransformJobName=name)
+
+    # -- endpoints --------------------------------------------------------------------------------
+    def create_endpoint_config(self, request: dict[str, Any]) -> bool:
+        return self._create(self.client.create_endpoint_config, request)
+
+    def describe_endpoint(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.client.describe_endpoint(EndpointName=name)
+        except ClientError as error:
+            if _not_found(error):
+                return None
+            raise
+
+    def create_endpoint(self, request: dict[str, Any]) -> bool:
+        return self._create(self.client.create_endpoint, request)
+
+    def update_endpoint(self, request: dict[str, Any]) -> None:
+        self.client.update_endpoint(**request)
+
+    def invocation_url(self, endpoint_name: str) -> str:
+        return f"https://runtime.sagemaker.{self.region}.amazonaws.com/endpoints/{endpoint_name}/invocations"
+
+    # -- internals --------------------------------------------------------------------------------
+    @staticmethod
+    def _create(call: Any, request: dict[str, Any]) -> bool:
+        try:
+            call(**request)
+        except ClientError as error:
+            if _already_exists(error):
+                return False
+            raise
+        return True

@@ -1,0 +1,113 @@
+"""Per-dataset configuration: `config/<dataset>.yaml` (or .json) in the data bucket.
+
+Validated with pydantic; unknown keys are errors so a typo is reported instead of ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DATASET_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?$")
+
+DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?")
+
+DEFAULT_XGBOOST_HYPERPARAMETERS: dict[str, str] = {
+    "num_round": "100",
+    "max_depth": "4",
+    "eta": "0.2",
+    "subsample": "0.9",
+    "min_child_weight": "1",
+}
+
+
+class ConfigError(ValueError):
+    """A dataset config that cannot be used; the message says which field and how to fix it."""
+
+
+class SplitConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    validation: float = Field(0.15, gt=0, lt=0.5, description="fraction of rows held out for early stopping")
+    test: float = Field(0.15, gt=0, lt=0.5, description="fraction of rows held out for the final evaluation")
+    seed: int = Field(42, description="seed of the deterministic shuffle")
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> SplitConfig:
+        if self.validation + self.test >= 0.8:
+            raise ValueError("validation + test must leave at least 20% of the rows for training")
+        return self
+
+
+class DatasetConfig(BaseModel):
+    """What a user writes in `config/<dataset>.yaml`. Only `target` is required."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(min_length=1, description="the column to predict")
+    problem_type: Literal["auto", "binary", "multiclass"] = "auto"
+    drop_columns: list[str] = Field(default_factory=list, description="columns never used as features")
+    missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    metric: Literal["accuracy"] = "accuracy"
+    threshold: float | None = Field(None, ge=0, le=1, description="minimum held-out metric to deploy")
+    hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hyperparameters_are_scalars(cls, value: dict[str, str | int | float]) -> dict[str, str | int | float]:
+        for key in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,255}", key):
+                raise ValueError(f"hyperparameter name {key!r} is not a valid name")
+        return value
+
+    def effective_threshold(self, default: float) -> float:
+        return default if self.threshold is None else self.threshold
+
+    def xgboost_hyperparameters(self) -> dict[str, str]:
+        """Hyperparameters as SageMaker wants them: strings, defaults filled in."""
+        merged = dict(DEFAULT_XGBOOST_HYPERPARAMETERS)
+        merged.update({key: _as_hyperparameter_string(value) for key, value in self.hyperparameters.items()})
+        return merged
+
+    def fingerprint(self) -> str:
+        """Canonical JSON of the config: part of the dataset version, so a new config retrains."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def _as_hyperparameter_string(value: str | int | float) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_config(raw: bytes | str, source: str) -> DatasetConfig:
+    """Parse YAML or JSON config text; raise ConfigError naming the field and the fix."""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source} is not valid YAML/JSON: {error}".replace("\n", " ")) from error
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source} must be a mapping with at least `target: <column>`")
+    try:
+        return DatasetConfig.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or '(top level)'}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise ConfigError(f"{source} is invalid: {problems}") from error
+
+
+def validate_dataset_name(name: str) -> str:
+    if not DATASET_NAME_PATTERN.fullmatch(name):
+        raise ConfigError(
+            f"dataset name {name!r} must be 1-30 characters of lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit (it becomes part of SageMaker resource names)"
+        )
+    return name

@@ -1,0 +1,301 @@
+"""The evaluate step: score each finished run on the held-out test rows, then decide.
+
+A Completed training job gets a SageMaker model (the built-in XGBoost image running datadrop's
+inference script: the exact artefact an endpoint would serve) and a batch transform of the raw
+test rows. When the transform completes, its predictions are scored against labels training
+never saw. When every run of the version is done, the best run is compared with the threshold:
+ModelApproved or ModelRejected, with the model package registered either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from datadrop import names
+from datadrop.algorithms import xgboost_image_uri
+from datadrop.events import ModelApproved, ModelRejected, RunEvaluated, RunSummary
+from datadrop.serving import INFERENCE_PROGRAM
+from datadrop.services import Services
+from datadrop.state import TERMINAL_RUN_STATUSES, RunStatus, VersionStatus
+from datadrop.storage import split_s3_uri
+
+logger = Logger(child=True)
+
+PREDICTIONS_ACCEPT = "application/jsonlines"
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure logic
+# ---------------------------------------------------------------------------------------------
+def score(labels: list[str], predictions: list[dict[str, Any]], classes: list[str]) -> dict[str, Any]:
+    """Classification metrics of predictions ({label, probabilities}) against the true labels."""
+    if len(labels) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(labels)} test rows: the transform output is incomplete")
+    if not labels:
+        raise ValueError("no test rows to score")
+    predicted = [str(prediction["label"]) for prediction in predictions]
+    correct = sum(truth == guess for truth, guess in zip(labels, predicted))
+    confusion = {truth: {guess: 0 for guess in classes} for truth in classes}
+    for truth, guess in zip(labels, predicted):
+        confusion.setdefault(truth, {}).setdefault(guess, 0)
+        confusion[truth][guess] += 1
+    per_class: dict[str, dict[str, float]] = {}
+    for label in classes:
+        true_positive = confusion.get(label, {}).get(label, 0)
+        predicted_as = sum(row.get(label, 0) for row in confusion.values())
+        actual = sum(confusion.get(label, {}).values())
+        precision = true_positive / predicted_as if predicted_as else 0.0
+        recall = true_positive / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+    log_loss = -sum(
+        math.log(min(max(float(prediction.get("probabilities", {}).get(truth, 0.0)), 1e-15), 1.0))
+        for truth, prediction in zip(labels, predictions)
+    ) / len(labels)
+    return {
+        "rows": len(labels),
+        "accuracy": correct / len(labels),
+        "macro_f1": sum(stats["f1"] for stats in per_class.values()) / len(per_class),
+        "log_loss": log_loss,
+        "per_class": per_class,
+        "confusion_matrix": confusion,
+    }
+
+
+def parse_predictions(body: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
+
+
+def model_request(services: Services, run: names.RunNames, model_data_url: str, serving_bundle: str) -> dict[str, Any]:
+    settings = services.settings
+    return {
+        "ModelName": run.model,
+        "PrimaryContainer": {
+            "Image": xgboost_image_uri(settings.region),
+            "ModelDataUrl": model_data_url,
+            # Script mode of the XGBoost container: our inference script turns raw rows into
+            # features with the recipe and answers in the dataset's own labels.
+            "Environment": {
+                "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
+                "SAGEMAKER_SUBMIT_DIRECTORY": serving_bundle,
+                "SAGEMAKER_REGION": settings.region,
+            },
+        },
+        "ExecutionRoleArn": settings.sagemaker_role_arn,
+        "Tags": [{"Key": "datadrop:dataset", "Value": run.dataset}, {"Key": "datadrop:version", "Value": run.version}],
+    }
+
+
+def transform_request(services: Services, run: names.RunNames, test_uri: str, experiment_config: dict[str, str]) -> dict[str, Any]:
+    settings = services.settings
+    locations = names.DatasetLocations(settings.artifact_bucket_name, run.dataset, run.version)
+    return {
+        "TransformJobName": run.transform_job,
+        "ModelName": run.model,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 6,
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": test_uri}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {
+            "S3OutputPath": locations.evaluation_output_uri(run.run_index),
+            "Accept": PREDICTIONS_ACCEPT,
+            "AssembleWith": "Line",
+        },
+        "TransformResources": {"InstanceType": settings.transform_instance_type, "InstanceCount": 1},
+        "ExperimentConfig": experiment_config,
+        "Tags": [{"Key": "datadrop:dataset", "Value": run.dataset}, {"Key": "datadrop:version", "Value": run.version}],
+    }
+
+
+def _run_names(services: Services, job_name: str) -> names.RunNames | None:
+    parsed = names.parse_job_name(services.settings.name_prefix, job_name)
+    if parsed is None:
+        return None
+    dataset, version, run_index = parsed
+    return names.RunNames(services.settings.name_prefix, dataset, version, run_index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Event handling
+# ---------------------------------------------------------------------------------------------
+def on_training_job_state_change(services: Services, job_name: str, status: str, failure_reason: str | None) -> str:
+    run = _run_names(services, job_name)
+    record = services.state.get_run(run.dataset, run.version, run.run_index) if run else None
+    if run is None or record is None:
+        logger.info("training job is not one of ours; ignored", job=job_name)
+        return "ignored"
+    handle = services.experiments.handle(run.dataset, run.version, run.run_index)
+    if status != "Completed":
+        reason = failure_reason or services.compute.describe_training_job(job_name).get("FailureReason") or status
+        if not services.state.transition_run(
+            run.dataset, run.version, run.run_index, RunStatus.FAILED, {RunStatus.TRAINING}, failure_reason=f"training {status}: {reason}"
+        ):
+            return "duplicate"
+        services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
+        decide(services, run.dataset, run.version)
+        return "failed"
+
+    job = services.compute.describe_training_job(job_name)
+    model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
+    training_metrics = {metric["MetricName"]: float(metric["Value"]) for metric in job.get("FinalMetricDataList", [])}
+    # Re-entrant from EVALUATING: a retry after a failure half-way redoes the (idempotent) creates.
+    if not services.state.transition_run(
+        run.dataset, run.version, run.run_index, RunStatus.EVALUATING, {RunStatus.TRAINING, RunStatus.EVALUATING},
+        model_data_url=model_data_url, training_metrics=training_metrics,
+    ):
+        return "duplicate"
+    services.experiments.log_metrics(handle, training_metrics)
+    version = services.state.get_version(run.dataset, run.version) or {}
+    artifacts = version["artifacts"]
+    services.compute.create_model(model_request(services, run, model_data_url, artifacts["serving_bundle"]))
+    services.compute.start_transform_job(
+        transform_request(services, run, artifacts["test"], handle.experiment_config())
+    )
+    return "evaluating"
+
+
+def on_transform_job_state_change(services: Services, job_name: str, status: str, failure_reason: str | None) -> str:
+    run = _run_names(services, job_name)
+    record = services.state.get_run(run.dataset, run.version, run.run_index) if run else None
+    if run is None or record is None:
+        logger.info("transform job is not one of ours; ignored", job=job_name)
+        return "ignored"
+    handle = services.experiments.handle(run.dataset, run.version, run.run_index)
+    if status != "Completed":
+        reason = failure_reason or services.compute.describe_transform_job(job_name).get("FailureReason") or status
+        if not services.state.transition_run(
+            run.dataset, run.version, run.run_index, RunStatus.FAILED, {RunStatus.EVALUATING}, failure_reason=f"evaluation {status}: {reason}"
+        ):
+            return "duplicate"
+        services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
+        decide(services, run.dataset, run.version)
+        return "failed"
+
+    settings = services.settings
+    version = services.state.get_version(run.dataset, run.version) or {}
+    artifacts = version["artifacts"]
+    locations = names.DatasetLocations(settings.artifact_bucket_name, run.dataset, run.version)
+    test_file = split_s3_uri(artifacts["test"])[1].rsplit("/", 1)[-1]
+    output_bucket, output_key = split_s3_uri(locations.evaluation_output_uri(run.run_index) + f"{test_file}.out")
+    predictions = parse_predictions(services.objects.read(output_bucket, output_key))
+    labels = [str(label) for label in json.loads(services.objects.read_uri(artifacts["test_labels"]))]
+    report = score(labels, predictions, [str(label) for label in version["classes"]])
+    report_uri = services.objects.write_json(settings.artifact_bucket_name, locations.report_key(run.run_index), report)
+    headline = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "log_loss": report["log_loss"]}
+    services.experiments.log_metrics(handle, {f"test:{name}": value for name, value in headline.items()})
+    services.experiments.finish_run(handle, succeeded=True, outputs={"model": record.get("model_data_url", ""), "evaluation": report_uri})
+    if not services.state.transition_run(
+        run.dataset, run.version, run.run_index, RunStatus.EVALUATED, {RunStatus.EVALUATING}, metrics=headline, report=report_uri
+    ):
+        decide(services, run.dataset, run.version)  # a retry: make sure the decision was announced
+        return "duplicate"
+    summary = _summary({**record, "status": RunStatus.EVALUATED.value, "metrics": headline})
+    services.events.publish(RunEvaluated(dataset=run.dataset, version=run.version, run=summary, report=report_uri))
+    decide(services, run.dataset, run.version)
+    return "evaluated"
+
+
+def _summary(record: dict[str, Any]) -> RunSummary:
+    return RunSummary(
+        run_index=int(record["run_index"]),
+        run_name=record["run_name"],
+        training_job=record["training_job"],
+        status=record["status"],
+        hyperparameters={key: str(value) for key, value in record.get("hyperparameters", {}).items()},
+        metrics={key: float(value) for key, value in record.get("metrics", {}).items()},
+        model_data_url=record.get("model_data_url"),
+        failure_reason=record.get("failure_reason"),
+    )
+
+
+def choose_best(runs: list[RunSummary], metric: str) -> RunSummary | None:
+    """Highest metric wins; ties go to the earlier run."""
+    scored = [run for run in runs if run.status == RunStatus.EVALUATED and metric in run.metrics]
+    return max(scored, key=lambda run: (run.metrics[metric], -run.run_index), default=None)
+
+
+def decide(services: Services, dataset: str, version: str) -> str | None:
+    """Once every run of the version is terminal: approve the best run or reject, exactly once."""
+    version_item = services.state.get_version(dataset, version)
+    records = services.state.list_runs(dataset, version)
+    if version_item is None or len(records) < int(version_item.get("run_count", 1)):
+        return None
+    if any(record["status"] not in TERMINAL_RUN_STATUSES for record in records):
+        return None
+    runs = [_summary(record) for record in sorted(records, key=lambda item: item["run_index"])]
+    metric = version_item.get("metric", "accuracy")
+    threshold = float(version_item["threshold"])
+    best = choose_best(runs, metric)
+    if best is None:
+        outcome, value = VersionStatus.FAILED, None
+        reason = "every run failed: " + "; ".join(run.failure_reason or run.status for run in runs)
+    elif best.metrics[metric] >= threshold:
+        outcome, value = VersionStatus.APPROVED, best.metrics[metric]
+        reason = f"held-out {metric} {value:.4f} >= threshold {threshold:.4f}"
+    else:
+        outcome, value = VersionStatus.REJECTED, best.metrics[metric]
+        reason = f"held-out {metric} {value:.4f} < threshold {threshold:.4f}: not deployed"
+    if version_item["status"] == VersionStatus.TRAINING:
+        package_arn = _register_model_package(services, dataset, version, best, outcome is VersionStatus.APPROVED, metric, value) if best else None
+        if not services.state.transition_version(
+            dataset, version, outcome, {VersionStatus.TRAINING},
+            decision_reason=reason, best_run=best.run_index if best else None, best_value=value, model_package_arn=package_arn,
+        ):
+            return None  # another run's evaluation decided first
+    elif version_item["status"] != outcome or version_item.get("decision_published"):
+        return None
+    else:
+        package_arn = version_item.get("model_package_arn")  # decided before, but the announcement failed
+    decision_class = ModelApproved if outcome is VersionStatus.APPROVED else ModelRejected
+    services.events.publish(
+        decision_class(
+            dataset=dataset, version=version, metric=metric, value=value, threshold=threshold, reason=reason,
+            best_run=best, runs=runs, model_package_arn=package_arn,
+        )
+    )
+    services.state.transition_version(dataset, version, outcome, {outcome}, decision_published=True)
+    logger.info("decision", dataset=dataset, version=version, outcome=outcome.value, reason=reason)
+    return outcome.value
+
+
+def _register_model_package(
+    services: Services, dataset: str, version: str, best: RunSummary, approved: bool, metric: str, value: float | None
+) -> str | None:
+    """Every evaluated model goes to the registry, Approved or Rejected, so the history is complete."""
+    settings = services.settings
+    group = names.model_package_group_name(settings.name_prefix, dataset)
+    client = services.sagemaker
+    try:
+        client.create_model_package_group(ModelPackageGroupName=group, ModelPackageGroupDescription=f"datadrop models for {dataset}")
+    except ClientError as error:
+        if "already exist" not in error.response["Error"].get("Message", "") and error.response["Error"]["Code"] not in ("ResourceInUse",):
+            raise
+    artifacts = (services.state.get_version(dataset, version) or {}).get("artifacts", {})
+    response = client.create_model_package(
+        ModelPackageGroupName=group,
+        ModelPackageDescription=f"{dataset} {version} run {best.run_index}: {metric} {value}",
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": xgboost_image_uri(settings.region),
+                    "ModelDataUrl": best.model_data_url or "",
+                    "Environment": {"SAGEMAKER_PROGRAM": INFERENCE_PROGRAM, "SAGEMAKER_SUBMIT_DIRECTORY": artifacts.get("serving_bundle", "")},
+                }
+            ],
+            "SupportedContentTypes": ["text/csv", "application/json"],
+            "SupportedResponseMIMETypes": ["text/csv", "application/json", "application/jsonlines"],
+        },
+        ModelApprovalStatus="Approved" if approved else "Rejected",
+        CustomerMetadataProperties={"dataset": dataset, "version": version, "run": str(best.run_index), metric: f"{value}"},
+        ClientToken=hashlib.sha256(f"{dataset}/{version}".encode()).hexdigest()[:36],
+    )
+    return response["ModelPackageArn"]

@@ -1,0 +1,224 @@
+"""The events datadrop publishes (source `datadrop`, on its own bus) and the AWS events it consumes.
+
+Published details are pydantic models, so subscribers get a stable, documented shape; incoming
+SageMaker events are parsed leniently because AWS documents several spellings (see
+../shared/aws-events/README.md): `Tags` as {} / {k: v} / [{Key, Value}], times as ISO strings or
+epoch milliseconds, EndpointStatus as IN_SERVICE or InService.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SOURCE = "datadrop"
+
+
+class DatadropEvent(BaseModel):
+    """Base of every published detail; DETAIL_TYPE is the EventBridge detail-type."""
+
+    model_config = ConfigDict(extra="forbid")
+    DETAIL_TYPE: ClassVar[str]
+    dataset: str
+    version: str | None = None
+
+
+class SourceObject(BaseModel):
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+
+
+class PreparedArtifacts(BaseModel):
+    train: str = Field(description="S3 prefix of the train channel (headerless CSV, label first)")
+    validation: str = Field(description="S3 prefix of the validation channel")
+    test: str = Field(description="S3 URI of the held-out test rows: raw values, target removed")
+    test_labels: str = Field(description="S3 URI of the held-out labels (JSON list)")
+    recipe: str
+    serving_bundle: str = Field(description="sourcedir.tar.gz with the inference script and the recipe")
+    profile: str
+
+
+class RunSummary(BaseModel):
+    run_index: int
+    run_name: str
+    training_job: str
+    status: str
+    hyperparameters: dict[str, str]
+    metrics: dict[str, float] = Field(default_factory=dict)
+    model_data_url: str | None = None
+    failure_reason: str | None = None
+
+
+class DatasetPrepared(DatadropEvent):
+    DETAIL_TYPE: ClassVar[str] = "DatasetPrepared"
+    version: str
+    source: SourceObject
+    artifacts: PreparedArtifacts
+    problem_type: Literal["binary", "multiclass"]
+    classes: list[str]
+    rows: dict[str, int]
+    metric: str
+    threshold: float
+    hyperparameters: dict[str, str]
+
+
+class DatasetRejected(DatadropEvent):
+    DETAIL_TYPE: ClassVar[str] = "DatasetRejected"
+    source: SourceObject
+    stage: Literal["config", "data"]
+    reason: str
+
+
+class TrainingStarted(DatadropEvent):
+    DETAIL_TYPE: ClassVar[str] = "TrainingStarted"
+    version: str
+    experiment_name: str
+    run_group: str
+    runs: list[RunSummary]
+
+
+class RunEvaluated(DatadropEvent):
+    DETAIL_TYPE: ClassVar[str] = "RunEvaluated"
+    version: str
+    run: RunSummary
+    report: str
+
+
+class ModelDecision(DatadropEvent):
+    version: str
+    metric: str
+    value: float | None
+    threshold: float
+    reason: str
+    best_run: RunSummary | None
+    runs: list[RunSummary]
+    model_package_arn: str | None = None
+
+
+class ModelApproved(ModelDecision):
+    DETAIL_TYPE: ClassVar[str] = "ModelApproved"
+
+
+class ModelRejected(ModelDecision):
+    DETAIL_TYPE: ClassVar[str] = "ModelRejected"
+
+
+class DeploymentStarted(DatadropEvent):
+    DETAIL_TYPE: ClassVar[str] = "DeploymentStarted"
+    version: str
+    endpoint_name: str
+    endpoint_config_name: str
+    model_name: str
+    update: bool
+
+
+class ModelDeployed(DatadropEvent):
+    DETAIL_TYPE: ClassVar[str] = "ModelDeployed"
+    version: str
+    endpoint_name: str
+    endpoint_config_name: str | None = None
+    invocation_url: str
+
+
+class DeploymentFailed(DatadropEvent):
+    DETAIL_TYPE: ClassVar[str] = "DeploymentFailed"
+    endpoint_name: str
+    reason: str
+
+
+class PublishFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class EventPublisher:
+    client: Any  # boto3 EventBridge client
+    bus_name: str
+
+    def publish(self, event: DatadropEvent) -> None:
+        response = self.client.put_events(
+            Entries=[
+                {
+                    "Source": SOURCE,
+                    "DetailType": event.DETAIL_TYPE,
+                    "Detail": event.model_dump_json(),
+                    "EventBusName": self.bus_name,
+                    "Resources": [],
+                }
+            ]
+        )
+        if response.get("FailedEntryCount"):
+            # Raising makes Lambda retry the whole invocation; the state writes are idempotent.
+            raise PublishFailed(f"EventBridge refused {event.DETAIL_TYPE}: {response['Entries']}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Incoming events
+# ---------------------------------------------------------------------------------------------
+class _SageMakerDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    FailureReason: str | None = None
+
+
+class TrainingJobStateChangeDetail(_SageMakerDetail):
+    TrainingJobName: str
+    TrainingJobStatus: str
+
+
+class TransformJobStateChangeDetail(_SageMakerDetail):
+    TransformJobName: str
+    TransformJobStatus: str
+
+
+_ENDPOINT_STATUS = {
+    "IN_SERVICE": "InService",
+    "CREATING": "Creating",
+    "UPDATING": "Updating",
+    "SYSTEM_UPDATING": "SystemUpdating",
+    "ROLLING_BACK": "RollingBack",
+    "OUT_OF_SERVICE": "OutOfService",
+    "DELETING": "Deleting",
+    "FAILED": "Failed",
+}
+
+
+class EndpointStateChangeDetail(_SageMakerDetail):
+    EndpointName: str
+    EndpointStatus: str
+    EndpointConfigName: str | None = None
+
+    @field_validator("EndpointStatus")
+    @classmethod
+    def _one_spelling(cls, value: str) -> str:
+        """The docs' sample says IN_SERVICE, DescribeEndpoint says InService: keep the API's."""
+        return _ENDPOINT_STATUS.get(value.upper(), value)
+
+
+class TrainingJobStateChange(EventBridgeModel):
+    detail: TrainingJobStateChangeDetail
+
+
+class TransformJobStateChange(EventBridgeModel):
+    detail: TransformJobStateChangeDetail
+
+
+class EndpointStateChange(EventBridgeModel):
+    detail: EndpointStateChangeDetail
+
+
+class DatasetPreparedEvent(EventBridgeModel):
+    detail: DatasetPrepared
+
+
+class ModelApprovedEvent(EventBridgeModel):
+    detail: ModelApproved
+
+
+def detail_json(event: DatadropEvent) -> dict[str, Any]:
+    return json.loads(event.model_dump_json())

@@ -1,0 +1,117 @@
+"""SageMaker Experiments, written with boto3 the way the SageMaker Python SDK's `Run` writes them.
+
+experiment `<prefix>-<dataset>` → run group (trial) `<prefix>-<dataset>-<version>` → one run
+(trial component `<experiment>-<run name>`, tagged `sagemaker:trial-component-source=run`) per
+training job, so `Experiment.load`, `list_trials()` and `load_run(run_name, experiment_name)` from
+the SDK, and Studio's Experiments view, show datadrop's runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from datadrop import names
+
+RUN_TAG = {"Key": "sagemaker:trial-component-source", "Value": "run"}
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    experiment_name: str
+    run_group: str
+    trial_component_name: str
+    run_name: str
+
+    def experiment_config(self) -> dict[str, str]:
+        """The ExperimentConfig a training job carries, as the SDK's Run.experiment_config builds it."""
+        return {
+            "ExperimentName": self.experiment_name,
+            "TrialName": self.run_group,
+            "RunName": self.trial_component_name,
+        }
+
+
+def _ignore_exists(call: Any, **kwargs: Any) -> None:
+    try:
+        call(**kwargs)
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        message = error.response["Error"].get("Message", "")
+        if code not in ("ResourceInUse", "ResourceInUseException") and "already exist" not in message:
+            raise
+
+
+@dataclass
+class ExperimentTracker:
+    client: Any  # boto3 SageMaker client
+    metrics_client: Any  # boto3 sagemaker-metrics client
+    prefix: str
+
+    def handle(self, dataset: str, version: str, run_index: int) -> RunHandle:
+        run_name = names.RunNames(self.prefix, dataset, version, run_index).run_name
+        return RunHandle(
+            experiment_name=names.experiment_name(self.prefix, dataset),
+            run_group=names.run_group_name(self.prefix, dataset, version),
+            trial_component_name=names.trial_component_name(self.prefix, dataset, run_name),
+            run_name=run_name,
+        )
+
+    def start_run(self, handle: RunHandle, dataset: str, version: str, parameters: dict[str, str], inputs: dict[str, str]) -> None:
+        """Create experiment, run group and run (each only if absent) and record what goes in."""
+        tags = [{"Key": "datadrop:dataset", "Value": dataset}, {"Key": "datadrop:version", "Value": version}]
+        _ignore_exists(
+            self.client.create_experiment,
+            ExperimentName=handle.experiment_name,
+            DisplayName=handle.experiment_name,
+            Description=f"datadrop runs for dataset {dataset}",
+            Tags=tags,
+        )
+        _ignore_exists(
+            self.client.create_trial,
+            TrialName=handle.run_group,
+            ExperimentName=handle.experiment_name,
+            DisplayName=f"{dataset} {version}",
+            Tags=tags,
+        )
+        _ignore_exists(
+            self.client.create_trial_component,
+            TrialComponentName=handle.trial_component_name,
+            DisplayName=handle.run_name,
+            Status={"PrimaryStatus": "InProgress"},
+            StartTime=datetime.now(timezone.utc),
+            Parameters={key: {"StringValue": value} for key, value in parameters.items()},
+            InputArtifacts={name: {"Value": uri} for name, uri in inputs.items()},
+            Tags=[*tags, RUN_TAG],
+        )
+        _ignore_exists(
+            self.client.associate_trial_component,
+            TrialComponentName=handle.trial_component_name,
+            TrialName=handle.run_group,
+        )
+
+    def log_metrics(self, handle: RunHandle, metrics: dict[str, float]) -> None:
+        """Metrics go through sagemaker-metrics, like Run.log_metric."""
+        if not metrics:
+            return
+        now = datetime.now(timezone.utc)
+        self.metrics_client.batch_put_metrics(
+            TrialComponentName=handle.trial_component_name,
+            MetricData=[
+                {"MetricName": name, "Timestamp": now, "Step": 0, "Value": float(value)} for name, value in metrics.items()
+            ],
+        )
+
+    def finish_run(self, handle: RunHandle, succeeded: bool, outputs: dict[str, str], message: str | None = None) -> None:
+        status: dict[str, str] = {"PrimaryStatus": "Completed" if succeeded else "Failed"}
+        if message:
+            status["Message"] = message[:1024]
+        self.client.update_trial_component(
+            TrialComponentName=handle.trial_component_name,
+            Status=status,
+            EndTime=datetime.now(timezone.utc),
+            OutputArtifacts={name: {"Value": uri} for name, uri in outputs.items()},
+        )

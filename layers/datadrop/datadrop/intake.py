@@ -1,0 +1,150 @@
+"""The prepare step: fetch an uploaded object, check it against its dataset config, prepare it
+for training, store the prepared artefacts and announce DatasetPrepared (or DatasetRejected).
+
+The uploaded object is only ever read. Every rejection says what to fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from aws_lambda_powertools import Logger
+
+from datadrop import names
+from datadrop.algorithms import xgboost_objective
+from datadrop.config import ConfigError, DatasetConfig, parse_config, validate_dataset_name
+from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
+from datadrop.serving import build_serving_bundle
+from datadrop.services import Services
+from datadrop.state import VersionStatus
+from datadrop.storage import ObjectNotFound
+
+logger = Logger(child=True)
+
+UNKNOWN_DATASET = "unassigned"
+
+
+@dataclass(frozen=True)
+class IntakeOutcome:
+    status: Literal["prepared", "duplicate", "rejected"]
+    dataset: str
+    version: str | None = None
+    reason: str | None = None
+
+
+class _Rejection(Exception):
+    def __init__(self, stage: Literal["config", "data"], reason: str) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+def load_config(services: Services, dataset: str) -> DatasetConfig:
+    bucket = services.settings.data_bucket_name
+    for key in names.config_keys(dataset):
+        try:
+            raw = services.objects.read(bucket, key)
+        except ObjectNotFound:
+            continue
+        try:
+            return parse_config(raw, f"s3://{bucket}/{key}")
+        except ConfigError as error:
+            raise _Rejection("config", str(error)) from error
+    raise _Rejection(
+        "config",
+        f"no config for dataset {dataset!r}: upload s3://{bucket}/{names.config_keys(dataset)[0]} "
+        "containing at least `target: <column to predict>`, then upload the data again",
+    )
+
+
+def handle_upload(services: Services, source: SourceObject) -> IntakeOutcome:
+    dataset = names.dataset_from_key(source.key)
+    try:
+        if dataset is None:
+            dataset = UNKNOWN_DATASET
+            raise _Rejection("data", f"{source.key!r} is not in a dataset folder: upload to incoming/<dataset>/<file>.csv")
+        try:
+            validate_dataset_name(dataset)
+        except ConfigError as error:
+            raise _Rejection("config", str(error)) from error
+        config = load_config(services, dataset)
+        return _prepare(services, dataset, config, source)
+    except _Rejection as rejection:
+        return _reject(services, dataset or UNKNOWN_DATASET, source, rejection)
+
+
+def _prepare(services: Services, dataset: str, config: DatasetConfig, source: SourceObject) -> IntakeOutcome:
+    from datadrop import dataprep  # polars is imported only when there is data to prepare
+
+    try:
+        data = services.objects.read(source.bucket, source.key, source.version_id)
+    except ObjectNotFound as error:
+        raise _Rejection("data", f"s3://{source.bucket}/{source.key} no longer exists; upload it again") from error
+    settings = services.settings
+    version = names.dataset_version(hashlib.sha256(data).hexdigest(), config.fingerprint())
+    existing = services.state.get_version(dataset, version)
+    if existing is not None and existing["status"] != VersionStatus.PREPARED:
+        logger.info("dataset version already in progress or done", dataset=dataset, version=version, status=existing["status"])
+        return IntakeOutcome("duplicate", dataset, version)
+
+    try:
+        prepared = dataprep.prepare(data, config)
+    except dataprep.DatasetRejected as error:
+        raise _Rejection("data", error.reason) from error
+
+    locations = names.DatasetLocations(settings.artifact_bucket_name, dataset, version)
+    bucket = settings.artifact_bucket_name
+    recipe_json = json.dumps(prepared.recipe, indent=2, sort_keys=True).encode()
+    services.objects.write(bucket, locations.key(locations.TRAIN), prepared.train_csv, "text/csv")
+    services.objects.write(bucket, locations.key(locations.VALIDATION), prepared.validation_csv, "text/csv")
+    services.objects.write(bucket, locations.key(locations.TEST_FEATURES), prepared.test_features_csv, "text/csv")
+    services.objects.write_json(bucket, locations.key(locations.TEST_LABELS), prepared.test_labels)
+    services.objects.write(bucket, locations.key(locations.RECIPE), recipe_json, "application/json")
+    services.objects.write_json(bucket, locations.key(locations.PROFILE), prepared.profile)
+    services.objects.write(bucket, locations.key(locations.SERVING_BUNDLE), build_serving_bundle(recipe_json), "application/gzip")
+
+    classes = [str(label) for label in prepared.recipe["classes"]]
+    problem_type = prepared.recipe["problem_type"]
+    hyperparameters = {**config.xgboost_hyperparameters(), **xgboost_objective(problem_type, len(classes))}
+    threshold = config.effective_threshold(settings.default_accuracy_threshold)
+    rows = {split: int(prepared.profile["splits"][split]["rows"]) for split in ("train", "validation", "test")}
+    event = DatasetPrepared(
+        dataset=dataset,
+        version=version,
+        source=source,
+        artifacts=PreparedArtifacts(
+            train=locations.channel_uri(locations.TRAIN),
+            validation=locations.channel_uri(locations.VALIDATION),
+            test=locations.uri(locations.TEST_FEATURES),
+            test_labels=locations.uri(locations.TEST_LABELS),
+            recipe=locations.uri(locations.RECIPE),
+            serving_bundle=locations.uri(locations.SERVING_BUNDLE),
+            profile=locations.uri(locations.PROFILE),
+        ),
+        problem_type=problem_type,
+        classes=classes,
+        rows=rows,
+        metric=config.metric,
+        threshold=threshold,
+        hyperparameters=hyperparameters,
+    )
+    services.state.create_version(
+        dataset, version, {"source": source.model_dump(), "threshold": threshold, "metric": config.metric, "rows": rows}
+    )
+    services.events.publish(event)
+    logger.info("dataset prepared", dataset=dataset, version=version, rows=rows)
+    return IntakeOutcome("prepared", dataset, version)
+
+
+def _reject(services: Services, dataset: str, source: SourceObject, rejection: _Rejection) -> IntakeOutcome:
+    source_id = f"{source.key}#{source.version_id or source.etag or 'unversioned'}"
+    first_time = services.state.record_rejection(
+        dataset, source_id, {"stage": rejection.stage, "reason": rejection.reason, "source": source.model_dump()}
+    )
+    if first_time:
+        services.events.publish(DatasetRejected(dataset=dataset, source=source, stage=rejection.stage, reason=rejection.reason))
+    logger.warning("dataset rejected", dataset=dataset, key=source.key, reason=rejection.reason)
+    return IntakeOutcome("rejected", dataset, reason=rejection.reason)

@@ -1,0 +1,355 @@
+"""The local SageMaker compute adapter: the same API calls, really executed on this machine.
+
+Every request still goes through boto3 to the (moto) SageMaker control plane, so botocore
+validates it exactly as AWS would. The work itself runs here, under the SageMaker container
+contract: channels downloaded from S3, hyperparameters as strings, `model.tar.gz` uploaded to
+`<S3OutputPath>/<job>/output/`, batch transform output at `<S3OutputPath>/<input file>.out`,
+endpoints as HTTP servers on 127.0.0.1. When a job or endpoint changes state, the adapter puts
+the same "SageMaker ... State Change" event on the default bus that SageMaker would.
+
+moto gaps handled here (and only here): moto overwrites a job created twice (SageMaker says
+ResourceInUse), marks jobs Completed at once with fake metrics, and has no UpdateEndpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from datadrop.compute import SageMakerCompute
+from datadrop.local import runner
+from datadrop.storage import split_s3_uri
+
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class _Job:
+    kind: Literal["training", "transform"]
+    request: dict[str, Any]
+    status: str = "InProgress"
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LocalCompute(SageMakerCompute):
+    s3: Any = None  # boto3 S3 client (moto)
+    events: Any = None  # boto3 EventBridge client (moto), default bus
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="datadrop-compute-")))
+    # SageMaker names are unique per resource type, so a training and a transform job may share one.
+    _jobs: dict[tuple[str, str], _Job] = field(default_factory=dict)
+    _pending: deque[tuple[str, str]] = field(default_factory=deque)
+    _models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _endpoint_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _endpoints: dict[str, tuple[str, runner.LocalEndpoint]] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def start_training_job(self, request: dict[str, Any]) -> bool:
+        return self._submit("training", request["TrainingJobName"], request, super().start_training_job)
+
+    def start_transform_job(self, request: dict[str, Any]) -> bool:
+        return self._submit("transform", request["TransformJobName"], request, super().start_transform_job)
+
+    def _submit(self, kind: Literal["training", "transform"], name: str, request: dict[str, Any], create: Any) -> bool:
+        if (kind, name) in self._jobs:
+            return False  # SageMaker: ResourceInUse
+        create(request)
+        self._jobs[(kind, name)] = _Job(kind, request)
+        self._pending.append((kind, name))
+        return True
+
+    def describe_training_job(self, name: str) -> dict[str, Any]:
+        description = super().describe_training_job(name)
+        return self._overlay(self._jobs.get(("training", name)), description, "TrainingJobStatus")
+
+    def describe_transform_job(self, name: str) -> dict[str, Any]:
+        description = super().describe_transform_job(name)
+        return self._overlay(self._jobs.get(("transform", name)), description, "TransformJobStatus")
+
+    @staticmethod
+    def _overlay(job: _Job | None, description: dict[str, Any], status_key: str) -> dict[str, Any]:
+        if job is None:
+            return description
+        description = {key: value for key, value in description.items() if key != "FinalMetricDataList"}
+        description[status_key] = job.status
+        description.update(job.result)
+        return description
+
+    def has_pending_work(self) -> bool:
+        return bool(self._pending)
+
+    def jobs(self, kind: Literal["training", "transform"]) -> list[str]:
+        return [name for job_kind, name in self._jobs if job_kind == kind]
+
+    def run_next(self) -> str | None:
+        """Run one pending job to its end and announce it; returns its name, or None when idle."""
+        if not self._pending:
+            return None
+        kind, name = self._pending.popleft()
+        job = self._jobs[(kind, name)]
+        if kind == "training":
+            self._run_training(name, job)
+        else:
+            self._run_transform(name, job)
+        return name
+
+    def _run_training(self, name: str, job: _Job) -> None:
+        request = job.request
+        root = self.workdir / "training" / name
+        shutil.rmtree(root, ignore_errors=True)
+        channels: dict[str, Path] = {}
+        for channel in request["InputDataConfig"]:
+            channel_dir = root / "input" / "data" / channel["ChannelName"]
+            self._download_prefix(channel["DataSource"]["S3DataSource"]["S3Uri"], channel_dir)
+            channels[channel["ChannelName"]] = channel_dir
+        model_dir = root / "model"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        self.log.append(f"training {name} with xgboost on this machine")
+        try:
+            metrics = runner.train_xgboost(channels, dict(request.get("HyperParameters", {})), model_dir)
+        except runner.TrainingFailed as error:
+            job.status = "Failed"
+            job.result = {"FailureReason": str(error), "SecondaryStatus": "Failed"}
+        else:
+            output_uri = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output/model.tar.gz"
+            self._upload(output_uri, _tar_directory(model_dir))
+            job.status = "Completed"
+            job.result = {
+                "ModelArtifacts": {"S3ModelArtifacts": output_uri},
+                "FinalMetricDataList": [
+                    {"MetricName": metric["MetricName"], "Value": float(metric["Value"]), "Timestamp": datetime.now(timezone.utc)}
+                    for metric in metrics
+                ],
+                "SecondaryStatus": "Completed",
+            }
+        self._announce_training(name, job)
+
+    def _run_transform(self, name: str, job: _Job) -> None:
+        request = job.request
+        root = self.workdir / "transform" / name
+        shutil.rmtree(root, ignore_errors=True)
+        try:
+            code_dir, model_dir = self._materialise_model(request["ModelName"], root)
+            input_uri = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+            input_dir = root / "input"
+            files = self._download_prefix(input_uri, input_dir)
+            if not files:
+                raise ValueError(f"no input objects under {input_uri}")
+            output_prefix = request["TransformOutput"]["S3OutputPath"].rstrip("/")
+            for local_file in files:
+                output_file = root / "output" / f"{local_file.name}.out"
+                output_file.parent.mkdir(parents=True, exist_ok=True)
+                runner.run_batch_transform(
+                    code_dir,
+                    model_dir,
+                    local_file,
+                    output_file,
+                    content_type=request["TransformInput"].get("ContentType", "text/csv"),
+                    accept=request["TransformOutput"].get("Accept", "text/csv"),
+                )
+                self._upload(f"{output_prefix}/{local_file.name}.out", output_file.read_bytes())
+        except Exception as error:  # a failed job is reported as SageMaker would: status + reason
+            job.status = "Failed"
+            job.result = {"FailureReason": f"{type(error).__name__}: {error}"[:1024]}
+        else:
+            job.status = "Completed"
+        self.log.append(f"batch transform {name}: {job.status}")
+        detail = {
+            "TransformJobName": name,
+            "TransformJobArn": f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:transform-job/{name}",
+            "TransformJobStatus": job.status,
+            "ModelName": request["ModelName"],
+            "TransformInput": request["TransformInput"],
+            "TransformOutput": request["TransformOutput"],
+            "TransformResources": request["TransformResources"],
+            "CreationTime": _now_iso(),
+            "TransformEndTime": _now_iso(),
+            "Tags": {},
+        }
+        if "FailureReason" in job.result:
+            detail["FailureReason"] = job.result["FailureReason"]
+        self._announce("SageMaker Transform Job State Change", f"transform-job/{name}", detail)
+
+    def _announce_training(self, name: str, job: _Job) -> None:
+        request = job.request
+        detail: dict[str, Any] = {
+            "TrainingJobName": name,
+            "TrainingJobArn": f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:training-job/{name}",
+            "TrainingJobStatus": job.status,
+            "SecondaryStatus": job.result.get("SecondaryStatus", job.status),
+            "HyperParameters": request.get("HyperParameters", {}),
+            "AlgorithmSpecification": request["AlgorithmSpecification"],
+            "RoleArn": request["RoleArn"],
+            "InputDataConfig": request["InputDataConfig"],
+            "OutputDataConfig": request["OutputDataConfig"],
+            "ResourceConfig": request["ResourceConfig"],
+            "StoppingCondition": request["StoppingCondition"],
+            "CreationTime": _now_epoch_ms(),
+            "TrainingEndTime": _now_epoch_ms(),
+            "LastModifiedTime": _now_epoch_ms(),
+            "Tags": {},
+        }
+        if "FailureReason" in job.result:
+            detail["FailureReason"] = job.result["FailureReason"]
+        self._announce("SageMaker Training Job State Change", f"training-job/{name}", detail)
+
+    # -- models and endpoints -------------------------------------------------------------------
+    def create_model(self, request: dict[str, Any]) -> bool:
+        if request["ModelName"] in self._models:
+            return False  # SageMaker: "Cannot create already existing model"
+        super().create_model(request)
+        self._models[request["ModelName"]] = request
+        return True
+
+    def create_endpoint_config(self, request: dict[str, Any]) -> bool:
+        if request["EndpointConfigName"] in self._endpoint_configs:
+            return False
+        super().create_endpoint_config(request)
+        self._endpoint_configs[request["EndpointConfigName"]] = request
+        return True
+
+    def create_endpoint(self, request: dict[str, Any]) -> bool:
+        name = request["EndpointName"]
+        if name in self._endpoints:
+            return False
+        super().create_endpoint(request)
+        config_name = request["EndpointConfigName"]
+        code_dir, model_dir = self._endpoint_model(name, config_name)
+        server = runner.LocalEndpoint(code_dir, model_dir)
+        server.start()
+        self._endpoints[name] = (config_name, server)
+        self.log.append(f"endpoint {name} serving at {server.url}")
+        self._announce_endpoint(name, config_name, "IN_SERVICE")
+        return True
+
+    def update_endpoint(self, request: dict[str, Any]) -> None:
+        # moto has no UpdateEndpoint; swap the model behind the running server instead.
+        name, config_name = request["EndpointName"], request["EndpointConfigName"]
+        if name not in self._endpoints:
+            raise ValueError(f"Could not find endpoint {name}")
+        _, server = self._endpoints[name]
+        code_dir, model_dir = self._endpoint_model(name, config_name)
+        server.swap(code_dir, model_dir)
+        self._endpoints[name] = (config_name, server)
+        self._announce_endpoint(name, config_name, "IN_SERVICE")
+
+    def describe_endpoint(self, name: str) -> dict[str, Any] | None:
+        if name not in self._endpoints:
+            return None
+        description = super().describe_endpoint(name) or {}
+        description["EndpointConfigName"] = self._endpoints[name][0]
+        description["EndpointStatus"] = "InService"
+        return description
+
+    def invocation_url(self, endpoint_name: str) -> str:
+        return self._endpoints[endpoint_name][1].invocations_url
+
+    def endpoint_url(self, endpoint_name: str) -> str | None:
+        served = self._endpoints.get(endpoint_name)
+        return served[1].url if served else None
+
+    def stop(self) -> None:
+        for _, server in self._endpoints.values():
+            server.stop()
+        self._endpoints.clear()
+
+    def _endpoint_model(self, endpoint: str, config_name: str) -> tuple[Path, Path]:
+        config = self._endpoint_configs[config_name]
+        model_name = config["ProductionVariants"][0]["ModelName"]
+        return self._materialise_model(model_name, self.workdir / "endpoints" / endpoint / config_name)
+
+    def _announce_endpoint(self, name: str, config_name: str, status: str) -> None:
+        self._announce(
+            "SageMaker Endpoint State Change",
+            f"endpoint/{name}",
+            {
+                "EndpointName": name,
+                "EndpointArn": f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:endpoint/{name}",
+                "EndpointConfigName": config_name,
+                "ProductionVariants": [{"DesiredWeight": 1.0, "DesiredInstanceCount": 1.0}],
+                "EndpointStatus": status,
+                "CreationTime": float(_now_epoch_ms()),
+                "LastModifiedTime": float(_now_epoch_ms()),
+                "Tags": {},
+            },
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _materialise_model(self, model_name: str, root: Path) -> tuple[Path, Path]:
+        """Unpack model.tar.gz and the inference script's sourcedir, as the container would."""
+        container = self._models[model_name]["PrimaryContainer"]
+        model_dir, code_dir = root / "model", root / "code"
+        for directory in (model_dir, code_dir):
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(parents=True)
+        _untar(self._download(container["ModelDataUrl"]), model_dir)
+        _untar(self._download(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]), code_dir)
+        return code_dir, model_dir
+
+    def _announce(self, detail_type: str, resource: str, detail: dict[str, Any]) -> None:
+        response = self.events.put_events(
+            Entries=[
+                {
+                    "Source": "aws.sagemaker",
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail, default=str),
+                    "Resources": [f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:{resource}"],
+                }
+            ]
+        )
+        if response.get("FailedEntryCount"):
+            raise RuntimeError(f"could not put {detail_type}: {response['Entries']}")
+
+    def _download(self, uri: str) -> bytes:
+        bucket, key = split_s3_uri(uri)
+        return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def _download_prefix(self, uri: str, directory: Path) -> list[Path]:
+        bucket, prefix = split_s3_uri(uri)
+        directory.mkdir(parents=True, exist_ok=True)
+        files: list[Path] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if item["Key"].endswith("/"):
+                    continue
+                target = directory / item["Key"][len(prefix) :].lstrip("/")
+                if target == directory:  # the URI named a single object
+                    target = directory / item["Key"].rsplit("/", 1)[-1]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(self.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+                files.append(target)
+        return files
+
+    def _upload(self, uri: str, body: bytes) -> None:
+        bucket, key = split_s3_uri(uri)
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def _tar_directory(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(directory.iterdir()):
+            archive.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+def _untar(body: bytes, directory: Path) -> None:
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        archive.extractall(directory, filter="data")
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _now_epoch_ms() -> str:
+    return str(int(datetime.now(timezone.utc).timestamp() * 1000))

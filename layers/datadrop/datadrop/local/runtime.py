@@ -1,0 +1,363 @@
+"""The local runtime: datadrop's deployed topology, rebuilt on one machine from template.yaml.
+
+moto serves S3, DynamoDB, EventBridge, SQS and the SageMaker control plane in-process. Every
+EventBridgeRule event of every function in template.yaml becomes a moto rule with the same
+pattern and an SQS target; `drain()` delivers what lands in those queues to the real handler
+modules (functions/<name>/app.py), and runs the local compute adapter's jobs in between, until
+nothing is left to do. The routing is read from the template, so it cannot drift from AWS.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import yaml
+
+from datadrop.local.compute import ACCOUNT, LocalCompute
+from datadrop.services import Services, use_services
+from datadrop.settings import Settings
+
+REGION = "us-east-1"
+MAX_DELIVERIES = 3  # like a rule's retry policy: then the event goes to the dead letters
+
+
+# ---------------------------------------------------------------------------------------------
+# template.yaml
+# ---------------------------------------------------------------------------------------------
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags (!Ref, !Sub, !GetAtt, ...) into their long form."""
+
+
+def _cfn_tag(loader: _TemplateLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_TemplateLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@dataclass(frozen=True)
+class Route:
+    """One EventBridgeRule event of one function."""
+
+    function: str
+    event_name: str
+    on_service_bus: bool
+    pattern: dict[str, Any]
+    handler_path: Path
+    handler_name: str
+
+
+def routes_from_template(template_path: Path, resolve: Callable[[Any], Any]) -> list[Route]:
+    template = load_template(template_path)
+    globals_function = template.get("Globals", {}).get("Function", {})
+    routes: list[Route] = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource["Properties"]
+        handler = properties.get("Handler", globals_function.get("Handler", "app.handler"))
+        module_file, handler_name = handler.rsplit(".", 1)
+        code_dir = template_path.parent / properties["CodeUri"]
+        for event_name, event in (properties.get("Events") or {}).items():
+            if event.get("Type") != "EventBridgeRule":
+                continue
+            event_properties = event["Properties"]
+            bus = event_properties.get("EventBusName")
+            routes.append(
+                Route(
+                    function=logical_id,
+                    event_name=event_name,
+                    on_service_bus=bus is not None,
+                    pattern=resolve(event_properties["Pattern"]),
+                    handler_path=code_dir / f"{module_file.replace('.', '/')}.py",
+                    handler_name=handler_name,
+                )
+            )
+    return routes
+
+
+def _resolver(values: dict[str, str]) -> Callable[[Any], Any]:
+    """Resolve !Ref and !Sub against the local stack's names."""
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {"Ref"}:
+                return values[node["Ref"]]
+            if set(node) == {"Fn::Sub"}:
+                text = node["Fn::Sub"]
+                for name, value in values.items():
+                    text = text.replace("${" + name + "}", value)
+                return text
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve
+
+
+# ---------------------------------------------------------------------------------------------
+# The stack
+# ---------------------------------------------------------------------------------------------
+class _LambdaContext:
+    """Just enough of the Lambda context object for Powertools (logger, idempotency)."""
+
+    def __init__(self, function_name: str) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 900_000
+
+
+def provision(settings: Settings, session: boto3.session.Session) -> None:
+    """Create what template.yaml creates, in moto: buckets, bus, tables."""
+    s3 = session.client("s3")
+    dynamodb = session.client("dynamodb")
+    for bucket in (settings.data_bucket_name, settings.artifact_bucket_name):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket=settings.data_bucket_name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    session.client("events").create_event_bus(Name=settings.event_bus_name)
+    dynamodb.create_table(
+        TableName=settings.state_table_name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(
+        TableName=settings.idempotency_table_name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def local_settings(name_prefix: str = "datadrop", default_threshold: float = 0.8, compute: str = "local") -> Settings:
+    stack = "datadrop-local"
+    return Settings(
+        state_table_name=f"{stack}-state",
+        idempotency_table_name=f"{stack}-idempotency",
+        event_bus_name=f"{stack}-events",
+        data_bucket_name=f"{stack}-data",
+        artifact_bucket_name=f"{stack}-artifacts",
+        sagemaker_role_arn=f"arn:aws:iam::{ACCOUNT}:role/{stack}-sagemaker",
+        name_prefix=name_prefix,
+        default_accuracy_threshold=default_threshold,
+        compute=compute,  # type: ignore[arg-type]
+        region=REGION,
+    )
+
+
+@dataclass
+class Delivery:
+    function: str
+    event: dict[str, Any]
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass
+class LocalStack:
+    """The whole service on one machine. Use as a context manager inside `moto.mock_aws()`."""
+
+    template_path: Path
+    name_prefix: str = "datadrop"
+    default_threshold: float = 0.8
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="datadrop-local-")))
+    on_delivery: Callable[[Delivery], None] | None = None
+    on_event: Callable[[dict[str, Any]], None] | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    dead_letters: list[Delivery] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.settings = local_settings(self.name_prefix, self.default_threshold)
+        self._queues: dict[str, tuple[Route, str]] = {}
+        self._modules: dict[Path, ModuleType] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        os.environ.update(self.settings.as_environment())
+        os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "datadrop")
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+        session = boto3.session.Session(region_name=REGION)
+        self.s3 = session.client("s3")
+        self.sqs = session.client("sqs")
+        self.events_client = session.client("events")
+        self.sagemaker = session.client("sagemaker")
+        settings = self.settings
+        provision(settings, session)
+
+        values = {
+            "DataBucket": settings.data_bucket_name,
+            "ArtifactBucket": settings.artifact_bucket_name,
+            "EventBus": settings.event_bus_name,
+            "NamePrefix": settings.name_prefix,
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": "datadrop-local",
+        }
+        self.routes = routes_from_template(self.template_path, _resolver(values))
+        for route in self.routes:
+            self._subscribe(f"{route.function}-{route.event_name}", route.pattern, route.on_service_bus, route)
+        # An observer of everything datadrop publishes, for progress output and summaries.
+        self._observer_url = self._subscribe("observer", {"source": ["datadrop"]}, True, None)
+
+        self.compute = LocalCompute(
+            client=self.sagemaker, region=REGION, s3=self.s3, events=self.events_client, workdir=self.workdir / "compute"
+        )
+        services = Services.from_settings(settings, session)
+        services.compute = self.compute
+        self.services = services
+        use_services(services)
+
+    def stop(self) -> None:
+        if hasattr(self, "compute"):
+            self.compute.stop()
+        use_services(None)
+
+    def _subscribe(self, name: str, pattern: dict[str, Any], on_service_bus: bool, route: Route | None) -> str:
+        queue_url = self.sqs.create_queue(QueueName=f"datadrop-local-{name}")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        bus = self.settings.event_bus_name if on_service_bus else "default"
+        self.events_client.put_rule(Name=f"datadrop-local-{name}", EventBusName=bus, EventPattern=json.dumps(pattern))
+        self.events_client.put_targets(
+            Rule=f"datadrop-local-{name}", EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}]
+        )
+        if route is not None:
+            self._queues[queue_url] = (route, name)
+        return queue_url
+
+    # -- what a user does -------------------------------------------------------------------------
+    def put_config(self, dataset: str, config_text: str) -> None:
+        self.s3.put_object(Bucket=self.settings.data_bucket_name, Key=f"config/{dataset}.yaml", Body=config_text.encode())
+
+    def upload(self, path: Path, dataset: str) -> str:
+        key = f"incoming/{dataset}/{path.name}"
+        self.s3.put_object(Bucket=self.settings.data_bucket_name, Key=key, Body=path.read_bytes())
+        return key
+
+    # -- the pump ---------------------------------------------------------------------------------
+    def drain(self, max_steps: int = 1000) -> None:
+        """Deliver events and run local jobs until nothing is left to do."""
+        for _ in range(max_steps):
+            self._observe()
+            if self._deliver_one_batch():
+                continue
+            if self.compute.run_next() is not None:
+                continue
+            self._observe()
+            return
+        raise RuntimeError(f"the local flow did not settle after {max_steps} steps")
+
+    def _deliver_one_batch(self) -> bool:
+        delivered = False
+        for queue_url, (route, _) in self._queues.items():
+            messages = self.sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"], VisibilityTimeout=0
+            ).get("Messages", [])
+            for message in messages:
+                delivered = True
+                event = _normalise_moto_event(json.loads(message["Body"]))
+                delivery = self._invoke(route, event)
+                attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+                if delivery.error is None or attempts >= MAX_DELIVERIES:
+                    self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    if delivery.error is not None:
+                        self.dead_letters.append(delivery)
+        return delivered
+
+    def _invoke(self, route: Route, event: dict[str, Any]) -> Delivery:
+        module = self._handler_module(route.handler_path)
+        delivery = Delivery(function=route.function, event=event)
+        try:
+            delivery.result = getattr(module, route.handler_name)(event, _LambdaContext(route.function))
+        except Exception as error:  # noqa: BLE001 - a failed invocation is retried, as Lambda would
+            delivery.error = f"{type(error).__name__}: {error}"
+        self.deliveries.append(delivery)
+        if self.on_delivery:
+            self.on_delivery(delivery)
+        return delivery
+
+    def _handler_module(self, path: Path) -> ModuleType:
+        module = self._modules.get(path)
+        if module is None:
+            module_name = f"datadrop_function_{path.parent.name}"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load handler {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+            self._modules[path] = module
+        return module
+
+    def _observe(self) -> None:
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self._observer_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                event = json.loads(message["Body"])
+                self.published.append(event)
+                if self.on_event:
+                    self.on_event(event)
+                self.sqs.delete_message(QueueUrl=self._observer_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def events_of(self, detail_type: str) -> list[dict[str, Any]]:
+        return [event["detail"] for event in self.published if event["detail-type"] == detail_type]
+
+
+def _normalise_moto_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Repair what moto delivers differently from EventBridge, and nothing else: events put by
+    PutEvents arrive without `account` (EventBridge always sets it), and moto's S3 events say
+    `eTag` where S3 says `etag`."""
+    event.setdefault("version", "0")
+    event.setdefault("account", ACCOUNT)
+    event.setdefault("region", REGION)
+    event.setdefault("resources", [])
+    if event.get("source") == "aws.s3":
+        uploaded = event.get("detail", {}).get("object", {})
+        if "eTag" in uploaded and "etag" not in uploaded:
+            uploaded["etag"] = uploaded.pop("eTag")
+    return event

@@ -1,0 +1,64 @@
+"""Wiring: the adapters each step uses, built once per Lambda container from the environment.
+
+The local runtime (and tests) install their own `Services` with `use_services`, e.g. with the
+local compute adapter in place of SageMaker; nothing else differs between modes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from datadrop.compute import SageMakerCompute
+from datadrop.events import EventPublisher
+from datadrop.experiments import ExperimentTracker
+from datadrop.settings import Settings
+from datadrop.state import StateStore
+from datadrop.storage import ObjectStore
+
+# Standard retry mode backs off on throttling (ThrottlingException, 429/503) for every call.
+_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
+
+
+@dataclass
+class Services:
+    settings: Settings
+    objects: ObjectStore
+    state: StateStore
+    events: EventPublisher
+    compute: SageMakerCompute
+    experiments: ExperimentTracker
+    sagemaker: Any  # boto3 SageMaker client for registry calls
+
+    @classmethod
+    def from_settings(cls, settings: Settings, session: boto3.session.Session | None = None) -> Services:
+        session = session or boto3.session.Session(region_name=settings.region)
+        sagemaker = session.client("sagemaker", config=_BOTO_CONFIG)
+        return cls(
+            settings=settings,
+            objects=ObjectStore(session.client("s3", config=_BOTO_CONFIG)),
+            state=StateStore(session.resource("dynamodb", config=_BOTO_CONFIG).Table(settings.state_table_name)),
+            events=EventPublisher(session.client("events", config=_BOTO_CONFIG), settings.event_bus_name),
+            compute=SageMakerCompute(sagemaker, settings.region),
+            experiments=ExperimentTracker(sagemaker, session.client("sagemaker-metrics", config=_BOTO_CONFIG), settings.name_prefix),
+            sagemaker=sagemaker,
+        )
+
+
+_current: Services | None = None
+
+
+def get_services() -> Services:
+    global _current
+    if _current is None:
+        _current = Services.from_settings(Settings.from_environment())
+    return _current
+
+
+def use_services(services: Services | None) -> None:
+    """Install (or, with None, forget) the services the handlers use."""
+    global _current
+    _current = services

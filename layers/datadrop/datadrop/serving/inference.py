@@ -1,0 +1,467 @@
+"""datadrop inference script for the SageMaker XGBoost container (script mode).
+
+This file is shipped verbatim as ``inference.py`` inside ``sourcedir.tar.gz`` (see
+``datadrop.serving.build_serving_bundle``) next to the data-prep step's ``recipe.json``.
+The container imports it as the user module named by ``SAGEMAKER_PROGRAM`` and calls
+``model_fn``/``input_fn``/``predict_fn``/``output_fn``; the local endpoint and local batch
+transform call the very same functions, so local and AWS serve one code path.
+
+Why standalone: the container has only its own Python (possibly 3.8), numpy and xgboost, so this
+file imports nothing else (``sagemaker_inference`` is used only if the container has it, to turn
+bad input into HTTP 400 instead of 500) and keeps to Python 3.8 syntax.
+
+Clients send RAW rows (the columns of the uploaded file); this script applies the recipe's
+encoding, so callers never need to know how features were encoded for training.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import pickle
+import threading
+import warnings
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+RECIPE_FILE = "recipe.json"
+MODEL_FILE = "xgboost-model"
+RECIPE_FORMAT = "datadrop-recipe/1"
+
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+INPUT_CONTENT_TYPES = (CSV, JSON, JSONLINES)
+OUTPUT_CONTENT_TYPES = (CSV, JSON, JSONLINES)
+DEFAULT_ACCEPT = CSV
+_ALIASES = {
+    "application/x-jsonlines": JSONLINES,
+    "application/jsonl": JSONLINES,
+    "application/x-ndjson": JSONLINES,
+    "text/json": JSON,
+}
+
+try:  # present in the SageMaker XGBoost container: lets us pick the HTTP status code there.
+    from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError
+except Exception:  # pragma: no cover - depends on the environment
+
+    class _ToolkitError(Exception):  # type: ignore[no-redef]
+        """Stand-in with the same attributes when the toolkit is not installed."""
+
+
+class InvalidInput(ValueError, _ToolkitError):  # type: ignore[misc]
+    """Bad request data: HTTP 400 in the container and locally (it is still a ValueError)."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        ValueError.__init__(self, message)
+        self.status_code = status_code
+        self.message = message
+        self.phrase = message.replace("\r", " ").replace("\n", " ")[:200]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UnsupportedContentType(InvalidInput):
+    """Unsupported request Content-Type: HTTP 415."""
+
+    def __init__(self, message: str) -> None:
+        InvalidInput.__init__(self, message, status_code=415)
+
+
+class UnsupportedAccept(InvalidInput):
+    """Unsupported Accept: HTTP 406."""
+
+    def __init__(self, message: str) -> None:
+        InvalidInput.__init__(self, message, status_code=406)
+
+
+# --------------------------------------------------------------------------- recipe
+
+
+class CompiledRecipe:
+    """The recipe with its lookups precomputed, so encoding a row is a few dict hits."""
+
+    def __init__(self, recipe: Mapping[str, Any]) -> None:
+        fmt = recipe.get("format", RECIPE_FORMAT)
+        if fmt != RECIPE_FORMAT:
+            raise ValueError("unsupported recipe format %r (expected %r)" % (fmt, RECIPE_FORMAT))
+        for key in ("target", "classes", "columns", "features"):
+            if key not in recipe:
+                raise ValueError("recipe is missing %r" % key)
+        self.recipe = recipe
+        self.target = str(recipe["target"])
+        self.problem_type = str(recipe.get("problem_type", "binary" if len(recipe["classes"]) == 2 else "multiclass"))
+        self.classes = [str(c) for c in recipe["classes"]]
+        self.columns = [str(c) for c in recipe["columns"]]
+        self.inputs = [c for c in self.columns if c != self.target]  # columns a client sends
+        self.missing = frozenset(str(t) for t in recipe.get("missing_tokens", ["", "NA", "NaN", "null"]))
+        self.features = []  # type: List[Tuple[str, bool, Any]]
+        for f in recipe["features"]:
+            kind = f.get("kind")
+            if kind == "numeric":
+                self.features.append((str(f["name"]), True, float(f.get("fill", 0.0))))
+            elif kind == "categorical":
+                index = {str(c): float(i) for i, c in enumerate(f.get("categories", []))}
+                self.features.append((str(f["name"]), False, index))
+            else:
+                raise ValueError("feature %r has unknown kind %r" % (f.get("name"), kind))
+        self.feature_names = [name for name, _, _ in self.features]
+        self.known_names = frozenset(self.columns) | frozenset(self.feature_names)
+
+    def encode(self, raw: Mapping[str, Optional[str]]) -> List[float]:
+        """Encode one raw row (column -> raw string); absent or None means missing."""
+        out = []  # type: List[float]
+        missing = self.missing
+        for name, numeric, spec in self.features:
+            v = raw.get(name)
+            if v is None:
+                v = ""
+            elif not isinstance(v, str):
+                v = str(v)
+            v = v.strip()
+            if numeric:
+                if v in missing:
+                    out.append(spec)
+                    continue
+                try:
+                    x = float(v)
+                except ValueError:
+                    out.append(spec)
+                    continue
+                out.append(x if math.isfinite(x) else spec)
+            else:
+                out.append(spec.get(v, -1.0))
+        return out
+
+
+def compile_recipe(recipe: Union[Mapping[str, Any], CompiledRecipe]) -> CompiledRecipe:
+    """Accept a recipe dict or an already compiled one."""
+    return recipe if isinstance(recipe, CompiledRecipe) else CompiledRecipe(recipe)
+
+
+def encode_row(recipe: Union[Mapping[str, Any], CompiledRecipe], raw: Mapping[str, Optional[str]]) -> List[float]:
+    """Encode one raw row with the recipe's rules; the single definition used for serving.
+
+    numeric: stripped value in missing_tokens, unparsable by float() or not finite -> fill.
+    categorical: index in categories, anything else (missing, unseen) -> -1.0.
+    """
+    return compile_recipe(recipe).encode(raw)
+
+
+def load_recipe(path: str) -> Dict[str, Any]:
+    """Read recipe.json."""
+    with open(path, "rb") as fh:
+        return json.loads(fh.read().decode("utf-8"))
+
+
+_STATE_LOCK = threading.Lock()
+_ACTIVE = {"recipe": None}  # type: Dict[str, Optional[CompiledRecipe]]
+
+
+def use_recipe(recipe: Union[Mapping[str, Any], CompiledRecipe]) -> CompiledRecipe:
+    """Make ``recipe`` the one input_fn uses (model_fn calls this; tests may too)."""
+    compiled = compile_recipe(recipe)
+    with _STATE_LOCK:
+        _ACTIVE["recipe"] = compiled
+    return compiled
+
+
+def _active_recipe() -> CompiledRecipe:
+    """input_fn has no model argument, so the recipe is module state set by model_fn."""
+    current = _ACTIVE["recipe"]
+    if current is not None:
+        return current
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), RECIPE_FILE)
+    if not os.path.exists(path):
+        raise RuntimeError("no recipe loaded: call model_fn first or put %s next to %s" % (RECIPE_FILE, __file__))
+    return use_recipe(load_recipe(path))
+
+
+# --------------------------------------------------------------------------- model
+
+
+class DatadropModel:
+    """What model_fn returns: the booster plus the recipe it was trained with."""
+
+    def __init__(self, booster: Any, recipe: CompiledRecipe) -> None:
+        self.booster = booster
+        self.recipe = recipe
+        self.classes = recipe.classes
+        config = json.loads(booster.save_config())
+        self.objective = str(config["learner"]["objective"]["name"])
+        self.lock = threading.Lock()
+
+
+def _load_booster(path: str) -> Any:
+    """Booster.save_model output; falls back to pickle (XGBoost containers <= 1.3 pickled it)."""
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    try:
+        with warnings.catch_warnings():  # xgboost >= 2.1 warns that "xgboost-model" has no extension
+            warnings.simplefilter("ignore", UserWarning)
+            booster.load_model(path)
+        return booster
+    except Exception as exc_native:
+        try:
+            with open(path, "rb") as fh:
+                obj = pickle.load(fh)  # our own training output, never user-supplied
+        except Exception:
+            raise RuntimeError("cannot load model %s: %s" % (path, exc_native))
+        if not isinstance(obj, xgb.Booster):
+            raise RuntimeError("model %s is a pickled %s, not an xgboost Booster" % (path, type(obj).__name__))
+        return obj
+
+
+def model_fn(model_dir: str) -> DatadropModel:
+    """Load ``xgboost-model`` and the recipe (next to this script, else in model_dir)."""
+    model_path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.exists(model_path):
+        raise RuntimeError("no %s in %s (found: %s)" % (MODEL_FILE, model_dir, sorted(os.listdir(model_dir))))
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), RECIPE_FILE)
+    recipe_path = here if os.path.exists(here) else os.path.join(model_dir, RECIPE_FILE)
+    if not os.path.exists(recipe_path):
+        raise RuntimeError("no %s next to %s or in %s" % (RECIPE_FILE, __file__, model_dir))
+    recipe = use_recipe(load_recipe(recipe_path))
+    booster = _load_booster(model_path)
+    n_features = booster.num_features()
+    if n_features != len(recipe.features):
+        raise RuntimeError(
+            "model expects %d features but the recipe lists %d (%s): model and recipe do not belong together"
+            % (n_features, len(recipe.features), ", ".join(recipe.feature_names))
+        )
+    return DatadropModel(booster, recipe)
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _media_type(content_type: Optional[str], default: str) -> str:
+    """'text/csv; charset=utf-8' -> 'text/csv'; None/empty -> default."""
+    if not content_type:
+        return default
+    media = content_type.split(";", 1)[0].strip().lower()
+    return _ALIASES.get(media, media) if media else default
+
+
+def _to_text(body: Union[bytes, bytearray, str]) -> str:
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput("request body is not UTF-8 text: %s" % exc)
+    elif isinstance(body, str):
+        text = body
+    else:
+        raise InvalidInput("request body must be bytes or str, got %s" % type(body).__name__)
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _expected(recipe: CompiledRecipe) -> str:
+    return "%d values (%s) or %d values without the target %r (%s)" % (
+        len(recipe.columns),
+        ",".join(recipe.columns),
+        len(recipe.inputs),
+        recipe.target,
+        ",".join(recipe.inputs),
+    )
+
+
+def _is_header(recipe: CompiledRecipe, row: Sequence[str]) -> bool:
+    """A header names columns: every cell is a known column, or every feature is named."""
+    cells = [c.strip() for c in row]
+    if not cells or len(set(cells)) != len(cells):
+        return False
+    present = set(cells)
+    return present <= recipe.known_names or set(recipe.feature_names) <= present
+
+
+def _rows_to_matrix(recipe: CompiledRecipe, rows: Iterable[Sequence[str]]) -> np.ndarray:
+    """CSV-like rows of raw strings -> encoded matrix; applies the header/positional rules."""
+    header = None  # type: Optional[List[str]]
+    encoded = []  # type: List[List[float]]
+    n_cols, n_inputs = len(recipe.columns), len(recipe.inputs)
+    number = 0
+    for row in rows:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        number += 1
+        if number == 1 and _is_header(recipe, row):
+            header = [c.strip() for c in row]
+            continue
+        if header is not None:
+            if len(row) != len(header):
+                raise InvalidInput(
+                    "row %d has %d values but the header has %d (%s)" % (number, len(row), len(header), ",".join(header))
+                )
+            names = header
+        elif len(row) == n_cols:
+            names = recipe.columns
+        elif len(row) == n_inputs:
+            names = recipe.inputs
+        else:
+            raise InvalidInput("row %d: expected %s; received %d values" % (number, _expected(recipe), len(row)))
+        encoded.append(recipe.encode(dict(zip(names, row))))
+    if not encoded:
+        raise InvalidInput("request has no data rows; expected rows of %s" % _expected(recipe))
+    return np.asarray(encoded, dtype=np.float32).reshape(len(encoded), len(recipe.features))
+
+
+def _json_raw(value: Any, where: str) -> str:
+    """JSON scalar -> the raw string a CSV would have carried."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))  # 2.0 -> "2", so integer-coded categories still match
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    raise InvalidInput("%s: values must be strings, numbers or null, got %s" % (where, type(value).__name__))
+
+
+def _json_instances(recipe: CompiledRecipe, instances: Sequence[Any], what: str) -> np.ndarray:
+    rows = []  # type: List[Mapping[str, str]]
+    for i, inst in enumerate(instances, 1):
+        where = "%s %d" % (what, i)
+        if isinstance(inst, dict):
+            rows.append({str(k): _json_raw(v, where + " field %r" % k) for k, v in inst.items()})
+        elif isinstance(inst, list):  # positional, same count rule as CSV
+            if len(inst) == len(recipe.columns):
+                names = recipe.columns
+            elif len(inst) == len(recipe.inputs):
+                names = recipe.inputs
+            else:
+                raise InvalidInput("%s: expected %s; received %d values" % (where, _expected(recipe), len(inst)))
+            rows.append({n: _json_raw(v, where) for n, v in zip(names, inst)})
+        else:
+            raise InvalidInput("%s must be an object {column: value}, got %s" % (where, type(inst).__name__))
+    if not rows:
+        raise InvalidInput("request has no instances")
+    encoded = [recipe.encode(r) for r in rows]
+    return np.asarray(encoded, dtype=np.float32).reshape(len(encoded), len(recipe.features))
+
+
+def input_fn(request_body: Union[bytes, str], request_content_type: Optional[str]) -> np.ndarray:
+    """Raw request -> encoded float32 matrix in the recipe's feature order."""
+    recipe = _active_recipe()
+    media = _media_type(request_content_type, CSV)
+    if media == CSV:
+        text = _to_text(request_body)
+        return _rows_to_matrix(recipe, csv.reader(io.StringIO(text, newline="")))
+    if media == JSON:
+        text = _to_text(request_body)
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise InvalidInput("request body is not valid JSON: %s" % exc)
+        if isinstance(doc, dict) and "instances" in doc:
+            instances = doc["instances"]
+        elif isinstance(doc, list):
+            instances = doc
+        else:
+            raise InvalidInput('JSON body must be {"instances": [{column: value}, ...]} or a list of such objects')
+        if not isinstance(instances, list):
+            raise InvalidInput('"instances" must be a list of objects {column: value}')
+        return _json_instances(recipe, instances, "instance")
+    if media == JSONLINES:
+        text = _to_text(request_body)
+        docs = []  # type: List[Any]
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    docs.append(json.loads(line))
+                except ValueError as exc:
+                    raise InvalidInput("line %d is not valid JSON: %s" % (n, exc))
+        return _json_instances(recipe, docs, "line")
+    raise UnsupportedContentType(
+        "unsupported Content-Type %r; supported: %s" % (request_content_type, ", ".join(INPUT_CONTENT_TYPES))
+    )
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def predict_fn(input_data: np.ndarray, model: DatadropModel) -> np.ndarray:
+    """Class probabilities, shape (n, len(classes)), columns in recipe class order."""
+    import xgboost as xgb
+
+    data = np.asarray(input_data, dtype=np.float32)
+    if data.ndim == 1:
+        data = data.reshape(1, -1)
+    dmatrix = xgb.DMatrix(data, missing=np.nan)
+    with model.lock:
+        raw = np.asarray(model.booster.predict(dmatrix))
+    k = len(model.classes)
+    objective = model.objective
+    if objective == "multi:softmax" or objective == "binary:hinge":
+        index = raw.reshape(-1).astype(np.int64)
+        probs = np.zeros((len(index), k), dtype=np.float64)
+        probs[np.arange(len(index)), np.clip(index, 0, k - 1)] = 1.0
+        return probs
+    if raw.ndim == 2 and raw.shape[1] == k:
+        return raw.astype(np.float64)
+    p = raw.reshape(-1).astype(np.float64)
+    if objective == "binary:logitraw":
+        p = 1.0 / (1.0 + np.exp(-p))
+    if k != 2:
+        raise RuntimeError("model objective %s gives one score per row but the recipe has %d classes" % (objective, k))
+    return np.column_stack([1.0 - p, p])
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _labels(prediction: np.ndarray, classes: Sequence[str]) -> List[str]:
+    return [classes[i] for i in np.argmax(prediction, axis=1)]
+
+
+def _records(prediction: np.ndarray, classes: Sequence[str]) -> List[Dict[str, Any]]:
+    labels = _labels(prediction, classes)
+    return [
+        {"label": label, "probabilities": {c: float(p) for c, p in zip(classes, row)}}
+        for label, row in zip(labels, prediction.tolist())
+    ]
+
+
+def _choose_accept(accept: Optional[str]) -> str:
+    """First supported type of a possibly comma-separated Accept; */* or none -> text/csv."""
+    if not accept:
+        return DEFAULT_ACCEPT
+    for part in accept.split(","):
+        media = _media_type(part, DEFAULT_ACCEPT)
+        if media in ("*/*", "text/*"):
+            return DEFAULT_ACCEPT
+        if media == "application/*":
+            return JSON
+        if media in OUTPUT_CONTENT_TYPES:
+            return media
+    raise UnsupportedAccept("unsupported Accept %r; supported: %s" % (accept, ", ".join(OUTPUT_CONTENT_TYPES)))
+
+
+def output_fn(prediction: np.ndarray, accept: Optional[str]) -> Tuple[str, str]:
+    """Serialize predictions; returns (body, content_type) as the toolkit allows."""
+    classes = _ACTIVE["recipe"].classes if _ACTIVE["recipe"] is not None else _active_recipe().classes
+    media = _choose_accept(accept)
+    prediction = np.asarray(prediction, dtype=np.float64)
+    if prediction.ndim == 1:
+        prediction = prediction.reshape(1, -1)
+    if media == CSV:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for label in _labels(prediction, classes):
+            writer.writerow([label])
+        return buf.getvalue().rstrip("\n"), CSV
+    records = _records(prediction, classes)
+    if media == JSON:
+        return json.dumps({"predictions": records}), JSON
+    return "\n".join(json.dumps(r) for r in records), JSONLINES

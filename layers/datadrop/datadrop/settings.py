@@ -1,0 +1,68 @@
+"""Deployment settings, read once from the environment (set by template.yaml, or by the local runtime)."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    state_table_name: str
+    idempotency_table_name: str
+    event_bus_name: str
+    data_bucket_name: str
+    artifact_bucket_name: str
+    sagemaker_role_arn: str
+    name_prefix: str = "datadrop"
+    default_accuracy_threshold: float = Field(0.8, ge=0, le=1)
+    training_instance_type: str = "ml.m5.large"
+    transform_instance_type: str = "ml.m5.large"
+    endpoint_instance_type: str = "ml.m5.large"
+    compute: Literal["sagemaker", "local"] = "sagemaker"
+    region: str = "us-east-1"
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        env = os.environ
+
+        def required(name: str) -> str:
+            value = env.get(name)
+            if not value:
+                raise RuntimeError(f"environment variable {name} is not set (template.yaml sets it)")
+            return value
+
+        return cls(
+            state_table_name=required("STATE_TABLE_NAME"),
+            idempotency_table_name=required("IDEMPOTENCY_TABLE_NAME"),
+            event_bus_name=required("EVENT_BUS_NAME"),
+            data_bucket_name=required("DATA_BUCKET_NAME"),
+            artifact_bucket_name=required("ARTIFACT_BUCKET_NAME"),
+            sagemaker_role_arn=required("SAGEMAKER_ROLE_ARN"),
+            name_prefix=env.get("NAME_PREFIX", "datadrop"),
+            default_accuracy_threshold=float(env.get("DEFAULT_ACCURACY_THRESHOLD", "0.8")),
+            training_instance_type=env.get("TRAINING_INSTANCE_TYPE", "ml.m5.large"),
+            transform_instance_type=env.get("TRANSFORM_INSTANCE_TYPE", "ml.m5.large"),
+            endpoint_instance_type=env.get("ENDPOINT_INSTANCE_TYPE", "ml.m5.large"),
+            compute=env.get("DATADROP_COMPUTE", "sagemaker"),  # type: ignore[arg-type]
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        )
+
+    def as_environment(self) -> dict[str, str]:
+        """The inverse of from_environment: what the local runtime exports."""
+        return {
+            "STATE_TABLE_NAME": self.state_table_name,
+            "IDEMPOTENCY_TABLE_NAME": self.idempotency_table_name,
+            "EVENT_BUS_NAME": self.event_bus_name,
+            "DATA_BUCKET_NAME": self.data_bucket_name,
+            "ARTIFACT_BUCKET_NAME": self.artifact_bucket_name,
+            "SAGEMAKER_ROLE_ARN": self.sagemaker_role_arn,
+            "NAME_PREFIX": self.name_prefix,
+            "DEFAULT_ACCURACY_THRESHOLD": str(self.default_accuracy_threshold),
+            "TRAINING_INSTANCE_TYPE": self.training_instance_type,
+            "TRANSFORM_INSTANCE_TYPE": self.transform_instance_type,
+            "ENDPOINT_INSTANCE_TYPE": self.endpoint_instance_type,
+            "DATADROP_COMPUTE": self.compute,
+            "AWS_DEFAULT_REGION": self.region,
+        }

@@ -1,0 +1,55 @@
+"""S3 access behind a small adapter, so the step logic is testable without moto."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+class ObjectNotFound(Exception):
+    pass
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+@dataclass
+class ObjectStore:
+    client: Any  # boto3 S3 client
+
+    def read(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        kwargs: dict[str, str] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            return self.client.get_object(**kwargs)["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchVersion", "NoSuchBucket"):
+                raise ObjectNotFound(f"s3://{bucket}/{key}") from error
+            raise
+
+    def read_uri(self, uri: str) -> bytes:
+        return self.read(*split_s3_uri(uri))
+
+    def read_json(self, bucket: str, key: str) -> Any:
+        return json.loads(self.read(bucket, key))
+
+    def write(self, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> str:
+        self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        return f"s3://{bucket}/{key}"
+
+    def write_json(self, bucket: str, key: str, document: Any) -> str:
+        return self.write(bucket, key, json.dumps(document, indent=2, sort_keys=True).encode(), "application/json")
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from datadrop.config import ConfigError, parse_config, validate_dataset_name
+
+
+def test_minimal_config_gets_defaults() -> None:
+    config = parse_config("target: species\n", "config/penguins.yaml")
+    assert config.target == "species"
+    assert config.threshold is None and config.effective_threshold(0.8) == 0.8
+    assert config.xgboost_hyperparameters()["num_round"] == "100"
+
+
+def test_json_config_and_hyperparameters_become_strings() -> None:
+    config = parse_config('{"target": "y", "threshold": 0.9, "hyperparameters": {"max_depth": 3, "eta": 0.1}}', "c.json")
+    assert config.effective_threshold(0.5) == 0.9
+    assert config.xgboost_hyperparameters()["max_depth"] == "3"
+    assert config.xgboost_hyperparameters()["eta"] == "0.1"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("threshold: 0.9\n", "target: Field required"),
+        ("target: y\nthreshold: 1.5\n", "threshold: Input should be less than or equal to 1"),
+        ("target: y\ntreshold: 0.9\n", "treshold: Extra inputs are not permitted"),
+        ("target: y\nsplit: {validation: 0.4, test: 0.4}\n", "at least 20% of the rows for training"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("target: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_configs_name_the_field(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "s3://bucket/config/d.yaml")
+    assert "s3://bucket/config/d.yaml" in str(caught.value)
+    assert fragment in str(caught.value)
+
+
+def test_config_fingerprint_changes_with_content() -> None:
+    assert parse_config("target: a", "x").fingerprint() != parse_config("target: b", "x").fingerprint()
+
+
+@pytest.mark.parametrize("name", ["Penguins", "-x", "a_b", "a" * 31, ""])
+def test_dataset_names_must_fit_sagemaker_names(name: str) -> None:
+    with pytest.raises(ConfigError, match="lowercase letters"):
+        validate_dataset_name(name)

@@ -1,0 +1,82 @@
+"""Every documented sample of the AWS events we consume parses, in each documented spelling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+
+from datadrop.events import (
+    DatasetPrepared,
+    EndpointStateChange,
+    ModelApproved,
+    PreparedArtifacts,
+    SourceObject,
+    TrainingJobStateChange,
+    TransformJobStateChange,
+)
+
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "aws-events"
+
+
+def _load(name: str) -> dict:
+    return json.loads((SAMPLES / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["s3_object_created_eventbridge.docs.json", "s3_object_created_eventbridge.powertools.json"])
+def test_s3_object_created(name: str) -> None:
+    parsed = parse(event=_load(name), model=S3EventNotificationEventBridgeModel)
+    assert parsed.detail.object.key
+    assert parsed.detail.object.etag
+
+
+def test_s3_version_id_is_read() -> None:
+    parsed = parse(event=_load("s3_object_created_eventbridge.docs.json"), model=S3EventNotificationEventBridgeModel)
+    assert parsed.detail.object.version_id == "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("sagemaker_training_job_state_change.docs.json", "Completed"),
+        ("sagemaker_training_job_state_change_inprogress.mlspace_derived.json", "InProgress"),
+    ],
+)
+def test_training_job_state_change(name: str, status: str) -> None:
+    parsed = parse(event=_load(name), model=TrainingJobStateChange)
+    assert parsed.detail.TrainingJobStatus == status
+    assert parsed.detail.TrainingJobName
+
+
+def test_transform_job_state_change_keeps_failure_reason() -> None:
+    parsed = parse(event=_load("sagemaker_transform_job_state_change.docs.json"), model=TransformJobStateChange)
+    assert parsed.detail.FailureReason == "failed why 1"
+
+
+@pytest.mark.parametrize(
+    "name", ["sagemaker_endpoint_state_change.docs.json", "sagemaker_endpoint_state_change.mlspace_derived.json"]
+)
+def test_endpoint_status_spellings_are_unified(name: str) -> None:
+    parsed = parse(event=_load(name), model=EndpointStateChange)
+    assert parsed.detail.EndpointStatus == "InService"  # the samples say IN_SERVICE
+
+
+def test_epoch_millisecond_event_time_parses() -> None:
+    parsed = parse(event=_load("sagemaker_endpoint_state_change.docs.json"), model=EndpointStateChange)
+    assert parsed.time.year == 2020
+
+
+def test_published_details_reject_unknown_fields() -> None:
+    detail = DatasetPrepared(
+        dataset="d", version="v", source=SourceObject(bucket="b", key="k"),
+        artifacts=PreparedArtifacts(train="t", validation="v", test="t", test_labels="l", recipe="r", serving_bundle="s", profile="p"),
+        problem_type="binary", classes=["a", "b"], rows={"train": 1}, metric="accuracy", threshold=0.5, hyperparameters={},
+    )
+    document = json.loads(detail.model_dump_json())
+    document["surprise"] = 1
+    with pytest.raises(ValueError):
+        DatasetPrepared.model_validate(document)
+    assert ModelApproved.DETAIL_TYPE == "ModelApproved"
