@@ -161,10 +161,7 @@ def _policy_templates(function: dict[str, Any]) -> list[tuple[str, dict[str, Any
 
 
 def test_functions_and_their_events_are_the_ones_the_local_runtime_expects(resources):
-    wiring = {
-        name: set(function["Properties"].get("Events", {}))
-        for name, function in _functions(resources).items()
-    }
+    wiring = {name: set(function["Properties"].get("Events", {})) for name, function in _functions(resources).items()}
     assert wiring == {name: set(events) for name, events in EXPECTED_WIRING.items()}
 
 
@@ -447,15 +444,25 @@ def test_sagemaker_role_is_passed_only_to_sagemaker(resources):
     assert passers == {"TrainFunction", "EvaluateFunction", "DeployFunction"}
 
 
-def test_sagemaker_jobs_models_and_endpoints_are_scoped_to_the_name_prefix(resources):
-    prefixed = ("training-job/", "transform-job/", "model/", "endpoint-config/", "endpoint/")
-    for name, function in _functions(resources).items():
-        for statement in _inline_statements(function):
+def test_sagemaker_permissions_are_scoped_to_the_name_prefix(resources):
+    """Every SageMaker name is "<NamePrefix>-..." (datadrop.names), so every grant can say so."""
+    roles = {name: function["Properties"] for name, function in _functions(resources).items()}
+    roles["SageMakerExecutionRole"] = {
+        "Policies": [policy["PolicyDocument"] for policy in resources["SageMakerExecutionRole"]["Properties"]["Policies"]]
+    }
+    checked = 0
+    for name, properties in roles.items():
+        for statement in _inline_statements({"Properties": properties}):
+            if not any(action.startswith("sagemaker:") for action in _as_list(statement["Action"])):
+                continue
             for resource in _as_list(statement["Resource"]):
-                arn = resource.get("Fn::Sub", "") if isinstance(resource, dict) else resource
-                for kind in prefixed:
-                    if f":{kind}" in arn:
-                        assert arn.endswith(f":{kind}${{NamePrefix}}-*"), f"{name}: {arn}"
+                arn = resource["Fn::Sub"] if isinstance(resource, dict) else resource
+                assert re.fullmatch(
+                    r"arn:\$\{AWS::Partition\}:sagemaker:\$\{AWS::Region\}:\$\{AWS::AccountId\}:[a-z-]+/\$\{NamePrefix\}-\*",
+                    arn,
+                ), f"{name}: {arn}"
+                checked += 1
+    assert checked >= 10
 
 
 def test_sagemaker_execution_role_trusts_only_sagemaker(resources):
