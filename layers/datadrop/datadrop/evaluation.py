@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from datadrop import names
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.events import ModelApproved, ModelRejected, RunEvaluated, RunSummary
-from datadrop.serving import INFERENCE_PROGRAM
+from datadrop.serving import container_environment
 from datadrop.services import Services
 from datadrop.state import TERMINAL_RUN_STATUSES, RunStatus, VersionStatus
 from datadrop.storage import split_s3_uri
@@ -81,11 +81,7 @@ def model_request(services: Services, run: names.RunNames, model_data_url: str, 
             "ModelDataUrl": model_data_url,
             # Script mode of the XGBoost container: our inference script turns raw rows into
             # features with the recipe and answers in the dataset's own labels.
-            "Environment": {
-                "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
-                "SAGEMAKER_SUBMIT_DIRECTORY": serving_bundle,
-                "SAGEMAKER_REGION": settings.region,
-            },
+            "Environment": {**container_environment(serving_bundle), "SAGEMAKER_REGION": settings.region},
         },
         "ExecutionRoleArn": settings.sagemaker_role_arn,
         "Tags": [{"Key": "datadrop:dataset", "Value": run.dataset}, {"Key": "datadrop:version", "Value": run.version}],
@@ -288,7 +284,7 @@ def _register_model_package(
                 {
                     "Image": xgboost_image_uri(settings.region),
                     "ModelDataUrl": best.model_data_url or "",
-                    "Environment": {"SAGEMAKER_PROGRAM": INFERENCE_PROGRAM, "SAGEMAKER_SUBMIT_DIRECTORY": artifacts.get("serving_bundle", "")},
+                    "Environment": container_environment(artifacts.get("serving_bundle", "")),
                 }
             ],
             "SupportedContentTypes": ["text/csv", "application/json"],

@@ -120,10 +120,22 @@ def _resolver(values: dict[str, str]) -> Callable[[Any], Any]:
     return resolve
 
 
+def load_handler_module(path: Path) -> ModuleType:
+    """Import functions/<name>/app.py as Lambda would (its folder is the code root)."""
+    module_name = f"datadrop_function_{path.parent.name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load handler {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 # ---------------------------------------------------------------------------------------------
 # The stack
 # ---------------------------------------------------------------------------------------------
-class _LambdaContext:
+class LambdaContext:
     """Just enough of the Lambda context object for Powertools (logger, idempotency)."""
 
     def __init__(self, function_name: str) -> None:
@@ -136,7 +148,7 @@ class _LambdaContext:
         self.log_stream_name = "local"
 
     @staticmethod
-    def get_remaining_time_in_millis() -> int:
+    def get_remaining_time_in_millis() -> int:  # noqa: D102
         return 900_000
 
 
@@ -311,7 +323,7 @@ class LocalStack:
         module = self._handler_module(route.handler_path)
         delivery = Delivery(function=route.function, event=event)
         try:
-            delivery.result = getattr(module, route.handler_name)(event, _LambdaContext(route.function))
+            delivery.result = getattr(module, route.handler_name)(event, LambdaContext(route.function))
         except Exception as error:  # noqa: BLE001 - a failed invocation is retried, as Lambda would
             delivery.error = f"{type(error).__name__}: {error}"
         self.deliveries.append(delivery)
@@ -322,14 +334,7 @@ class LocalStack:
     def _handler_module(self, path: Path) -> ModuleType:
         module = self._modules.get(path)
         if module is None:
-            module_name = f"datadrop_function_{path.parent.name}"
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot load handler {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-            self._modules[path] = module
+            module = self._modules[path] = load_handler_module(path)
         return module
 
     def _observe(self) -> None:

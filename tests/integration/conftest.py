@@ -1,0 +1,106 @@
+"""AWS mode on moto: the real handlers and the real SageMaker adapter, every SageMaker call recorded.
+
+Each request is captured after the caller built it and before botocore validates it, so a test
+sees exactly what datadrop asked SageMaker for; an invalid request still fails the test.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from datadrop.local.runtime import LambdaContext, load_handler_module, local_settings, provision
+from datadrop.services import Services, use_services
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class AwsHarness:
+    services: Services
+    session: boto3.session.Session
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Any:
+        return self.services.settings
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        module = load_handler_module(REPO / "functions" / function / "app.py")
+        return module.handler(copy.deepcopy(event), LambdaContext(function))
+
+    def requests(self, operation: str) -> list[dict[str, Any]]:
+        return [params for name, params in self.calls if name == operation]
+
+    def put_config(self, dataset: str, text: str) -> None:
+        self.services.objects.client.put_object(Bucket=self.settings.data_bucket_name, Key=f"config/{dataset}.yaml", Body=text.encode())
+
+    def upload(self, key: str, body: bytes) -> dict[str, Any]:
+        response = self.services.objects.client.put_object(Bucket=self.settings.data_bucket_name, Key=key, Body=body)
+        return {"key": key, "version-id": response.get("VersionId"), "etag": response["ETag"].strip('"'), "size": len(body)}
+
+    def collect(self) -> list[dict[str, Any]]:
+        """Everything published on the service bus so far (drains the observer queue)."""
+        while True:
+            messages = self._sqs.receive_message(QueueUrl=self._observer, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return self.published
+            for message in messages:
+                self.published.append(json.loads(message["Body"]))
+                self._sqs.delete_message(QueueUrl=self._observer, ReceiptHandle=message["ReceiptHandle"])
+
+    def details(self, detail_type: str) -> list[dict[str, Any]]:
+        return [event["detail"] for event in self.collect() if event["detail-type"] == detail_type]
+
+
+def envelope(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A datadrop event as EventBridge delivers it to a Lambda target."""
+    return {
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": detail_type,
+        "source": "datadrop",
+        "account": "123456789012",
+        "time": "2026-11-27T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsHarness]:
+    settings = local_settings(compute="sagemaker")
+    for name, value in settings.as_environment().items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        provision(settings, session)
+        services = Services.from_settings(settings, session)
+        harness = AwsHarness(services=services, session=session)
+
+        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+            harness.calls.append((model.name, copy.deepcopy(params)))
+
+        services.sagemaker.meta.events.register("before-parameter-build.sagemaker.*", record)
+        sqs = session.client("sqs")
+        queue = sqs.create_queue(QueueName="observer")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = session.client("events")
+        events.put_rule(Name="observer", EventBusName=settings.event_bus_name, EventPattern=json.dumps({"source": ["datadrop"]}))
+        events.put_targets(Rule="observer", EventBusName=settings.event_bus_name, Targets=[{"Id": "q", "Arn": arn}])
+        harness._sqs, harness._observer = sqs, queue  # type: ignore[attr-defined]
+        use_services(services)
+        try:
+            yield harness
+        finally:
+            use_services(None)

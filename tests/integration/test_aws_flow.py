@@ -1,0 +1,175 @@
+"""AWS mode under moto: the handlers issue the SageMaker calls AWS would accept, in order.
+
+moto completes training jobs at once and writes no transform output, so the test plays
+SageMaker's part where moto cannot: it delivers the documented state-change events and writes
+the batch transform's output file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from datadrop.algorithms import xgboost_image_uri
+from datadrop.storage import split_s3_uri
+from tests.conftest import sample_event
+from tests.integration.conftest import AwsHarness, envelope
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "penguins"
+
+
+def _upload_event(aws: AwsHarness, uploaded: dict) -> dict:
+    event = sample_event("prepare_s3_object_created.json")
+    event["detail"]["bucket"]["name"] = aws.settings.data_bucket_name
+    event["detail"]["object"].update(uploaded)
+    return event
+
+
+def _prepare(aws: AwsHarness) -> dict:
+    aws.put_config("penguins", (EXAMPLE / "species.yaml").read_text())
+    uploaded = aws.upload("incoming/penguins/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
+    result = aws.invoke("prepare", _upload_event(aws, uploaded))
+    assert result["status"] == "prepared", result
+    (prepared,) = aws.details("DatasetPrepared")
+    return prepared
+
+
+def _write_transform_output(aws: AwsHarness, prepared: dict, wrong: int) -> float:
+    """Play SageMaker batch transform: one JSON line per test row, `wrong` of them mistaken."""
+    labels = json.loads(aws.services.objects.read_uri(prepared["artifacts"]["test_labels"]))
+    classes = prepared["classes"]
+    lines = []
+    for index, label in enumerate(labels):
+        guess = label if index >= wrong else next(other for other in classes if other != label)
+        lines.append(json.dumps({"label": guess, "probabilities": {c: (0.9 if c == guess else 0.1 / (len(classes) - 1)) for c in classes}}))
+    (transform,) = aws.requests("CreateTransformJob")
+    bucket, prefix = split_s3_uri(transform["TransformOutput"]["S3OutputPath"])
+    aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
+    return (len(labels) - wrong) / len(labels)
+
+
+def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) -> None:
+    settings = aws.settings
+    prepared = _prepare(aws)
+    version = prepared["version"]
+    job = f"datadrop-penguins-{version}-r01"
+
+    # DatasetPrepared → a training job inside the experiment's run group
+    aws.invoke("train", envelope("DatasetPrepared", prepared))
+    (training,) = aws.requests("CreateTrainingJob")
+    assert training["TrainingJobName"] == job
+    assert training["AlgorithmSpecification"]["TrainingImage"] == xgboost_image_uri("us-east-1")
+    assert training["AlgorithmSpecification"]["TrainingImage"].startswith("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:")
+    assert training["ExperimentConfig"] == {
+        "ExperimentName": "datadrop-penguins",
+        "TrialName": f"datadrop-penguins-{version}",
+        "RunName": f"datadrop-penguins-{version}-r01",
+    }
+    channels = {channel["ChannelName"]: channel["DataSource"]["S3DataSource"]["S3Uri"] for channel in training["InputDataConfig"]}
+    assert channels == {"train": prepared["artifacts"]["train"], "validation": prepared["artifacts"]["validation"]}
+    assert all(channel["ContentType"] == "text/csv" for channel in training["InputDataConfig"])
+    assert training["OutputDataConfig"]["S3OutputPath"].startswith(f"s3://{settings.artifact_bucket_name}/")
+    assert training["RoleArn"] == settings.sagemaker_role_arn
+    assert training["HyperParameters"]["objective"] == "multi:softprob"
+    assert training["HyperParameters"]["num_class"] == "3"
+    assert all(isinstance(value, str) for value in training["HyperParameters"].values())
+    # the run is where the SDK's load_run looks for it
+    sagemaker = aws.services.sagemaker
+    component = sagemaker.describe_trial_component(TrialComponentName=f"datadrop-penguins-{version}-r01")
+    assert component["DisplayName"] == f"{version}-r01"
+    assert component["Parameters"]["num_round"] == {"StringValue": "100"}
+    assert sagemaker.describe_trial(TrialName=f"datadrop-penguins-{version}")["ExperimentName"] == "datadrop-penguins"
+
+    # Training Completed → model from the job's artifact, batch transform of the held-out rows
+    aws.invoke("evaluate", sample_event("evaluate_training_job_completed.json", TrainingJobName=job))
+    artifact = sagemaker.describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
+    (model,) = aws.requests("CreateModel")
+    assert model["ModelName"] == job
+    assert model["PrimaryContainer"]["ModelDataUrl"] == artifact
+    assert model["PrimaryContainer"]["Image"] == xgboost_image_uri("us-east-1")
+    assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == prepared["artifacts"]["serving_bundle"]
+    assert model["ExecutionRoleArn"] == settings.sagemaker_role_arn
+    (transform,) = aws.requests("CreateTransformJob")
+    assert transform["ModelName"] == job
+    assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == prepared["artifacts"]["test"]
+    assert transform["TransformInput"]["SplitType"] == "Line"
+    assert transform["TransformOutput"]["S3OutputPath"].startswith(f"s3://{settings.artifact_bucket_name}/")
+
+    # Transform Completed → scored against the held-out labels → approved with both numbers
+    expected_accuracy = _write_transform_output(aws, prepared, wrong=2)
+    aws.invoke("evaluate", sample_event("evaluate_transform_job_completed.json", TransformJobName=job))
+    (approved,) = aws.details("ModelApproved")
+    assert approved["value"] == pytest.approx(expected_accuracy)
+    assert approved["threshold"] == prepared["threshold"]
+    assert approved["best_run"]["training_job"] == job
+    assert approved["model_package_arn"]
+    package = sagemaker.describe_model_package(ModelPackageName=approved["model_package_arn"])
+    assert package["ModelApprovalStatus"] == "Approved"
+
+    # ModelApproved → endpoint config on that model → endpoint
+    aws.invoke("deploy", envelope("ModelApproved", approved))
+    (config,) = aws.requests("CreateEndpointConfig")
+    assert config["ProductionVariants"][0]["ModelName"] == job
+    assert config["ProductionVariants"][0]["InstanceType"] == settings.endpoint_instance_type
+    (endpoint,) = aws.requests("CreateEndpoint")
+    assert endpoint == {"EndpointName": "datadrop-penguins", "EndpointConfigName": config["EndpointConfigName"], "Tags": endpoint["Tags"]}
+
+    # Endpoint InService (the docs' IN_SERVICE spelling) → ModelDeployed
+    aws.invoke(
+        "deploy",
+        sample_event("deploy_endpoint_in_service.json", EndpointName="datadrop-penguins", EndpointConfigName=config["EndpointConfigName"]),
+    )
+    (deployed,) = aws.details("ModelDeployed")
+    assert deployed["invocation_url"] == "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/datadrop-penguins/invocations"
+
+
+def test_every_event_delivered_twice_creates_nothing_twice(aws: AwsHarness) -> None:
+    prepared = _prepare(aws)
+    job = f"datadrop-penguins-{prepared['version']}-r01"
+    steps = [
+        ("train", envelope("DatasetPrepared", prepared)),
+        ("evaluate", sample_event("evaluate_training_job_completed.json", TrainingJobName=job)),
+    ]
+    for function, event in steps:
+        aws.invoke(function, event)
+        aws.invoke(function, event)
+    _write_transform_output(aws, prepared, wrong=0)
+    transform_done = sample_event("evaluate_transform_job_completed.json", TransformJobName=job)
+    aws.invoke("evaluate", transform_done)
+    aws.invoke("evaluate", transform_done)
+    (approved,) = aws.details("ModelApproved")
+    aws.invoke("deploy", envelope("ModelApproved", approved))
+    aws.invoke("deploy", envelope("ModelApproved", approved))
+    for operation in ("CreateTrainingJob", "CreateModel", "CreateTransformJob", "CreateEndpointConfig", "CreateEndpoint"):
+        assert len(aws.requests(operation)) == 1, operation
+
+
+def test_same_object_uploaded_twice_trains_once(aws: AwsHarness) -> None:
+    prepared = _prepare(aws)
+    aws.invoke("train", envelope("DatasetPrepared", prepared))
+    second = aws.upload("incoming/penguins/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
+    result = aws.invoke("prepare", _upload_event(aws, second))
+    assert result == {"status": "duplicate", "dataset": "penguins", "version": prepared["version"], "reason": None}
+    assert len(aws.details("DatasetPrepared")) == 1
+    assert len(aws.requests("CreateTrainingJob")) == 1
+
+
+def test_failed_training_is_recorded_and_rejected_with_the_reason(aws: AwsHarness) -> None:
+    prepared = _prepare(aws)
+    aws.invoke("train", envelope("DatasetPrepared", prepared))
+    job = f"datadrop-penguins-{prepared['version']}-r01"
+    aws.invoke("evaluate", sample_event("evaluate_training_job_failed.json", TrainingJobName=job))
+    assert aws.requests("CreateTransformJob") == []
+    (rejected,) = aws.details("ModelRejected")
+    assert rejected["value"] is None
+    assert "every run failed" in rejected["reason"]
+    failure = json.loads(json.dumps(sample_event("evaluate_training_job_failed.json")))["detail"]["FailureReason"]
+    assert failure in rejected["reason"]
+
+
+def test_events_for_jobs_that_are_not_ours_are_ignored(aws: AwsHarness) -> None:
+    result = aws.invoke("evaluate", sample_event("evaluate_training_job_completed.json", TrainingJobName="someone-elses-job"))
+    assert result["outcome"] == "ignored"
+    assert aws.calls == []
