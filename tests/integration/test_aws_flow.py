@@ -79,7 +79,7 @@ def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) ->
     sagemaker = aws.services.sagemaker
     component = sagemaker.describe_trial_component(TrialComponentName=f"datadrop-penguins-{version}-r01")
     assert component["DisplayName"] == f"{version}-r01"
-    assert component["Parameters"]["num_round"] == {"StringValue": "100"}
+    assert component["Parameters"]["num_round"] == {"StringValue": training["HyperParameters"]["num_round"]}
     assert sagemaker.describe_trial(TrialName=f"datadrop-penguins-{version}")["ExperimentName"] == "datadrop-penguins"
 
     # Training Completed → model from the job's artifact, batch transform of the held-out rows

@@ -80,3 +80,26 @@ def test_published_details_reject_unknown_fields() -> None:
     with pytest.raises(ValueError):
         DatasetPrepared.model_validate(document)
     assert ModelApproved.DETAIL_TYPE == "ModelApproved"
+
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def test_every_sample_event_parses_with_its_handlers_model() -> None:
+    """events/ holds one sample per function, for `sam local invoke -e`; each must parse."""
+    from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+
+    from datadrop.events import DatasetPreparedEvent, ModelApprovedEvent
+
+    models = {
+        "prepare_s3_object_created.json": S3EventNotificationEventBridgeModel,
+        "train_dataset_prepared.json": DatasetPreparedEvent,
+        "evaluate_training_job_completed.json": TrainingJobStateChange,
+        "evaluate_training_job_failed.json": TrainingJobStateChange,
+        "evaluate_transform_job_completed.json": TransformJobStateChange,
+        "deploy_model_approved.json": ModelApprovedEvent,
+        "deploy_endpoint_in_service.json": EndpointStateChange,
+    }
+    assert sorted(path.name for path in EVENTS.glob("*.json")) == sorted(models)
+    for name, model in models.items():
+        parse(event=json.loads((EVENTS / name).read_text()), model=model)

@@ -38,8 +38,9 @@ def endpoint_config_request(services: Services, run: names.RunNames) -> dict[str
 def deploy(services: Services, approved: ModelApproved) -> str:
     if approved.best_run is None:
         raise ValueError("ModelApproved without a best run")
+    # Re-entrant from DEPLOYING: a retry after a throttled or failed call redoes the idempotent creates.
     if not services.state.transition_version(
-        approved.dataset, approved.version, VersionStatus.DEPLOYING, {VersionStatus.APPROVED}
+        approved.dataset, approved.version, VersionStatus.DEPLOYING, {VersionStatus.APPROVED, VersionStatus.DEPLOYING}
     ):
         logger.info("version is not waiting for deployment; nothing to do", dataset=approved.dataset, version=approved.version)
         return "duplicate"

@@ -132,11 +132,12 @@ def on_training_job_state_change(services: Services, job_name: str, status: str,
     handle = services.experiments.handle(run.dataset, run.version, run.run_index)
     if status != "Completed":
         reason = failure_reason or services.compute.describe_training_job(job_name).get("FailureReason") or status
+        services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
         if not services.state.transition_run(
             run.dataset, run.version, run.run_index, RunStatus.FAILED, {RunStatus.TRAINING}, failure_reason=f"training {status}: {reason}"
         ):
+            decide(services, run.dataset, run.version)  # a retry: make sure the decision was announced
             return "duplicate"
-        services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
         decide(services, run.dataset, run.version)
         return "failed"
 
@@ -168,11 +169,12 @@ def on_transform_job_state_change(services: Services, job_name: str, status: str
     handle = services.experiments.handle(run.dataset, run.version, run.run_index)
     if status != "Completed":
         reason = failure_reason or services.compute.describe_transform_job(job_name).get("FailureReason") or status
+        services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
         if not services.state.transition_run(
             run.dataset, run.version, run.run_index, RunStatus.FAILED, {RunStatus.EVALUATING}, failure_reason=f"evaluation {status}: {reason}"
         ):
+            decide(services, run.dataset, run.version)  # a retry: make sure the decision was announced
             return "duplicate"
-        services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
         decide(services, run.dataset, run.version)
         return "failed"
 
