@@ -119,6 +119,7 @@ def run_locally(
 
     with mock_aws(), LocalStack(template_path=template, on_event=lambda event: say(describe_event(event))) as stack:
         stack.on_delivery = lambda delivery: say(describe_delivery(delivery))
+        stack.on_compute = lambda message: say(f"  local SageMaker: {message}")
         say(f"local datadrop up (buckets, bus, tables, {len(stack.routes)} rules from {template.name})")
         stack.put_config(dataset, config_text)
         key = stack.upload(path, dataset)

@@ -51,6 +51,12 @@ class LocalCompute(SageMakerCompute):
     _endpoint_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _endpoints: dict[str, tuple[str, runner.LocalEndpoint]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    on_log: Any = None  # callable(str): progress for people, e.g. the CLI
+
+    def _say(self, message: str) -> None:
+        self.log.append(message)
+        if self.on_log:
+            self.on_log(message)
 
     # -- jobs ---------------------------------------------------------------------------------
     def start_training_job(self, request: dict[str, Any]) -> bool:
@@ -113,7 +119,7 @@ class LocalCompute(SageMakerCompute):
             channels[channel["ChannelName"]] = channel_dir
         model_dir = root / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
-        self.log.append(f"training {name} with xgboost on this machine")
+        self._say(f"training job {name}: xgboost on this machine")
         try:
             metrics = runner.train_xgboost(channels, dict(request.get("HyperParameters", {})), model_dir)
         except runner.TrainingFailed as error:
@@ -131,6 +137,7 @@ class LocalCompute(SageMakerCompute):
                 ],
                 "SecondaryStatus": "Completed",
             }
+        self._say(f"training job {name}: {job.status}")
         self._announce_training(name, job)
 
     def _run_transform(self, name: str, job: _Job) -> None:
@@ -162,7 +169,7 @@ class LocalCompute(SageMakerCompute):
             job.result = {"FailureReason": f"{type(error).__name__}: {error}"[:1024]}
         else:
             job.status = "Completed"
-        self.log.append(f"batch transform {name}: {job.status}")
+        self._say(f"transform job {name}: {job.status}")
         detail = {
             "TransformJobName": name,
             "TransformJobArn": f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:transform-job/{name}",
@@ -227,7 +234,7 @@ class LocalCompute(SageMakerCompute):
         server = runner.LocalEndpoint(code_dir, model_dir)
         server.start()
         self._endpoints[name] = (config_name, server)
-        self.log.append(f"endpoint {name} serving at {server.url}")
+        self._say(f"endpoint {name}: serving at {server.url}")
         self._announce_endpoint(name, config_name, "IN_SERVICE")
         return True
 

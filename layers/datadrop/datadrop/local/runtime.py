@@ -211,6 +211,7 @@ class LocalStack:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="datadrop-local-")))
     on_delivery: Callable[[Delivery], None] | None = None
     on_event: Callable[[dict[str, Any]], None] | None = None
+    on_compute: Callable[[str], None] | None = None
     deliveries: list[Delivery] = field(default_factory=list)
     dead_letters: list[Delivery] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
@@ -256,7 +257,8 @@ class LocalStack:
         self._observer_url = self._subscribe("observer", {"source": ["datadrop"]}, True, None)
 
         self.compute = LocalCompute(
-            client=self.sagemaker, region=REGION, s3=self.s3, events=self.events_client, workdir=self.workdir / "compute"
+            client=self.sagemaker, region=REGION, s3=self.s3, events=self.events_client, workdir=self.workdir / "compute",
+            on_log=lambda message: self.on_compute(message) if self.on_compute else None,
         )
         services = Services.from_settings(settings, session)
         services.compute = self.compute
@@ -329,6 +331,7 @@ class LocalStack:
         self.deliveries.append(delivery)
         if self.on_delivery:
             self.on_delivery(delivery)
+        self._observe()  # what the handler published, printed right after it
         return delivery
 
     def _handler_module(self, path: Path) -> ModuleType:
