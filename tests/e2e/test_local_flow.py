@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from moto import mock_aws
 
 from datadrop import cli
@@ -96,13 +97,27 @@ def test_example_goes_from_upload_to_a_serving_endpoint(stack: LocalStack) -> No
     assert component["Status"]["PrimaryStatus"] == "Completed"
 
 
-def test_threshold_above_the_accuracy_deploys_nothing(stack: LocalStack) -> None:
-    _run(stack, "target: species\nthreshold: 1.0\nhyperparameters: {num_round: 2, max_depth: 1}\n")
+def test_the_same_run_with_a_higher_threshold_deploys_nothing(stack: LocalStack) -> None:
+    config = (EXAMPLE / "sex.yaml").read_text()  # binary; its held-out accuracy is below 1
+    _run(stack, config, dataset="penguins-sex")
+    (approved,) = stack.events_of("ModelApproved")
+    achieved = approved["value"]
+    assert achieved < 1.0
+
+    # Same data, same split and hyperparameters, only a threshold above what was achieved.
+    stricter = {**yaml.safe_load(config), "threshold": min(1.0, achieved + 0.05)}
+    stack.put_config("penguins-sex", yaml.safe_dump(stricter))
+    stack.upload(DATA, "penguins-sex")
+    stack.drain()
     (rejected,) = stack.events_of("ModelRejected")
-    assert rejected["value"] < rejected["threshold"] == 1.0
-    assert f"{rejected['value']:.4f}" in rejected["reason"] and "1.0000" in rejected["reason"]
-    assert stack.events_of("ModelDeployed") == []
-    assert stack.sagemaker.list_endpoints()["Endpoints"] == []
+    assert rejected["version"] != approved["version"]  # a new config is a new dataset version
+    assert rejected["value"] == pytest.approx(achieved)  # deterministic: the same model, the same score
+    assert rejected["threshold"] == pytest.approx(min(1.0, achieved + 0.05))
+    assert f"{achieved:.4f}" in rejected["reason"] and f"{rejected['threshold']:.4f}" in rejected["reason"]
+    assert len(stack.events_of("DeploymentStarted")) == 1  # only the first version was deployed
+    assert len(stack.compute.jobs("training")) == 2
+    endpoint = stack.sagemaker.describe_endpoint(EndpointName="datadrop-penguins-sex")
+    assert approved["version"] in endpoint["EndpointConfigName"]
 
 
 def test_same_object_twice_and_every_event_again_create_nothing_twice(stack: LocalStack) -> None:
