@@ -4,14 +4,20 @@
 encoding on the training rows only, and encodes. Anything it cannot use raises `DatasetRejected`
 whose `reason` says what is wrong and what to fix.
 
-The encoding contract (the serving code re-implements it in plain Python; `encode_row` below is
-the reference implementation and must stay in step with the polars expressions in this module):
+Steps: read every value as text (polars, all columns Utf8) and strip it; drop empty lines, rows
+whose target is missing, then exact duplicate rows (before splitting, so no test row also sits in
+train); split per class (SplitMix64 keys seeded with `split.seed`, first `test`, then `validation`
+share of each class, at least one row each); decide column kinds and fit fills / categories on the
+train rows only; encode train and validation; keep the test rows raw for batch transform.
+
+The encoding contract. The serving code (`datadrop.serving.inference`) implements it in plain
+Python, and so does `encode_row` below; tests check both against the CSVs written here:
 
 * Every value is read as text and stripped with Python's `str.strip()` (no arguments).
 * A value is *missing* when the stripped text is one of `recipe["missing_tokens"]`.
 * numeric feature: missing, not a number, or not finite -> `fill`; else `float(text)`.
-  "a number" means exactly what Python's `float()` accepts for ASCII text (so "1_000" is 1000.0);
-  text with non-ASCII characters is never a number (see `parse_number`).
+  "A number" is whatever Python's `float()` accepts, including "1_000" and non-ASCII decimal
+  digits such as "١٢" (see `parse_number`; the polars code emulates those two cases).
 * categorical feature: index of the text in `categories`, as a float; missing or unseen -> -1.0.
 * label: index of the target text in `recipe["classes"]`.
 
@@ -24,9 +30,11 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import functools
 import io
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -50,18 +58,17 @@ WHITESPACE = (
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 
-# Python's float() grammar for finite decimal numbers, with PEP 515 underscores between digits.
-# polars' cast accepts the same text except underscores, so text with "_" is checked against this
-# pattern and the underscores removed before casting.
+# polars' string-to-float cast accepts exactly what Python's float() accepts for ASCII text, except
+# PEP 515 underscores ("1_000"); float() also reads any Unicode decimal digit ("١٢" is 12.0).
+# Columns holding "_" or non-ASCII text take a slower path that emulates both (`_number_expr`).
 _DIGITS = r"[0-9](?:_?[0-9])*"
 _UNDERSCORE_NUMBER = rf"^[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?$"
 
 # Internal column names; a CSV header cannot produce them because NUL bytes are rejected.
 _LABEL = "\x00label"
-_SPLIT = "\x00split"
 _KEY = "\x00key"
 _TRAIN, _VALIDATION, _TEST = 0, 1, 2
-_SPLIT_NAMES = {_TRAIN: "train", _VALIDATION: "validation", _TEST: "test"}
+_SPLIT_BATCH = 4  # columns split into train/validation/test together (memory vs parallelism)
 
 # SplitMix64 constants (Steele, Lea & Flood 2014); the split key of row i is the i-th output of
 # SplitMix64 seeded with config.split.seed, so the split is the same on every platform and version.
@@ -107,9 +114,7 @@ class PreparedDataset:
 
 
 def parse_number(text: str) -> float | None:
-    """The finite float a stripped value stands for, or None. Same result as this module's polars code."""
-    if not text.isascii():
-        return None
+    """The finite float a stripped value stands for (Python's float()), or None."""
     try:
         value = float(text)
     except ValueError:
@@ -151,21 +156,20 @@ def _bisect_index(sorted_values: Sequence[str], value: str) -> int | None:
 def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
     """Validate, clean, split (stratified, deterministic), fit on train, encode. Raises DatasetRejected."""
     missing_tokens = list(dict.fromkeys(config.missing_values))
-    missing_series = pl.Series(missing_tokens, dtype=pl.String)
 
     columns, frame, rows_read, empty_rows = _read_csv(data)
     target = _check_columns(columns, config)
     candidates = [name for name in columns if name != target and name not in set(config.drop_columns)]
 
-    missing_per_column = frame.select(pl.col(name).is_in(missing_series).sum() for name in columns).row(0)
+    missing_per_column = frame.select(pl.col(name).is_in(missing_tokens).sum() for name in columns).row(0)
 
     # Clean: drop rows without a target, then exact duplicates (before splitting, so no test row
     # also sits in train or validation).
+    missing_target_rows = missing_per_column[columns.index(target)]
+    if missing_target_rows:
+        frame = frame.filter(~pl.col(target).is_in(missing_tokens))
     before = frame.height
-    frame = frame.filter(~pl.col(target).is_in(missing_series))
-    missing_target_rows = before - frame.height
-    before = frame.height
-    frame = frame.unique(maintain_order=True)
+    frame = _drop_duplicates(frame)
     duplicate_rows = before - frame.height
 
     classes, class_counts = _check_target(frame, target, config, missing_target_rows, missing_tokens)
@@ -173,7 +177,7 @@ def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
     if usable < MIN_USABLE_ROWS:
         raise DatasetRejected(
             f"only {usable} usable rows are left (read {rows_read}; dropped {missing_target_rows} with a missing "
-            f"target {target!r}, {duplicate_rows} exact duplicates and {empty_rows} empty lines), but datadrop "
+            f"target {target!r}, {duplicate_rows} exact duplicates and {empty_rows} empty rows), but datadrop "
             f"needs at least {MIN_USABLE_ROWS}: upload more rows"
         )
     small = [(name, count) for name, count in zip(classes, class_counts) if count < MIN_ROWS_PER_CLASS]
@@ -184,13 +188,14 @@ def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
             "appear in the train, validation and test splits: add rows for that class or remove its rows"
         )
 
+    special = _special_columns(data, frame, candidates)
     split_counts = _split_counts(class_counts, config.split.validation, config.split.test)
     frame = frame.with_columns(pl.col(target).cast(pl.Enum(classes)).to_physical().alias(_LABEL))
-    frame = _assign_splits(frame, config.split.seed, split_counts)
+    train, validation, test = _assign_splits(frame, config.split.seed, split_counts)
+    del frame
 
-    train = frame.filter(pl.col(_SPLIT) == _TRAIN)
-    features, dropped, column_notes = _fit_features(
-        frame, train, columns, candidates, config.drop_columns, missing_series
+    features, dropped, column_notes, train_numbers = _fit_features(
+        train, columns, candidates, config.drop_columns, missing_tokens, special
     )
     if not features:
         why = "; ".join(f"{item['name']}: {item['detail']}" for item in dropped) or "there are no other columns"
@@ -209,38 +214,31 @@ def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
         "problem_type": problem_type,
         "classes": classes,
         "columns": columns,
-        "features": [
-            {key: value for key, value in feature.items() if not key.startswith("_")} for feature in features
-        ],
+        "features": features,
         "missing_tokens": missing_tokens,
         "dropped": [{"name": item["name"], "reason": item["reason"]} for item in dropped],
     }
 
-    encoders = [_encode_expr(feature, missing_series) for feature in features]
-    label = pl.col(_LABEL).cast(pl.Int64)
-    train_csv = _write_csv(train.select(label, *encoders))
-    del train
-    validation_csv = _write_csv(frame.filter(pl.col(_SPLIT) == _VALIDATION).select(label, *encoders))
-    test = frame.filter(pl.col(_SPLIT) == _TEST)
+    train_csv = _write_csv(_encode(train, features, missing_tokens, special, train_numbers))
+    del train, train_numbers
+    validation_csv = _write_csv(_encode(validation, features, missing_tokens, special))
     test_features_csv = _write_csv(test.select(name for name in columns if name != target))
     test_labels = test.get_column(target).to_list()
+    del test
 
-    split_class_counts = (
-        frame.group_by(_SPLIT, _LABEL).len().sort(_SPLIT, _LABEL).rows()
-    )
-    splits: dict[str, dict] = {
-        name: {"rows": 0, "classes": dict.fromkeys(classes, 0)} for name in _SPLIT_NAMES.values()
-    }
-    for split, label_index, count in split_class_counts:
-        entry = splits[_SPLIT_NAMES[split]]
-        entry["rows"] += count
-        entry["classes"][classes[label_index]] = count
+    splits = {}
+    for name, per_class in (
+        ("train", [count - t - v for count, (t, v) in zip(class_counts, split_counts)]),
+        ("validation", [v for _, v in split_counts]),
+        ("test", [t for t, _ in split_counts]),
+    ):
+        splits[name] = {"rows": sum(per_class), "classes": dict(zip(classes, per_class))}
 
     profile = {
         "format": PROFILE_FORMAT,
         "rows": {
             "read": rows_read,
-            "empty_lines": empty_rows,
+            "empty": empty_rows,
             "missing_target": missing_target_rows,
             "duplicates": duplicate_rows,
             "usable": usable,
@@ -273,16 +271,25 @@ def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
 
 
 def _read_csv(data: bytes) -> tuple[list[str], pl.DataFrame, int, int]:
-    """Column names, the data rows as stripped strings (empty lines removed), rows read, empty lines."""
+    """Column names, the data rows as stripped strings (empty rows removed), rows read, empty rows."""
     if not data:
         raise DatasetRejected("the uploaded file is empty (0 bytes): upload a CSV file with a header row and data rows")
     if data.isspace():
-        raise DatasetRejected(
-            "the uploaded file contains only whitespace: upload a CSV file with a header row and data rows"
-        )
+        raise DatasetRejected("the uploaded file contains only whitespace: upload a CSV file with a header row and data rows")
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise DatasetRejected(f"the uploaded file is not a CSV text file: it looks like {what}")
+    if b"\n" not in data and b"\r" in data:
+        raise DatasetRejected(
+            "the uploaded file ends its lines with CR only (old Mac format), so it reads as one long line: "
+            "save it with LF or CRLF line endings (e.g. as 'CSV UTF-8') and upload again"
+        )
+    first_line_end = data.find(b"\n")
+    if first_line_end >= 0 and data[:first_line_end].strip(b" \t\r\xef\xbb\xbf") == b"":
+        raise DatasetRejected(
+            "the uploaded file starts with a blank line, but the first line must be the header: "
+            "remove the blank line(s) before the column names"
+        )
     if b"\x00" in data:
         raise DatasetRejected(
             "the uploaded file contains NUL bytes, so it is a binary file (or UTF-16 text), not CSV text: "
@@ -293,22 +300,27 @@ def _read_csv(data: bytes) -> tuple[list[str], pl.DataFrame, int, int]:
     # a real CSV, so hide them behind a blank line that is skipped again.
     sniffed = data[:1] == b"x" and data[1:2] in (b"\x01", b"^", b"\x9c", b"\xda")
     try:
-        raw = pl.read_csv(
-            b"\n" + data if sniffed else data,
-            has_header=False,
-            infer_schema=False,
-            empty_string_is_null=False,
-            skip_lines=1 if sniffed else 0,
-            truncate_ragged_lines=False,
-            raise_if_empty=False,
+        # Lazy, so that the unstripped strings never exist for the whole file at once.
+        raw = (
+            pl.scan_csv(
+                b"\n" + data if sniffed else data,
+                has_header=False,
+                infer_schema=False,
+                skip_lines=1 if sniffed else 0,
+                truncate_ragged_lines=False,
+                raise_if_empty=False,
+            )
+            # empty fields (and fields missing at the end of a short line) are null: make them ""
+            .select(pl.all().str.strip_chars(WHITESPACE).fill_null(""))
+            .collect()
         )
-    except Exception as error:  # polars raises ComputeError, OSError, ... for malformed input
+    except (pl.exceptions.PolarsError, OSError) as error:  # malformed input (OSError: polars' zlib sniffing)
         raise _diagnose(data, None, error) from None
     if raw.width == 0 or raw.height == 0:
         raise DatasetRejected("the uploaded file has no header row: upload a CSV file with a header row and data rows")
 
     header = raw.row(0)
-    columns = [("" if value is None else value).lstrip("\ufeff").strip() for value in header]
+    columns = [("" if value is None else value).lstrip("\ufeff").strip() for value in header]  # Python strip == WHITESPACE
     for position, name in enumerate(columns, start=1):
         if not name:
             hint = (
@@ -323,22 +335,19 @@ def _read_csv(data: bytes) -> tuple[list[str], pl.DataFrame, int, int]:
     for position, name in enumerate(columns, start=1):
         if name in seen:
             raise DatasetRejected(
-                f"the header names column {name!r} twice (columns {seen[name]} and {position}): "
-                "give every column a unique name"
+                f"the header names column {name!r} twice (columns {seen[name]} and {position}): give every column a unique name"
             )
         seen[name] = position
 
-    source_names = raw.columns
-    # Count commas in the parsed values before the raw frame goes away (see _check_field_counts).
+    # Count commas in the values (stripping never removes one), for _check_field_counts.
     value_commas = (
         int(raw.select(pl.sum_horizontal(pl.all().str.count_matches(",", literal=True).sum())).item())
-        if raw.width > 1
+        if raw.width > 1 and b'"' in data  # without quotes no value can hold a comma
         else 0
     )
     records = raw.height  # header included
-    body = raw.slice(1).select(
-        pl.col(source).str.strip_chars(WHITESPACE).alias(name) for source, name in zip(source_names, columns)
-    )
+    body = raw.slice(1)
+    body.columns = columns
     del raw
     rows_read = body.height
     empty = pl.all_horizontal(pl.col(name) == "" for name in columns)
@@ -378,6 +387,9 @@ def _diagnose(data: bytes, width: int | None, error: Exception | None) -> Datase
             f"the uploaded file is not UTF-8 text (byte 0x{byte:02x} on line {line} is not valid UTF-8): "
             "save it as UTF-8 CSV (in Excel: 'CSV UTF-8') and upload again"
         )
+    quote_problem = _find_quote_problem(data)
+    if quote_problem is not None:
+        return DatasetRejected(quote_problem)
     text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
     reader = csv.reader(text)
     header_line = 1
@@ -418,6 +430,53 @@ def _diagnose(data: bytes, width: int | None, error: Exception | None) -> Datase
     )
 
 
+def _find_quote_problem(data: bytes) -> str | None:
+    """Where the quoting breaks RFC 4180 (which polars' parser requires), as a reason, or None.
+
+    A value either starts with a double quote and ends at the matching one (a quote inside is
+    written twice), or contains no double quote at all.
+    """
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    in_quotes = False
+    opened_on = 0
+    for number, line in enumerate(text, start=1):
+        if not in_quotes and '"' not in line:
+            continue
+        field_start = True
+        after_quote = False
+        for char in line:
+            if in_quotes:
+                if char == '"':
+                    in_quotes, after_quote = False, True
+                continue
+            if after_quote:
+                after_quote = False
+                if char == '"':  # a doubled quote inside a quoted value
+                    in_quotes = True
+                    continue
+                if char not in ",\r\n":
+                    return (
+                        f"line {number} has text after the closing double quote of a value: a double quote inside "
+                        'a quoted value must be written twice ("5\'6"" tall"), and the value must end at its closing quote'
+                    )
+            if char == '"':
+                if not field_start:
+                    return (
+                        f"line {number} has a double quote inside a value that does not start with one: put the "
+                        'whole value in double quotes and write the quote inside twice (5\'6" becomes "5\'6"""), '
+                        "with no space before the opening quote"
+                    )
+                in_quotes, opened_on = True, number
+                continue
+            field_start = char in ",\r\n"
+    if in_quotes:
+        return (
+            f"line {opened_on} opens a double-quoted value that is never closed: add the closing double quote "
+            "(and write any double quote inside the value twice)"
+        )
+    return None
+
+
 def _find_invalid_utf8(data: bytes, chunk: int = 1 << 22) -> tuple[int, int] | None:
     """(line number, byte value) of the first byte that is not valid UTF-8, or None."""
     start, line = 0, 1
@@ -436,23 +495,40 @@ def _find_invalid_utf8(data: bytes, chunk: int = 1 << 22) -> tuple[int, int] | N
     return None
 
 
+def _drop_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
+    """Exact duplicate rows removed, first occurrence kept, order kept.
+
+    Rows are bucketed by a 64-bit row hash first (cheap); only rows sharing a hash are compared
+    exactly, so a hash collision can never drop a row that merely looks the same.
+    """
+    shared = frame.hash_rows(seed=0).is_duplicated()
+    if not shared.any():
+        return frame
+    positions = pl.int_range(0, frame.height, dtype=pl.UInt32, eager=True).filter(shared)
+    later = frame.filter(shared).select(~pl.struct(pl.all()).is_first_distinct()).to_series()
+    keep = pl.repeat(True, frame.height, eager=True).scatter(positions.filter(later), False)
+    return frame.filter(keep)
+
+
 def _check_columns(columns: list[str], config: DatasetConfig) -> str:
     target = config.target.strip()
     if target not in columns:
         suggestion = _closest(target, columns)
-        hint = f" Did you mean {suggestion!r}?" if suggestion else ""
-        separator = _separator_hint(columns)
+        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
         raise DatasetRejected(
-            f"the target column {target!r} is not in the file.{hint} The columns are: {_list(columns)}. "
-            f"Set `target` in the dataset config to one of them{separator}."
+            f"the target column {target!r} is not in the file{hint}{_separator_hint(columns)}: set `target` in the "
+            f"dataset config to one of the file's columns: {_list(columns)}"
         )
     unknown = [name for name in config.drop_columns if name not in columns]
     if unknown:
-        hints = [f"{name!r} (did you mean {_closest(name, columns)!r}?)" if _closest(name, columns) else repr(name)
-                 for name in unknown]
+        hints = []
+        for name in unknown:
+            suggestion = _closest(name, columns)
+            hints.append(f"{name!r} (did you mean {suggestion!r}?)" if suggestion else repr(name))
         raise DatasetRejected(
-            f"drop_columns names column{'s' if len(unknown) > 1 else ''} not in the file: {', '.join(hints)}. "
-            f"The columns are: {_list(columns)}. Fix or remove {'them' if len(unknown) > 1 else 'it'} in drop_columns."
+            f"drop_columns names {'columns' if len(unknown) > 1 else 'a column'} that the file does not have: "
+            f"{', '.join(hints)}; fix or remove {'them' if len(unknown) > 1 else 'it'} in the dataset config "
+            f"(the file's columns are: {_list(columns)})"
         )
     if target in config.drop_columns:
         raise DatasetRejected(
@@ -464,9 +540,9 @@ def _check_columns(columns: list[str], config: DatasetConfig) -> str:
 def _check_target(
     frame: pl.DataFrame, target: str, config: DatasetConfig, missing_target_rows: int, missing_tokens: list[str]
 ) -> tuple[list[str], list[int]]:
-    counts = frame.get_column(target).value_counts(sort=False, name="n").sort(target)
+    counts = frame.get_column(target).value_counts(sort=False, name=_KEY).sort(target)
     classes = counts.get_column(target).to_list()
-    class_counts = counts.get_column("n").to_list()
+    class_counts = counts.get_column(_KEY).to_list()
     after = f" after dropping {missing_target_rows} rows with a missing target" if missing_target_rows else ""
     if not classes:
         raise DatasetRejected(
@@ -479,7 +555,7 @@ def _check_target(
             "upload rows of the other classes or choose another target"
         )
     if len(classes) > MAX_CLASSES:
-        numeric = frame.select(_parse_expr(pl.col(target), True).is_not_null().mean()).item() or 0.0
+        numeric = frame.select(_number_expr(target, missing_tokens).is_not_null().mean()).item() or 0.0
         looks_like = "a regression target (a number to predict)" if numeric >= NUMERIC_SHARE else "an ID or free-text column"
         raise DatasetRejected(
             f"the target {target!r} has {len(classes)} distinct values but datadrop classifies into at most "
@@ -512,7 +588,7 @@ def _separator_hint(columns: list[str]) -> str:
     if len(columns) == 1:
         for separator, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
             if separator in columns[0]:
-                return f" (the header looks separated by {label}; datadrop reads comma-separated files)"
+                return f"; the header looks separated by {label}, but datadrop reads comma-separated files"
     return ""
 
 
@@ -570,134 +646,195 @@ def _split_keys(height: int, seed: int) -> pl.Series:
     )
 
 
-def _assign_splits(frame: pl.DataFrame, seed: int, split_counts: list[tuple[int, int]]) -> pl.DataFrame:
-    """Stratified split: within each class, rows ordered by their SplitMix64 key; first test, then validation."""
-    rank = pl.col(_KEY).rank("ordinal").over(_LABEL)  # 1-based; keys are distinct (SplitMix64 is a bijection)
-    indices = list(range(len(split_counts)))
-    test_end = pl.col(_LABEL).replace_strict(indices, [t for t, _ in split_counts], return_dtype=pl.UInt32)
-    validation_end = pl.col(_LABEL).replace_strict(indices, [t + v for t, v in split_counts], return_dtype=pl.UInt32)
-    split = (
-        pl.when(rank <= test_end)
+def _assign_splits(
+    frame: pl.DataFrame, seed: int, split_counts: list[tuple[int, int]]
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Stratified split into (train, validation, test), file order kept within each.
+
+    Within each class, rows are ordered by their SplitMix64 key: the first ones go to test, the
+    next ones to validation, the rest to train. The frame is split a few columns at a time, so
+    only those columns exist twice at any moment.
+    """
+    labels = frame.get_column(_LABEL)
+    keyed = pl.DataFrame({_LABEL: labels, _KEY: _split_keys(frame.height, seed)})
+    # Per class, the keys of the (test + validation) smallest; keys are distinct (SplitMix64 is a
+    # bijection), so "key <= the n-th smallest" picks exactly n rows of the class.
+    largest = max(t + v for t, v in split_counts)
+    ends = (
+        keyed.group_by(_LABEL)
+        .agg(pl.col(_KEY).bottom_k(largest).sort())
+        .sort(_LABEL)
+        .with_columns(
+            test=pl.Series([t - 1 for t, _ in split_counts]),
+            validation=pl.Series([t + v - 1 for t, v in split_counts]),
+        )
+        .select(
+            pl.col(_KEY).list.get(pl.col("test")).alias("test"),
+            pl.col(_KEY).list.get(pl.col("validation")).alias("validation"),
+        )
+    )
+    key = pl.col(_KEY)
+    splits = keyed.select(
+        pl.when(key <= ends.get_column("test").gather(labels))
         .then(pl.lit(_TEST, dtype=pl.UInt8))
-        .when(rank <= validation_end)
+        .when(key <= ends.get_column("validation").gather(labels))
         .then(pl.lit(_VALIDATION, dtype=pl.UInt8))
         .otherwise(pl.lit(_TRAIN, dtype=pl.UInt8))
-    )
-    keyed = pl.DataFrame({_LABEL: frame.get_column(_LABEL), _KEY: _split_keys(frame.height, seed)})
-    return frame.with_columns(keyed.select(split.alias(_SPLIT)).to_series())
+    ).to_series()
+    del keyed
+    masks = [splits == part for part in (_TRAIN, _VALIDATION, _TEST)]
+    parts: list[list[pl.DataFrame]] = [[], [], []]
+    names = frame.columns
+    for start in range(0, len(names), _SPLIT_BATCH):
+        batch = names[start : start + _SPLIT_BATCH]
+        for part, mask in zip(parts, masks):
+            part.append(frame.select(batch).filter(mask))
+        frame = frame.drop(batch)
+    train, validation, test = (pl.concat(part, how="horizontal") for part in parts)
+    return train, validation, test
 
 
 # --------------------------------------------------------------------------------------------
 # Fitting and encoding
 
 
-def _parse_expr(column: pl.Expr, has_underscore: bool) -> pl.Expr:
-    """Float64 of a stripped value when Python's float() gives a finite number for it, else null."""
-    if has_underscore:
-        column = (
-            pl.when(column.str.contains(_UNDERSCORE_NUMBER))
-            .then(column.str.replace_all("_", "", literal=True))
-            .otherwise(column)
-        )
-    parsed = column.cast(pl.Float64, strict=False)
-    return pl.when(parsed.is_finite()).then(parsed)
+def _number_expr(name: str, missing: list[str], special: bool = True) -> pl.Expr:
+    """Float64 of a stripped value that is present and a finite number (see `parse_number`), else null.
+
+    `special` must be true when the column may hold "_" or non-ASCII text (see `_special_columns`).
+    """
+    value = pl.col(name)
+    text = value
+    if special:
+        decimals, digits = _unicode_decimals()
+        text = text.str.replace_many(decimals, digits)  # what float() does to "١٢" before parsing
+        text = pl.when(text.str.contains(_UNDERSCORE_NUMBER)).then(text.str.replace_all("_", "", literal=True)).otherwise(text)
+    parsed = text.cast(pl.Float64, strict=False)
+    return pl.when(parsed.is_finite() & ~value.is_in(missing)).then(parsed).alias(name)
+
+
+def _special_columns(data: bytes, frame: pl.DataFrame, names: list[str]) -> set[str]:
+    """The columns that may hold "_" or non-ASCII text, where the cast alone would differ from float()."""
+    header_end = data.find(b"\n") + 1
+    if not names or (data.isascii() and data.find(b"_", header_end) < 0):
+        return set()  # the usual case, decided at memchr speed
+    flags = frame.select(
+        (pl.col(name).str.contains("_", literal=True) | (pl.col(name).str.len_bytes() != pl.col(name).str.len_chars()))
+        .any()
+        .alias(name)
+        for name in names
+    ).row(0)
+    return {name for name, flag in zip(names, flags) if flag}
+
+
+@functools.cache
+def _unicode_decimals() -> tuple[list[str], list[str]]:
+    """Every non-ASCII decimal digit and the ASCII digit float() reads it as."""
+    decimals = [chr(code) for code in range(0x80, 0x110000) if chr(code).isdecimal()]
+    return decimals, [str(unicodedata.decimal(char)) for char in decimals]
 
 
 def _fit_features(
-    frame: pl.DataFrame,
     train: pl.DataFrame,
     columns: list[str],
     candidates: list[str],
     drop_columns: list[str],
-    missing: pl.Series,
-) -> tuple[list[dict], list[dict], dict[str, dict]]:
-    """Decide kinds and fit fills / categories on the training rows only."""
+    missing: list[str],
+    special: set[str],
+) -> tuple[list[dict], list[dict], dict[str, dict], pl.DataFrame]:
+    """Decide kinds and fit fills / categories on the training rows only.
+
+    Returns the recipe features, the dropped columns (name, reason, detail), per-column notes for
+    the profile, and the parsed numbers of the numeric features' training rows (null = use fill).
+    """
     dropped: list[dict] = []
     notes: dict[str, dict] = {}
-    underscores = (
-        frame.select(pl.col(name).str.contains("_", literal=True).any() for name in candidates).row(0)
-        if candidates
-        else ()
-    )
-    has_underscore = dict(zip(candidates, underscores))
-    stats: dict[str, dict] = {}
+    rows = train.height
+    present: dict[str, int] = {}
+    stats: dict[str, float | int | None] = {}
+    numbers = train.select(_number_expr(name, missing, name in special) for name in candidates)
     if candidates:
-        expressions = []
-        for index, name in enumerate(candidates):
-            value = pl.col(name)
-            present = ~value.is_in(missing)
-            parsed = _parse_expr(value, has_underscore[name])
-            number = parsed.filter(present & parsed.is_not_null())
-            expressions += [
-                present.sum().alias(f"{index}:present"),
-                number.len().alias(f"{index}:numbers"),
-                number.n_unique().alias(f"{index}:distinct_numbers"),
-                number.median().alias(f"{index}:median"),
-                value.filter(present).n_unique().alias(f"{index}:distinct"),
-            ]
-        row = train.lazy().select(expressions).collect().row(0, named=True)
-        for index, name in enumerate(candidates):
-            stats[name] = {key: row[f"{index}:{key}"] for key in ("present", "numbers", "distinct_numbers", "median", "distinct")}
+        present = dict(zip(candidates, train.select((~pl.col(name).is_in(missing)).sum() for name in candidates).row(0)))
+        stats = numbers.select(
+            expression
+            for name in candidates
+            for expression in (
+                pl.col(name).count().alias(f"{name}\x00count"),
+                pl.col(name).min().alias(f"{name}\x00min"),
+                pl.col(name).max().alias(f"{name}\x00max"),
+            )
+        ).row(0, named=True)
 
     features: list[dict] = []
-    rows = train.height
+    numeric: list[str] = []
     for name in columns:
         if name in drop_columns:
             dropped.append({"name": name, "reason": "drop_columns", "detail": "listed in drop_columns"})
             notes[name] = {"kind": "dropped", "reason": "drop_columns"}
             continue
-        if name not in stats:
+        if name not in present:
             continue  # the target
-        s = stats[name]
+        count, low, high = (stats[f"{name}\x00{key}"] for key in ("count", "min", "max"))
         reason = detail = None
-        if s["present"] == 0:
+        if present[name] == 0:
             reason, detail = "all_missing", "every value in the training rows is missing"
-        elif s["numbers"] >= NUMERIC_SHARE * s["present"]:
-            if s["distinct_numbers"] <= 1:
-                reason, detail = "constant", "has a single value in the training rows"
+        elif count >= NUMERIC_SHARE * present[name]:
+            if low == high:
+                reason, detail = "constant", f"every number in the training rows is {low!r}"
             else:
-                fill = float(s["median"])
-                features.append({"name": name, "kind": "numeric", "fill": fill, "_underscore": has_underscore[name]})
-                notes[name] = {
-                    "kind": "numeric",
-                    "fill": fill,
-                    "not_numbers_in_train": s["present"] - s["numbers"],
-                }
+                features.append({"name": name, "kind": "numeric", "fill": None})
+                numeric.append(name)
+                notes[name] = {"kind": "numeric", "not_numbers_in_train": present[name] - count}
                 continue
-        elif s["distinct"] == 1 and s["present"] == rows:
-            reason, detail = "constant", "has a single value in the training rows"
-        elif s["distinct"] > ID_LIKE_MIN_DISTINCT and s["distinct"] / s["present"] > ID_LIKE_DISTINCT_SHARE:
-            reason = "id_like"
-            detail = (
-                f"looks like an identifier: {s['distinct']} distinct values in {s['present']} training rows; "
-                "it cannot generalise to new rows"
-            )
         else:
-            categories = (
-                train.get_column(name).filter(~train.get_column(name).is_in(missing)).unique().sort().to_list()
-            )
-            features.append({"name": name, "kind": "categorical", "categories": categories})
-            notes[name] = {"kind": "categorical", "categories": len(categories)}
-            continue
+            values = train.get_column(name)
+            categories = values.filter(~values.is_in(missing)).unique()
+            if len(categories) == 1 and present[name] == rows:
+                reason, detail = "constant", f"every training row has the value {categories[0]!r}"
+            elif len(categories) > ID_LIKE_MIN_DISTINCT and len(categories) / present[name] > ID_LIKE_DISTINCT_SHARE:
+                reason = "id_like"
+                detail = (
+                    f"looks like an identifier: {len(categories)} distinct values in {present[name]} training rows, "
+                    "so it cannot generalise to new rows"
+                )
+            else:
+                categories = categories.sort().to_list()
+                features.append({"name": name, "kind": "categorical", "categories": categories})
+                notes[name] = {"kind": "categorical", "categories": len(categories)}
+                continue
         dropped.append({"name": name, "reason": reason, "detail": detail})
         notes[name] = {"kind": "dropped", "reason": reason}
-    return features, dropped, notes
+
+    numbers = numbers.select(numeric)
+    medians = numbers.select(pl.all().median()).row(0, named=True) if numeric else {}
+    for feature in features:
+        if feature["kind"] == "numeric":
+            feature["fill"] = notes[feature["name"]]["fill"] = float(medians[feature["name"]])
+    return features, dropped, notes, numbers
 
 
-def _encode_expr(feature: dict, missing: pl.Series) -> pl.Expr:
-    value = pl.col(feature["name"])
-    if feature["kind"] == "numeric":
-        parsed = _parse_expr(value, feature["_underscore"])
-        return (
-            pl.when(value.is_in(missing) | parsed.is_null())
-            .then(pl.lit(feature["fill"], dtype=pl.Float64))
-            .otherwise(parsed)
-            .alias(feature["name"])
-        )
-    categories = feature["categories"]  # never contains a missing token, so missing maps to -1 too
-    return value.replace_strict(
-        categories, [float(index) for index in range(len(categories))], default=-1.0, return_dtype=pl.Float64
-    ).alias(feature["name"])
+def _encode(
+    frame: pl.DataFrame, features: list[dict], missing: list[str], special: set[str], numbers: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Label (class index) then the encoded features; `numbers` may hold the numeric columns already parsed."""
+    expressions: list[pl.Expr] = [pl.col(_LABEL).cast(pl.Int64)]
+    for feature in features:
+        name = feature["name"]
+        if feature["kind"] == "categorical":
+            categories = feature["categories"]  # never holds a missing token, so missing maps to -1 too
+            expressions.append(
+                pl.col(name).replace_strict(
+                    categories, [float(index) for index in range(len(categories))], default=-1.0, return_dtype=pl.Float64
+                )
+            )
+        elif numbers is None:
+            expressions.append(_number_expr(name, missing, name in special).fill_null(feature["fill"]))
+    encoded = frame.select(expressions)
+    if numbers is not None:
+        fills = {feature["name"]: feature["fill"] for feature in features if feature["kind"] == "numeric"}
+        encoded = encoded.hstack(numbers.select(pl.col(name).fill_null(fill) for name, fill in fills.items()))
+        encoded = encoded.select(_LABEL, *(feature["name"] for feature in features))
+    return encoded
 
 
 def _write_csv(frame: pl.DataFrame) -> bytes:
