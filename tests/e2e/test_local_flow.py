@@ -189,3 +189,12 @@ def test_cli_json_summary_and_exit_codes(capsys: pytest.CaptureFixture[str], tmp
     captured = capsys.readouterr()
     assert code == cli.EXIT_INPUT_REJECTED
     assert captured.err.strip().count("\n") == 0 and "input rejected" in captured.err
+
+
+def test_a_training_job_that_fails_ends_the_flow_with_its_reason(stack: LocalStack) -> None:
+    _run(stack, "target: species\nhyperparameters: {max_depth: -3}\n")
+    (rejected,) = stack.events_of("ModelRejected")
+    assert rejected["value"] is None
+    assert "every run failed: training Failed:" in rejected["reason"]
+    assert "max_depth" in rejected["reason"]
+    assert stack.events_of("ModelDeployed") == []

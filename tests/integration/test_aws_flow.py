@@ -173,3 +173,17 @@ def test_events_for_jobs_that_are_not_ours_are_ignored(aws: AwsHarness) -> None:
     result = aws.invoke("evaluate", sample_event("evaluate_training_job_completed.json", TrainingJobName="someone-elses-job"))
     assert result["outcome"] == "ignored"
     assert aws.calls == []
+
+
+def test_failed_batch_transform_fails_the_run_with_sagemakers_reason(aws: AwsHarness) -> None:
+    prepared = _prepare(aws)
+    job = f"datadrop-penguins-{prepared['version']}-r01"
+    aws.invoke("train", envelope("DatasetPrepared", prepared))
+    aws.invoke("evaluate", sample_event("evaluate_training_job_completed.json", TrainingJobName=job))
+    failed = sample_event("evaluate_transform_job_completed.json", TransformJobName=job, TransformJobStatus="Failed")
+    failed["detail"]["FailureReason"] = "ClientError: See job logs for more information"
+    assert aws.invoke("evaluate", failed)["outcome"] == "failed"
+    (rejected,) = aws.details("ModelRejected")
+    assert "evaluation Failed: ClientError: See job logs" in rejected["reason"]
+    assert aws.details("ModelApproved") == []
+    assert aws.invoke("evaluate", failed) == {"job": job, "outcome": "failed"}  # idempotent: the first result again

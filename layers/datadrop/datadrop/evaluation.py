@@ -123,23 +123,35 @@ def _run_names(services: Services, job_name: str) -> names.RunNames | None:
 # ---------------------------------------------------------------------------------------------
 # Event handling
 # ---------------------------------------------------------------------------------------------
-def on_training_job_state_change(services: Services, job_name: str, status: str, failure_reason: str | None) -> str:
+def _our_run(services: Services, kind: str, job_name: str) -> tuple[names.RunNames, dict[str, Any]] | None:
     run = _run_names(services, job_name)
     record = services.state.get_run(run.dataset, run.version, run.run_index) if run else None
     if run is None or record is None:
-        logger.info("training job is not one of ours; ignored", job=job_name)
-        return "ignored"
+        logger.info(f"{kind} job is not one of ours; ignored", job=job_name)
+        return None
+    return run, record
+
+
+def _fail_run(services: Services, run: names.RunNames, stage: str, status: str, reason: str, expected: RunStatus) -> str:
+    """A training or transform job ended without success: the run fails, with SageMaker's reason."""
     handle = services.experiments.handle(run.dataset, run.version, run.run_index)
+    services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
+    failed = services.state.transition_run(
+        run.dataset, run.version, run.run_index, RunStatus.FAILED, {expected}, failure_reason=f"{stage} {status}: {reason}"
+    )
+    decide(services, run.dataset, run.version)  # also on a retry: make sure the decision was announced
+    return "failed" if failed else "duplicate"
+
+
+def on_training_job_state_change(services: Services, job_name: str, status: str, failure_reason: str | None) -> str:
+    ours = _our_run(services, "training", job_name)
+    if ours is None:
+        return "ignored"
+    run, _ = ours
     if status != "Completed":
         reason = failure_reason or services.compute.describe_training_job(job_name).get("FailureReason") or status
-        services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
-        if not services.state.transition_run(
-            run.dataset, run.version, run.run_index, RunStatus.FAILED, {RunStatus.TRAINING}, failure_reason=f"training {status}: {reason}"
-        ):
-            decide(services, run.dataset, run.version)  # a retry: make sure the decision was announced
-            return "duplicate"
-        decide(services, run.dataset, run.version)
-        return "failed"
+        return _fail_run(services, run, "training", status, reason, RunStatus.TRAINING)
+    handle = services.experiments.handle(run.dataset, run.version, run.run_index)
 
     job = services.compute.describe_training_job(job_name)
     model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
@@ -161,22 +173,14 @@ def on_training_job_state_change(services: Services, job_name: str, status: str,
 
 
 def on_transform_job_state_change(services: Services, job_name: str, status: str, failure_reason: str | None) -> str:
-    run = _run_names(services, job_name)
-    record = services.state.get_run(run.dataset, run.version, run.run_index) if run else None
-    if run is None or record is None:
-        logger.info("transform job is not one of ours; ignored", job=job_name)
+    ours = _our_run(services, "transform", job_name)
+    if ours is None:
         return "ignored"
-    handle = services.experiments.handle(run.dataset, run.version, run.run_index)
+    run, record = ours
     if status != "Completed":
         reason = failure_reason or services.compute.describe_transform_job(job_name).get("FailureReason") or status
-        services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
-        if not services.state.transition_run(
-            run.dataset, run.version, run.run_index, RunStatus.FAILED, {RunStatus.EVALUATING}, failure_reason=f"evaluation {status}: {reason}"
-        ):
-            decide(services, run.dataset, run.version)  # a retry: make sure the decision was announced
-            return "duplicate"
-        decide(services, run.dataset, run.version)
-        return "failed"
+        return _fail_run(services, run, "evaluation", status, reason, RunStatus.EVALUATING)
+    handle = services.experiments.handle(run.dataset, run.version, run.run_index)
 
     settings = services.settings
     version = services.state.get_version(run.dataset, run.version) or {}
