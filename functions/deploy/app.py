@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadrop import deployment
@@ -22,10 +21,10 @@ ENDPOINT = "SageMaker Endpoint State Change"
 @idempotent_on('["detail-type", detail.dataset || detail.EndpointName, detail.version || detail.EndpointConfigName, detail.EndpointStatus]')
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("detail-type") == "ModelApproved":
-        approved = parse(event=event, model=ModelApprovedEvent).detail
+        approved = ModelApprovedEvent.model_validate(event).detail
         return {"dataset": approved.dataset, "version": approved.version, "outcome": deployment.deploy(get_services(), approved)}
     if event.get("detail-type") == ENDPOINT:
-        detail = parse(event=event, model=EndpointStateChange).detail
+        detail = EndpointStateChange.model_validate(event).detail
         outcome = deployment.on_endpoint_state_change(
             get_services(), detail.EndpointName, detail.EndpointStatus, detail.EndpointConfigName, detail.FailureReason
         )

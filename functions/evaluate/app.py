@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadrop import evaluation
@@ -25,13 +24,13 @@ TRANSFORM = "SageMaker Transform Job State Change"
 )
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("detail-type") == TRAINING:
-        detail = parse(event=event, model=TrainingJobStateChange).detail
+        detail = TrainingJobStateChange.model_validate(event).detail
         outcome = evaluation.on_training_job_state_change(
             get_services(), detail.TrainingJobName, detail.TrainingJobStatus, detail.FailureReason
         )
         return {"job": detail.TrainingJobName, "outcome": outcome}
     if event.get("detail-type") == TRANSFORM:
-        detail = parse(event=event, model=TransformJobStateChange).detail
+        detail = TransformJobStateChange.model_validate(event).detail
         outcome = evaluation.on_transform_job_state_change(
             get_services(), detail.TransformJobName, detail.TransformJobStatus, detail.FailureReason
         )

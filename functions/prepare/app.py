@@ -6,12 +6,10 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadrop import intake
-from datadrop.events import SourceObject
+from datadrop.events import S3ObjectCreated, SourceObject
 from datadrop.lambda_support import idempotent_on
 from datadrop.services import get_services
 
@@ -21,7 +19,7 @@ logger = Logger()
 @logger.inject_lambda_context
 @idempotent_on('[detail.bucket.name, detail.object.key, detail.object."version-id", detail.object.etag]')
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = parse(event=event, model=S3EventNotificationEventBridgeModel)
+    parsed = S3ObjectCreated.model_validate(event)
     uploaded = parsed.detail.object
     source = SourceObject(bucket=parsed.detail.bucket.name, key=uploaded.key, version_id=uploaded.version_id, etag=uploaded.etag)
     return asdict(intake.handle_upload(get_services(), source))

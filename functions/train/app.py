@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadrop import training
@@ -19,6 +18,6 @@ logger = Logger()
 @logger.inject_lambda_context
 @idempotent_on("[detail.dataset, detail.version]")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    prepared = parse(event=event, model=DatasetPreparedEvent).detail
+    prepared = DatasetPreparedEvent.model_validate(event).detail
     runs = training.start_training(get_services(), prepared)
     return {"dataset": prepared.dataset, "version": prepared.version, "training_jobs": [run.training_job for run in runs]}

@@ -13,6 +13,7 @@ from datadrop.events import (
     DatasetPrepared,
     EndpointStateChange,
     ModelApproved,
+    S3ObjectCreated,
     PreparedArtifacts,
     SourceObject,
     TrainingJobStateChange,
@@ -27,14 +28,18 @@ def _load(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", ["s3_object_created_eventbridge.docs.json", "s3_object_created_eventbridge.powertools.json"])
-def test_s3_object_created(name: str) -> None:
-    parsed = parse(event=_load(name), model=S3EventNotificationEventBridgeModel)
-    assert parsed.detail.object.key
-    assert parsed.detail.object.etag
+def test_s3_object_created_reads_what_powertools_reads(name: str) -> None:
+    ours = S3ObjectCreated.model_validate(_load(name))
+    theirs = parse(event=_load(name), model=S3EventNotificationEventBridgeModel)
+    assert ours.detail.object.key == theirs.detail.object.key
+    assert ours.detail.object.etag == theirs.detail.object.etag
+    assert ours.detail.object.version_id == theirs.detail.object.version_id
+    assert ours.detail.bucket.name == theirs.detail.bucket.name
+    assert ours.time == theirs.time and ours.detail_type == theirs.detail_type == "Object Created"
 
 
 def test_s3_version_id_is_read() -> None:
-    parsed = parse(event=_load("s3_object_created_eventbridge.docs.json"), model=S3EventNotificationEventBridgeModel)
+    parsed = S3ObjectCreated.model_validate(_load("s3_object_created_eventbridge.docs.json"))
     assert parsed.detail.object.version_id == "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"
 
 
@@ -87,12 +92,10 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 def test_every_sample_event_parses_with_its_handlers_model() -> None:
     """events/ holds one sample per function, for `sam local invoke -e`; each must parse."""
-    from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
-
     from datadrop.events import DatasetPreparedEvent, ModelApprovedEvent
 
     models = {
-        "prepare_s3_object_created.json": S3EventNotificationEventBridgeModel,
+        "prepare_s3_object_created.json": S3ObjectCreated,
         "train_dataset_prepared.json": DatasetPreparedEvent,
         "evaluate_training_job_completed.json": TrainingJobStateChange,
         "evaluate_training_job_failed.json": TrainingJobStateChange,
@@ -102,4 +105,4 @@ def test_every_sample_event_parses_with_its_handlers_model() -> None:
     }
     assert sorted(path.name for path in EVENTS.glob("*.json")) == sorted(models)
     for name, model in models.items():
-        parse(event=json.loads((EVENTS / name).read_text()), model=model)
+        model.model_validate(json.loads((EVENTS / name).read_text()))

@@ -28,6 +28,7 @@ from datadrop.serving import INFERENCE_PROGRAM
 
 MODEL_FILE = "xgboost-model"
 MAX_THREADS = 2
+SMALL_DATA_ROWS = 100_000
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint limit
 
 __all__ = [
@@ -338,7 +339,10 @@ def train_xgboost(channels: dict[str, Path], hyperparameters: dict[str, str], mo
             hp["eval_metric"] = ["merror", "mlogloss"]
         elif objective.startswith("binary:"):
             hp["eval_metric"] = ["error", "logloss"]
-    hp["nthread"] = min(int(hp.get("nthread", MAX_THREADS)), MAX_THREADS)
+    # Small data trains in milliseconds on one thread, while two threads can stall for seconds
+    # when another process holds a core (measured in bench/README.md).
+    default_threads = 1 if len(evals_data[0][2]) < SMALL_DATA_ROWS else MAX_THREADS
+    hp["nthread"] = min(int(hp.get("nthread", default_threads)), MAX_THREADS)
     hp.setdefault("seed", 0)
     hp.setdefault("verbosity", 0)
 
