@@ -23,16 +23,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 SOURCE = "datadrop"
 
 
+# Each handler validates a few of these models; defer_build builds a model's validator on its
+# first use instead of at import, so a cold start pays only for the models it uses.
+_LAZY = ConfigDict(defer_build=True)
+
+
 class DatadropEvent(BaseModel):
     """Base of every published detail; DETAIL_TYPE is the EventBridge detail-type."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     DETAIL_TYPE: ClassVar[str]
     dataset: str
     version: str | None = None
 
 
 class SourceObject(BaseModel):
+    model_config = _LAZY
+
     bucket: str
     key: str
     version_id: str | None = None
@@ -40,6 +47,8 @@ class SourceObject(BaseModel):
 
 
 class PreparedArtifacts(BaseModel):
+    model_config = _LAZY
+
     train: str = Field(description="S3 prefix of the train channel (headerless CSV, label first)")
     validation: str = Field(description="S3 prefix of the validation channel")
     test: str = Field(description="S3 URI of the held-out test rows: raw values, target removed")
@@ -50,6 +59,8 @@ class PreparedArtifacts(BaseModel):
 
 
 class RunSummary(BaseModel):
+    model_config = _LAZY
+
     run_index: int
     run_name: str
     training_job: str
@@ -169,7 +180,7 @@ class EventPublisher:
 class EventBridgeModel(BaseModel):
     """An EventBridge event as delivered to a Lambda target; subclasses type `detail`."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
     version: str = "0"
     id: str
     source: str
@@ -182,10 +193,14 @@ class EventBridgeModel(BaseModel):
 
 
 class S3Bucket(BaseModel):
+    model_config = _LAZY
+
     name: str
 
 
 class S3Object(BaseModel):
+    model_config = _LAZY
+
     key: str
     size: float | None = None
     etag: str
@@ -194,6 +209,8 @@ class S3Object(BaseModel):
 
 
 class S3ObjectCreatedDetail(BaseModel):
+    model_config = _LAZY
+
     bucket: S3Bucket
     object: S3Object
     reason: str | None = None
@@ -204,7 +221,7 @@ class S3ObjectCreated(EventBridgeModel):
 
 
 class _SageMakerDetail(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     FailureReason: str | None = None
 
 
