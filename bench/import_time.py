@@ -40,7 +40,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -50,6 +49,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe_machine  # bench/machine.py
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -446,31 +447,7 @@ def summarize(samples: list[dict], key: str) -> tuple[float, float]:
 
 
 def machine_info(python: str, report: dict) -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    return {
-        "platform": platform.platform(),
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "load_avg": [round(x, 2) for x in load] if load else None,
-        "python": report.get("version"),
-        "python_executable": python,
-    }
+    return describe_machine(report.get("version"), python)
 
 
 # ------------------------------------------------------------------ main

@@ -47,7 +47,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -58,6 +57,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from machine import describe_machine  # bench/machine.py
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
@@ -314,47 +315,12 @@ def run_baseline(use_time: bool, timeout: float, env: dict[str, str]) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    mem_total = mem_avail = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_total = int(line.split()[1]) * 1024
-            elif line.startswith("MemAvailable:"):
-                mem_avail = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
     try:
         child_py = subprocess.run([str(PYTHON), "-c", "import sys; print(sys.version.split()[0])"],
                                   capture_output=True, text=True, timeout=30).stdout.strip()
     except OSError:
         child_py = None
-    return {
-        "platform": platform.platform(),
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "memory_total_gb": round(mem_total / 1e9, 1) if mem_total else None,
-        "memory_available_gb": round(mem_avail / 1e9, 1) if mem_avail else None,
-        "load_avg": load,
-        "python": child_py,
-        "python_executable": str(PYTHON),
-    }
+    return describe_machine(child_py, str(PYTHON))
 
 
 # ------------------------------------------------------------------ statistics
