@@ -13,7 +13,6 @@ start (bench/import_time.py), for the three shapes datadrop reads.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -277,7 +276,3 @@ class DatasetPreparedEvent(EventBridgeModel):
 
 class ModelApprovedEvent(EventBridgeModel):
     detail: ModelApproved
-
-
-def detail_json(event: DatadropEvent) -> dict[str, Any]:
-    return json.loads(event.model_dump_json())

@@ -120,10 +120,6 @@ class StateStore:
         )
         return [_from_dynamo(item) for item in response.get("Items", [])]
 
-    def list_items(self, dataset: str) -> list[dict[str, Any]]:
-        response = self.table.query(KeyConditionExpression=Key("pk").eq(_pk(dataset)), ConsistentRead=True)
-        return [_from_dynamo(item) for item in response.get("Items", [])]
-
     # -- internals ------------------------------------------------------------------------------
     def _put_new(self, item: dict[str, Any]) -> bool:
         now = _now()

@@ -38,18 +38,9 @@ class ObjectStore:
     def read_uri(self, uri: str) -> bytes:
         return self.read(*split_s3_uri(uri))
 
-    def read_json(self, bucket: str, key: str) -> Any:
-        return json.loads(self.read(bucket, key))
-
     def write(self, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> str:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
         return f"s3://{bucket}/{key}"
 
     def write_json(self, bucket: str, key: str, document: Any) -> str:
         return self.write(bucket, key, json.dumps(document, indent=2, sort_keys=True).encode(), "application/json")
-
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
-        return keys

@@ -90,9 +90,6 @@ class LocalCompute(SageMakerCompute):
         description.update(job.result)
         return description
 
-    def has_pending_work(self) -> bool:
-        return bool(self._pending)
-
     def jobs(self, kind: Literal["training", "transform"]) -> list[str]:
         return [name for job_kind, name in self._jobs if job_kind == kind]
 
