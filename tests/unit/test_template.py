@@ -524,3 +524,16 @@ def test_cfn_lint_reports_no_errors_or_warnings():
     matches = lint_file(TEMPLATE_PATH, config=ManualArgs(regions=["us-east-1"]))
     problems = [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches if m.rule.id[0] in "EW"]
     assert problems == []
+
+
+def test_every_dead_letter_alarm_notifies_the_optional_topic(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    assert template["Conditions"]["HasAlarmTopic"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+    queues = _of_type(resources, "AWS::SQS::Queue")
+    alarms = _of_type(resources, "AWS::CloudWatch::Alarm")
+    watched = {alarm["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for alarm in alarms.values()}
+    assert watched == set(queues)  # one alarm per dead-letter queue
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == {
+            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }, name
