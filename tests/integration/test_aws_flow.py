@@ -187,3 +187,17 @@ def test_failed_batch_transform_fails_the_run_with_sagemakers_reason(aws: AwsHar
     assert "evaluation Failed: ClientError: See job logs" in rejected["reason"]
     assert aws.details("ModelApproved") == []
     assert aws.invoke("evaluate", failed) == {"job": job, "outcome": "failed"}  # idempotent: the first result again
+
+
+def test_a_file_too_big_for_the_functions_memory_is_rejected_up_front(aws: AwsHarness) -> None:
+    aws.services.settings.memory_limit_mb = 1  # as if Lambda gave prepare 1 MB
+    aws.put_config("penguins", "target: species\n")
+    body = (EXAMPLE / "penguins.csv").read_bytes() * 12  # about 190 kB; 7 x that is over 1 MB
+    uploaded = aws.upload("incoming/penguins/big.csv", body)
+    result = aws.invoke("prepare", _upload_event(aws, uploaded))
+    assert result["status"] == "rejected"
+    assert "prepares files up to about 0.1 MB" in result["reason"] and "MemorySize" in result["reason"]
+    (rejected,) = aws.details("DatasetRejected")
+    assert rejected["reason"] == result["reason"]
+    stored = aws.services.objects.read(aws.settings.data_bucket_name, "incoming/penguins/big.csv")
+    assert stored == body

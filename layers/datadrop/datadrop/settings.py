@@ -22,6 +22,7 @@ class Settings(BaseModel):
     endpoint_instance_type: str = "ml.m5.large"
     compute: Literal["sagemaker", "local"] = "sagemaker"
     region: str = "us-east-1"
+    memory_limit_mb: int | None = Field(None, description="the function's memory (Lambda sets it); None: no limit")
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -47,6 +48,7 @@ class Settings(BaseModel):
             endpoint_instance_type=env.get("ENDPOINT_INSTANCE_TYPE", "ml.m5.large"),
             compute=env.get("DATADROP_COMPUTE", "sagemaker"),  # type: ignore[arg-type]
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            memory_limit_mb=int(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]) if env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") else None,
         )
 
     def as_environment(self) -> dict[str, str]:

@@ -35,6 +35,17 @@ class ObjectStore:
                 raise ObjectNotFound(f"s3://{bucket}/{key}") from error
             raise
 
+    def size(self, bucket: str, key: str, version_id: str | None = None) -> int:
+        kwargs: dict[str, str] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            return int(self.client.head_object(**kwargs)["ContentLength"])
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchVersion", "NoSuchBucket"):
+                raise ObjectNotFound(f"s3://{bucket}/{key}") from error
+            raise
+
     def read_uri(self, uri: str) -> bytes:
         return self.read(*split_s3_uri(uri))
 
