@@ -58,7 +58,7 @@ import threading
 import time
 from pathlib import Path
 
-from machine import describe_machine  # bench/machine.py
+from machine import describe_machine, fmt_or_dash as _f, print_run_header  # bench/machine.py
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
@@ -516,26 +516,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _f(x: float | None, fmt: str) -> str:
-    return "-" if x is None else format(x, fmt)
-
-
 def print_table(r: dict) -> None:
-    m = r["machine"]
     print()
     print(f"datadrop local flow, upload to serving model: {r['runs']} measured runs each "
           f"(+{r['warmup']} discarded warm-up), interleaved; measured with {r['method']}")
-    print(f"date    : {r['date']}")
-    print(f"machine : {m['platform']}; {m['cpu_model']}; {m['cores']} cores ({m['usable_cores']} usable); "
-          f"{m['memory_total_gb']} GB RAM ({m['memory_available_gb']} GB available)")
-    after = m.get("after") or {}
-    psi = after.get("cpu_pressure_some")
-    print(f"load    : load avg at start {' '.join(map(str, m['load_avg'] or []))}, at end "
-          f"{' '.join(map(str, after.get('load_avg') or []))}"
-          + (f"; CPU pressure at end (some, %): avg10 {psi.get('avg10')}, avg60 {psi.get('avg60')}, "
-             f"avg300 {psi.get('avg300')}" if psi else ""))
-    print(f"python  : {m['python']} ({m['python_executable']})")
-    print(f"bytecode: {r['bytecode']}")
+    print_run_header(r)
     print()
     widths = (26, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6)
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
