@@ -53,8 +53,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from local_flow import contention, run_child, stats, time_works  # bench/local_flow.py (shared helpers)
-from machine import describe_machine, fmt_or_dash as _f, print_run_header  # bench/machine.py
+from local_flow import contention, machine, measurement_method, run_child, stats  # bench/local_flow.py (shared helpers)
+from machine import fmt_or_dash as _f, print_run_header  # bench/machine.py
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO / "bench" / ".data"
@@ -389,24 +389,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     warnings: list[str] = []
-    if args.rusage:
-        use_time, method = False, "os.wait4 rusage of the child (--rusage)"
-    else:
-        use_time, how = time_works()
-        if use_time:
-            method = how
-        else:
-            method = "os.wait4 rusage of the child (fallback)"
-            warnings.append(f"{how}: falling back to the child's rusage from os.wait4 for max RSS")
-            log(f"warning: {warnings[-1]}")
+    use_time, method = measurement_method(args.rusage, warnings)
 
     started = dt.datetime.now(dt.timezone.utc)
-    try:
-        child_py = subprocess.run([str(PYTHON), "-c", "import sys; print(sys.version.split()[0])"],
-                                  capture_output=True, text=True, timeout=30).stdout.strip()
-    except OSError:
-        child_py = None
-    info = describe_machine(child_py, str(PYTHON))
+    info = machine()
     available = info.get("memory_available_gb")
     env = dict(os.environ)
     pycache = None

@@ -314,6 +314,18 @@ def run_baseline(use_time: bool, timeout: float, env: dict[str, str]) -> dict:
 # ------------------------------------------------------------------ machine
 
 
+def measurement_method(force_rusage: bool, warnings: list[str]) -> tuple[bool, str]:
+    """/usr/bin/time -v when it works (and --rusage is not given), else os.wait4's rusage."""
+    if force_rusage:
+        return False, "os.wait4 rusage of the child (--rusage)"
+    use_time, how = time_works()
+    if use_time:
+        return True, how
+    warnings.append(f"{how}: falling back to the child's rusage from os.wait4 for max RSS")
+    log(f"warning: {warnings[-1]}")
+    return False, "os.wait4 rusage of the child (fallback)"
+
+
 def machine() -> dict:
     try:
         child_py = subprocess.run([str(PYTHON), "-c", "import sys; print(sys.version.split()[0])"],
@@ -419,16 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     warnings: list[str] = []
-    if args.rusage:
-        use_time, method = False, "os.wait4 rusage of the child (--rusage)"
-    else:
-        use_time, how = time_works()
-        if use_time:
-            method = how
-        else:
-            method = "os.wait4 rusage of the child (fallback)"
-            warnings.append(f"{how}: falling back to the child's rusage from os.wait4 for max RSS")
-            log(f"warning: {warnings[-1]}")
+    use_time, method = measurement_method(args.rusage, warnings)
 
     started = dt.datetime.now(dt.timezone.utc)
     info = machine()
