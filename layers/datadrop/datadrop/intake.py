@@ -20,7 +20,7 @@ from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts,
 from datadrop.serving import build_serving_bundle
 from datadrop.services import Services
 from datadrop.state import VersionStatus
-from datadrop.storage import ObjectNotFound
+from datadrop.storage import ObjectNotFound, ObjectTooLarge
 
 logger = Logger(child=True)
 
@@ -83,11 +83,19 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
     from datadrop import dataprep  # polars is imported only when there is data to prepare
 
     settings = services.settings
+    largest = settings.memory_limit_mb * 2**20 // PEAK_MEMORY_PER_INPUT_BYTE if settings.memory_limit_mb else None
     try:
-        _check_fits_in_memory(services.objects.size(source.bucket, source.key, source.version_id), settings.memory_limit_mb, source)
-        data = services.objects.read(source.bucket, source.key, source.version_id)
+        data = services.objects.read(source.bucket, source.key, source.version_id, max_bytes=largest)
     except ObjectNotFound as error:
         raise _Rejection("data", f"s3://{source.bucket}/{source.key} no longer exists; upload it again") from error
+    except ObjectTooLarge as error:
+        # Rejected before reading, instead of running out of memory and retrying into the DLQ.
+        raise _Rejection(
+            "data",
+            f"s3://{source.bucket}/{source.key} is {error.size / 1e6:.1f} MB, but the prepare function's "
+            f"{settings.memory_limit_mb} MB of memory prepares files up to about {(largest or 0) / 1e6:.1f} MB: upload a "
+            "smaller sample, or raise PrepareFunction's MemorySize in template.yaml (10240 MB handles about 1.5 GB)",
+        ) from error
     version = names.dataset_version(hashlib.sha256(data).hexdigest(), config.fingerprint())
     existing = services.state.get_version(dataset, version)
     if existing is not None and existing["status"] != VersionStatus.PREPARED:
@@ -141,20 +149,6 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
     services.events.publish(event)
     logger.info("dataset prepared", dataset=dataset, version=version, rows=rows)
     return IntakeOutcome("prepared", dataset, version)
-
-
-def _check_fits_in_memory(size: int, memory_limit_mb: int | None, source: SourceObject) -> None:
-    """Reject what would run the function out of memory, instead of crashing into the DLQ."""
-    if memory_limit_mb is None:
-        return
-    largest = memory_limit_mb * 2**20 // PEAK_MEMORY_PER_INPUT_BYTE
-    if size > largest:
-        raise _Rejection(
-            "data",
-            f"s3://{source.bucket}/{source.key} is {size / 1e6:.1f} MB, but the prepare function's {memory_limit_mb} MB "
-            f"of memory prepares files up to about {largest / 1e6:.1f} MB: upload a smaller sample, or raise "
-            "PrepareFunction's MemorySize in template.yaml (10240 MB handles about 1.5 GB)",
-        )
 
 
 def _reject(services: Services, dataset: str, source: SourceObject, rejection: _Rejection) -> IntakeOutcome:

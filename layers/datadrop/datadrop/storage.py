@@ -13,6 +13,12 @@ class ObjectNotFound(Exception):
     pass
 
 
+class ObjectTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} bytes")
+        self.size = size
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
         raise ValueError(f"not an s3:// URI: {uri}")
@@ -24,27 +30,22 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 class ObjectStore:
     client: Any  # boto3 S3 client
 
-    def read(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+    def read(self, bucket: str, key: str, version_id: str | None = None, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; ObjectTooLarge, before the body is read, when it exceeds max_bytes."""
         kwargs: dict[str, str] = {"Bucket": bucket, "Key": key}
         if version_id:
             kwargs["VersionId"] = version_id
         try:
-            return self.client.get_object(**kwargs)["Body"].read()
+            response = self.client.get_object(**kwargs)
         except ClientError as error:
             if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchVersion", "NoSuchBucket"):
                 raise ObjectNotFound(f"s3://{bucket}/{key}") from error
             raise
-
-    def size(self, bucket: str, key: str, version_id: str | None = None) -> int:
-        kwargs: dict[str, str] = {"Bucket": bucket, "Key": key}
-        if version_id:
-            kwargs["VersionId"] = version_id
-        try:
-            return int(self.client.head_object(**kwargs)["ContentLength"])
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchVersion", "NoSuchBucket"):
-                raise ObjectNotFound(f"s3://{bucket}/{key}") from error
-            raise
+        size = int(response["ContentLength"])
+        if max_bytes is not None and size > max_bytes:
+            response["Body"].close()
+            raise ObjectTooLarge(size)
+        return response["Body"].read()
 
     def read_uri(self, uri: str) -> bytes:
         return self.read(*split_s3_uri(uri))

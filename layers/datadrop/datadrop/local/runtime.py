@@ -148,7 +148,7 @@ class LambdaContext:
         self.log_stream_name = "local"
 
     @staticmethod
-    def get_remaining_time_in_millis() -> int:  # noqa: D102
+    def get_remaining_time_in_millis() -> int:
         return 900_000
 
 
