@@ -30,3 +30,10 @@ def sample_event(name: str, **detail_overrides: Any) -> dict[str, Any]:
     event = copy.deepcopy(event)
     event["detail"].update(detail_overrides)
     return event
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every boto3 request of every test is checked as AWS checks it (tests/strict_requests.py)."""
+    from tests import strict_requests
+
+    strict_requests.install()

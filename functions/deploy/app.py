@@ -8,8 +8,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadrop import deployment
-from datadrop.events import EndpointStateChange, ModelApprovedEvent
-from datadrop.lambda_support import idempotent_on
+from datadrop.events import SOURCE, EndpointStateChange, ModelApproved, ModelApprovedEvent
+from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored
 from datadrop.services import get_services
 
 logger = Logger()
@@ -18,15 +18,17 @@ ENDPOINT = "SageMaker Endpoint State Change"
 
 
 @logger.inject_lambda_context
-@idempotent_on('["detail-type", detail.dataset || detail.EndpointName, detail.version || detail.EndpointConfigName, detail.EndpointStatus]')
+@idempotent_on(EVENT_KEY)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("detail-type") == "ModelApproved":
+    kind, source = event.get("detail-type"), event.get("source")
+    if source == SOURCE and kind == ModelApproved.DETAIL_TYPE:
         approved = ModelApprovedEvent.model_validate(event).detail
+        logger.append_keys(dataset=approved.dataset, version=approved.version)
         return {"dataset": approved.dataset, "version": approved.version, "outcome": deployment.deploy(get_services(), approved)}
-    if event.get("detail-type") == ENDPOINT:
+    if source == "aws.sagemaker" and kind == ENDPOINT:
         detail = EndpointStateChange.model_validate(event).detail
         outcome = deployment.on_endpoint_state_change(
             get_services(), detail.EndpointName, detail.EndpointStatus, detail.EndpointConfigName, detail.FailureReason
         )
         return {"endpoint": detail.EndpointName, "outcome": outcome}
-    raise ValueError(f"deploy does not handle {event.get('detail-type')!r} events (check the rules in template.yaml)")
+    return ignored(f"{kind!r} from {source!r} is not deploy's business")

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadrop import evaluation
 from datadrop.events import TrainingJobStateChange, TransformJobStateChange
-from datadrop.lambda_support import idempotent_on
+from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored
 from datadrop.services import get_services
 
 logger = Logger()
@@ -19,10 +19,10 @@ TRANSFORM = "SageMaker Transform Job State Change"
 
 
 @logger.inject_lambda_context
-@idempotent_on(
-    '["detail-type", detail.TrainingJobName || detail.TransformJobName, detail.TrainingJobStatus || detail.TransformJobStatus]'
-)
+@idempotent_on(EVENT_KEY)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("source") != "aws.sagemaker":
+        return ignored(f"events from {event.get('source')!r} are not evaluate's business")
     if event.get("detail-type") == TRAINING:
         detail = TrainingJobStateChange.model_validate(event).detail
         outcome = evaluation.on_training_job_state_change(
@@ -35,4 +35,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             get_services(), detail.TransformJobName, detail.TransformJobStatus, detail.FailureReason
         )
         return {"job": detail.TransformJobName, "outcome": outcome}
-    raise ValueError(f"evaluate does not handle {event.get('detail-type')!r} events (check the rules in template.yaml)")
+    return ignored(f"{event.get('detail-type')!r} events are not evaluate's business")

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadrop import intake
 from datadrop.events import S3ObjectCreated, SourceObject
-from datadrop.lambda_support import idempotent_on
+from datadrop.lambda_support import idempotent_on, ignored
 from datadrop.services import get_services
 
 logger = Logger()
@@ -19,6 +19,9 @@ logger = Logger()
 @logger.inject_lambda_context
 @idempotent_on('[detail.bucket.name, detail.object.key, detail.object."version-id", detail.object.etag]')
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Only "Object Created" is an upload ("Object Tags Added", "Object Deleted", ... are not).
+    if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
+        return ignored(f"{event.get('detail-type')!r} from {event.get('source')!r} is not an upload")
     parsed = S3ObjectCreated.model_validate(event)
     uploaded = parsed.detail.object
     source = SourceObject(bucket=parsed.detail.bucket.name, key=uploaded.key, version_id=uploaded.version_id, etag=uploaded.etag)

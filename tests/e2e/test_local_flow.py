@@ -93,7 +93,7 @@ def test_example_goes_from_upload_to_a_serving_endpoint(stack: LocalStack) -> No
 
     # The run is in the experiment, as the SageMaker SDK would look for it.
     version = prepared["version"]
-    component = stack.sagemaker.describe_trial_component(TrialComponentName=f"datadrop-penguins-{version}-r01")
+    component = stack.sagemaker.describe_trial_component(TrialComponentName=f"datadrop--penguins-{version}-r01")
     assert component["Status"]["PrimaryStatus"] == "Completed"
 
 
@@ -116,7 +116,7 @@ def test_the_same_run_with_a_higher_threshold_deploys_nothing(stack: LocalStack)
     assert f"{achieved:.4f}" in rejected["reason"] and f"{rejected['threshold']:.4f}" in rejected["reason"]
     assert len(stack.events_of("DeploymentStarted")) == 1  # only the first version was deployed
     assert len(stack.compute.jobs("training")) == 2
-    endpoint = stack.sagemaker.describe_endpoint(EndpointName="datadrop-penguins-sex")
+    endpoint = stack.sagemaker.describe_endpoint(EndpointName="datadrop--penguins-sex")
     assert approved["version"] in endpoint["EndpointConfigName"]
 
 
@@ -178,7 +178,7 @@ def test_cli_json_summary_and_exit_codes(capsys: pytest.CaptureFixture[str], tmp
     summary = json.loads(capsys.readouterr().out)
     assert code == 0
     assert summary["status"] == "deployed"
-    assert summary["endpoint_name"] == "datadrop-penguins"
+    assert summary["endpoint_name"] == "datadrop--penguins"
     assert summary["runs"][0]["hyperparameters"]["objective"] == "multi:softprob"
     assert 0 < summary["runs"][0]["test_metrics"]["accuracy"] <= 1
     assert summary["example_prediction"]["response"] in summary["classes"]

@@ -54,7 +54,7 @@ def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) ->
     settings = aws.settings
     prepared = _prepare(aws)
     version = prepared["version"]
-    job = f"datadrop-penguins-{version}-r01"
+    job = f"datadrop--penguins-{version}-r01"
 
     # DatasetPrepared → a training job inside the experiment's run group
     aws.invoke("train", envelope("DatasetPrepared", prepared))
@@ -63,9 +63,9 @@ def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) ->
     assert training["AlgorithmSpecification"]["TrainingImage"] == xgboost_image_uri("us-east-1")
     assert training["AlgorithmSpecification"]["TrainingImage"].startswith("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:")
     assert training["ExperimentConfig"] == {
-        "ExperimentName": "datadrop-penguins",
-        "TrialName": f"datadrop-penguins-{version}",
-        "RunName": f"datadrop-penguins-{version}-r01",
+        "ExperimentName": "datadrop--penguins",
+        "TrialName": f"datadrop--penguins-{version}",
+        "RunName": f"datadrop--penguins-{version}-r01",
     }
     channels = {channel["ChannelName"]: channel["DataSource"]["S3DataSource"]["S3Uri"] for channel in training["InputDataConfig"]}
     assert channels == {"train": prepared["artifacts"]["train"], "validation": prepared["artifacts"]["validation"]}
@@ -77,10 +77,10 @@ def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) ->
     assert all(isinstance(value, str) for value in training["HyperParameters"].values())
     # the run is where the SDK's load_run looks for it
     sagemaker = aws.services.sagemaker
-    component = sagemaker.describe_trial_component(TrialComponentName=f"datadrop-penguins-{version}-r01")
+    component = sagemaker.describe_trial_component(TrialComponentName=f"datadrop--penguins-{version}-r01")
     assert component["DisplayName"] == f"{version}-r01"
     assert component["Parameters"]["num_round"] == {"StringValue": training["HyperParameters"]["num_round"]}
-    assert sagemaker.describe_trial(TrialName=f"datadrop-penguins-{version}")["ExperimentName"] == "datadrop-penguins"
+    assert sagemaker.describe_trial(TrialName=f"datadrop--penguins-{version}")["ExperimentName"] == "datadrop--penguins"
 
     # Training Completed → model from the job's artifact, batch transform of the held-out rows
     aws.invoke("evaluate", sample_event("evaluate_training_job_completed.json", TrainingJobName=job))
@@ -114,20 +114,20 @@ def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) ->
     assert config["ProductionVariants"][0]["ModelName"] == job
     assert config["ProductionVariants"][0]["InstanceType"] == settings.endpoint_instance_type
     (endpoint,) = aws.requests("CreateEndpoint")
-    assert endpoint == {"EndpointName": "datadrop-penguins", "EndpointConfigName": config["EndpointConfigName"], "Tags": endpoint["Tags"]}
+    assert endpoint == {"EndpointName": "datadrop--penguins", "EndpointConfigName": config["EndpointConfigName"], "Tags": endpoint["Tags"]}
 
     # Endpoint InService (the docs' IN_SERVICE spelling) → ModelDeployed
     aws.invoke(
         "deploy",
-        sample_event("deploy_endpoint_in_service.json", EndpointName="datadrop-penguins", EndpointConfigName=config["EndpointConfigName"]),
+        sample_event("deploy_endpoint_in_service.json", EndpointName="datadrop--penguins", EndpointConfigName=config["EndpointConfigName"]),
     )
     (deployed,) = aws.details("ModelDeployed")
-    assert deployed["invocation_url"] == "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/datadrop-penguins/invocations"
+    assert deployed["invocation_url"] == "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/datadrop--penguins/invocations"
 
 
 def test_every_event_delivered_twice_creates_nothing_twice(aws: AwsHarness) -> None:
     prepared = _prepare(aws)
-    job = f"datadrop-penguins-{prepared['version']}-r01"
+    job = f"datadrop--penguins-{prepared['version']}-r01"
     steps = [
         ("train", envelope("DatasetPrepared", prepared)),
         ("evaluate", sample_event("evaluate_training_job_completed.json", TrainingJobName=job)),
@@ -159,7 +159,7 @@ def test_same_object_uploaded_twice_trains_once(aws: AwsHarness) -> None:
 def test_failed_training_is_recorded_and_rejected_with_the_reason(aws: AwsHarness) -> None:
     prepared = _prepare(aws)
     aws.invoke("train", envelope("DatasetPrepared", prepared))
-    job = f"datadrop-penguins-{prepared['version']}-r01"
+    job = f"datadrop--penguins-{prepared['version']}-r01"
     aws.invoke("evaluate", sample_event("evaluate_training_job_failed.json", TrainingJobName=job))
     assert aws.requests("CreateTransformJob") == []
     (rejected,) = aws.details("ModelRejected")
@@ -177,7 +177,7 @@ def test_events_for_jobs_that_are_not_ours_are_ignored(aws: AwsHarness) -> None:
 
 def test_failed_batch_transform_fails_the_run_with_sagemakers_reason(aws: AwsHarness) -> None:
     prepared = _prepare(aws)
-    job = f"datadrop-penguins-{prepared['version']}-r01"
+    job = f"datadrop--penguins-{prepared['version']}-r01"
     aws.invoke("train", envelope("DatasetPrepared", prepared))
     aws.invoke("evaluate", sample_event("evaluate_training_job_completed.json", TrainingJobName=job))
     failed = sample_event("evaluate_transform_job_completed.json", TransformJobName=job, TransformJobStatus="Failed")

@@ -26,10 +26,10 @@ def test_sdk_loads_experiment_run_group_and_run(aws: AwsHarness) -> None:
     version = prepared["version"]
     session = session_helper.Session(boto_session=aws.session)
 
-    experiment = Experiment.load(experiment_name="datadrop-penguins", sagemaker_session=session)
-    assert [trial.trial_name for trial in experiment.list_trials()] == [f"datadrop-penguins-{version}"]
-    with load_run(run_name=f"{version}-r01", experiment_name="datadrop-penguins", sagemaker_session=session) as run:
+    experiment = Experiment.load(experiment_name="datadrop--penguins", sagemaker_session=session)
+    assert [trial.trial_name for trial in experiment.list_trials()] == [f"datadrop--penguins-{version}"]
+    with load_run(run_name=f"{version}-r01", experiment_name="datadrop--penguins", sagemaker_session=session) as run:
         assert run.run_name == f"{version}-r01"
-        assert run.experiment_config["RunName"] == f"datadrop-penguins-{version}-r01"
+        assert run.experiment_config["RunName"] == f"datadrop--penguins-{version}-r01"
     (training,) = aws.requests("CreateTrainingJob")
     assert training["ExperimentConfig"]["RunName"] == run.experiment_config["RunName"]

@@ -27,24 +27,42 @@ def test_dataset_from_key(key: str, dataset: str | None) -> None:
     assert names.dataset_from_key(key) == dataset
 
 
-def test_run_names_round_trip_and_fit_sagemaker_limits() -> None:
-    run = names.RunNames("datadrop", "a" * 30, "0123456789ab", 7)
+def test_run_names_fit_sagemaker_limits_even_at_the_longest() -> None:
+    run = names.RunNames("abcdefghijkl", "a" * 30, "0123456789ab", 1234, attempt=12)
     assert len(run.training_job) <= 63
     assert names.SAGEMAKER_NAME.fullmatch(run.training_job)
-    assert names.parse_job_name("datadrop", run.training_job) == ("a" * 30, "0123456789ab", 7)
+    # shortened names stay distinct
+    other = names.RunNames("abcdefghijkl", "a" * 30, "0123456789ab", 1234, attempt=13)
+    assert other.training_job != run.training_job
 
 
-def test_jobs_of_others_are_not_ours() -> None:
-    assert names.parse_job_name("datadrop", "89c96cc8-dded-4739-afcc-6f1dc936701d") is None
-    assert names.parse_job_name("datadrop", "other-penguins-0123456789ab-r01") is None
+def test_run_index_above_99_and_attempts_make_distinct_names() -> None:
+    first = names.RunNames("datadrop", "penguins", "0123456789ab", 7)
+    assert first.training_job == "datadrop--penguins-0123456789ab-r07"
+    assert first.label == "r07"
+    retried = names.RunNames("datadrop", "penguins", "0123456789ab", 7, attempt=2)
+    assert retried.training_job == "datadrop--penguins-0123456789ab-r07-a2"
+    assert retried.label == "r07-a2"
+    assert names.RunNames("datadrop", "penguins", "0123456789ab", 100).training_job.endswith("-r100")
+
+
+def test_one_stacks_prefix_never_matches_anothers_names() -> None:
+    """Stack "datadrop" filters on "datadrop--": stack "datadrop-x"'s names never start with it."""
+    ours = names.owned_prefix("datadrop")
+    theirs = names.RunNames("datadrop-x", "penguins", "0123456789ab", 1).training_job
+    assert not theirs.startswith(ours)
+    assert names.endpoint_name("datadrop", "x-penguins").startswith(ours)
+    for bad_prefix in ("datadrop-", "data--drop", "Datadrop", ""):
+        with pytest.raises(ValueError):
+            names.owned_prefix(bad_prefix)
 
 
 def test_trial_component_name_follows_the_sdk() -> None:
-    assert names.trial_component_name("datadrop", "penguins", "0123456789AB-r01") == "datadrop-penguins-0123456789ab-r01"
+    assert names.trial_component_name("datadrop", "penguins", "0123456789AB-r01") == "datadrop--penguins-0123456789ab-r01"
 
 
 def test_locations() -> None:
     where = names.DatasetLocations("art", "penguins", "v1")
     assert where.channel_uri(where.TRAIN) == "s3://art/datasets/penguins/v1/train/"
     assert where.uri(where.TEST_FEATURES) == "s3://art/datasets/penguins/v1/test/test.csv"
-    assert where.evaluation_output_uri(1) == "s3://art/datasets/penguins/v1/evaluation/r01/"
+    assert where.evaluation_output_uri("r01") == "s3://art/datasets/penguins/v1/evaluation/r01/"

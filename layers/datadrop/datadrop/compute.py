@@ -14,6 +14,25 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 _ALREADY_EXISTS_CODES = {"ResourceInUse", "ResourceInUseException"}
+# SageMaker's answers that mean "not now": a quota is full, or the API is throttling us (after
+# botocore's own retries). The work is not dropped: it waits, and the sweeper starts it later.
+_CAPACITY_CODES = {"ResourceLimitExceeded", "ThrottlingException", "Throttling", "LimitExceededException"}
+
+
+class CapacityError(Exception):
+    """SageMaker cannot take this request now; try again later."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def capacity_error(error: ClientError) -> CapacityError | None:
+    code = error.response["Error"]["Code"]
+    if code in _CAPACITY_CODES:
+        return CapacityError(code, error.response["Error"].get("Message", ""))
+    return None
 
 
 def _already_exists(error: ClientError) -> bool:
@@ -44,6 +63,15 @@ class SageMakerCompute:
     def describe_training_job(self, name: str) -> dict[str, Any]:
         return self.client.describe_training_job(TrainingJobName=name)
 
+    def find_training_job(self, name: str) -> dict[str, Any] | None:
+        """DescribeTrainingJob, or None when SageMaker has no such job (it was never created)."""
+        try:
+            return self.describe_training_job(name)
+        except ClientError as error:
+            if _not_found(error):
+                return None
+            raise
+
     # -- models and batch transform ---------------------------------------------------------------
     def create_model(self, request: dict[str, Any]) -> bool:
         return self._create(self.client.create_model, request)
@@ -53,6 +81,14 @@ class SageMakerCompute:
 
     def describe_transform_job(self, name: str) -> dict[str, Any]:
         return self.client.describe_transform_job(TransformJobName=name)
+
+    def find_transform_job(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.describe_transform_job(name)
+        except ClientError as error:
+            if _not_found(error):
+                return None
+            raise
 
     # -- endpoints --------------------------------------------------------------------------------
     def create_endpoint_config(self, request: dict[str, Any]) -> bool:
@@ -70,7 +106,13 @@ class SageMakerCompute:
         return self._create(self.client.create_endpoint, request)
 
     def update_endpoint(self, request: dict[str, Any]) -> None:
-        self.client.update_endpoint(**request)
+        try:
+            self.client.update_endpoint(**request)
+        except ClientError as error:
+            capacity = capacity_error(error)
+            if capacity is not None:
+                raise capacity from error
+            raise
 
     def invocation_url(self, endpoint_name: str) -> str:
         return f"https://runtime.sagemaker.{self.region}.amazonaws.com/endpoints/{endpoint_name}/invocations"
@@ -83,5 +125,8 @@ class SageMakerCompute:
         except ClientError as error:
             if _already_exists(error):
                 return False
+            capacity = capacity_error(error)
+            if capacity is not None:
+                raise capacity from error
             raise
         return True

@@ -22,7 +22,8 @@ from datadrop.algorithms import xgboost_image_uri
 from datadrop.events import ModelApproved, ModelRejected, RunEvaluated, RunSummary
 from datadrop.serving import container_environment
 from datadrop.services import Services
-from datadrop.state import TERMINAL_RUN_STATUSES, RunStatus, VersionStatus
+from datadrop.compute import CapacityError
+from datadrop.state import TERMINAL_RUN_STATUSES, ResourceOwner, RunStatus, VersionStatus
 from datadrop.storage import split_s3_uri
 
 logger = Logger(child=True)
@@ -102,7 +103,7 @@ def transform_request(services: Services, run: names.RunNames, test_uri: str, ex
             "SplitType": "Line",
         },
         "TransformOutput": {
-            "S3OutputPath": locations.evaluation_output_uri(run.run_index),
+            "S3OutputPath": locations.evaluation_output_uri(run.label),
             "Accept": PREDICTIONS_ACCEPT,
             "AssembleWith": "Line",
         },
@@ -112,98 +113,139 @@ def transform_request(services: Services, run: names.RunNames, test_uri: str, ex
     }
 
 
-def _run_names(services: Services, job_name: str) -> names.RunNames | None:
-    parsed = names.parse_job_name(services.settings.name_prefix, job_name)
-    if parsed is None:
-        return None
-    dataset, version, run_index = parsed
-    return names.RunNames(services.settings.name_prefix, dataset, version, run_index)
-
-
 # ---------------------------------------------------------------------------------------------
 # Event handling
 # ---------------------------------------------------------------------------------------------
-def _our_run(services: Services, kind: str, job_name: str) -> tuple[names.RunNames, dict[str, Any]] | None:
-    run = _run_names(services, job_name)
-    record = services.state.get_run(run.dataset, run.version, run.run_index) if run else None
-    if run is None or record is None:
-        logger.info(f"{kind} job is not one of ours; ignored", job=job_name)
-        return None
+# Statuses that say nothing final about a job: they are not evaluate's business.
+TRAINING_FAILED = frozenset({"Failed", "Stopped"})
+TRANSFORM_FAILED = frozenset({"Failed", "Stopped"})
+
+
+class NotOurs(Exception):
+    """The event is about something datadrop does not own or no longer waits for: ignore it."""
+
+
+def _owned_run(services: Services, kind: str, job_name: str) -> tuple[names.RunNames, dict[str, Any]]:
+    """The run a job belongs to, by lookup (never by parsing the name), and only its current attempt."""
+    owner = services.state.find_resource(kind, job_name)
+    if owner is None:
+        raise NotOurs(f"{kind} {job_name} is not one of ours")
+    record = services.state.get_run(owner.dataset, owner.version, owner.run_index)
+    if record is None or int(record.get("attempt", 1)) != owner.attempt:
+        raise NotOurs(f"{kind} {job_name} belongs to an earlier attempt of its run")
+    run = names.RunNames(services.settings.name_prefix, owner.dataset, owner.version, owner.run_index, owner.attempt)
     return run, record
 
 
-def _fail_run(services: Services, run: names.RunNames, stage: str, status: str, reason: str, expected: RunStatus) -> str:
-    """A training or transform job ended without success: the run fails, with SageMaker's reason."""
-    handle = services.experiments.handle(run.dataset, run.version, run.run_index)
-    services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
-    failed = services.state.transition_run(
-        run.dataset, run.version, run.run_index, RunStatus.FAILED, {expected}, failure_reason=f"{stage} {status}: {reason}"
-    )
-    decide(services, run.dataset, run.version)  # also on a retry: make sure the decision was announced
-    return "failed" if failed else "duplicate"
-
-
 def on_training_job_state_change(services: Services, job_name: str, status: str, failure_reason: str | None) -> str:
-    ours = _our_run(services, "training", job_name)
-    if ours is None:
+    if status != "Completed" and status not in TRAINING_FAILED:
+        return "ignored"  # InProgress, Stopping: not final
+    try:
+        run, record = _owned_run(services, "training-job", job_name)
+    except NotOurs as reason:
+        logger.info(f"{reason}; ignored")
         return "ignored"
-    run, _ = ours
-    if status != "Completed":
-        reason = failure_reason or services.compute.describe_training_job(job_name).get("FailureReason") or status
-        return _fail_run(services, run, "training", status, reason, RunStatus.TRAINING)
-    handle = services.experiments.handle(run.dataset, run.version, run.run_index)
+    try:
+        if status != "Completed":
+            reason = failure_reason or services.compute.describe_training_job(job_name).get("FailureReason") or status
+            return _fail_run(services, run, "training", status, reason)
+        return _evaluate_trained_model(services, run, record, job_name)
+    finally:
+        services.state.flush_version(run.dataset, run.version)
 
+
+def _evaluate_trained_model(services: Services, run: names.RunNames, record: dict[str, Any], job_name: str) -> str:
+    """A Completed training job: log its metrics, make its model, and score the test split with it."""
+    state = services.state
+    handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
     job = services.compute.describe_training_job(job_name)
     model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
     training_metrics = {metric["MetricName"]: float(metric["Value"]) for metric in job.get("FinalMetricDataList", [])}
     # Re-entrant from EVALUATING: a retry after a failure half-way redoes the (idempotent) creates.
-    if not services.state.transition_run(
-        run.dataset, run.version, run.run_index, RunStatus.EVALUATING, {RunStatus.TRAINING, RunStatus.EVALUATING},
+    if not state.transition_run(
+        run.dataset, run.version, run.run_index, RunStatus.EVALUATING,
+        {RunStatus.PENDING, RunStatus.TRAINING, RunStatus.EVALUATING}, attempt=run.attempt,
         model_data_url=model_data_url, training_metrics=training_metrics,
     ):
         return "duplicate"
-    services.experiments.log_metrics(handle, training_metrics)
-    version = services.state.get_version(run.dataset, run.version) or {}
-    artifacts = version["artifacts"]
-    services.compute.create_model(model_request(services, run, model_data_url, artifacts["serving_bundle"]))
-    services.compute.start_transform_job(
-        transform_request(services, run, artifacts["test"], handle.experiment_config())
-    )
+    if record.get("status") != RunStatus.EVALUATING:
+        services.experiments.log_metrics(handle, training_metrics)
+    return start_transform(services, run, model_data_url)
+
+
+def start_transform(services: Services, run: names.RunNames, model_data_url: str) -> str:
+    """CreateModel and CreateTransformJob for an EVALUATING run; waits (sweeper) when SageMaker has no capacity."""
+    state = services.state
+    owner = ResourceOwner(run.dataset, run.version, run.run_index, run.attempt)
+    handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
+    artifacts = (state.get_version(run.dataset, run.version) or {})["artifacts"]
+    state.map_resource("transform-job", run.transform_job, owner)
+    state.map_resource("model", run.model, owner)
+    try:
+        services.compute.create_model(model_request(services, run, model_data_url, artifacts["serving_bundle"]))
+        services.compute.start_transform_job(transform_request(services, run, artifacts["test"], handle.experiment_config()))
+    except CapacityError as error:
+        logger.warning("SageMaker has no capacity for the evaluation now; it waits", job=run.transform_job, reason=str(error))
+        state.set_attributes(state.run_item(run.dataset, run.version, run.run_index), waiting_reason=str(error))
+        return "waiting"
     return "evaluating"
 
 
 def on_transform_job_state_change(services: Services, job_name: str, status: str, failure_reason: str | None) -> str:
-    ours = _our_run(services, "transform", job_name)
-    if ours is None:
+    if status != "Completed" and status not in TRANSFORM_FAILED:
         return "ignored"
-    run, record = ours
-    if status != "Completed":
-        reason = failure_reason or services.compute.describe_transform_job(job_name).get("FailureReason") or status
-        return _fail_run(services, run, "evaluation", status, reason, RunStatus.EVALUATING)
-    handle = services.experiments.handle(run.dataset, run.version, run.run_index)
+    try:
+        run, record = _owned_run(services, "transform-job", job_name)
+    except NotOurs as reason:
+        logger.info(f"{reason}; ignored")
+        return "ignored"
+    try:
+        if status != "Completed":
+            reason = failure_reason or services.compute.describe_transform_job(job_name).get("FailureReason") or status
+            return _fail_run(services, run, "evaluation", status, reason)
+        return _score_run(services, run, record)
+    finally:
+        services.state.flush_version(run.dataset, run.version)
 
-    settings = services.settings
-    version = services.state.get_version(run.dataset, run.version) or {}
+
+def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) -> str:
+    state, settings = services.state, services.settings
+    if record.get("status") != RunStatus.EVALUATING:
+        decide(services, run.dataset, run.version)  # a retry: make sure the decision was made
+        return "duplicate"
+    handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
+    version = state.get_version(run.dataset, run.version) or {}
     artifacts = version["artifacts"]
     locations = names.DatasetLocations(settings.artifact_bucket_name, run.dataset, run.version)
     test_file = split_s3_uri(artifacts["test"])[1].rsplit("/", 1)[-1]
-    output_bucket, output_key = split_s3_uri(locations.evaluation_output_uri(run.run_index) + f"{test_file}.out")
+    output_bucket, output_key = split_s3_uri(locations.evaluation_output_uri(run.label) + f"{test_file}.out")
     predictions = parse_predictions(services.objects.read(output_bucket, output_key))
     labels = [str(label) for label in json.loads(services.objects.read_uri(artifacts["test_labels"]))]
     report = score(labels, predictions, [str(label) for label in version["classes"]])
-    report_uri = services.objects.write_json(settings.artifact_bucket_name, locations.report_key(run.run_index), report)
+    report_uri = services.objects.write_json(settings.artifact_bucket_name, locations.report_key(run.label), report)
     headline = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "log_loss": report["log_loss"]}
     services.experiments.log_metrics(handle, {f"test:{name}": value for name, value in headline.items()})
     services.experiments.finish_run(handle, succeeded=True, outputs={"model": record.get("model_data_url", ""), "evaluation": report_uri})
-    if not services.state.transition_run(
-        run.dataset, run.version, run.run_index, RunStatus.EVALUATED, {RunStatus.EVALUATING}, metrics=headline, report=report_uri
-    ):
-        decide(services, run.dataset, run.version)  # a retry: make sure the decision was announced
-        return "duplicate"
     summary = _summary({**record, "status": RunStatus.EVALUATED.value, "metrics": headline})
-    services.events.publish(RunEvaluated(dataset=run.dataset, version=run.version, run=summary, report=report_uri))
+    evaluated = state.transition_run(
+        run.dataset, run.version, run.run_index, RunStatus.EVALUATED, {RunStatus.EVALUATING}, attempt=run.attempt,
+        publish=[RunEvaluated(dataset=run.dataset, version=run.version, run=summary, report=report_uri)],
+        metrics=headline, report=report_uri,
+    )
     decide(services, run.dataset, run.version)
-    return "evaluated"
+    return "evaluated" if evaluated else "duplicate"
+
+
+def _fail_run(services: Services, run: names.RunNames, stage: str, status: str, reason: str) -> str:
+    """A training or transform job ended without success: the run fails, with SageMaker's reason."""
+    handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
+    failed = services.state.transition_run(
+        run.dataset, run.version, run.run_index, RunStatus.FAILED, attempt=run.attempt, failure_reason=f"{stage} {status}: {reason}"
+    )
+    if failed:
+        services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
+    decide(services, run.dataset, run.version)  # also on a retry: make sure the decision was made
+    return "failed" if failed else "duplicate"
 
 
 def _summary(record: dict[str, Any]) -> RunSummary:
@@ -226,14 +268,21 @@ def choose_best(runs: list[RunSummary], metric: str) -> RunSummary | None:
 
 
 def decide(services: Services, dataset: str, version: str) -> str | None:
-    """Once every run of the version is terminal: approve the best run or reject, exactly once."""
-    version_item = services.state.get_version(dataset, version)
-    records = services.state.list_runs(dataset, version)
-    if version_item is None or len(records) < int(version_item.get("run_count", 1)):
+    """Once every run of the version is terminal: approve the best run or reject, exactly once.
+
+    The decision and its announcement are one write (the outbox); the caller's flush publishes it.
+    """
+    state = services.state
+    version_item = state.get_version(dataset, version)
+    if version_item is None or version_item["status"] != VersionStatus.TRAINING:
+        return None
+    attempt = int(version_item.get("attempt", 1))
+    records = [record for record in state.list_runs(dataset, version) if int(record.get("attempt", 1)) == attempt]
+    if len(records) < int(version_item.get("run_count", 1)):
         return None
     if any(record["status"] not in TERMINAL_RUN_STATUSES for record in records):
         return None
-    runs = [_summary(record) for record in sorted(records, key=lambda item: item["run_index"])]
+    runs = [_summary(record) for record in records]
     metric = version_item.get("metric", "accuracy")
     threshold = float(version_item["threshold"])
     best = choose_best(runs, metric)
@@ -246,31 +295,28 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
     else:
         outcome, value = VersionStatus.REJECTED, best.metrics[metric]
         reason = f"held-out {metric} {value:.4f} < threshold {threshold:.4f}: not deployed"
-    if version_item["status"] == VersionStatus.TRAINING:
-        package_arn = _register_model_package(services, dataset, version, best, outcome is VersionStatus.APPROVED, metric, value) if best else None
-        if not services.state.transition_version(
-            dataset, version, outcome, {VersionStatus.TRAINING},
-            decision_reason=reason, best_run=best.run_index if best else None, best_value=value, model_package_arn=package_arn,
-        ):
-            return None  # another run's evaluation decided first
-    elif version_item["status"] != outcome or version_item.get("decision_published"):
-        return None
-    else:
-        package_arn = version_item.get("model_package_arn")  # decided before, but the announcement failed
-    decision_class = ModelApproved if outcome is VersionStatus.APPROVED else ModelRejected
-    services.events.publish(
-        decision_class(
-            dataset=dataset, version=version, metric=metric, value=value, threshold=threshold, reason=reason,
-            best_run=best, runs=runs, model_package_arn=package_arn,
-        )
+    package_arn = (
+        _register_model_package(services, dataset, version, attempt, best, outcome is VersionStatus.APPROVED, metric, value)
+        if best
+        else None
     )
-    services.state.transition_version(dataset, version, outcome, {outcome}, decision_published=True)
+    decision_class = ModelApproved if outcome is VersionStatus.APPROVED else ModelRejected
+    decision = decision_class(
+        dataset=dataset, version=version, metric=metric, value=value, threshold=threshold, reason=reason,
+        best_run=best, runs=runs, model_package_arn=package_arn,
+    )
+    if not state.transition_version(
+        dataset, version, outcome, {VersionStatus.TRAINING}, publish=[decision], milestone=f"decided#{attempt}",
+        decision_reason=reason, best_run=best.run_index if best else None, best_value=value, model_package_arn=package_arn,
+        decision=decision.model_dump(mode="json"),
+    ):
+        return None  # another run's evaluation decided first
     logger.info("decision", dataset=dataset, version=version, outcome=outcome.value, reason=reason)
     return outcome.value
 
 
 def _register_model_package(
-    services: Services, dataset: str, version: str, best: RunSummary, approved: bool, metric: str, value: float | None
+    services: Services, dataset: str, version: str, attempt: int, best: RunSummary, approved: bool, metric: str, value: float | None
 ) -> str | None:
     """Every evaluated model goes to the registry, Approved or Rejected, so the history is complete."""
     settings = services.settings
@@ -298,6 +344,7 @@ def _register_model_package(
         },
         ModelApprovalStatus="Approved" if approved else "Rejected",
         CustomerMetadataProperties={"dataset": dataset, "version": version, "run": str(best.run_index), metric: f"{value}"},
-        ClientToken=hashlib.sha256(f"{dataset}/{version}".encode()).hexdigest()[:36],
+        # Idempotent: a retried decision gets the same package back instead of a second one.
+        ClientToken=hashlib.sha256(f"{dataset}/{version}/{attempt}".encode()).hexdigest()[:36],
     )
     return response["ModelPackageArn"]

@@ -13,6 +13,7 @@ start (bench/import_time.py), for the three shapes datadrop reads.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -34,6 +35,11 @@ class DatadropEvent(BaseModel):
     DETAIL_TYPE: ClassVar[str]
     dataset: str
     version: str | None = None
+    event_id: str | None = Field(
+        None,
+        description="Stable id of this announcement: a re-delivery (or, after a crash between PutEvents and its "
+        "bookkeeping, a re-publication) carries the same id, so subscribers can drop duplicates",
+    )
 
 
 class SourceObject(BaseModel):
@@ -147,30 +153,60 @@ class DeploymentFailed(DatadropEvent):
     reason: str
 
 
+class VersionFailed(DatadropEvent):
+    """A version ended without a decision or a deployment: the sweeper gave up on it, or it could not be started."""
+
+    DETAIL_TYPE: ClassVar[str] = "VersionFailed"
+    version: str
+    stage: Literal["training", "evaluation", "deployment"]
+    reason: str
+
+
 class PublishFailed(RuntimeError):
     pass
 
 
+# PutEvents takes at most 10 entries per request.
+PUT_EVENTS_BATCH = 10
+
+
 @dataclass
 class EventPublisher:
+    """Puts outbox entries on the service bus. The state store's outbox is the only caller: a
+    step never publishes directly, so an event goes out only for a change that was recorded."""
+
     client: Any  # boto3 EventBridge client
     bus_name: str
 
-    def publish(self, event: DatadropEvent) -> None:
-        response = self.client.put_events(
-            Entries=[
-                {
-                    "Source": SOURCE,
-                    "DetailType": event.DETAIL_TYPE,
-                    "Detail": event.model_dump_json(),
-                    "EventBusName": self.bus_name,
-                    "Resources": [],
-                }
-            ]
-        )
-        if response.get("FailedEntryCount"):
-            # Raising makes Lambda retry the whole invocation; the state writes are idempotent.
-            raise PublishFailed(f"EventBridge refused {event.DETAIL_TYPE}: {response['Entries']}")
+    def publish_entries(self, entries: Sequence[Any], on_published: Callable[[str], None]) -> int:
+        """Publish `entries` (event_id, detail_type, detail) in order; `on_published(event_id)` for
+        each accepted one. Raises PublishFailed after the batch if EventBridge refused any."""
+        published = 0
+        for start in range(0, len(entries), PUT_EVENTS_BATCH):
+            batch = entries[start : start + PUT_EVENTS_BATCH]
+            response = self.client.put_events(
+                Entries=[
+                    {
+                        "Source": SOURCE,
+                        "DetailType": entry.detail_type,
+                        "Detail": entry.detail,
+                        "EventBusName": self.bus_name,
+                        "Resources": [],
+                    }
+                    for entry in batch
+                ]
+            )
+            refused = []
+            for entry, result in zip(batch, response.get("Entries", [])):
+                if result.get("ErrorCode"):
+                    refused.append(f"{entry.detail_type}: {result.get('ErrorCode')} {result.get('ErrorMessage', '')}")
+                else:
+                    on_published(entry.event_id)
+                    published += 1
+            if refused:
+                # The refused entries stay in the outbox; the retried invocation or the sweeper publishes them.
+                raise PublishFailed("EventBridge refused " + "; ".join(refused))
+        return published
 
 
 # ---------------------------------------------------------------------------------------------

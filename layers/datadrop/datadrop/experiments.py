@@ -51,8 +51,8 @@ class ExperimentTracker:
     metrics_client: Any  # boto3 sagemaker-metrics client
     prefix: str
 
-    def handle(self, dataset: str, version: str, run_index: int) -> RunHandle:
-        run_name = names.RunNames(self.prefix, dataset, version, run_index).run_name
+    def handle(self, dataset: str, version: str, run_index: int, attempt: int = 1) -> RunHandle:
+        run_name = names.RunNames(self.prefix, dataset, version, run_index, attempt).run_name
         return RunHandle(
             experiment_name=names.experiment_name(self.prefix, dataset),
             run_group=names.run_group_name(self.prefix, dataset, version),
@@ -74,7 +74,8 @@ class ExperimentTracker:
             self.client.create_trial,
             TrialName=handle.run_group,
             ExperimentName=handle.experiment_name,
-            DisplayName=f"{dataset} {version}",
+            # SageMaker checks DisplayName against [a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}: no spaces.
+            DisplayName=f"{dataset}-{version}",
             Tags=tags,
         )
         _ignore_exists(

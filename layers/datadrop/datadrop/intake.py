@@ -32,7 +32,7 @@ PEAK_MEMORY_PER_INPUT_BYTE = 7
 
 @dataclass(frozen=True)
 class IntakeOutcome:
-    status: Literal["prepared", "duplicate", "rejected"]
+    status: Literal["prepared", "duplicate", "rejected", "retrying", "ignored"]
     dataset: str
     version: str | None = None
     reason: str | None = None
@@ -63,7 +63,16 @@ def load_config(services: Services, dataset: str) -> DatasetConfig:
     )
 
 
+def is_upload(services: Services, source: SourceObject) -> bool:
+    """Only objects put under incoming/ in the data bucket are uploads: config files, other
+    buckets and other prefixes are not prepare's business, whatever a rule lets through."""
+    return source.bucket == services.settings.data_bucket_name and source.key.startswith(names.INCOMING_PREFIX)
+
+
 def handle_upload(services: Services, source: SourceObject) -> IntakeOutcome:
+    if not is_upload(services, source):
+        logger.info("not an upload; ignored", bucket=source.bucket, key=source.key)
+        return IntakeOutcome("ignored", "")
     dataset = names.dataset_from_key(source.key)
     try:
         if dataset is None:
@@ -98,7 +107,14 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         ) from error
     version = names.dataset_version(hashlib.sha256(data).hexdigest(), config.fingerprint())
     existing = services.state.get_version(dataset, version)
-    if existing is not None and existing["status"] != VersionStatus.PREPARED:
+    if existing is not None:
+        services.state.flush_version(dataset, version)  # a retried invocation publishes what is pending
+        if existing["status"] == VersionStatus.FAILED:
+            # The same bytes uploaded again after a failure: the user asks for another attempt.
+            from datadrop.recovery import retry_version
+
+            retry_version(services, dataset, version)
+            return IntakeOutcome("retrying", dataset, version)
         logger.info("dataset version already in progress or done", dataset=dataset, version=version, status=existing["status"])
         return IntakeOutcome("duplicate", dataset, version)
 
@@ -143,20 +159,25 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         threshold=threshold,
         hyperparameters=hyperparameters,
     )
+    # The version's record and its announcement are one write; the artefacts above were written
+    # first, so nothing half-written is ever announced.
     services.state.create_version(
-        dataset, version, {"source": source.model_dump(), "threshold": threshold, "metric": config.metric, "rows": rows}
+        dataset, version,
+        {"source": source.model_dump(), "threshold": threshold, "metric": config.metric, "rows": rows,
+         "prepared": event.model_dump(mode="json")},
+        publish=[event],
     )
-    services.events.publish(event)
+    services.state.flush_version(dataset, version)
     logger.info("dataset prepared", dataset=dataset, version=version, rows=rows)
     return IntakeOutcome("prepared", dataset, version)
 
 
 def _reject(services: Services, dataset: str, source: SourceObject, rejection: _Rejection) -> IntakeOutcome:
     source_id = f"{source.key}#{source.version_id or source.etag or 'unversioned'}"
-    first_time = services.state.record_rejection(
-        dataset, source_id, {"stage": rejection.stage, "reason": rejection.reason, "source": source.model_dump()}
+    services.state.record_rejection(
+        dataset, source_id, {"stage": rejection.stage, "reason": rejection.reason, "source": source.model_dump()},
+        publish=[DatasetRejected(dataset=dataset, source=source, stage=rejection.stage, reason=rejection.reason)],
     )
-    if first_time:
-        services.events.publish(DatasetRejected(dataset=dataset, source=source, stage=rejection.stage, reason=rejection.reason))
+    services.state.flush(services.state.rejection_item(dataset, source_id))
     logger.warning("dataset rejected", dataset=dataset, key=source.key, reason=rejection.reason)
     return IntakeOutcome("rejected", dataset, reason=rejection.reason)

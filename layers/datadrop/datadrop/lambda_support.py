@@ -1,4 +1,8 @@
-"""What every handler shares: Powertools idempotency on the DynamoDB table from template.yaml."""
+"""What every handler shares: Powertools idempotency on the DynamoDB table from template.yaml.
+
+An answer that means "not my business (yet)" is never cached: a Completed event that arrives before
+its run is recorded, or an event replayed by hand, must be looked at afresh when it comes again.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,27 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 # A day: SageMaker and S3 may re-deliver events well after the first delivery.
 IDEMPOTENCY_SECONDS = 24 * 3600
+# The key of every step that consumes EventBridge events: datadrop's own events carry a stable
+# event_id (a re-publication keeps it); AWS's events are told apart by their EventBridge id.
+EVENT_KEY = '["detail-type", detail.event_id || id]'
+IGNORED = "ignored"
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def ignored(reason: str) -> dict[str, Any]:
+    """The answer to an event that is not the handler's business: nothing changed."""
+    return {"outcome": IGNORED, "reason": reason}
+
+
+class _NotCached(Exception):
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result.get("reason", IGNORED))
+        self.result = result
+
+
+def _is_ignored(result: Any) -> bool:
+    return isinstance(result, dict) and IGNORED in (result.get("outcome"), result.get("status"))
 
 
 def idempotent_on(event_key_jmespath: str) -> Callable[[Handler], Handler]:
@@ -30,13 +53,22 @@ def idempotent_on(event_key_jmespath: str) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         guarded: Handler | None = None
 
+        def uncached_when_ignored(event: dict[str, Any], context: Any) -> Any:
+            result = handler(event, context)
+            if _is_ignored(result):
+                raise _NotCached(result)  # Powertools deletes the record of a call that raised
+            return result
+
         @functools.wraps(handler)
         def run(event: dict[str, Any], context: Any) -> Any:
             nonlocal guarded
             if guarded is None:
                 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
-                guarded = idempotent(persistence_store=persistence, config=config)(handler)
-            return guarded(event, context)
+                guarded = idempotent(persistence_store=persistence, config=config)(uncached_when_ignored)
+            try:
+                return guarded(event, context)
+            except _NotCached as answer:
+                return answer.result
 
         return run
 

@@ -1,7 +1,12 @@
 """Deterministic resource names and S3 locations.
 
-Every SageMaker name derives from (prefix, dataset, version, run index), so a re-delivered event
-asks for the same name again and SageMaker's ResourceInUse tells us the work is already done.
+Every SageMaker name derives from (prefix, dataset, version, run index, attempt), so a
+re-delivered event asks for the same name again and SageMaker's ResourceInUse tells us the work is
+already done. Names are never parsed back: the state table maps each name to its run.
+
+Every name starts with `<prefix>--`: a prefix never contains "--" and never ends with "-", so the
+rule filters and IAM resource patterns `<prefix>--*` of one stack never match another stack's
+names (stack "datadrop" vs stack "datadrop-x").
 SageMaker names must match ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}.
 """
 
@@ -12,6 +17,9 @@ import re
 from dataclasses import dataclass
 
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+SAGEMAKER_NAME_MAX = 63
+PREFIX_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+DELIMITER = "--"
 INCOMING_PREFIX = "incoming/"
 CONFIG_PREFIX = "config/"
 VERSION_LENGTH = 12
@@ -37,7 +45,18 @@ def config_keys(dataset: str) -> list[str]:
     return [f"{CONFIG_PREFIX}{dataset}.yaml", f"{CONFIG_PREFIX}{dataset}.yml", f"{CONFIG_PREFIX}{dataset}.json"]
 
 
-def _checked(name: str) -> str:
+def owned_prefix(prefix: str) -> str:
+    """What every name of this stack starts with (the rules and IAM policies filter on it)."""
+    if not PREFIX_PATTERN.fullmatch(prefix):
+        raise ValueError(f"name prefix {prefix!r} must be lowercase letters and digits, single '-' between them")
+    return f"{prefix}{DELIMITER}"
+
+
+def _fitted(name: str) -> str:
+    """The name itself when it fits SageMaker's 63 characters, else a shortened, hashed, still unique form."""
+    if len(name) > SAGEMAKER_NAME_MAX:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{name[: SAGEMAKER_NAME_MAX - 9].rstrip('-')}-{digest}"
     if not SAGEMAKER_NAME.fullmatch(name):
         raise ValueError(f"{name!r} is not a valid SageMaker resource name")
     return name
@@ -45,21 +64,28 @@ def _checked(name: str) -> str:
 
 @dataclass(frozen=True)
 class RunNames:
-    """Names of everything one training run creates."""
+    """Names of everything one attempt of one training run creates."""
 
     prefix: str
     dataset: str
     version: str
     run_index: int
+    attempt: int = 1
 
     @property
     def run_name(self) -> str:
         """The Experiments run name (the SDK lower-cases it)."""
-        return f"{self.version}-r{self.run_index:02d}"
+        suffix = f"-a{self.attempt}" if self.attempt > 1 else ""
+        return f"{self.version}-r{self.run_index:02d}{suffix}"
+
+    @property
+    def label(self) -> str:
+        """The run within its version: r01, or r01-a2 for its second attempt."""
+        return self.run_name[len(self.version) + 1 :]
 
     @property
     def training_job(self) -> str:
-        return _checked(f"{self.prefix}-{self.dataset}-{self.version}-r{self.run_index:02d}")
+        return _fitted(f"{owned_prefix(self.prefix)}{self.dataset}-{self.run_name}")
 
     @property
     def model(self) -> str:
@@ -74,24 +100,13 @@ class RunNames:
         return self.training_job
 
 
-def parse_job_name(prefix: str, job_name: str) -> tuple[str, str, int] | None:
-    """Inverse of RunNames.training_job: (dataset, version, run index), or None if not ours."""
-    match = re.fullmatch(
-        rf"{re.escape(prefix)}-(?P<dataset>[a-z0-9-]+)-(?P<version>[0-9a-f]{{{VERSION_LENGTH}}})-r(?P<run>\d{{2}})",
-        job_name,
-    )
-    if not match:
-        return None
-    return match["dataset"], match["version"], int(match["run"])
-
-
 def experiment_name(prefix: str, dataset: str) -> str:
-    return f"{prefix}-{dataset}"
+    return f"{owned_prefix(prefix)}{dataset}"
 
 
 def run_group_name(prefix: str, dataset: str, version: str) -> str:
     """The run group (SageMaker trial) that holds every run of one dataset version."""
-    return f"{prefix}-{dataset}-{version}"
+    return f"{owned_prefix(prefix)}{dataset}-{version}"
 
 
 def trial_component_name(prefix: str, dataset: str, run_name: str) -> str:
@@ -101,11 +116,11 @@ def trial_component_name(prefix: str, dataset: str, run_name: str) -> str:
 
 def endpoint_name(prefix: str, dataset: str) -> str:
     """One stable endpoint per dataset: later versions update it in place."""
-    return _checked(f"{prefix}-{dataset}")
+    return _fitted(f"{owned_prefix(prefix)}{dataset}")
 
 
 def model_package_group_name(prefix: str, dataset: str) -> str:
-    return _checked(f"{prefix}-{dataset}")
+    return _fitted(f"{owned_prefix(prefix)}{dataset}")
 
 
 @dataclass(frozen=True)
@@ -141,8 +156,8 @@ class DatasetLocations:
     def training_output_uri(self) -> str:
         return self.uri("training/")
 
-    def evaluation_output_uri(self, run_index: int) -> str:
-        return self.uri(f"evaluation/r{run_index:02d}/")
+    def evaluation_output_uri(self, run_label: str) -> str:
+        return self.uri(f"evaluation/{run_label}/")
 
-    def report_key(self, run_index: int) -> str:
-        return self.key(f"evaluation/r{run_index:02d}/report.json")
+    def report_key(self, run_label: str) -> str:
+        return self.key(f"evaluation/{run_label}/report.json")

@@ -19,8 +19,11 @@ from datadrop.settings import Settings
 from datadrop.state import StateStore
 from datadrop.storage import ObjectStore
 
-# Standard retry mode backs off on throttling (ThrottlingException, 429/503) for every call.
-_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
+# Standard retry mode backs off on throttling (ThrottlingException, 429/503) for every call. The
+# budget fits inside the shortest function timeout (60 s): at most 5 attempts with backoff capped at
+# 20 s each, 10 s to connect and 20 s to read; beyond that the step gives up with CapacityError and
+# the sweeper retries later, instead of the invocation timing out half-way.
+_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=20)
 
 
 @dataclass
@@ -37,11 +40,12 @@ class Services:
     def from_settings(cls, settings: Settings, session: boto3.session.Session | None = None) -> Services:
         session = session or boto3.session.Session(region_name=settings.region)
         sagemaker = session.client("sagemaker", config=_BOTO_CONFIG)
+        publisher = EventPublisher(session.client("events", config=_BOTO_CONFIG), settings.event_bus_name)
         return cls(
             settings=settings,
             objects=ObjectStore(session.client("s3", config=_BOTO_CONFIG)),
-            state=StateStore(session.resource("dynamodb", config=_BOTO_CONFIG).Table(settings.state_table_name)),
-            events=EventPublisher(session.client("events", config=_BOTO_CONFIG), settings.event_bus_name),
+            state=StateStore(session.resource("dynamodb", config=_BOTO_CONFIG).Table(settings.state_table_name), publisher),
+            events=publisher,
             compute=SageMakerCompute(sagemaker, settings.region),
             experiments=ExperimentTracker(sagemaker, session.client("sagemaker-metrics", config=_BOTO_CONFIG), settings.name_prefix),
             sagemaker=sagemaker,

@@ -23,6 +23,8 @@ class Settings(BaseModel):
     compute: Literal["sagemaker", "local"] = "sagemaker"
     region: str = "us-east-1"
     memory_limit_mb: int | None = Field(None, description="the function's memory (Lambda sets it); None: no limit")
+    stuck_after_minutes: float = Field(30, ge=0, description="the sweeper looks at work unchanged for this long")
+    give_up_after_hours: float = Field(24, gt=0, description="the sweeper ends work still stuck after this long")
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -49,6 +51,8 @@ class Settings(BaseModel):
             compute=env.get("DATADROP_COMPUTE", "sagemaker"),  # type: ignore[arg-type]
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             memory_limit_mb=int(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]) if env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") else None,
+            stuck_after_minutes=float(env.get("STUCK_AFTER_MINUTES", "30")),
+            give_up_after_hours=float(env.get("GIVE_UP_AFTER_HOURS", "24")),
         )
 
     def as_environment(self) -> dict[str, str]:
@@ -67,4 +71,6 @@ class Settings(BaseModel):
             "ENDPOINT_INSTANCE_TYPE": self.endpoint_instance_type,
             "DATADROP_COMPUTE": self.compute,
             "AWS_DEFAULT_REGION": self.region,
+            "STUCK_AFTER_MINUTES": str(self.stuck_after_minutes),
+            "GIVE_UP_AFTER_HOURS": str(self.give_up_after_hours),
         }

@@ -1,21 +1,43 @@
-"""Pipeline state in one DynamoDB table.
+"""Pipeline state in one DynamoDB table, with an outbox for the events each change announces.
 
-Each dataset version has one item (sk VERSION#<version>) and one item per run
-(sk VERSION#<version>#RUN#<nn>). Every change is a conditional write naming the states it may
-come from, so a duplicate or out-of-order event finds the condition false and changes nothing.
+Items (pk DATASET#<dataset>):
+- a dataset version: sk VERSION#<version>;
+- each of its runs: sk VERSION#<version>#RUN#<nnnn>;
+- a rejected upload: sk REJECTED#<key>#<version id or etag>.
+Resource names map to their run (pk RESOURCE#<kind>#<name>), so an event about a job, model or
+endpoint config is traced by lookup, never by parsing its name.
+
+Every change is one conditional UpdateItem: the transition table below says which status may
+follow which, so a duplicate or out-of-order event finds the condition false and changes nothing.
+The events a change must announce are written into the same item, in the same request (the
+outbox); `flush` publishes them and removes each once EventBridge accepted it. A crash anywhere
+between the decision and the publication leaves the events in the outbox, and the next attempt
+(the retried invocation, or the sweeper) publishes them: no event is lost, and none is published
+for a change that did not happen.
+
+Items that need watching carry `attention` (a sparse index, by-attention): a version in a
+non-terminal status carries its status, and any item with unpublished events carries OUTBOX.
+The sweeper queries it for what has been waiting too long.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
+
+from datadrop.events import DatadropEvent, EventPublisher
+
+ATTENTION_INDEX = "by-attention"
+OUTBOX = "OUTBOX"
 
 
 class VersionStatus(StrEnum):
@@ -23,27 +45,59 @@ class VersionStatus(StrEnum):
     TRAINING = "TRAINING"
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"  # evaluated, below the threshold
-    FAILED = "FAILED"  # every run failed
+    FAILED = "FAILED"  # every run failed, or the sweeper gave up on it
     DEPLOYING = "DEPLOYING"
     DEPLOYED = "DEPLOYED"
     DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
 
 
 class RunStatus(StrEnum):
+    PENDING = "PENDING"  # planned; its training job is not created yet (e.g. waiting for SageMaker capacity)
     TRAINING = "TRAINING"
     EVALUATING = "EVALUATING"
     EVALUATED = "EVALUATED"
     FAILED = "FAILED"
 
 
-TERMINAL_RUN_STATUSES = frozenset({RunStatus.EVALUATED, RunStatus.FAILED})
+# Which status may follow which. A status listed among its own successors is re-entrant: a retry
+# after a failure half-way through the step repeats its (idempotent) work.
+VERSION_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
+    VersionStatus.PREPARED: frozenset({VersionStatus.TRAINING, VersionStatus.FAILED}),
+    VersionStatus.TRAINING: frozenset(
+        {VersionStatus.TRAINING, VersionStatus.APPROVED, VersionStatus.REJECTED, VersionStatus.FAILED}
+    ),
+    VersionStatus.APPROVED: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYMENT_FAILED}),
+    VersionStatus.DEPLOYING: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYED, VersionStatus.DEPLOYMENT_FAILED}),
+    VersionStatus.REJECTED: frozenset(),
+    VersionStatus.DEPLOYED: frozenset(),
+    # A retry (`datadrop retry`, or uploading the same bytes again) starts a failed version over.
+    VersionStatus.FAILED: frozenset({VersionStatus.PREPARED}),
+    VersionStatus.DEPLOYMENT_FAILED: frozenset(),
+}
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    # PENDING → EVALUATING: the job was created but the invocation died before recording it, and
+    # the job's Completed event is the first news of it.
+    RunStatus.PENDING: frozenset({RunStatus.PENDING, RunStatus.TRAINING, RunStatus.EVALUATING, RunStatus.FAILED}),
+    RunStatus.TRAINING: frozenset({RunStatus.EVALUATING, RunStatus.FAILED}),
+    RunStatus.EVALUATING: frozenset({RunStatus.EVALUATING, RunStatus.EVALUATED, RunStatus.FAILED}),
+    RunStatus.EVALUATED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+}
+TERMINAL_VERSION_STATUSES = frozenset(status for status, successors in VERSION_TRANSITIONS.items() if not successors) | {
+    VersionStatus.FAILED,  # terminal until someone retries it
+}
+TERMINAL_RUN_STATUSES = frozenset(status for status, successors in RUN_TRANSITIONS.items() if not successors)
 
 
-def _now() -> str:
+def predecessors(to: StrEnum, table: dict[Any, frozenset[Any]]) -> set[Any]:
+    return {status for status, successors in table.items() if to in successors}
+
+
+def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _to_dynamo(document: dict[str, Any]) -> dict[str, Any]:
+def _to_dynamo(document: Any) -> Any:
     """DynamoDB wants Decimal, not float."""
     return json.loads(json.dumps(document), parse_float=Decimal)
 
@@ -58,75 +112,155 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
-def _pk(dataset: str) -> str:
+def dataset_key(dataset: str) -> str:
     return f"DATASET#{dataset}"
 
 
-def _version_sk(version: str) -> str:
+def version_key(version: str) -> str:
     return f"VERSION#{version}"
 
 
-def _run_sk(version: str, run_index: int) -> str:
-    return f"VERSION#{version}#RUN#{run_index:02d}"
+def run_key(version: str, run_index: int) -> str:
+    return f"VERSION#{version}#RUN#{run_index:04d}"
+
+
+@dataclass(frozen=True)
+class ItemKey:
+    pk: str
+    sk: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"pk": self.pk, "sk": self.sk}
+
+
+@dataclass(frozen=True)
+class ResourceOwner:
+    """The run a SageMaker resource belongs to."""
+
+    dataset: str
+    version: str
+    run_index: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    event_id: str
+    detail_type: str
+    detail: str  # the detail as published, JSON
+
+
+def _event_id(key: ItemKey, milestone: str, detail_type: str) -> str:
+    """Stable for one announcement of one change: a retry re-publishes the same id, never a new one."""
+    return hashlib.sha256(f"{key.pk}|{key.sk}|{milestone}|{detail_type}".encode()).hexdigest()[:32]
+
+
+def _outbox_entries(key: ItemKey, milestone: str, events: Sequence[DatadropEvent]) -> dict[str, dict[str, Any]]:
+    entries: dict[str, dict[str, Any]] = {}
+    created = now_iso()
+    for sequence, event in enumerate(events):
+        event_id = _event_id(key, milestone, event.DETAIL_TYPE)
+        stamped = event.model_copy(update={"event_id": event_id})
+        entries[event_id] = {
+            "detail_type": event.DETAIL_TYPE,
+            "detail": stamped.model_dump_json(),
+            "created_at": created,
+            "sequence": sequence,
+        }
+    return entries
+
+
+class _Update:
+    """An UpdateItem being composed: SET/REMOVE clauses, conditions, names and values."""
+
+    def __init__(self) -> None:
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.conditions: list[str] = ["attribute_exists(pk)"]
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def set(self, attribute: str, value: Any) -> None:
+        self.sets.append(f"{self.name(attribute)} = {self.value(value)}")
+
+    def request(self, key: ItemKey) -> dict[str, Any]:
+        expression = []
+        if self.sets:
+            expression.append("SET " + ", ".join(self.sets))
+        if self.removes:
+            expression.append("REMOVE " + ", ".join(self.removes))
+        request: dict[str, Any] = {
+            "Key": key.as_dict(),
+            "UpdateExpression": " ".join(expression),
+            "ConditionExpression": " AND ".join(f"({condition})" for condition in self.conditions),
+            "ExpressionAttributeNames": self.names,
+        }
+        if self.values:
+            request["ExpressionAttributeValues"] = _to_dynamo(self.values)
+        return request
 
 
 @dataclass
 class StateStore:
     table: Any  # boto3 DynamoDB Table resource
+    publisher: EventPublisher | None = None
+
+    # -- keys -----------------------------------------------------------------------------------
+    @staticmethod
+    def version_item(dataset: str, version: str) -> ItemKey:
+        return ItemKey(dataset_key(dataset), version_key(version))
+
+    @staticmethod
+    def rejection_item(dataset: str, source_id: str) -> ItemKey:
+        return ItemKey(dataset_key(dataset), f"REJECTED#{source_id}")
+
+    @staticmethod
+    def run_item(dataset: str, version: str, run_index: int) -> ItemKey:
+        return ItemKey(dataset_key(dataset), run_key(version, run_index))
 
     # -- creation -------------------------------------------------------------------------------
-    def create_version(self, dataset: str, version: str, attributes: dict[str, Any]) -> bool:
-        """Record a prepared dataset version; False when it already exists (same data + config)."""
-        return self._put_new(
-            {"pk": _pk(dataset), "sk": _version_sk(version), "kind": "version", "dataset": dataset,
-             "version": version, "status": VersionStatus.PREPARED.value, **attributes}
-        )
-
-    def create_run(self, dataset: str, version: str, run_index: int, attributes: dict[str, Any]) -> bool:
-        return self._put_new(
-            {"pk": _pk(dataset), "sk": _run_sk(version, run_index), "kind": "run", "dataset": dataset,
-             "version": version, "run_index": run_index, "status": RunStatus.TRAINING.value, **attributes}
-        )
-
-    def record_rejection(self, dataset: str, source_id: str, attributes: dict[str, Any]) -> bool:
-        return self._put_new(
-            {"pk": _pk(dataset), "sk": f"REJECTED#{source_id}", "kind": "rejection", "dataset": dataset, **attributes}
-        )
-
-    # -- transitions ----------------------------------------------------------------------------
-    def transition_version(
-        self, dataset: str, version: str, to: VersionStatus, allowed_from: set[VersionStatus], **attributes: Any
+    def create_version(
+        self, dataset: str, version: str, attributes: dict[str, Any], publish: Sequence[DatadropEvent] = ()
     ) -> bool:
-        return self._transition(_pk(dataset), _version_sk(version), to, allowed_from, attributes)
+        """Record a prepared dataset version and what it announces; False when it already exists."""
+        key = self.version_item(dataset, version)
+        item = {"kind": "version", "dataset": dataset, "version": version, "status": VersionStatus.PREPARED.value,
+                "attention": VersionStatus.PREPARED.value, "attempt": 1, **attributes}
+        return self._put_new(key, item, _outbox_entries(key, f"{VersionStatus.PREPARED}#1", publish))
 
-    def transition_run(
-        self, dataset: str, version: str, run_index: int, to: RunStatus, allowed_from: set[RunStatus], **attributes: Any
+    def record_rejection(
+        self, dataset: str, source_id: str, attributes: dict[str, Any], publish: Sequence[DatadropEvent] = ()
     ) -> bool:
-        return self._transition(_pk(dataset), _run_sk(version, run_index), to, allowed_from, attributes)
+        key = self.rejection_item(dataset, source_id)
+        outbox = _outbox_entries(key, "rejected", publish)
+        item = {"kind": "rejection", "dataset": dataset, **attributes}
+        if outbox:
+            item["attention"] = OUTBOX
+        return self._put_new(key, item, outbox)
 
-    # -- reads ----------------------------------------------------------------------------------
-    def get_version(self, dataset: str, version: str) -> dict[str, Any] | None:
-        item = self.table.get_item(Key={"pk": _pk(dataset), "sk": _version_sk(version)}, ConsistentRead=True).get("Item")
-        return _from_dynamo(item) if item else None
-
-    def get_run(self, dataset: str, version: str, run_index: int) -> dict[str, Any] | None:
-        item = self.table.get_item(Key={"pk": _pk(dataset), "sk": _run_sk(version, run_index)}, ConsistentRead=True).get("Item")
-        return _from_dynamo(item) if item else None
-
-    def list_runs(self, dataset: str, version: str) -> list[dict[str, Any]]:
-        response = self.table.query(
-            KeyConditionExpression=Key("pk").eq(_pk(dataset)) & Key("sk").begins_with(f"{_version_sk(version)}#RUN#"),
-            ConsistentRead=True,
-        )
-        return [_from_dynamo(item) for item in response.get("Items", [])]
-
-    # -- internals ------------------------------------------------------------------------------
-    def _put_new(self, item: dict[str, Any]) -> bool:
-        now = _now()
+    def plan_run(self, dataset: str, version: str, run_index: int, attempt: int, attributes: dict[str, Any]) -> bool:
+        """The run of this attempt, PENDING; an earlier attempt's record of the same run is replaced.
+        False when this attempt's record exists already (a retried invocation)."""
+        key = self.run_item(dataset, version, run_index)
+        now = now_iso()
+        item = {**key.as_dict(), "kind": "run", "dataset": dataset, "version": version, "run_index": run_index,
+                "attempt": attempt, "status": RunStatus.PENDING.value, "created_at": now, "updated_at": now,
+                "status_since": now, "outbox": {}, "milestones": {}, **attributes}
         try:
             self.table.put_item(
-                Item=_to_dynamo({**item, "created_at": now, "updated_at": now}),
-                ConditionExpression="attribute_not_exists(pk)",
+                Item=_to_dynamo(item),
+                ConditionExpression="attribute_not_exists(pk) OR attempt < :attempt",
+                ExpressionAttributeValues={":attempt": attempt},
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -134,28 +268,256 @@ class StateStore:
             raise
         return True
 
-    def _transition(self, pk: str, sk: str, to: StrEnum, allowed_from: set[Any], attributes: dict[str, Any]) -> bool:
-        names = {"#status": "status", "#updated_at": "updated_at"}
-        values: dict[str, Any] = {":to": to.value, ":now": _now()}
-        assignments = ["#status = :to", "#updated_at = :now"]
-        for index, (name, value) in enumerate(attributes.items()):
-            names[f"#a{index}"] = name
-            values[f":a{index}"] = value
-            assignments.append(f"#a{index} = :a{index}")
-        allowed = sorted(status.value for status in allowed_from)
-        for index, status in enumerate(allowed):
-            values[f":from{index}"] = status
-        condition = "attribute_exists(pk) AND #status IN (" + ", ".join(f":from{i}" for i in range(len(allowed))) + ")"
+    def map_resource(self, kind: str, name: str, owner: ResourceOwner) -> None:
+        """Remember which run `name` belongs to, before the resource is created (so its events find it)."""
+        self.table.put_item(
+            Item={"pk": f"RESOURCE#{kind}#{name}", "sk": "RESOURCE", "kind": "resource", "dataset": owner.dataset,
+                  "version": owner.version, "run_index": owner.run_index, "attempt": owner.attempt}
+        )
+
+    def find_resource(self, kind: str, name: str) -> ResourceOwner | None:
+        item = self.table.get_item(Key={"pk": f"RESOURCE#{kind}#{name}", "sk": "RESOURCE"}, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return ResourceOwner(str(item["dataset"]), str(item["version"]), int(item["run_index"]), int(item["attempt"]))
+
+    # -- changes --------------------------------------------------------------------------------
+    def transition_version(
+        self,
+        dataset: str,
+        version: str,
+        to: VersionStatus,
+        allowed_from: Iterable[VersionStatus] | None = None,
+        publish: Sequence[DatadropEvent] = (),
+        milestone: str | None = None,
+        remove: Sequence[str] = (),
+        **attributes: Any,
+    ) -> bool:
+        """Move a version to `to` from any status the transition table allows (or `allowed_from`,
+        a subset of those), recording the events to announce; False when the condition fails."""
+        allowed = predecessors(to, VERSION_TRANSITIONS)
+        if allowed_from is not None:
+            allowed &= set(allowed_from)
+        key = self.version_item(dataset, version)
+        attention = to.value if to not in TERMINAL_VERSION_STATUSES else (OUTBOX if publish else None)
+        return self._change(key, to, allowed, publish, milestone, attention, remove, attributes)
+
+    def transition_run(
+        self,
+        dataset: str,
+        version: str,
+        run_index: int,
+        to: RunStatus,
+        allowed_from: Iterable[RunStatus] | None = None,
+        publish: Sequence[DatadropEvent] = (),
+        attempt: int | None = None,
+        **attributes: Any,
+    ) -> bool:
+        allowed = predecessors(to, RUN_TRANSITIONS)
+        if allowed_from is not None:
+            allowed &= set(allowed_from)
+        key = self.run_item(dataset, version, run_index)
+        conditions = [] if attempt is None else [("attempt", attempt)]
+        return self._change(key, to, allowed, publish, None, OUTBOX if publish else None, (), attributes, conditions)
+
+    def record(
+        self, key: ItemKey, milestone: str, publish: Sequence[DatadropEvent] = (), **attributes: Any
+    ) -> bool:
+        """Record a milestone of an item once (no status change), with the events it announces;
+        False when it was recorded before."""
+        update = _Update()
+        flag = update.name("milestones")
+        mark = update.name(milestone)
+        update.conditions.append(f"attribute_not_exists({flag}.{mark})")
+        update.sets.append(f"{flag}.{mark} = {update.value(now_iso())}")
+        for name, value in attributes.items():
+            update.set(name, value)
+        update.set("updated_at", now_iso())
+        entries = _outbox_entries(key, milestone, publish)
+        self._add_outbox(update, entries)
+        if entries:
+            update.sets.append(f"{update.name('attention')} = if_not_exists({update.name('attention')}, {update.value(OUTBOX)})")
+        return self._update(key, update)
+
+    def set_attributes(self, key: ItemKey, **attributes: Any) -> None:
+        """Plain bookkeeping that no status depends on (e.g. why a run is waiting)."""
+        update = _Update()
+        for name, value in attributes.items():
+            update.set(name, value)
+        self._update(key, update)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(self, key: ItemKey) -> dict[str, Any] | None:
+        item = self.table.get_item(Key=key.as_dict(), ConsistentRead=True).get("Item")
+        return _from_dynamo(item) if item else None
+
+    def get_version(self, dataset: str, version: str) -> dict[str, Any] | None:
+        return self.get(self.version_item(dataset, version))
+
+    def get_run(self, dataset: str, version: str, run_index: int) -> dict[str, Any] | None:
+        return self.get(self.run_item(dataset, version, run_index))
+
+    def list_runs(self, dataset: str, version: str) -> list[dict[str, Any]]:
+        items = self._query_all(
+            KeyConditionExpression=Key("pk").eq(dataset_key(dataset)) & Key("sk").begins_with(f"{version_key(version)}#RUN#"),
+            ConsistentRead=True,
+        )
+        return sorted(items, key=lambda item: int(item["run_index"]))
+
+    def list_versions(self, dataset: str) -> list[dict[str, Any]]:
+        items = self._query_all(
+            KeyConditionExpression=Key("pk").eq(dataset_key(dataset)) & Key("sk").begins_with("VERSION#"),
+            FilterExpression=Attr("kind").eq("version"),
+            ConsistentRead=True,
+        )
+        return items
+
+    def needing_attention(self, attention: str, updated_before: str) -> list[dict[str, Any]]:
+        """Items in `attention` (a non-terminal status, or OUTBOX) not changed since `updated_before`."""
+        return self._query_all(
+            IndexName=ATTENTION_INDEX,
+            KeyConditionExpression=Key("attention").eq(attention) & Key("updated_at").lt(updated_before),
+        )
+
+    # -- the outbox -----------------------------------------------------------------------------
+    def flush(self, key: ItemKey) -> int:
+        """Publish what the item's outbox holds, oldest first; each entry is removed once EventBridge
+        accepted it. Returns how many were published; raises PublishFailed if any was refused."""
+        item = self.table.get_item(Key=key.as_dict(), ConsistentRead=True).get("Item")
+        outbox = (item or {}).get("outbox") or {}
+        if not outbox:
+            return 0
+        if self.publisher is None:
+            raise RuntimeError("StateStore has no publisher to flush its outbox with")
+        entries = [
+            OutboxEntry(event_id, str(entry["detail_type"]), str(entry["detail"]))
+            for event_id, entry in sorted(outbox.items(), key=lambda pair: (str(pair[1]["created_at"]), int(pair[1]["sequence"])))
+        ]
+        published = self.publisher.publish_entries(entries, on_published=lambda event_id: self._forget(key, event_id))
+        self._settle(key)
+        return published
+
+    def flush_version(self, dataset: str, version: str) -> int:
+        """Flush the version's item and its runs' items (one query finds those with pending events)."""
+        items = self._query_all(
+            KeyConditionExpression=Key("pk").eq(dataset_key(dataset)) & Key("sk").begins_with(version_key(version)),
+            FilterExpression=Attr("outbox").size().gt(0),
+            ProjectionExpression="pk, sk",
+            ConsistentRead=True,
+        )
+        return sum(self.flush(ItemKey(str(item["pk"]), str(item["sk"]))) for item in items)
+
+    def _forget(self, key: ItemKey, event_id: str) -> None:
+        self.table.update_item(
+            Key=key.as_dict(), UpdateExpression="REMOVE outbox.#id", ExpressionAttributeNames={"#id": event_id}
+        )
+
+    def _settle(self, key: ItemKey) -> None:
+        """An item with nothing left to publish stops needing attention, unless its status needs it."""
         try:
             self.table.update_item(
-                Key={"pk": pk, "sk": sk},
-                UpdateExpression="SET " + ", ".join(assignments),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_dynamo(values),
+                Key=key.as_dict(),
+                UpdateExpression="REMOVE attention",
+                ConditionExpression="size(outbox) = :zero AND attention = :outbox",
+                ExpressionAttributeValues={":zero": 0, ":outbox": OUTBOX},
             )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    # -- internals ------------------------------------------------------------------------------
+    def _put_new(self, key: ItemKey, item: dict[str, Any], outbox: dict[str, dict[str, Any]]) -> bool:
+        now = now_iso()
+        document = {**key.as_dict(), **item, "created_at": now, "updated_at": now, "status_since": now,
+                    "outbox": outbox, "milestones": {}}
+        try:
+            self.table.put_item(Item=_to_dynamo(document), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
         return True
+
+    def _change(
+        self,
+        key: ItemKey,
+        to: StrEnum,
+        allowed: set[Any],
+        publish: Sequence[DatadropEvent],
+        milestone: str | None,
+        attention: str | None,
+        remove: Sequence[str],
+        attributes: dict[str, Any],
+        equals: Sequence[tuple[str, Any]] = (),
+    ) -> bool:
+        if not allowed:
+            raise ValueError(f"no status may move to {to}")
+        if publish and to in allowed and milestone is None:
+            # A re-entrant transition would announce again on every retry: name the milestone.
+            raise ValueError(f"a re-entrant transition to {to} that publishes needs a milestone")
+        # Two attempts when re-entrant: a real change (status_since moves) or a repeat (it stays).
+        attempts: list[set[Any]] = [allowed - {to}, {to}] if to in allowed else [allowed]
+        for from_statuses in attempts:
+            if not from_statuses:
+                continue
+            update = _Update()
+            status = update.name("status")
+            update.conditions.append(f"{status} IN ({', '.join(update.value(s.value) for s in sorted(from_statuses))})")
+            for name, value in equals:
+                update.conditions.append(f"{update.name(name)} = {update.value(value)}")
+            update.set("status", to.value)
+            now = now_iso()
+            update.set("updated_at", now)
+            if to not in from_statuses:
+                update.set("status_since", now)
+            if attention is None:
+                update.removes.append(update.name("attention"))
+            else:
+                update.set("attention", attention)
+            for name in remove:
+                update.removes.append(update.name(name))
+            for name, value in attributes.items():
+                update.set(name, value)
+            if milestone is not None:
+                flag, mark = update.name("milestones"), update.name(milestone)
+                if publish:
+                    update.conditions.append(f"attribute_not_exists({flag}.{mark})")
+                update.sets.append(f"{flag}.{mark} = if_not_exists({flag}.{mark}, {update.value(now)})")
+            self._add_outbox(update, _outbox_entries(key, milestone or to.value, publish))
+            if self._update(key, update):
+                return True
+        return False
+
+    @staticmethod
+    def _add_outbox(update: _Update, entries: dict[str, dict[str, Any]]) -> None:
+        """Entries go into the item's `outbox` map (every item is created with one: DynamoDB cannot
+        create a map and set a key inside it in one request)."""
+        if not entries:
+            return
+        outbox = update.name("outbox")
+        for event_id, entry in entries.items():
+            update.sets.append(f"{outbox}.{update.name(event_id)} = {update.value(entry)}")
+
+    def _update(self, key: ItemKey, update: _Update) -> bool:
+        try:
+            response = self.table.update_item(**update.request(key), ReturnValues="ALL_NEW")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        item = response.get("Attributes") or {}
+        if item.get("outbox") and "attention" not in item:
+            # Events are still waiting (an earlier change's): keep the item where the sweeper looks.
+            self.table.update_item(
+                Key=key.as_dict(), UpdateExpression="SET attention = :outbox", ExpressionAttributeValues={":outbox": OUTBOX}
+            )
+        return True
+
+    def _query_all(self, **request: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self.table.query(**request)
+            items.extend(_from_dynamo(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

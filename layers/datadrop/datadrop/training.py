@@ -12,7 +12,8 @@ from datadrop.events import DatasetPrepared, RunSummary, TrainingStarted
 from datadrop.experiments import RunHandle
 from datadrop.services import Services
 from datadrop.settings import Settings
-from datadrop.state import RunStatus, VersionStatus
+from datadrop.compute import CapacityError
+from datadrop.state import ResourceOwner, RunStatus, VersionStatus
 
 logger = Logger(child=True)
 
@@ -59,19 +60,64 @@ def run_plan(prepared: DatasetPrepared) -> list[dict[str, str]]:
 
 
 def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSummary]:
-    settings = services.settings
-    plan = run_plan(prepared)
-    if not services.state.transition_version(
-        prepared.dataset, prepared.version, VersionStatus.TRAINING, {VersionStatus.PREPARED, VersionStatus.TRAINING},
-        run_count=len(plan), threshold=prepared.threshold, metric=prepared.metric,
-        problem_type=prepared.problem_type, classes=prepared.classes, artifacts=prepared.artifacts.model_dump(),
-    ):
-        logger.info("version is past training; nothing to do", dataset=prepared.dataset, version=prepared.version)
-        return []
-    summaries: list[RunSummary] = []
-    for run_index, hyperparameters in enumerate(plan, start=1):
-        run = names.RunNames(settings.name_prefix, prepared.dataset, prepared.version, run_index)
-        handle = services.experiments.handle(prepared.dataset, prepared.version, run_index)
+    """Plan the version's runs and start their training jobs; announce TrainingStarted once.
+
+    Re-entrant: a retried invocation finds the runs planned and the jobs created (ResourceInUse)
+    and carries on. A run SageMaker has no capacity for stays PENDING; the sweeper starts it later.
+    """
+    state = services.state
+    try:
+        version_item = state.get_version(prepared.dataset, prepared.version)
+        if version_item is None:
+            logger.info("no such dataset version; ignored", dataset=prepared.dataset, version=prepared.version)
+            return []
+        attempt = int(version_item.get("attempt", 1))
+        plan = run_plan(prepared)
+        if not state.transition_version(
+            prepared.dataset, prepared.version, VersionStatus.TRAINING, {VersionStatus.PREPARED, VersionStatus.TRAINING},
+            run_count=len(plan), threshold=prepared.threshold, metric=prepared.metric,
+            problem_type=prepared.problem_type, classes=prepared.classes, artifacts=prepared.artifacts.model_dump(),
+        ):
+            logger.info("version is past training; nothing to do", dataset=prepared.dataset, version=prepared.version)
+            return []
+        summaries: list[RunSummary] = []
+        for run_index, hyperparameters in enumerate(plan, start=1):
+            summaries.append(_start_run(services, prepared, run_index, attempt, hyperparameters))
+        settings = services.settings
+        state.record(
+            state.version_item(prepared.dataset, prepared.version),
+            f"training_started#{attempt}",
+            publish=[
+                TrainingStarted(
+                    dataset=prepared.dataset,
+                    version=prepared.version,
+                    experiment_name=names.experiment_name(settings.name_prefix, prepared.dataset),
+                    run_group=names.run_group_name(settings.name_prefix, prepared.dataset, prepared.version),
+                    runs=summaries,
+                )
+            ],
+        )
+        return summaries
+    finally:
+        state.flush_version(prepared.dataset, prepared.version)
+
+
+def _start_run(
+    services: Services, prepared: DatasetPrepared, run_index: int, attempt: int, hyperparameters: dict[str, str]
+) -> RunSummary:
+    settings, state = services.settings, services.state
+    run = names.RunNames(settings.name_prefix, prepared.dataset, prepared.version, run_index, attempt)
+    handle = services.experiments.handle(prepared.dataset, prepared.version, run_index, attempt)
+    owner = ResourceOwner(prepared.dataset, prepared.version, run_index, attempt)
+    # The name → run mapping exists before the job does, so every event about the job finds its run.
+    state.map_resource("training-job", run.training_job, owner)
+    state.plan_run(
+        prepared.dataset, prepared.version, run_index, attempt,
+        {"training_job": run.training_job, "run_name": handle.run_name, "hyperparameters": hyperparameters},
+    )
+    record = state.get_run(prepared.dataset, prepared.version, run_index) or {}
+    status = str(record.get("status", RunStatus.PENDING))
+    if status == RunStatus.PENDING:
         services.experiments.start_run(
             handle,
             prepared.dataset,
@@ -79,30 +125,31 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
             parameters=hyperparameters,
             inputs={"train": prepared.artifacts.train, "validation": prepared.artifacts.validation, "test": prepared.artifacts.test},
         )
-        services.state.create_run(
-            prepared.dataset,
-            prepared.version,
-            run_index,
-            {"training_job": run.training_job, "run_name": handle.run_name, "hyperparameters": hyperparameters},
-        )
-        created = services.compute.start_training_job(training_job_request(settings, prepared, run, handle, hyperparameters))
-        logger.info("training job", job=run.training_job, created=created)
-        summaries.append(
-            RunSummary(
-                run_index=run_index,
-                run_name=handle.run_name,
-                training_job=run.training_job,
-                status=RunStatus.TRAINING.value,
-                hyperparameters=hyperparameters,
-            )
-        )
-    services.events.publish(
-        TrainingStarted(
-            dataset=prepared.dataset,
-            version=prepared.version,
-            experiment_name=names.experiment_name(settings.name_prefix, prepared.dataset),
-            run_group=names.run_group_name(settings.name_prefix, prepared.dataset, prepared.version),
-            runs=summaries,
-        )
+        status = start_training_job(services, prepared, owner)
+    return RunSummary(
+        run_index=run_index,
+        run_name=handle.run_name,
+        training_job=run.training_job,
+        status=status,
+        hyperparameters=hyperparameters,
     )
-    return summaries
+
+
+def start_training_job(services: Services, prepared: DatasetPrepared, owner: ResourceOwner) -> str:
+    """CreateTrainingJob for a PENDING run; the run's status afterwards (PENDING when SageMaker has no capacity)."""
+    settings, state = services.settings, services.state
+    run = names.RunNames(settings.name_prefix, owner.dataset, owner.version, owner.run_index, owner.attempt)
+    handle = services.experiments.handle(owner.dataset, owner.version, owner.run_index, owner.attempt)
+    record = state.get_run(owner.dataset, owner.version, owner.run_index) or {}
+    hyperparameters = {key: str(value) for key, value in record.get("hyperparameters", {}).items()}
+    try:
+        created = services.compute.start_training_job(training_job_request(settings, prepared, run, handle, hyperparameters))
+    except CapacityError as error:
+        logger.warning("SageMaker has no capacity for the training job now; it waits", job=run.training_job, reason=str(error))
+        state.set_attributes(state.run_item(owner.dataset, owner.version, owner.run_index), waiting_reason=str(error))
+        return RunStatus.PENDING.value
+    logger.info("training job", job=run.training_job, newly_created=created)
+    state.transition_run(
+        owner.dataset, owner.version, owner.run_index, RunStatus.TRAINING, {RunStatus.PENDING}, attempt=owner.attempt,
+    )
+    return RunStatus.TRAINING.value

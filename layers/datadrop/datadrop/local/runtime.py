@@ -15,8 +15,10 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,11 +27,14 @@ import boto3
 import yaml
 
 from datadrop.local.compute import ACCOUNT, LocalCompute
+from datadrop.recovery import Sweeper, SweepReport
 from datadrop.services import Services, use_services
 from datadrop.settings import Settings
+from datadrop.state import ATTENTION_INDEX
 
 REGION = "us-east-1"
 MAX_DELIVERIES = 3  # like a rule's retry policy: then the event goes to the dead letters
+MAX_IDLE_SWEEPS = 20  # a drain gives up on work that is still waiting (e.g. for capacity) after this many sweeps
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,7 +171,16 @@ def provision(settings: Settings, session: boto3.session.Session) -> None:
     dynamodb.create_table(
         TableName=settings.state_table_name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "attention", "updated_at")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": ATTENTION_INDEX,
+                "KeySchema": [{"AttributeName": "attention", "KeyType": "HASH"}, {"AttributeName": "updated_at", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.create_table(
@@ -215,6 +229,7 @@ class LocalStack:
     deliveries: list[Delivery] = field(default_factory=list)
     dead_letters: list[Delivery] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
+    sweeps: list[SweepReport] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.settings = local_settings(self.name_prefix, self.default_threshold)
@@ -293,22 +308,36 @@ class LocalStack:
 
     # -- the pump ---------------------------------------------------------------------------------
     def drain(self, max_steps: int = 1000) -> None:
-        """Deliver events and run local jobs until nothing is left to do."""
+        """Deliver events and run local jobs until nothing is left to do; when idle, run the
+        sweeper (as its schedule would) and go on while it finds work to continue."""
+        sweeps = 0
         for _ in range(max_steps):
             self._observe()
             if self._deliver_one_batch():
                 continue
             if self.compute.run_next() is not None:
                 continue
+            if sweeps < MAX_IDLE_SWEEPS and self.sweep().progressed:
+                sweeps += 1
+                continue
             self._observe()
             return
         raise RuntimeError(f"the local flow did not settle after {max_steps} steps")
+
+    def sweep(self, stuck_after: timedelta = timedelta(0), now: datetime | None = None) -> SweepReport:
+        """One run of the scheduled sweeper (SweepFunction in template.yaml), as that function."""
+        sweeper = Sweeper(self.services, stuck_after, timedelta(hours=self.settings.give_up_after_hours))
+        with _as_function("SweepFunction"):
+            report = sweeper.sweep(now)
+        self.sweeps.append(report)
+        self._observe()
+        return report
 
     def _deliver_one_batch(self) -> bool:
         delivered = False
         for queue_url, (route, _) in self._queues.items():
             messages = self.sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"], VisibilityTimeout=0
+                QueueUrl=queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["ApproximateReceiveCount"], VisibilityTimeout=0
             ).get("Messages", [])
             for message in messages:
                 delivered = True
@@ -325,7 +354,8 @@ class LocalStack:
         module = self._handler_module(route.handler_path)
         delivery = Delivery(function=route.function, event=event)
         try:
-            delivery.result = getattr(module, route.handler_name)(event, LambdaContext(route.function))
+            with _as_function(route.function):
+                delivery.result = getattr(module, route.handler_name)(event, LambdaContext(route.function))
         except Exception as error:  # noqa: BLE001 - a failed invocation is retried, as Lambda would
             delivery.error = f"{type(error).__name__}: {error}"
         self.deliveries.append(delivery)
@@ -354,6 +384,21 @@ class LocalStack:
 
     def events_of(self, detail_type: str) -> list[dict[str, Any]]:
         return [event["detail"] for event in self.published if event["detail-type"] == detail_type]
+
+
+@contextmanager
+def _as_function(name: str) -> Iterator[None]:
+    """Lambda sets AWS_LAMBDA_FUNCTION_NAME in a function's environment; so does the local runtime
+    while it runs a handler (logs and the tests' per-function request records use it)."""
+    previous = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = name
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+        else:
+            os.environ["AWS_LAMBDA_FUNCTION_NAME"] = previous
 
 
 def _normalise_moto_event(event: dict[str, Any]) -> dict[str, Any]:

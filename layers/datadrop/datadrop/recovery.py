@@ -1,0 +1,221 @@
+"""Recovery: the sweeper finishes (or ends) work that sat too long; a retry starts a failed version over.
+
+Events can be lost to datadrop in ways no retry policy covers: a state change whose Lambda ran out
+of retries, a SageMaker quota that was full, an event that went to a dead-letter queue. The
+sweeper runs on a schedule (template.yaml; the local runtime runs it whenever it is idle). It finds
+what has waited longer than `stuck_after` (the state table's by-attention index), publishes what
+is still in an outbox, asks SageMaker what really happened (Describe*), and continues the flow
+from there with the same code the events would have run. Work that is still stuck after
+`give_up_after` ends with a failure event that says where and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from datadrop import deployment, evaluation, names, training
+from datadrop.events import DatasetPrepared, DeploymentFailed, ModelApproved, VersionFailed
+from datadrop.services import Services
+from datadrop.state import OUTBOX, ItemKey, ResourceOwner, RunStatus, VersionStatus
+
+logger = Logger(child=True)
+
+SWEPT_STATUSES = (VersionStatus.PREPARED, VersionStatus.TRAINING, VersionStatus.APPROVED, VersionStatus.DEPLOYING)
+FINAL_JOB_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
+
+
+class RetryRefused(Exception):
+    """The version cannot be retried (it does not exist, or it did not fail)."""
+
+
+def retry_version(services: Services, dataset: str, version: str) -> int:
+    """Start a FAILED version over: a new attempt of every run, announced as DatasetPrepared again.
+    Returns the new attempt number."""
+    state = services.state
+    item = state.get_version(dataset, version)
+    if item is None:
+        raise RetryRefused(f"dataset {dataset!r} has no version {version!r}: `datadrop runs {dataset}` lists them")
+    if item["status"] != VersionStatus.FAILED:
+        raise RetryRefused(
+            f"version {version} of {dataset!r} is {item['status']}; only a FAILED version can be retried "
+            "(to train again on the same data, change the config: a new config makes a new version)"
+        )
+    attempt = int(item.get("attempt", 1)) + 1
+    prepared = DatasetPrepared.model_validate({**item["prepared"], "event_id": None})
+    if not state.transition_version(
+        dataset, version, VersionStatus.PREPARED, {VersionStatus.FAILED},
+        publish=[prepared], milestone=f"retry#{attempt}",
+        remove=("decision_reason", "best_run", "best_value", "model_package_arn", "decision", "failure_reason", "waiting_reason"),
+        attempt=attempt,
+    ):
+        raise RetryRefused(f"version {version} of {dataset!r} changed while retrying it; look at it again")
+    state.flush_version(dataset, version)
+    logger.info("version retried", dataset=dataset, version=version, attempt=attempt)
+    return attempt
+
+
+@dataclass
+class SweepReport:
+    examined: int = 0
+    published: int = 0
+    continued: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def progressed(self) -> bool:
+        return bool(self.published or self.continued or self.ended)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "examined": self.examined,
+            "published": self.published,
+            "continued": self.continued,
+            "ended": self.ended,
+            "waiting": self.waiting,
+            "errors": self.errors,
+        }
+
+
+@dataclass
+class Sweeper:
+    services: Services
+    stuck_after: timedelta
+    give_up_after: timedelta
+
+    @classmethod
+    def from_settings(cls, services: Services) -> Sweeper:
+        settings = services.settings
+        return cls(services, timedelta(minutes=settings.stuck_after_minutes), timedelta(hours=settings.give_up_after_hours))
+
+    def sweep(self, now: datetime | None = None) -> SweepReport:
+        now = now or datetime.now(timezone.utc)
+        cutoff = (now - self.stuck_after).isoformat(timespec="milliseconds")
+        report = SweepReport()
+        state = self.services.state
+        for attention in (OUTBOX, *SWEPT_STATUSES):
+            for item in state.needing_attention(attention, cutoff):
+                report.examined += 1
+                label = f"{item.get('dataset')}/{item.get('version', item['sk'])}"
+                try:
+                    report.published += state.flush(ItemKey(item["pk"], item["sk"]))
+                    if item.get("kind") == "version" and attention != OUTBOX:
+                        self._sweep_version(item, now, label, report)
+                except Exception as error:  # noqa: BLE001 - one broken item must not stop the sweep of the others
+                    logger.exception("sweeping failed", item=label)
+                    report.errors.append(f"{label}: {type(error).__name__}: {error}")
+        return report
+
+    # -- one version ----------------------------------------------------------------------------
+    def _sweep_version(self, item: dict[str, Any], now: datetime, label: str, report: SweepReport) -> None:
+        services = self.services
+        dataset, version = item["dataset"], item["version"]
+        status = VersionStatus(item["status"])
+        since = datetime.fromisoformat(item.get("status_since") or item["updated_at"])
+        overdue = now - since > self.give_up_after
+        try:
+            if status is VersionStatus.PREPARED:
+                outcome = self._give_up(item, "training", now - since) if overdue else self._restart_training(item)
+            elif status is VersionStatus.TRAINING:
+                outcome = self._sweep_runs(item)
+                if outcome == "waiting" and overdue:
+                    outcome = self._give_up(item, "training", now - since)
+            elif status is VersionStatus.APPROVED:
+                outcome = deployment.deploy(services, ModelApproved.model_validate(item["decision"]))
+            else:
+                outcome = self._sweep_deployment(item)
+                if outcome == "waiting" and overdue:
+                    outcome = self._give_up(item, "deployment", now - since)
+        finally:
+            services.state.flush_version(dataset, version)
+        if outcome in ("waiting", "duplicate"):
+            report.waiting.append(f"{label}: {status.value}")
+        elif outcome.startswith("ended"):
+            report.ended.append(f"{label}: {outcome}")
+        else:
+            report.continued.append(f"{label}: {status.value} → {outcome}")
+
+    def _restart_training(self, item: dict[str, Any]) -> str:
+        runs = training.start_training(self.services, DatasetPrepared.model_validate(item["prepared"]))
+        return f"started {len(runs)} run(s)" if runs else "waiting"
+
+    def _sweep_runs(self, item: dict[str, Any]) -> str:
+        """Ask SageMaker about each unfinished run of the current attempt and act on the answer."""
+        services = self.services
+        dataset, version, attempt = item["dataset"], item["version"], int(item.get("attempt", 1))
+        prepared = DatasetPrepared.model_validate(item["prepared"])
+        outcomes: list[str] = []
+        for record in services.state.list_runs(dataset, version):
+            if int(record.get("attempt", 1)) != attempt:
+                continue
+            run = names.RunNames(services.settings.name_prefix, dataset, version, int(record["run_index"]), attempt)
+            owner = ResourceOwner(dataset, version, run.run_index, attempt)
+            status = record["status"]
+            if status in (RunStatus.PENDING, RunStatus.TRAINING):
+                job = services.compute.find_training_job(run.training_job)
+                if job is None:
+                    outcomes.append(training.start_training_job(services, prepared, owner))
+                elif job["TrainingJobStatus"] in FINAL_JOB_STATUSES:
+                    outcomes.append(
+                        evaluation.on_training_job_state_change(
+                            services, run.training_job, job["TrainingJobStatus"], job.get("FailureReason")
+                        )
+                    )
+            elif status == RunStatus.EVALUATING:
+                job = services.compute.find_transform_job(run.transform_job)
+                if job is None:
+                    outcomes.append(evaluation.start_transform(services, run, record["model_data_url"]))
+                elif job["TransformJobStatus"] in FINAL_JOB_STATUSES:
+                    outcomes.append(
+                        evaluation.on_transform_job_state_change(
+                            services, run.transform_job, job["TransformJobStatus"], job.get("FailureReason")
+                        )
+                    )
+        decided = evaluation.decide(services, dataset, version)
+        if decided:
+            return f"decided {decided}"
+        progressed = [outcome for outcome in outcomes if outcome not in ("waiting", "duplicate", "ignored", RunStatus.PENDING)]
+        return ", ".join(progressed) if progressed else "waiting"
+
+    def _sweep_deployment(self, item: dict[str, Any]) -> str:
+        services = self.services
+        dataset = item["dataset"]
+        endpoint_name = item.get("endpoint_name") or names.endpoint_name(services.settings.name_prefix, dataset)
+        config_name = item.get("endpoint_config_name")
+        endpoint = services.compute.describe_endpoint(endpoint_name)
+        if config_name is None or endpoint is None:
+            # The endpoint was never asked for (no capacity, or the invocation died): ask again.
+            return deployment.deploy(services, ModelApproved.model_validate(item["decision"]))
+        status = endpoint.get("EndpointStatus", "")
+        if endpoint.get("EndpointConfigName") == config_name and status in deployment.FINAL_ENDPOINT_STATUSES:
+            return deployment.on_endpoint_state_change(services, endpoint_name, status, config_name, endpoint.get("FailureReason"))
+        return "waiting"
+
+    def _give_up(self, item: dict[str, Any], stage: str, waited: timedelta) -> str:
+        state = self.services.state
+        dataset, version = item["dataset"], item["version"]
+        hours = waited.total_seconds() / 3600
+        waiting_reason = f" (last answer from SageMaker: {item['waiting_reason']})" if item.get("waiting_reason") else ""
+        reason = (
+            f"stuck in {item['status']} for {hours:.1f} h, longer than the {self.give_up_after.total_seconds() / 3600:g} h "
+            f"allowed{waiting_reason}; `datadrop retry {dataset} {version}` starts it again"
+        )
+        if stage == "deployment":
+            endpoint_name = item.get("endpoint_name") or names.endpoint_name(self.services.settings.name_prefix, dataset)
+            ended = state.transition_version(
+                dataset, version, VersionStatus.DEPLOYMENT_FAILED, {VersionStatus.DEPLOYING},
+                publish=[DeploymentFailed(dataset=dataset, version=version, endpoint_name=endpoint_name, reason=reason)],
+                failure_reason=reason,
+            )
+        else:
+            ended = state.transition_version(
+                dataset, version, VersionStatus.FAILED, {VersionStatus(item["status"])},
+                publish=[VersionFailed(dataset=dataset, version=version, stage="training", reason=reason)],
+                milestone=f"gave_up#{item.get('attempt', 1)}", failure_reason=reason,
+            )
+        return f"ended: {reason}" if ended else "duplicate"
