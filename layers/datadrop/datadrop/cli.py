@@ -1,10 +1,17 @@
-"""`datadrop` command line: run the whole service locally on a CSV file.
+"""`datadrop` command line: run the whole service locally on a CSV file, or retry on a deployed stack.
 
     datadrop run examples/penguins/penguins.csv --dataset penguins --config examples/penguins/species.yaml
 
 uploads the file to the local data bucket as a user would, drives the event flow until nothing is
 left to do, and prints each step, the held-out metrics, the decision and, when deployed, the local
 endpoint's URL with one real prediction made through it.
+
+    datadrop retry penguins 6b3077daca81 --stack datadrop
+
+starts a FAILED dataset version over on a deployed stack (the names come from the stack's outputs).
+
+stdout carries only what the command prints (with `--json`, exactly one JSON object); the service's
+own logs (Powertools, which writes to stdout as Lambda wants) go to stderr for the whole command.
 """
 
 from __future__ import annotations
@@ -13,10 +20,14 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import sys
 import time
+import traceback
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,13 +39,25 @@ EXIT_INPUT_REJECTED = 2
 EXIT_USAGE = 64
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
+SERVICE = "datadrop"  # POWERTOOLS_SERVICE_NAME in template.yaml: the parent of every handler's and the library's logger
+
+# The stack outputs (template.yaml `Outputs`) a deployed datadrop is found by, and the Settings field each fills.
+STACK_OUTPUTS = {
+    "DataBucketName": "data_bucket_name",
+    "ArtifactBucketName": "artifact_bucket_name",
+    "EventBusName": "event_bus_name",
+    "StateTableName": "state_table_name",
+    "IdempotencyTableName": "idempotency_table_name",
+    "SageMakerExecutionRoleArn": "sagemaker_role_arn",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datadrop",
         description="Drop a dataset in, get a trained, evaluated and deployed model out. "
-        "`datadrop run` does it on this machine: no AWS account needed.",
+        "`datadrop run` does it on this machine: no AWS account needed. "
+        "`datadrop retry` starts a failed dataset version over on a deployed stack.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
@@ -44,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         "then prepare, train (XGBoost, inside a SageMaker Experiment run), evaluate on held-out rows and, "
         "if the held-out accuracy reaches the threshold, deploy to a local HTTP endpoint.",
         epilog="exit status: 0 when the flow ran (deployed, or rejected by the threshold); "
-        "2 when the input was rejected (the reason is printed); 1 when a job or deployment failed.",
+        "2 when the input was rejected (the reason is printed); 1 when a job or deployment failed. "
+        "With --json, stdout holds exactly one JSON object on every path; progress and logs go to stderr.",
     )
     run.add_argument("path", type=Path, help="CSV file with a header row")
     run.add_argument("--dataset", required=True, help="dataset name: lowercase letters, digits and '-' (e.g. penguins)")
@@ -52,13 +76,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="dataset config (YAML/JSON), uploaded as config/<dataset>.yaml")
     run.add_argument("--threshold", type=float, help="minimum held-out accuracy to deploy, 0..1 (overrides the config)")
     run.add_argument("--serve", action="store_true", help="keep the endpoint up until Ctrl-C")
-    run.add_argument("--json", action="store_true", help="print one JSON summary on stdout (progress goes to stderr)")
+    run.add_argument("--json", action="store_true", help="print exactly one JSON summary on stdout (progress and logs go to stderr)")
     run.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
+    retry = commands.add_parser(
+        "retry",
+        help="start a FAILED dataset version over on a deployed stack",
+        description="Start a FAILED dataset version over on a deployed datadrop stack: the version goes back to PREPARED "
+        "with a new attempt, and its DatasetPrepared event is published again, so training, evaluation and deployment "
+        "run as they did after the upload (new SageMaker names end in -a<attempt>). The uploaded data and the prepared "
+        "splits are reused. The stack's resources are found by its CloudFormation outputs "
+        f"({', '.join(STACK_OUTPUTS)}); AWS credentials come from the usual places (AWS_PROFILE, environment, SSO).",
+        epilog="exit status: 0 when the retry started; 2 when the version cannot be retried (the reason is printed: "
+        "it does not exist, or it is not FAILED); 64 when the stack is not found or is not a datadrop stack; "
+        "1 when AWS refused a call. Find FAILED versions in the VersionFailed/ModelRejected events or the state table.",
+    )
+    retry.add_argument("dataset", metavar="DATASET", help="the dataset name, as in incoming/<dataset>/ (e.g. penguins)")
+    retry.add_argument("version", metavar="VERSION", help="the dataset version that failed (12 hex digits, from its events, e.g. 6b3077daca81)")
+    retry.add_argument("--stack", required=True, metavar="NAME", help="the CloudFormation stack name given to `sam deploy` (e.g. datadrop)")
+    retry.add_argument("--region", metavar="REGION", help="the stack's region (default: AWS_REGION / AWS_DEFAULT_REGION / your AWS config)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Before the library is imported: its child loggers are named after the service they log for.
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", SERVICE)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    with logs_on_stderr():
+        if args.command == "retry":
+            return retry_on_stack(args.dataset, args.version, args.stack, args.region)
+        return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
     try:
         config_text = compose_config(args.config, args.target, args.threshold)
     except UsageError as error:
@@ -68,7 +118,81 @@ def main(argv: list[str] | None = None) -> int:
         print(f"datadrop: {args.path} is not a file", file=sys.stderr)
         return EXIT_USAGE
     progress = sys.stderr if args.json else sys.stdout
-    return run_locally(args.path, args.dataset, config_text, args.template, serve=args.serve, as_json=args.json, out=progress)
+    try:
+        return run_locally(args.path, args.dataset, config_text, args.template, serve=args.serve, as_json=args.json, out=progress)
+    except Exception as error:  # noqa: BLE001 - with --json, even a crash answers with one JSON object
+        if not args.json:
+            raise
+        traceback.print_exc(file=sys.stderr)
+        summary = {"dataset": args.dataset, "version": None, "status": "failed", "runs": [], "best_run": None,
+                   "reason": f"datadrop itself failed: {type(error).__name__}: {one_line(str(error))}"}
+        print(json.dumps(summary, indent=2), file=sys.stdout, flush=True)
+        print(f"datadrop: failed: {summary['reason']}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+class _CurrentStream:
+    """Writes to whatever sys.stdout or sys.stderr is when a record is written (a redirect, a test's capture),
+    never to a stream that was replaced (or closed) since the handler was made."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return getattr(sys, self.name).write(text)
+
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
+
+
+def _writes_to_stdout(handler: logging.Handler, owner: logging.Logger) -> bool:
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = handler.stream
+    if stream is sys.stdout or stream is sys.__stdout__ or (isinstance(stream, _CurrentStream) and stream.name == "stdout"):
+        return True
+    # A Powertools service logger made its handler on the sys.stdout of that moment, which may have been
+    # replaced since (pytest's capture, a redirect): its handler is a stdout handler whatever it now holds.
+    return getattr(owner, "powertools_handler", None) is handler
+
+
+@contextmanager
+def logs_on_stderr() -> Iterator[None]:
+    """Every log handler that writes to stdout writes to stderr until the block ends, then gets its stream back.
+
+    Powertools' Logger writes to stdout (CloudWatch reads it in Lambda). Handler modules may have been
+    imported before in this process, each `Logger()` sharing the service logger's one handler, and the
+    library's child loggers propagate to it: moving the handlers, rather than making new loggers,
+    catches all of them. The service logger is made here when nothing made it yet (on a stream that
+    follows sys.stdout, as Powertools would), so the handlers imported later reuse the moved handler.
+    """
+    from aws_lambda_powertools import Logger
+
+    Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE), stream=_CurrentStream("stdout"))
+    loggers = [logging.getLogger(), *(item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger))]
+    moved: list[tuple[logging.StreamHandler[Any], Any]] = []
+    for owner in loggers:
+        for handler in owner.handlers:
+            if _writes_to_stdout(handler, owner) and all(handler is not done for done, _ in moved):
+                # Swapped without setStream, which would flush the old stream, and it may be closed.
+                with _locked(handler):
+                    moved.append((handler, handler.stream))  # type: ignore[arg-type]
+                    handler.stream = _CurrentStream("stderr")  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for handler, previous in reversed(moved):
+            with _locked(handler):
+                handler.stream = previous
+
+
+@contextmanager
+def _locked(handler: logging.Handler) -> Iterator[None]:
+    handler.acquire()
+    try:
+        yield
+    finally:
+        handler.release()
 
 
 class UsageError(Exception):
@@ -130,7 +254,7 @@ def run_locally(
             summary["example_prediction"] = example_prediction(path, summary["invocation_url"])
         summary["seconds"] = round(time.monotonic() - started, 1)
         if as_json:
-            print(json.dumps(summary, indent=2))
+            print(json.dumps(summary, indent=2, default=str), file=sys.stdout, flush=True)
         else:
             print_summary(summary, out)
         if serve and summary["status"] == "deployed":
@@ -140,6 +264,83 @@ def run_locally(
     elif summary["status"] == "failed":
         print(f"datadrop: failed: {summary.get('reason')}", file=sys.stderr)
     return exit_code(summary)
+
+
+class StackProblem(Exception):
+    """The stack named on the command line is not a (complete) datadrop stack."""
+
+
+def stack_settings(cloudformation: Any, stack: str, region: str) -> Any:
+    """The deployed stack's Settings, from its CloudFormation outputs (and its NamePrefix parameter)."""
+    from botocore.exceptions import ClientError
+
+    from datadrop.settings import Settings
+
+    try:
+        described = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ValidationError" and "does not exist" in error.response["Error"].get("Message", ""):
+            raise StackProblem(
+                f"no stack {stack!r} in {region}: give the stack name `sam deploy` used (samconfig.toml's stack_name) "
+                "and its --region"
+            ) from error
+        raise
+    found = described[0]
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in found.get("Outputs", [])}
+    missing = [name for name in STACK_OUTPUTS if not outputs.get(name)]
+    if missing:
+        raise StackProblem(
+            f"stack {stack!r} ({found.get('StackStatus', 'status unknown')}) has no output {', '.join(missing)}: "
+            "is it a datadrop stack, and did its deployment finish?"
+        )
+    parameters = {parameter["ParameterKey"]: parameter.get("ParameterValue") for parameter in found.get("Parameters", [])}
+    return Settings(
+        **{field: outputs[output] for output, field in STACK_OUTPUTS.items()},
+        name_prefix=parameters.get("NamePrefix") or "datadrop",
+        compute="sagemaker",
+        region=region,
+    )
+
+
+def retry_on_stack(dataset: str, version: str, stack: str, region: str | None) -> int:
+    """`datadrop retry`: a FAILED version of a deployed stack starts over (datadrop.recovery.retry_version)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from datadrop import names
+    from datadrop.recovery import RetryRefused, retry_version
+    from datadrop.services import Services
+
+    session = boto3.session.Session(region_name=region)
+    if session.region_name is None:
+        print("datadrop: which region is the stack in? give --region (or set AWS_REGION)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = stack_settings(session.client("cloudformation"), stack, session.region_name)
+        services = Services.from_settings(settings, session)
+        attempt = retry_version(services, dataset, version)
+        item = services.state.get_version(dataset, version) or {}
+    except StackProblem as problem:
+        print(f"datadrop: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except RetryRefused as refused:
+        print(f"datadrop: cannot retry: {refused}", file=sys.stderr)
+        return EXIT_INPUT_REJECTED
+    except (ClientError, BotoCoreError) as error:
+        print(f"datadrop: AWS said no: {one_line(str(error))}", file=sys.stderr)
+        return EXIT_FAILED
+    jobs = [
+        names.RunNames(settings.name_prefix, dataset, version, run_index, attempt).training_job
+        for run_index in range(1, int(item.get("run_count", 1)) + 1)
+    ]
+    print(f"{dataset} version {version}: attempt {attempt} started (the version is {item.get('status', 'PREPARED')} again).")
+    print(
+        f"DatasetPrepared was published again on event bus {settings.event_bus_name}: the train function now starts "
+        f"training job {', '.join(jobs)}; evaluation and, if the model is good enough, deployment follow as after an upload.\n"
+        "Follow it on the bus (ModelApproved/ModelRejected, ModelDeployed, VersionFailed) or in the state table "
+        f"{settings.state_table_name}."
+    )
+    return EXIT_OK
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -182,6 +383,8 @@ def describe_event(event: dict[str, Any]) -> str:
 
 
 def summarise(stack: Any, dataset: str) -> dict[str, Any]:
+    from datadrop import names
+
     rejected = stack.events_of("DatasetRejected")
     prepared = stack.events_of("DatasetPrepared")
     summary: dict[str, Any] = {"dataset": dataset, "version": None, "status": "failed", "runs": [], "best_run": None}
@@ -219,7 +422,7 @@ def summarise(stack: Any, dataset: str) -> dict[str, Any]:
         best_run=item.get("best_run"),
         value=item.get("best_value"),
         reason=item.get("decision_reason") or item.get("failure_reason"),
-        experiment=f"{stack.settings.name_prefix}-{dataset}",
+        experiment=names.experiment_name(stack.settings.name_prefix, dataset),
     )
     status = item.get("status")
     if status == "DEPLOYED":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any
+from typing import Any, NoReturn
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -22,7 +22,7 @@ from datadrop.algorithms import xgboost_image_uri
 from datadrop.events import ModelApproved, ModelRejected, RunEvaluated, RunSummary
 from datadrop.serving import container_environment
 from datadrop.services import Services
-from datadrop.compute import CapacityError
+from datadrop.compute import CapacityError, capacity_error
 from datadrop.state import TERMINAL_RUN_STATUSES, ResourceOwner, RunStatus, VersionStatus
 from datadrop.storage import split_s3_uri
 
@@ -269,6 +269,8 @@ def choose_best(runs: list[RunSummary], metric: str) -> RunSummary | None:
 
 def decide(services: Services, dataset: str, version: str) -> str | None:
     """Once every run of the version is terminal: approve the best run or reject, exactly once.
+    Returns the outcome; None when the runs are not all done (or another call decided); "waiting"
+    when the registry had no capacity (the sweeper decides later).
 
     The decision and its announcement are one write (the outbox); the caller's flush publishes it.
     """
@@ -295,11 +297,15 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
     else:
         outcome, value = VersionStatus.REJECTED, best.metrics[metric]
         reason = f"held-out {metric} {value:.4f} < threshold {threshold:.4f}: not deployed"
-    package_arn = (
-        _register_model_package(services, dataset, version, attempt, best, outcome is VersionStatus.APPROVED, metric, value)
-        if best
-        else None
-    )
+    try:
+        package_arn = (
+            _register_model_package(services, dataset, version, attempt, best, outcome is VersionStatus.APPROVED, metric, value)
+            if best
+            else None
+        )
+    except CapacityError as error:
+        logger.warning("the model registry is throttling; the decision waits for the sweeper", reason=str(error))
+        return "waiting"
     decision_class = ModelApproved if outcome is VersionStatus.APPROVED else ModelRejected
     decision = decision_class(
         dataset=dataset, version=version, metric=metric, value=value, threshold=threshold, reason=reason,
@@ -321,30 +327,42 @@ def _register_model_package(
     """Every evaluated model goes to the registry, Approved or Rejected, so the history is complete."""
     settings = services.settings
     group = names.model_package_group_name(settings.name_prefix, dataset)
-    client = services.sagemaker
     try:
-        client.create_model_package_group(ModelPackageGroupName=group, ModelPackageGroupDescription=f"datadrop models for {dataset}")
+        services.sagemaker.create_model_package_group(
+            ModelPackageGroupName=group, ModelPackageGroupDescription=f"datadrop models for {dataset}"
+        )
     except ClientError as error:
-        if "already exist" not in error.response["Error"].get("Message", "") and error.response["Error"]["Code"] not in ("ResourceInUse",):
-            raise
+        if "already exist" not in error.response["Error"].get("Message", "") and error.response["Error"]["Code"] != "ResourceInUse":
+            _raise_capacity_or(error)
     artifacts = (services.state.get_version(dataset, version) or {}).get("artifacts", {})
-    response = client.create_model_package(
-        ModelPackageGroupName=group,
-        ModelPackageDescription=f"{dataset} {version} run {best.run_index}: {metric} {value}",
-        InferenceSpecification={
-            "Containers": [
-                {
-                    "Image": xgboost_image_uri(settings.region),
-                    "ModelDataUrl": best.model_data_url or "",
-                    "Environment": container_environment(artifacts.get("serving_bundle", "")),
-                }
-            ],
-            "SupportedContentTypes": ["text/csv", "application/json"],
-            "SupportedResponseMIMETypes": ["text/csv", "application/json", "application/jsonlines"],
-        },
-        ModelApprovalStatus="Approved" if approved else "Rejected",
-        CustomerMetadataProperties={"dataset": dataset, "version": version, "run": str(best.run_index), metric: f"{value}"},
-        # Idempotent: a retried decision gets the same package back instead of a second one.
-        ClientToken=hashlib.sha256(f"{dataset}/{version}/{attempt}".encode()).hexdigest()[:36],
-    )
+    try:
+        response = services.sagemaker.create_model_package(
+            ModelPackageGroupName=group,
+            ModelPackageDescription=f"{dataset} {version} run {best.run_index}: {metric} {value}",
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": xgboost_image_uri(settings.region),
+                        "ModelDataUrl": best.model_data_url or "",
+                        "Environment": container_environment(artifacts.get("serving_bundle", "")),
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv", "application/json"],
+                "SupportedResponseMIMETypes": ["text/csv", "application/json", "application/jsonlines"],
+            },
+            ModelApprovalStatus="Approved" if approved else "Rejected",
+            CustomerMetadataProperties={"dataset": dataset, "version": version, "run": str(best.run_index), metric: f"{value}"},
+            # Idempotent: a retried decision gets the same package back instead of a second one.
+            ClientToken=hashlib.sha256(f"{dataset}/{version}/{attempt}".encode()).hexdigest()[:36],
+        )
+    except ClientError as error:
+        _raise_capacity_or(error)
     return response["ModelPackageArn"]
+
+
+def _raise_capacity_or(error: ClientError) -> NoReturn:
+    """Throttling and quotas become CapacityError (the work waits for the sweeper); anything else is raised as is."""
+    capacity = capacity_error(error)
+    if capacity is not None:
+        raise capacity from error
+    raise error

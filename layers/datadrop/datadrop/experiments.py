@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from datadrop import names
+from datadrop.compute import capacity_error
 
 RUN_TAG = {"Key": "sagemaker:trial-component-source", "Value": "run"}
 
@@ -41,8 +42,12 @@ def _ignore_exists(call: Any, **kwargs: Any) -> None:
     except ClientError as error:
         code = error.response["Error"]["Code"]
         message = error.response["Error"].get("Message", "")
-        if code not in ("ResourceInUse", "ResourceInUseException") and "already exist" not in message:
-            raise
+        if code in ("ResourceInUse", "ResourceInUseException") or "already exist" in message:
+            return
+        capacity = capacity_error(error)
+        if capacity is not None:
+            raise capacity from error  # the run waits for the sweeper instead of failing
+        raise
 
 
 @dataclass

@@ -62,14 +62,15 @@ def retry_version(services: Services, dataset: str, version: str) -> int:
 class SweepReport:
     examined: int = 0
     published: int = 0
-    continued: list[str] = field(default_factory=list)
+    continued: list[str] = field(default_factory=list)  # moved on, or tried again
     ended: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
     def progressed(self) -> bool:
-        return bool(self.published or self.continued or self.ended)
+        """Something changed, or something failed and deserves another sweep."""
+        return bool(self.published or self.continued or self.ended or self.errors)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -112,44 +113,43 @@ class Sweeper:
         return report
 
     # -- one version ----------------------------------------------------------------------------
+    # Each branch returns what it did, or None when it only looked (SageMaker is still working).
     def _sweep_version(self, item: dict[str, Any], now: datetime, label: str, report: SweepReport) -> None:
         services = self.services
         dataset, version = item["dataset"], item["version"]
         status = VersionStatus(item["status"])
         since = datetime.fromisoformat(item.get("status_since") or item["updated_at"])
         overdue = now - since > self.give_up_after
+        stage = "deployment" if status in (VersionStatus.APPROVED, VersionStatus.DEPLOYING) else "training"
         try:
             if status is VersionStatus.PREPARED:
-                outcome = self._give_up(item, "training", now - since) if overdue else self._restart_training(item)
+                acted: str | None = self._restart_training(item)
             elif status is VersionStatus.TRAINING:
-                outcome = self._sweep_runs(item)
-                if outcome == "waiting" and overdue:
-                    outcome = self._give_up(item, "training", now - since)
+                acted = self._sweep_runs(item)
             elif status is VersionStatus.APPROVED:
-                outcome = deployment.deploy(services, ModelApproved.model_validate(item["decision"]))
+                acted = "deploy: " + deployment.deploy(services, ModelApproved.model_validate(item["decision"]))
             else:
-                outcome = self._sweep_deployment(item)
-                if outcome == "waiting" and overdue:
-                    outcome = self._give_up(item, "deployment", now - since)
+                acted = self._sweep_deployment(item)
+            still_stuck = acted is None or "waiting" in acted or acted.endswith(RunStatus.PENDING.value)
+            if overdue and still_stuck:
+                report.ended.append(f"{label}: {self._give_up(item, stage, now - since)}")
+            elif acted is None:
+                report.waiting.append(f"{label}: {status.value}")
+            else:
+                report.continued.append(f"{label}: {status.value}: {acted}")
         finally:
             services.state.flush_version(dataset, version)
-        if outcome in ("waiting", "duplicate"):
-            report.waiting.append(f"{label}: {status.value}")
-        elif outcome.startswith("ended"):
-            report.ended.append(f"{label}: {outcome}")
-        else:
-            report.continued.append(f"{label}: {status.value} → {outcome}")
 
     def _restart_training(self, item: dict[str, Any]) -> str:
         runs = training.start_training(self.services, DatasetPrepared.model_validate(item["prepared"]))
-        return f"started {len(runs)} run(s)" if runs else "waiting"
+        return "start training: " + ", ".join(f"{run.training_job} {run.status}" for run in runs)
 
-    def _sweep_runs(self, item: dict[str, Any]) -> str:
+    def _sweep_runs(self, item: dict[str, Any]) -> str | None:
         """Ask SageMaker about each unfinished run of the current attempt and act on the answer."""
         services = self.services
         dataset, version, attempt = item["dataset"], item["version"], int(item.get("attempt", 1))
         prepared = DatasetPrepared.model_validate(item["prepared"])
-        outcomes: list[str] = []
+        acted: list[str] = []
         for record in services.state.list_runs(dataset, version):
             if int(record.get("attempt", 1)) != attempt:
                 continue
@@ -159,30 +159,27 @@ class Sweeper:
             if status in (RunStatus.PENDING, RunStatus.TRAINING):
                 job = services.compute.find_training_job(run.training_job)
                 if job is None:
-                    outcomes.append(training.start_training_job(services, prepared, owner))
+                    acted.append(f"start {run.training_job}: {training.start_training_job(services, prepared, owner)}")
                 elif job["TrainingJobStatus"] in FINAL_JOB_STATUSES:
-                    outcomes.append(
-                        evaluation.on_training_job_state_change(
-                            services, run.training_job, job["TrainingJobStatus"], job.get("FailureReason")
-                        )
+                    outcome = evaluation.on_training_job_state_change(
+                        services, run.training_job, job["TrainingJobStatus"], job.get("FailureReason")
                     )
+                    acted.append(f"{run.training_job} {job['TrainingJobStatus']}: {outcome}")
             elif status == RunStatus.EVALUATING:
                 job = services.compute.find_transform_job(run.transform_job)
                 if job is None:
-                    outcomes.append(evaluation.start_transform(services, run, record["model_data_url"]))
+                    acted.append(f"evaluate {run.training_job}: {evaluation.start_transform(services, run, record['model_data_url'])}")
                 elif job["TransformJobStatus"] in FINAL_JOB_STATUSES:
-                    outcomes.append(
-                        evaluation.on_transform_job_state_change(
-                            services, run.transform_job, job["TransformJobStatus"], job.get("FailureReason")
-                        )
+                    outcome = evaluation.on_transform_job_state_change(
+                        services, run.transform_job, job["TransformJobStatus"], job.get("FailureReason")
                     )
+                    acted.append(f"{run.transform_job} {job['TransformJobStatus']}: {outcome}")
         decided = evaluation.decide(services, dataset, version)
         if decided:
-            return f"decided {decided}"
-        progressed = [outcome for outcome in outcomes if outcome not in ("waiting", "duplicate", "ignored", RunStatus.PENDING)]
-        return ", ".join(progressed) if progressed else "waiting"
+            acted.append(f"decided {decided}")
+        return "; ".join(acted) or None
 
-    def _sweep_deployment(self, item: dict[str, Any]) -> str:
+    def _sweep_deployment(self, item: dict[str, Any]) -> str | None:
         services = self.services
         dataset = item["dataset"]
         endpoint_name = item.get("endpoint_name") or names.endpoint_name(services.settings.name_prefix, dataset)
@@ -190,11 +187,13 @@ class Sweeper:
         endpoint = services.compute.describe_endpoint(endpoint_name)
         if config_name is None or endpoint is None:
             # The endpoint was never asked for (no capacity, or the invocation died): ask again.
-            return deployment.deploy(services, ModelApproved.model_validate(item["decision"]))
+            return "deploy: " + deployment.deploy(services, ModelApproved.model_validate(item["decision"]))
         status = endpoint.get("EndpointStatus", "")
         if endpoint.get("EndpointConfigName") == config_name and status in deployment.FINAL_ENDPOINT_STATUSES:
-            return deployment.on_endpoint_state_change(services, endpoint_name, status, config_name, endpoint.get("FailureReason"))
-        return "waiting"
+            return f"endpoint {status}: " + deployment.on_endpoint_state_change(
+                services, endpoint_name, status, config_name, endpoint.get("FailureReason")
+            )
+        return None
 
     def _give_up(self, item: dict[str, Any], stage: str, waited: timedelta) -> str:
         state = self.services.state
@@ -218,4 +217,4 @@ class Sweeper:
                 publish=[VersionFailed(dataset=dataset, version=version, stage="training", reason=reason)],
                 milestone=f"gave_up#{item.get('attempt', 1)}", failure_reason=reason,
             )
-        return f"ended: {reason}" if ended else "duplicate"
+        return reason if ended else "changed meanwhile; left alone"

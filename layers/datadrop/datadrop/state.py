@@ -157,7 +157,7 @@ def _event_id(key: ItemKey, milestone: str, detail_type: str) -> str:
 
 def _outbox_entries(key: ItemKey, milestone: str, events: Sequence[DatadropEvent]) -> dict[str, dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {}
-    created = now_iso()
+    created = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # orders announcements across items
     for sequence, event in enumerate(events):
         event_id = _event_id(key, milestone, event.DETAIL_TYPE)
         stamped = event.model_copy(update={"event_id": event_id})
@@ -398,13 +398,15 @@ class StateStore:
         return published
 
     def flush_version(self, dataset: str, version: str) -> int:
-        """Flush the version's item and its runs' items (one query finds those with pending events)."""
+        """Flush the version's item and its runs' items, oldest announcement first (a run's
+        RunEvaluated before the version's decision that followed it)."""
         items = self._query_all(
             KeyConditionExpression=Key("pk").eq(dataset_key(dataset)) & Key("sk").begins_with(version_key(version)),
             FilterExpression=Attr("outbox").size().gt(0),
-            ProjectionExpression="pk, sk",
+            ProjectionExpression="pk, sk, outbox",
             ConsistentRead=True,
         )
+        items.sort(key=lambda item: min((str(entry["created_at"]), int(entry["sequence"])) for entry in item["outbox"].values()))
         return sum(self.flush(ItemKey(str(item["pk"]), str(item["sk"]))) for item in items)
 
     def _forget(self, key: ItemKey, event_id: str) -> None:

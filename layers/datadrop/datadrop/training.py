@@ -118,13 +118,6 @@ def _start_run(
     record = state.get_run(prepared.dataset, prepared.version, run_index) or {}
     status = str(record.get("status", RunStatus.PENDING))
     if status == RunStatus.PENDING:
-        services.experiments.start_run(
-            handle,
-            prepared.dataset,
-            prepared.version,
-            parameters=hyperparameters,
-            inputs={"train": prepared.artifacts.train, "validation": prepared.artifacts.validation, "test": prepared.artifacts.test},
-        )
         status = start_training_job(services, prepared, owner)
     return RunSummary(
         run_index=run_index,
@@ -136,13 +129,22 @@ def _start_run(
 
 
 def start_training_job(services: Services, prepared: DatasetPrepared, owner: ResourceOwner) -> str:
-    """CreateTrainingJob for a PENDING run; the run's status afterwards (PENDING when SageMaker has no capacity)."""
+    """Start a PENDING run: its Experiments run, then CreateTrainingJob. Returns the run's status
+    afterwards: PENDING when SageMaker has no capacity now (the sweeper starts it later)."""
     settings, state = services.settings, services.state
     run = names.RunNames(settings.name_prefix, owner.dataset, owner.version, owner.run_index, owner.attempt)
     handle = services.experiments.handle(owner.dataset, owner.version, owner.run_index, owner.attempt)
     record = state.get_run(owner.dataset, owner.version, owner.run_index) or {}
     hyperparameters = {key: str(value) for key, value in record.get("hyperparameters", {}).items()}
     try:
+        # Experiment, run group and run first (each only if absent): the job runs inside the run.
+        services.experiments.start_run(
+            handle,
+            prepared.dataset,
+            prepared.version,
+            parameters=hyperparameters,
+            inputs={"train": prepared.artifacts.train, "validation": prepared.artifacts.validation, "test": prepared.artifacts.test},
+        )
         created = services.compute.start_training_job(training_job_request(settings, prepared, run, handle, hyperparameters))
     except CapacityError as error:
         logger.warning("SageMaker has no capacity for the training job now; it waits", job=run.training_job, reason=str(error))
