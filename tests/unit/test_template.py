@@ -2,13 +2,16 @@
 
 The local runtime rebuilds its routing from the EventBridgeRule events in template.yaml, so these
 tests pin what it relies on (event names, literal Patterns, EventBusName absent or !Ref EventBus)
-as well as what a deployment must keep (retries and dead letters, TLS-only encrypted buckets,
-table keys, least-privilege IAM).
+as well as what a deployment must keep (retries and dead letters, TLS-only encrypted buckets with
+access logs and lifecycle rules, table keys and indexes, log retention, least-privilege IAM scoped
+to the "<NamePrefix>--" names the library gives every SageMaker resource).
 """
 
 from __future__ import annotations
 
 import copy
+import fnmatch
+import itertools
 import json
 import re
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml
+from datadrop import algorithms, names, state
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -33,6 +37,7 @@ EXPECTED_WIRING: dict[str, dict[str, tuple[str | None, str]]] = {
         "ModelApproved": ("EventBus", "datadrop"),
         "EndpointStateChange": (None, "aws.sagemaker"),
     },
+    "SweepFunction": {},  # scheduled (ScheduleV2), not an EventBridgeRule: the local runtime runs it itself
 }
 
 EXPECTED_ENVIRONMENT = {
@@ -47,6 +52,8 @@ EXPECTED_ENVIRONMENT = {
     "TRAINING_INSTANCE_TYPE",
     "TRANSFORM_INSTANCE_TYPE",
     "ENDPOINT_INSTANCE_TYPE",
+    "STUCK_AFTER_MINUTES",
+    "GIVE_UP_AFTER_HOURS",
     "DATADROP_COMPUTE",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_LOG_LEVEL",
@@ -62,6 +69,21 @@ SAMPLE_EVENT_ROUTES = {
     "deploy_endpoint_in_service.json": ("DeployFunction", "EndpointStateChange"),
 }
 SAMPLE_DATA_BUCKET = "datadrop-data-example"
+
+# What the library names the resources of one run of stack "datadrop", and of a stack whose prefix
+# starts the same way ("datadrop-x"): the template's filters must take the first and never the second.
+OUR_RUN = names.RunNames("datadrop", "penguins", "0123456789ab", 1)
+OUR_NAMES = {
+    "TrainingJobName": OUR_RUN.training_job,
+    "TransformJobName": OUR_RUN.transform_job,
+    "EndpointName": names.endpoint_name("datadrop", "penguins"),
+}
+OTHER_STACK_RUN = names.RunNames("datadrop-x", "penguins", "0123456789ab", 1)
+# The actions each function calls on DynamoDB (the state table's conditional writes and queries,
+# and Powertools idempotency).
+STATE_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+IDEMPOTENCY_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+S3_WRITE_ACTIONS = {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl", "s3:RestoreObject"}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -157,12 +179,83 @@ def _policy_templates(function: dict[str, Any]) -> list[tuple[str, dict[str, Any
     ]
 
 
+def _arn(resource: Any) -> str:
+    """A resource of a policy statement as text: !Sub's string, !GetAtt X.Arn as "${X.Arn}"."""
+    if isinstance(resource, str):
+        return resource
+    if "Fn::Sub" in resource:
+        sub = resource["Fn::Sub"]
+        return sub if isinstance(sub, str) else sub[0]
+    if "Fn::GetAtt" in resource:
+        return "${" + ".".join(resource["Fn::GetAtt"]) + "}"
+    if "Ref" in resource:
+        return "${" + resource["Ref"] + "}"
+    raise AssertionError(f"unexpected resource {resource}")
+
+
+def _subs(node: Any) -> list[str]:
+    """Every !Sub string anywhere under node."""
+    if isinstance(node, list):
+        return [text for item in node for text in _subs(item)]
+    if isinstance(node, dict):
+        found = []
+        for key, value in node.items():
+            if key == "Fn::Sub":
+                found.append(value if isinstance(value, str) else value[0])
+                if not isinstance(value, str):
+                    found.extend(_subs(value[1]))
+            else:
+                found.extend(_subs(value))
+        return found
+    return []
+
+
+def _role_statements(resources: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The inline statements of a function or of the SageMaker execution role."""
+    if resources[name]["Type"] == "AWS::IAM::Role":
+        return [
+            statement
+            for policy in resources[name]["Properties"]["Policies"]
+            for statement in _statements(policy["PolicyDocument"])
+        ]
+    return _inline_statements(resources[name])
+
+
+def _grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(action, resource) for every Allow statement."""
+    return {
+        (action, _arn(resource))
+        for statement in statements
+        if statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
+    }
+
+
+def _allowed(statements: list[dict[str, Any]], action: str, arn: str) -> bool:
+    """Whether an Allow statement grants action on this concrete resource text (IAM's * matches anything)."""
+    return any(granted_action == action and fnmatch.fnmatchcase(arn, pattern) for granted_action, pattern in _grants(statements))
+
+
+def _skips(resource: dict[str, Any]) -> dict[str, str]:
+    return {skip["id"]: skip.get("comment", "") for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])}
+
+
 # ----------------------------------------------------------------------------- functions
 
 
 def test_functions_and_their_events_are_the_ones_the_local_runtime_expects(resources):
-    wiring = {name: set(function["Properties"].get("Events", {})) for name, function in _functions(resources).items()}
-    assert wiring == {name: set(events) for name, events in EXPECTED_WIRING.items()}
+    rules: dict[str, set[str]] = {name: set() for name in _functions(resources)}
+    for function, event, _ in _rules(resources):
+        rules[function].add(event)
+    assert rules == {name: set(events) for name, events in EXPECTED_WIRING.items()}
+    not_rules = {
+        (name, event_name, event["Type"])
+        for name, function in _functions(resources).items()
+        for event_name, event in function["Properties"].get("Events", {}).items()
+        if event["Type"] != "EventBridgeRule"
+    }
+    assert not_rules == {("SweepFunction", "Sweep", "ScheduleV2")}
 
 
 def test_every_function_is_python312_and_uses_the_library_layer(template, resources):
@@ -201,6 +294,12 @@ def test_globals_export_every_setting_the_library_reads(template):
     assert variables["EVENT_BUS_NAME"] == {"Ref": "EventBus"}
     assert variables["SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
     assert variables["NAME_PREFIX"] == {"Ref": "NamePrefix"}
+    assert variables["STUCK_AFTER_MINUTES"] == {"Ref": "StuckAfterMinutes"}
+    assert variables["GIVE_UP_AFTER_HOURS"] == {"Ref": "GiveUpAfterHours"}
+    # Everything Settings.from_environment reads, but the region (Lambda sets AWS_REGION itself).
+    from datadrop.local.runtime import local_settings
+
+    assert set(variables) >= set(local_settings().as_environment()) - {"AWS_DEFAULT_REGION"}
 
 
 def test_every_function_has_its_own_sqs_dead_letter_queue(resources):
@@ -212,6 +311,118 @@ def test_every_function_has_its_own_sqs_dead_letter_queue(resources):
         assert resources[queue]["Type"] == "AWS::SQS::Queue", name
         targets.append(queue)
     assert len(set(targets)) == len(targets)
+
+
+def test_every_function_retries_twice_within_the_age_its_trigger_allows(resources):
+    """Lambda's own retries of a failed invocation; the dead-letter queue is the one failure sink."""
+    for name, function in _functions(resources).items():
+        config = function["Properties"]["EventInvokeConfig"]
+        assert config["MaximumRetryAttempts"] == 2, name
+        assert "DestinationConfig" not in config, f"{name}: failures go to its DeadLetterQueue, not to a destination too"
+        trigger_ages = {
+            event["Properties"]["RetryPolicy"]["MaximumEventAgeInSeconds"] for event in function["Properties"]["Events"].values()
+        }
+        assert trigger_ages == {config["MaximumEventAgeInSeconds"]}, name
+
+
+def test_every_function_logs_to_its_own_group_with_retention(resources):
+    groups = []
+    for name, function in _functions(resources).items():
+        group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        properties = resources[group]["Properties"]
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup", name
+        assert properties["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        assert properties["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}/{name}"}, name
+        groups.append(group)
+    assert len(set(groups)) == len(groups)
+
+
+def test_sagemaker_job_log_groups_are_created_only_on_request_and_kept(template, resources):
+    """/aws/sagemaker/TrainingJobs and TransformJobs are shared by the whole account and region."""
+    assert template["Parameters"]["CreateSageMakerLogGroups"]["Default"] == "false"
+    assert template["Conditions"]["OwnsSageMakerLogGroups"] == {"Fn::Equals": [{"Ref": "CreateSageMakerLogGroups"}, "true"]}
+    owned = {
+        resource["Properties"]["LogGroupName"]: resource
+        for resource in _of_type(resources, "AWS::Logs::LogGroup").values()
+        if not isinstance(resource["Properties"]["LogGroupName"], dict)
+    }
+    assert set(owned) == {"/aws/sagemaker/TrainingJobs", "/aws/sagemaker/TransformJobs"}
+    for name, resource in owned.items():
+        assert resource["Condition"] == "OwnsSageMakerLogGroups", name
+        assert resource["DeletionPolicy"] == "Retain" and resource["UpdateReplacePolicy"] == "Retain", name
+        assert resource["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+@pytest.mark.parametrize(
+    ("function", "parameter", "condition"),
+    [
+        ("TrainFunction", "TrainConcurrency", "ReservesTrainConcurrency"),
+        ("SweepFunction", "SweepConcurrency", "ReservesSweepConcurrency"),
+    ],
+)
+def test_reserved_concurrency_is_a_parameter_where_zero_reserves_nothing(template, resources, function, parameter, condition):
+    assert resources[function]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": [condition, {"Ref": parameter}, {"Ref": "AWS::NoValue"}]
+    }
+    assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, "0"]}]}
+    assert template["Parameters"][parameter]["Type"] == "Number"
+    assert int(template["Parameters"][parameter]["MinValue"]) == 0
+    assert int(template["Parameters"]["TrainConcurrency"]["Default"]) == 2
+    assert int(template["Parameters"]["SweepConcurrency"]["Default"]) == 1
+
+
+def test_functions_without_reserved_concurrency_say_why(resources):
+    for name, function in _functions(resources).items():
+        if "ReservedConcurrentExecutions" not in function["Properties"]:
+            assert "reservation" in _skips(function).get("CKV_AWS_115", ""), name
+        else:
+            assert "CKV_AWS_115" not in _skips(function), name
+
+
+# ----------------------------------------------------------------------------- the sweeper
+
+
+def test_sweeper_runs_every_five_minutes_on_eventbridge_scheduler(resources):
+    properties = resources["SweepFunction"]["Properties"]
+    assert properties["Timeout"] == 300
+    schedule = properties["Events"]["Sweep"]
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    # Schedule names are unique per account: SAM's default (the logical id) would clash between stacks.
+    assert schedule["Properties"]["Name"] == {"Fn::Sub": "${NamePrefix}--sweep"}
+    retry = schedule["Properties"]["RetryPolicy"]
+    assert retry["MaximumRetryAttempts"] >= 1
+    assert 60 <= retry["MaximumEventAgeInSeconds"] <= 3600
+    dead_letter = schedule["Properties"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert dead_letter == "EventDeliveryDeadLetterQueue"
+
+
+def test_sweeper_reads_the_attention_index(resources):
+    """The index the library queries for stuck work (datadrop.state) exists, and only the sweeper queries it."""
+    properties = resources["StateTable"]["Properties"]
+    indexes = {index["IndexName"]: index for index in properties["GlobalSecondaryIndexes"]}
+    index = indexes[state.ATTENTION_INDEX]
+    assert index["KeySchema"] == [
+        {"AttributeName": "attention", "KeyType": "HASH"},
+        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert {"AttributeName": "attention", "AttributeType": "S"} in properties["AttributeDefinitions"]
+    assert {"AttributeName": "updated_at", "AttributeType": "S"} in properties["AttributeDefinitions"]
+    index_arn = f"${{StateTable.Arn}}/index/{state.ATTENTION_INDEX}"
+    readers = {name for name in _functions(resources) if _allowed(_role_statements(resources, name), "dynamodb:Query", index_arn)}
+    assert readers == {"SweepFunction"}
+
+
+def test_sweeper_may_do_what_train_evaluate_and_deploy_do(resources):
+    """It continues their work, so it holds every SageMaker grant they hold (and SageMaker's truth: Describe*)."""
+    sweeper = _grants(_role_statements(resources, "SweepFunction"))
+    for step in ("TrainFunction", "EvaluateFunction", "DeployFunction"):
+        needed = {grant for grant in _grants(_role_statements(resources, step)) if grant[0].startswith("sagemaker:")}
+        assert needed <= sweeper, f"sweeper lacks {sorted(needed - sweeper)} of {step}"
+    actions = {action for action, _ in sweeper}
+    assert {"sagemaker:DescribeTrainingJob", "sagemaker:DescribeTransformJob", "sagemaker:DescribeEndpoint"} <= actions
+    assert "events:PutEvents" in actions
 
 
 # ----------------------------------------------------------------------------- rules
@@ -282,7 +493,26 @@ def test_s3_rule_listens_to_incoming_objects_of_the_data_bucket(resources):
 )
 def test_sagemaker_rules_only_take_our_resources(resources, function, event, name_field):
     detail = _rule(resources, function, event)["Pattern"]["detail"]
-    assert detail[name_field] == [{"prefix": {"Fn::Sub": "${NamePrefix}-"}}]
+    assert detail[name_field] == [{"prefix": {"Fn::Sub": "${NamePrefix}--"}}]
+
+
+def test_every_name_prefix_filter_ends_at_the_delimiter(template):
+    """Wherever the template names our SageMaker resources (rule filters, IAM ARNs, the schedule),
+    NamePrefix is followed by "--", which no other stack's prefix can produce."""
+    uses = [text for text in _subs(template["Resources"]) if "${NamePrefix}" in text]
+    assert len(uses) >= 30
+    for text in uses:
+        assert all(text[match.end() :].startswith("--") for match in re.finditer(r"\$\{NamePrefix\}", text)), text
+
+
+def test_name_prefixes_cannot_shadow_each_other(template):
+    """No valid prefix followed by "--" starts another valid prefix followed by "--"."""
+    pattern = re.compile(template["Parameters"]["NamePrefix"]["AllowedPattern"])
+    candidates = ["".join(chars) for length in range(1, 7) for chars in itertools.product("a1-", repeat=length)]
+    valid = [prefix for prefix in candidates if pattern.fullmatch(prefix)]
+    assert "a-1" in valid and "a--1" not in valid and "a-" not in valid
+    for ours, theirs in itertools.permutations(valid, 2):
+        assert not f"{theirs}--".startswith(f"{ours}--"), (ours, theirs)
 
 
 @pytest.mark.parametrize(
@@ -297,8 +527,35 @@ def test_job_rules_only_take_terminal_states(resources, function, event, status_
     assert sorted(detail[status_field]) == ["Completed", "Failed", "Stopped"]
 
 
+def _named_as_the_library_names(event: dict[str, Any], run: names.RunNames = OUR_RUN) -> dict[str, Any]:
+    """The sample with its SageMaker resource names as datadrop.names gives them to `run`."""
+    changed = copy.deepcopy(event)
+    library_names = {
+        "TrainingJobName": run.training_job,
+        "TransformJobName": run.transform_job,
+        "EndpointName": names.endpoint_name(run.prefix, run.dataset),
+    }
+    for field, value in library_names.items():
+        if field in changed["detail"]:
+            changed["detail"][field] = value
+    return changed
+
+
 @pytest.mark.parametrize("sample", sorted(SAMPLE_EVENT_ROUTES))
 def test_sample_event_reaches_exactly_its_rule(resources, sample):
+    """Each documented event shape, carrying the names the library gives our resources."""
+    event = _named_as_the_library_names(json.loads((EVENTS_DIR / sample).read_text()))
+    matched = {
+        (function, name)
+        for function, name, _ in _rules(resources)
+        if _matches(_deployed_pattern(resources, function, name), event)
+    }
+    assert matched == {SAMPLE_EVENT_ROUTES[sample]}
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLE_EVENT_ROUTES))
+def test_sample_event_as_written_reaches_exactly_its_rule(resources, sample):
+    """The samples themselves (for `sam local invoke -e` and the docs) carry names datadrop acts on."""
     event = json.loads((EVENTS_DIR / sample).read_text())
     matched = {
         (function, name)
@@ -325,12 +582,18 @@ def _with(event: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str,
         ("prepare_s3_object_created.json", ("detail", "bucket", "name"), "someone-elses-bucket"),
         ("evaluate_training_job_completed.json", ("detail", "TrainingJobName"), "kmeans-1"),
         ("evaluate_training_job_completed.json", ("detail", "TrainingJobStatus"), "InProgress"),
+        # Another stack whose prefix starts like ours ("datadrop-x"), and the old single-hyphen names.
+        ("evaluate_training_job_completed.json", ("detail", "TrainingJobName"), OTHER_STACK_RUN.training_job),
+        ("evaluate_training_job_completed.json", ("detail", "TrainingJobName"), "datadrop-penguins-0123456789ab-r01"),
         ("evaluate_transform_job_completed.json", ("detail", "TransformJobName"), "datadropx-penguins"),
+        ("evaluate_transform_job_completed.json", ("detail", "TransformJobName"), OTHER_STACK_RUN.transform_job),
         ("deploy_endpoint_in_service.json", ("detail", "EndpointName"), "MyEndpoint"),
+        ("deploy_endpoint_in_service.json", ("detail", "EndpointName"), names.endpoint_name("datadrop-x", "penguins")),
+        ("deploy_endpoint_in_service.json", ("detail", "EndpointName"), "datadrop-penguins"),
     ],
 )
 def test_events_that_are_not_ours_reach_no_rule(resources, sample, path, value):
-    event = _with(json.loads((EVENTS_DIR / sample).read_text()), path, value)
+    event = _with(_named_as_the_library_names(json.loads((EVENTS_DIR / sample).read_text())), path, value)
     assert not [
         (function, name)
         for function, name, _ in _rules(resources)
@@ -341,7 +604,7 @@ def test_events_that_are_not_ours_reach_no_rule(resources, sample, path, value):
 # ----------------------------------------------------------------------------- storage
 
 
-@pytest.mark.parametrize("bucket", ["DataBucket", "ArtifactBucket"])
+@pytest.mark.parametrize("bucket", ["DataBucket", "ArtifactBucket", "AccessLogBucket"])
 def test_buckets_are_versioned_encrypted_private_and_retained(resources, bucket):
     resource = resources[bucket]
     properties = resource["Properties"]
@@ -356,6 +619,7 @@ def test_buckets_are_versioned_encrypted_private_and_retained(resources, bucket)
         "IgnorePublicAcls": True,
         "RestrictPublicBuckets": True,
     }
+    assert properties["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
 
 
 def test_data_bucket_sends_events_to_eventbridge(resources):
@@ -363,7 +627,7 @@ def test_data_bucket_sends_events_to_eventbridge(resources):
     assert notification["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
 
 
-@pytest.mark.parametrize("bucket", ["DataBucket", "ArtifactBucket"])
+@pytest.mark.parametrize("bucket", ["DataBucket", "ArtifactBucket", "AccessLogBucket"])
 def test_buckets_refuse_requests_without_tls(resources, bucket):
     policies = [
         policy["Properties"]
@@ -383,6 +647,73 @@ def test_buckets_refuse_requests_without_tls(resources, bucket):
     covered = {json.dumps(resource, sort_keys=True) for resource in _as_list(denials[0]["Resource"])}
     assert json.dumps({"Fn::GetAtt": [bucket, "Arn"]}, sort_keys=True) in covered
     assert json.dumps({"Fn::Sub": f"${{{bucket}.Arn}}/*"}, sort_keys=True) in covered
+
+
+@pytest.mark.parametrize(("bucket", "prefix"), [("DataBucket", "data-bucket/"), ("ArtifactBucket", "artifact-bucket/")])
+def test_buckets_log_access_to_the_access_log_bucket(resources, bucket, prefix):
+    logging = resources[bucket]["Properties"]["LoggingConfiguration"]
+    assert logging["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
+    assert logging["LogFilePrefix"] == prefix
+    assert "CKV_AWS_18" not in _skips(resources[bucket])
+    # The log bucket enforces bucket-owner ownership (no ACLs), so the S3 logging service writes
+    # under its bucket policy: only this bucket's logs, only under its prefix, only from this account.
+    (policy,) = [
+        policy["Properties"]["PolicyDocument"]
+        for policy in _of_type(resources, "AWS::S3::BucketPolicy").values()
+        if policy["Properties"]["Bucket"] == {"Ref": "AccessLogBucket"}
+    ]
+    (grant,) = [
+        statement
+        for statement in _statements(policy)
+        if statement["Effect"] == "Allow"
+        and statement["Condition"]["ArnLike"]["aws:SourceArn"] == {"Fn::GetAtt": [bucket, "Arn"]}
+    ]
+    assert grant["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert _as_list(grant["Action"]) == ["s3:PutObject"]
+    assert grant["Resource"] == {"Fn::Sub": f"${{AccessLogBucket.Arn}}/{prefix}*"}
+    assert grant["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+
+
+def test_access_log_bucket_expires_its_logs_and_says_why_it_logs_nowhere(resources):
+    resource = resources["AccessLogBucket"]
+    assert "LoggingConfiguration" not in resource["Properties"]
+    assert "access-log bucket" in _skips(resource)["CKV_AWS_18"]
+    rules = resource["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(
+        rule["Status"] == "Enabled" and rule.get("ExpirationInDays") == {"Ref": "AccessLogRetentionDays"} for rule in rules
+    )
+    assert any(rule["Status"] == "Enabled" and "NoncurrentVersionExpiration" in rule for rule in rules)
+
+
+def _lifecycle(resources: dict[str, Any], bucket: str) -> list[dict[str, Any]]:
+    return [rule for rule in resources[bucket]["Properties"]["LifecycleConfiguration"]["Rules"] if rule["Status"] == "Enabled"]
+
+
+@pytest.mark.parametrize("bucket", ["DataBucket", "ArtifactBucket"])
+def test_noncurrent_versions_expire(resources, bucket):
+    expiring = [rule for rule in _lifecycle(resources, bucket) if "NoncurrentVersionExpiration" in rule]
+    assert [rule["NoncurrentVersionExpiration"] for rule in expiring] == [
+        {"NoncurrentDays": {"Ref": "NoncurrentVersionRetentionDays"}}
+    ]
+    assert all("Prefix" not in rule and "TagFilters" not in rule for rule in expiring), "the whole bucket"
+    assert any(rule.get("AbortIncompleteMultipartUpload") for rule in _lifecycle(resources, bucket))
+
+
+def test_the_current_version_of_an_upload_never_expires_or_moves(resources):
+    """The uploaded object is never modified or deleted: no rule touches current versions."""
+    for rule in resources["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]:
+        assert not {"ExpirationInDays", "ExpirationDate", "Transitions", "Transition"} & set(rule), rule["Id"]
+
+
+def test_old_artifacts_move_to_infrequent_access_and_expire_only_on_request(template, resources):
+    (rule,) = [rule for rule in _lifecycle(resources, "ArtifactBucket") if "Transitions" in rule]
+    assert rule["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": {"Ref": "ArtifactTransitionDays"}}]
+    assert rule["ExpirationInDays"] == {
+        "Fn::If": ["ExpiresArtifacts", {"Ref": "ArtifactExpirationDays"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert template["Conditions"]["ExpiresArtifacts"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ArtifactExpirationDays"}, "0"]}]}
+    assert int(template["Parameters"]["ArtifactExpirationDays"]["Default"]) == 0  # served models need their files
+    assert int(template["Parameters"]["ArtifactTransitionDays"]["MinValue"]) >= 30  # S3's minimum for STANDARD_IA
 
 
 def test_state_table_keys_recovery_and_encryption(resources):
@@ -413,15 +744,84 @@ def test_event_bus_is_named_after_the_stack(resources):
 # ----------------------------------------------------------------------------- IAM
 
 
-def test_no_function_may_write_to_the_data_bucket(resources):
-    """The uploaded object is never modified or deleted: only read policies on DataBucket."""
+def test_no_sam_policy_templates_are_left(resources):
+    """Every grant is an explicit statement naming the actions the step calls (CRUD templates grant far more)."""
     for name, function in _functions(resources).items():
-        for policy, args in _policy_templates(function):
-            if args.get("BucketName") == {"Ref": "DataBucket"}:
-                assert policy == "S3ReadPolicy", f"{name} has {policy} on DataBucket"
-        for statement in _inline_statements(function):
-            for action in _as_list(statement["Action"]):
-                assert not action.startswith("s3:"), f"{name}: inline S3 statement, use the policy templates"
+        assert _policy_templates(function) == [], name
+        assert all(isinstance(policy, dict) and "Statement" in policy for policy in function["Properties"]["Policies"]), name
+
+
+def test_no_function_may_write_to_the_data_bucket(resources):
+    """The uploaded object is never modified or deleted: on DataBucket, reads only."""
+    for name in _functions(resources):
+        for action, resource in _grants(_role_statements(resources, name)):
+            if resource.startswith("${DataBucket.Arn}"):
+                assert action in {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}, f"{name}: {action} on {resource}"
+
+
+def test_only_prepare_reads_the_data_bucket_and_only_uploads_and_configs(resources):
+    readers = {
+        name
+        for name in _functions(resources)
+        for _, resource in _grants(_role_statements(resources, name))
+        if resource.startswith("${DataBucket.Arn}")
+    }
+    assert readers == {"PrepareFunction"}
+    statements = _role_statements(resources, "PrepareFunction")
+    for key in ("incoming/penguins/penguins.csv", "config/penguins.yaml"):
+        assert _allowed(statements, "s3:GetObject", f"${{DataBucket.Arn}}/{key}")
+        assert _allowed(statements, "s3:GetObjectVersion", f"${{DataBucket.Arn}}/{key}")
+    assert not _allowed(statements, "s3:GetObject", "${DataBucket.Arn}/elsewhere/x.csv")
+    # A missing config must be a 404 (try the next file name), not a 403: that takes s3:ListBucket.
+    assert _allowed(statements, "s3:ListBucket", "${DataBucket.Arn}")
+
+
+def _artifact_key(relative: str) -> str:
+    return "${ArtifactBucket.Arn}/" + relative
+
+
+LOCATIONS = names.DatasetLocations("artifacts", "penguins", "0123456789ab")
+PREPARED_KEYS = [
+    LOCATIONS.key(relative)
+    for relative in (
+        LOCATIONS.TRAIN,
+        LOCATIONS.VALIDATION,
+        LOCATIONS.TEST_FEATURES,
+        LOCATIONS.TEST_LABELS,
+        LOCATIONS.RECIPE,
+        LOCATIONS.PROFILE,
+        LOCATIONS.SERVING_BUNDLE,
+    )
+]
+MODEL_KEY = LOCATIONS.training_output_uri().split("/", 3)[3] + f"{OUR_RUN.training_job}/output/model.tar.gz"
+PREDICTIONS_KEY = LOCATIONS.evaluation_output_uri(1).split("/", 3)[3] + "test.csv.out"
+REPORT_KEY = LOCATIONS.report_key(1)
+
+
+def test_function_s3_grants_follow_the_artifact_layout(resources):
+    prepare = _role_statements(resources, "PrepareFunction")
+    evaluate = _role_statements(resources, "EvaluateFunction")
+    for key in PREPARED_KEYS:
+        assert _allowed(prepare, "s3:PutObject", _artifact_key(key)), key
+    for key in (LOCATIONS.key(LOCATIONS.TEST_LABELS), PREDICTIONS_KEY):
+        assert _allowed(evaluate, "s3:GetObject", _artifact_key(key)), key
+    assert _allowed(evaluate, "s3:PutObject", _artifact_key(REPORT_KEY))
+    assert not _allowed(evaluate, "s3:PutObject", _artifact_key(LOCATIONS.key(LOCATIONS.TRAIN)))
+    for name in ("TrainFunction", "DeployFunction"):
+        assert not [grant for grant in _grants(_role_statements(resources, name)) if grant[0].startswith("s3:")], name
+
+
+def test_function_dynamodb_and_event_grants(resources):
+    for name in _functions(resources):
+        grants = _grants(_role_statements(resources, name))
+        assert {action for action, resource in grants if resource == "${StateTable.Arn}"} == STATE_TABLE_ACTIONS, name
+        idempotency = {action for action, resource in grants if resource == "${IdempotencyTable.Arn}"}
+        # The sweeper is not a Powertools-idempotent handler: its every step is a conditional write.
+        assert idempotency == (set() if name == "SweepFunction" else IDEMPOTENCY_TABLE_ACTIONS), name
+        assert ("events:PutEvents", "${EventBus.Arn}") in grants, name
+        assert {action for action, _ in grants if action.startswith(("dynamodb:", "events:"))} <= (
+            STATE_TABLE_ACTIONS | IDEMPOTENCY_TABLE_ACTIONS | {"events:PutEvents"}
+        ), name
 
 
 def test_function_policies_are_scoped(resources):
@@ -441,34 +841,103 @@ def test_sagemaker_role_is_passed_only_to_sagemaker(resources):
                 assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}, name
                 assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
                 passers.add(name)
-    assert passers == {"TrainFunction", "EvaluateFunction", "DeployFunction"}
+    assert passers == {"TrainFunction", "EvaluateFunction", "DeployFunction", "SweepFunction"}
 
 
 def test_sagemaker_permissions_are_scoped_to_the_name_prefix(resources):
-    """Every SageMaker name is "<NamePrefix>-..." (datadrop.names), so every grant can say so."""
-    roles = {name: function["Properties"] for name, function in _functions(resources).items()}
-    roles["SageMakerExecutionRole"] = {
-        "Policies": [policy["PolicyDocument"] for policy in resources["SageMakerExecutionRole"]["Properties"]["Policies"]]
-    }
+    """Every SageMaker name is "<NamePrefix>--..." (datadrop.names), so every grant can say so."""
     checked = 0
-    for name, properties in roles.items():
-        for statement in _inline_statements({"Properties": properties}):
+    for name in [*_functions(resources), "SageMakerExecutionRole"]:
+        for statement in _role_statements(resources, name):
             if not any(action.startswith("sagemaker:") for action in _as_list(statement["Action"])):
                 continue
             for resource in _as_list(statement["Resource"]):
-                arn = resource["Fn::Sub"] if isinstance(resource, dict) else resource
+                arn = _arn(resource)
                 assert re.fullmatch(
-                    r"arn:\$\{AWS::Partition\}:sagemaker:\$\{AWS::Region\}:\$\{AWS::AccountId\}:[a-z-]+/\$\{NamePrefix\}-\*",
+                    r"arn:\$\{AWS::Partition\}:sagemaker:\$\{AWS::Region\}:\$\{AWS::AccountId\}:[a-z-]+/\$\{NamePrefix\}--\*",
                     arn,
                 ), f"{name}: {arn}"
                 checked += 1
-    assert checked >= 10
+    assert checked >= 20
 
 
-def test_sagemaker_execution_role_trusts_only_sagemaker(resources):
+def test_sagemaker_grants_cover_the_names_the_library_gives(resources):
+    """Resolved for stack "datadrop": its names are granted; those of stack "datadrop-x" are not."""
+
+    def granted(function: str, action: str, resource: str) -> bool:
+        arn = f"arn:${{AWS::Partition}}:sagemaker:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"
+        return any(
+            granted_action == action and fnmatch.fnmatchcase(arn, pattern.replace("${NamePrefix}", "datadrop"))
+            for granted_action, pattern in _grants(_role_statements(resources, function))
+        )
+
+    def created_by(prefix: str) -> list[tuple[str, str, str]]:
+        run = names.RunNames(prefix, "penguins", "0123456789ab", 1)
+        return [
+            ("TrainFunction", "sagemaker:CreateExperiment", f"experiment/{names.experiment_name(prefix, 'penguins')}"),
+            (
+                "TrainFunction",
+                "sagemaker:CreateTrial",
+                f"experiment-trial/{names.run_group_name(prefix, 'penguins', run.version)}",
+            ),
+            ("TrainFunction", "sagemaker:CreateTrainingJob", f"training-job/{run.training_job}"),
+            ("EvaluateFunction", "sagemaker:CreateModel", f"model/{run.model}"),
+            ("EvaluateFunction", "sagemaker:CreateTransformJob", f"transform-job/{run.transform_job}"),
+            (
+                "EvaluateFunction",
+                "sagemaker:CreateModelPackageGroup",
+                f"model-package-group/{names.model_package_group_name(prefix, 'penguins')}",
+            ),
+            ("DeployFunction", "sagemaker:CreateEndpointConfig", f"endpoint-config/{run.endpoint_config}"),
+            ("DeployFunction", "sagemaker:CreateEndpoint", f"endpoint/{names.endpoint_name(prefix, 'penguins')}"),
+        ]
+
+    for grant in created_by("datadrop"):
+        assert granted(*grant), grant
+    for grant in created_by("datadrop-x"):
+        assert not granted(*grant), grant
+
+
+def test_sagemaker_execution_role_trusts_only_sagemaker_of_this_account(resources):
     document = resources["SageMakerExecutionRole"]["Properties"]["AssumeRolePolicyDocument"]
-    principals = [statement["Principal"] for statement in _statements(document)]
-    assert principals == [{"Service": "sagemaker.amazonaws.com"}]
+    (statement,) = _statements(document)
+    assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert statement["Condition"]["ArnLike"] == {
+        "aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:*"}
+    }
+
+
+def test_sagemaker_execution_role_reaches_only_the_dataset_artifacts(resources):
+    statements = _role_statements(resources, "SageMakerExecutionRole")
+    s3 = {(action, resource) for action, resource in _grants(statements) if action.startswith("s3:")}
+    assert not [grant for grant in s3 if "DataBucket" in grant[1]], (
+        "SageMaker reads only what prepare copied to the artifact bucket"
+    )
+    assert {resource for _, resource in s3} <= {"${ArtifactBucket.Arn}"} | {
+        resource for _, resource in s3 if resource.startswith("${ArtifactBucket.Arn}/datasets/")
+    }
+    for key in [*PREPARED_KEYS, MODEL_KEY]:
+        assert _allowed(statements, "s3:GetObject", _artifact_key(key)), key
+    for key in (MODEL_KEY, PREDICTIONS_KEY):
+        assert _allowed(statements, "s3:PutObject", _artifact_key(key)), key
+    for key in PREPARED_KEYS:  # the jobs write their outputs only
+        assert not _allowed(statements, "s3:PutObject", _artifact_key(key)), key
+
+
+def test_sagemaker_execution_role_pulls_only_the_xgboost_image(template, resources):
+    statements = _role_statements(resources, "SageMakerExecutionRole")
+    (pull,) = [statement for statement in statements if "ecr:BatchGetImage" in _as_list(statement["Action"])]
+    text, variables = pull["Resource"]["Fn::Sub"]
+    assert text == f"arn:${{AWS::Partition}}:ecr:${{AWS::Region}}:${{Registry}}:repository/{algorithms.XGBOOST_REPOSITORY}"
+    assert variables == {"Registry": {"Fn::FindInMap": ["XGBoostImageRegistry", {"Ref": "AWS::Region"}, "Account"]}}
+    registry = {region: row["Account"] for region, row in template["Mappings"]["XGBoostImageRegistry"].items()}
+    assert registry == algorithms.XGBOOST_REGISTRIES
+    # The only grants on every resource are actions that have no resource type.
+    unscoped = {action for action, resource in _grants(statements) if resource == "*"}
+    assert unscoped == {"cloudwatch:PutMetricData", "ecr:GetAuthorizationToken"}
+    (metrics,) = [statement for statement in statements if _as_list(statement["Action"]) == ["cloudwatch:PutMetricData"]]
+    assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
 
 
 # ----------------------------------------------------------------------------- operations
@@ -483,9 +952,17 @@ def test_every_queue_has_an_alarm(resources):
         if dimension["Name"] == "QueueName"
     }
     assert alarmed == set(_of_type(resources, "AWS::SQS::Queue"))
+    assert "SweepDeadLetterQueue" in alarmed
     for alarm in _of_type(resources, "AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["Threshold"] == 1
         assert alarm["Properties"]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_every_checkov_skip_gives_a_reason(resources):
+    for name, resource in resources.items():
+        for check, reason in _skips(resource).items():
+            assert len(reason) > 30, f"{name} skips {check} without a reason"
+            assert "CloudTrail" not in reason, f"{name}: the stack creates no CloudTrail trail"
 
 
 def test_outputs(template):
@@ -493,6 +970,7 @@ def test_outputs(template):
     assert set(outputs) >= {
         "DataBucketName",
         "ArtifactBucketName",
+        "AccessLogBucketName",
         "EventBusName",
         "StateTableName",
         "IdempotencyTableName",
@@ -508,11 +986,24 @@ def test_parameters(template):
     prefix = parameters["NamePrefix"]
     assert prefix["Default"] == "datadrop" and prefix["MaxLength"] == 12
     pattern = re.compile(prefix["AllowedPattern"])
-    assert pattern.fullmatch("datadrop") and pattern.fullmatch("dd-2")
-    assert not pattern.fullmatch("DataDrop") and not pattern.fullmatch("-x") and not pattern.fullmatch("a_b")
+    assert pattern.fullmatch("datadrop") and pattern.fullmatch("dd-2") and pattern.fullmatch("a-b-c")
+    for bad in ("DataDrop", "-x", "a_b", "dd-", "a--b", "datadrop-"):
+        assert not pattern.fullmatch(bad), bad
+    assert names.PREFIX_PATTERN.pattern == prefix["AllowedPattern"]  # the library refuses what the stack refuses
     threshold = parameters["AccuracyThreshold"]
     assert threshold["Type"] == "Number" and float(threshold["Default"]) == 0.8
     assert float(threshold["MinValue"]) == 0 and float(threshold["MaxValue"]) == 1
+    assert parameters["StuckAfterMinutes"]["Type"] == "Number"
+    assert int(parameters["StuckAfterMinutes"]["Default"]) == 30 and int(parameters["StuckAfterMinutes"]["MinValue"]) == 5
+    assert parameters["GiveUpAfterHours"]["Type"] == "Number"
+    assert int(parameters["GiveUpAfterHours"]["Default"]) == 24 and int(parameters["GiveUpAfterHours"]["MinValue"]) == 1
+    assert int(parameters["LogRetentionDays"]["Default"]) in parameters["LogRetentionDays"]["AllowedValues"]
+    grouped = {
+        name
+        for group in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        for name in group["Parameters"]
+    }
+    assert grouped == set(parameters)
 
 
 # ----------------------------------------------------------------------------- lint
