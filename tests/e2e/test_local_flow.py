@@ -14,7 +14,6 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from datadrop import cli
 from datadrop.local.runtime import LocalStack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,24 +170,6 @@ def test_bad_input_is_rejected_with_a_reason_and_nothing_is_lost(
     versions = stack.s3.list_object_versions(Bucket=stack.settings.data_bucket_name, Prefix=key)["Versions"]
     assert [version["VersionId"] for version in versions] == [version_id]
     assert stack.s3.get_object(Bucket=stack.settings.data_bucket_name, Key=key)["Body"].read() == data
-
-
-def test_cli_json_summary_and_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code = cli.main(["run", str(DATA), "--dataset", "penguins", "--config", str(EXAMPLE / "species.yaml"), "--json"])
-    summary = json.loads(capsys.readouterr().out)
-    assert code == 0
-    assert summary["status"] == "deployed"
-    assert summary["endpoint_name"] == "datadrop--penguins"
-    assert summary["runs"][0]["hyperparameters"]["objective"] == "multi:softprob"
-    assert 0 < summary["runs"][0]["test_metrics"]["accuracy"] <= 1
-    assert summary["example_prediction"]["response"] in summary["classes"]
-
-    headerless = tmp_path / "no_target.csv"
-    headerless.write_text("a,b\n1,2\n")
-    code = cli.main(["run", str(headerless), "--dataset", "penguins", "--target", "species"])
-    captured = capsys.readouterr()
-    assert code == cli.EXIT_INPUT_REJECTED
-    assert captured.err.strip().count("\n") == 0 and "input rejected" in captured.err
 
 
 def test_a_training_job_that_fails_ends_the_flow_with_its_reason(stack: LocalStack) -> None:

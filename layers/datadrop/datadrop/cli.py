@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="dataset config (YAML/JSON), uploaded as config/<dataset>.yaml")
     run.add_argument("--threshold", type=float, help="minimum held-out accuracy to deploy, 0..1 (overrides the config)")
     run.add_argument("--serve", action="store_true", help="keep the endpoint up until Ctrl-C")
-    run.add_argument("--json", action="store_true", help="print exactly one JSON summary on stdout (progress and logs go to stderr)")
+    run.add_argument(
+        "--json", action="store_true", help="print exactly one JSON summary on stdout (progress and logs go to stderr)"
+    )
     run.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
     retry = commands.add_parser(
         "retry",
@@ -91,9 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         "1 when AWS refused a call. Find FAILED versions in the VersionFailed/ModelRejected events or the state table.",
     )
     retry.add_argument("dataset", metavar="DATASET", help="the dataset name, as in incoming/<dataset>/ (e.g. penguins)")
-    retry.add_argument("version", metavar="VERSION", help="the dataset version that failed (12 hex digits, from its events, e.g. 6b3077daca81)")
-    retry.add_argument("--stack", required=True, metavar="NAME", help="the CloudFormation stack name given to `sam deploy` (e.g. datadrop)")
-    retry.add_argument("--region", metavar="REGION", help="the stack's region (default: AWS_REGION / AWS_DEFAULT_REGION / your AWS config)")
+    retry.add_argument(
+        "version", metavar="VERSION", help="the dataset version that failed (12 hex digits, from its events, e.g. 6b3077daca81)"
+    )
+    retry.add_argument(
+        "--stack", required=True, metavar="NAME", help="the CloudFormation stack name given to `sam deploy` (e.g. datadrop)"
+    )
+    retry.add_argument(
+        "--region", metavar="REGION", help="the stack's region (default: AWS_REGION / AWS_DEFAULT_REGION / your AWS config)"
+    )
     return parser
 
 
@@ -169,7 +177,8 @@ def logs_on_stderr() -> Iterator[None]:
     from aws_lambda_powertools import Logger
 
     Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE), stream=_CurrentStream("stdout"))
-    loggers = [logging.getLogger(), *(item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger))]
+    known = list(logging.Logger.manager.loggerDict.values())  # a copy: another thread may make a logger meanwhile
+    loggers = [logging.getLogger(), *(item for item in known if isinstance(item, logging.Logger))]
     moved: list[tuple[logging.StreamHandler[Any], Any]] = []
     for owner in loggers:
         for handler in owner.handlers:
@@ -279,7 +288,8 @@ def stack_settings(cloudformation: Any, stack: str, region: str) -> Any:
     try:
         described = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     except ClientError as error:
-        if error.response["Error"]["Code"] == "ValidationError" and "does not exist" in error.response["Error"].get("Message", ""):
+        problem = error.response["Error"]
+        if problem["Code"] == "ValidationError" and "does not exist" in problem.get("Message", ""):
             raise StackProblem(
                 f"no stack {stack!r} in {region}: give the stack name `sam deploy` used (samconfig.toml's stack_name) "
                 "and its --region"
@@ -360,7 +370,8 @@ def describe_event(event: dict[str, Any]) -> str:
         rows = detail["rows"]
         return (
             f"DatasetPrepared {detail['dataset']} version {detail['version']}: {detail['problem_type']} over "
-            f"{len(detail['classes'])} classes; rows train {rows['train']} / validation {rows['validation']} / test {rows['test']}"
+            f"{len(detail['classes'])} classes; "
+            f"rows train {rows['train']} / validation {rows['validation']} / test {rows['test']}"
         )
     if kind == "DatasetRejected":
         return f"DatasetRejected ({detail['stage']}): {detail['reason']}"
@@ -467,7 +478,11 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         return
     if summary.get("rows"):
         rows = summary["rows"]
-        print(f"rows: train {rows['train']}, validation {rows['validation']}, test {rows['test']} (test rows never seen in training)", file=out)
+        print(
+            f"rows: train {rows['train']}, validation {rows['validation']}, test {rows['test']} "
+            "(test rows never seen in training)",
+            file=out,
+        )
     for run in summary["runs"]:
         print(f"run {run['run_index']} ({run['training_job']}): {run['status']}", file=out)
         print("  hyperparameters: " + ", ".join(f"{k}={v}" for k, v in sorted(run["hyperparameters"].items())), file=out)
