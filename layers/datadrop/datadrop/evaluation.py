@@ -314,7 +314,7 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
     if not state.transition_version(
         dataset, version, outcome, {VersionStatus.TRAINING}, publish=[decision], milestone=f"decided#{attempt}",
         decision_reason=reason, best_run=best.run_index if best else None, best_value=value, model_package_arn=package_arn,
-        decision=decision.model_dump(mode="json"),
+        decision=decision.model_dump_json(),  # kept whole, for the sweeper and retries
     ):
         return None  # another run's evaluation decided first
     logger.info("decision", dataset=dataset, version=version, outcome=outcome.value, reason=reason)

@@ -164,7 +164,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
     services.state.create_version(
         dataset, version,
         {"source": source.model_dump(), "threshold": threshold, "metric": config.metric, "rows": rows,
-         "prepared": event.model_dump(mode="json")},
+         "prepared": event.model_dump_json()},  # kept whole (as JSON: never queried into), for the sweeper and retries
         publish=[event],
     )
     services.state.flush_version(dataset, version)

@@ -45,7 +45,7 @@ def retry_version(services: Services, dataset: str, version: str) -> int:
             "(to train again on the same data, change the config: a new config makes a new version)"
         )
     attempt = int(item.get("attempt", 1)) + 1
-    prepared = DatasetPrepared.model_validate({**item["prepared"], "event_id": None})
+    prepared = DatasetPrepared.model_validate_json(item["prepared"]).model_copy(update={"event_id": None})
     if not state.transition_version(
         dataset, version, VersionStatus.PREPARED, {VersionStatus.FAILED},
         publish=[prepared], milestone=f"retry#{attempt}",
@@ -90,12 +90,19 @@ class Sweeper:
     give_up_after: timedelta
 
     @classmethod
+    def __post_init__(self) -> None:
+        self._no_capacity = False
+
+    @classmethod
     def from_settings(cls, services: Services) -> Sweeper:
         settings = services.settings
         return cls(services, timedelta(minutes=settings.stuck_after_minutes), timedelta(hours=settings.give_up_after_hours))
 
     def sweep(self, now: datetime | None = None) -> SweepReport:
         now = now or datetime.now(timezone.utc)
+        # Once SageMaker refuses one start for lack of capacity, the others would be refused too:
+        # the rest of this sweep only looks, and does not hammer a full quota.
+        self._no_capacity = False
         cutoff = (now - self.stuck_after).isoformat(timespec="milliseconds")
         report = SweepReport()
         state = self.services.state
@@ -104,9 +111,10 @@ class Sweeper:
                 report.examined += 1
                 label = f"{item.get('dataset')}/{item.get('version', item['sk'])}"
                 try:
-                    report.published += state.flush(ItemKey(item["pk"], item["sk"]))
                     if item.get("kind") == "version" and attention != OUTBOX:
                         self._sweep_version(item, now, label, report)
+                    else:
+                        report.published += state.flush(ItemKey(item["pk"], item["sk"]))
                 except Exception as error:  # noqa: BLE001 - one broken item must not stop the sweep of the others
                     logger.exception("sweeping failed", item=label)
                     report.errors.append(f"{label}: {type(error).__name__}: {error}")
@@ -121,13 +129,16 @@ class Sweeper:
         since = datetime.fromisoformat(item.get("status_since") or item["updated_at"])
         overdue = now - since > self.give_up_after
         stage = "deployment" if status in (VersionStatus.APPROVED, VersionStatus.DEPLOYING) else "training"
+        # The steps the sweeper runs publish what they announce; this publishes what earlier,
+        # interrupted invocations left in the version's items.
+        report.published += services.state.flush_version(dataset, version)
         try:
             if status is VersionStatus.PREPARED:
                 acted: str | None = self._restart_training(item)
             elif status is VersionStatus.TRAINING:
                 acted = self._sweep_runs(item)
             elif status is VersionStatus.APPROVED:
-                acted = "deploy: " + deployment.deploy(services, ModelApproved.model_validate(item["decision"]))
+                acted = "deploy: " + deployment.deploy(services, ModelApproved.model_validate_json(item["decision"]))
             else:
                 acted = self._sweep_deployment(item)
             still_stuck = acted is None or "waiting" in acted or acted.endswith(RunStatus.PENDING.value)
@@ -138,17 +149,17 @@ class Sweeper:
             else:
                 report.continued.append(f"{label}: {status.value}: {acted}")
         finally:
-            services.state.flush_version(dataset, version)
+            report.published += services.state.flush_version(dataset, version, discover=False)  # what giving up announced
 
     def _restart_training(self, item: dict[str, Any]) -> str:
-        runs = training.start_training(self.services, DatasetPrepared.model_validate(item["prepared"]))
+        runs = training.start_training(self.services, DatasetPrepared.model_validate_json(item["prepared"]))
         return "start training: " + ", ".join(f"{run.training_job} {run.status}" for run in runs)
 
     def _sweep_runs(self, item: dict[str, Any]) -> str | None:
         """Ask SageMaker about each unfinished run of the current attempt and act on the answer."""
         services = self.services
         dataset, version, attempt = item["dataset"], item["version"], int(item.get("attempt", 1))
-        prepared = DatasetPrepared.model_validate(item["prepared"])
+        prepared = DatasetPrepared.model_validate_json(item["prepared"])
         acted: list[str] = []
         for record in services.state.list_runs(dataset, version):
             if int(record.get("attempt", 1)) != attempt:
@@ -158,8 +169,10 @@ class Sweeper:
             status = record["status"]
             if status in (RunStatus.PENDING, RunStatus.TRAINING):
                 job = services.compute.find_training_job(run.training_job)
-                if job is None:
-                    acted.append(f"start {run.training_job}: {training.start_training_job(services, prepared, owner)}")
+                if job is None and not self._no_capacity:
+                    started = training.start_training_job(services, prepared, owner)
+                    self._no_capacity = started == RunStatus.PENDING
+                    acted.append(f"start {run.training_job}: {started}")
                 elif job["TrainingJobStatus"] in FINAL_JOB_STATUSES:
                     outcome = evaluation.on_training_job_state_change(
                         services, run.training_job, job["TrainingJobStatus"], job.get("FailureReason")
@@ -167,8 +180,10 @@ class Sweeper:
                     acted.append(f"{run.training_job} {job['TrainingJobStatus']}: {outcome}")
             elif status == RunStatus.EVALUATING:
                 job = services.compute.find_transform_job(run.transform_job)
-                if job is None:
-                    acted.append(f"evaluate {run.training_job}: {evaluation.start_transform(services, run, record['model_data_url'])}")
+                if job is None and not self._no_capacity:
+                    started = evaluation.start_transform(services, run, record["model_data_url"])
+                    self._no_capacity = started == "waiting"
+                    acted.append(f"evaluate {run.training_job}: {started}")
                 elif job["TransformJobStatus"] in FINAL_JOB_STATUSES:
                     outcome = evaluation.on_transform_job_state_change(
                         services, run.transform_job, job["TransformJobStatus"], job.get("FailureReason")
@@ -187,7 +202,7 @@ class Sweeper:
         endpoint = services.compute.describe_endpoint(endpoint_name)
         if config_name is None or endpoint is None:
             # The endpoint was never asked for (no capacity, or the invocation died): ask again.
-            return "deploy: " + deployment.deploy(services, ModelApproved.model_validate(item["decision"]))
+            return "deploy: " + deployment.deploy(services, ModelApproved.model_validate_json(item["decision"]))
         status = endpoint.get("EndpointStatus", "")
         if endpoint.get("EndpointConfigName") == config_name and status in deployment.FINAL_ENDPOINT_STATUSES:
             return f"endpoint {status}: " + deployment.on_endpoint_state_change(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import StrEnum
@@ -214,6 +214,8 @@ class _Update:
 class StateStore:
     table: Any  # boto3 DynamoDB Table resource
     publisher: EventPublisher | None = None
+    # Items this process wrote events into and has not flushed yet (flush_version's fast path).
+    _written: set[ItemKey] = field(default_factory=set)
 
     # -- keys -----------------------------------------------------------------------------------
     @staticmethod
@@ -337,7 +339,10 @@ class StateStore:
         self._add_outbox(update, entries)
         if entries:
             update.sets.append(f"{update.name('attention')} = if_not_exists({update.name('attention')}, {update.value(OUTBOX)})")
-        return self._update(key, update)
+        recorded = self._update(key, update)
+        if recorded and entries:
+            self._written.add(key)
+        return recorded
 
     def set_attributes(self, key: ItemKey, **attributes: Any) -> None:
         """Plain bookkeeping that no status depends on (e.g. why a run is waiting)."""
@@ -380,34 +385,47 @@ class StateStore:
         )
 
     # -- the outbox -----------------------------------------------------------------------------
-    def flush(self, key: ItemKey) -> int:
-        """Publish what the item's outbox holds, oldest first; each entry is removed once EventBridge
-        accepted it. Returns how many were published; raises PublishFailed if any was refused."""
-        item = self.table.get_item(Key=key.as_dict(), ConsistentRead=True).get("Item")
-        outbox = (item or {}).get("outbox") or {}
-        if not outbox:
+    def flush(self, *keys: ItemKey) -> int:
+        """Publish what the items' outboxes hold, oldest first across the items; each entry is removed
+        once EventBridge accepted it. Returns how many were published; raises PublishFailed if any
+        was refused (those stay in the outbox for the next attempt)."""
+        pending: list[tuple[str, int, ItemKey, OutboxEntry]] = []
+        for key in keys:
+            self._written.discard(key)
+            item = self.table.get_item(Key=key.as_dict(), ConsistentRead=True).get("Item") or {}
+            for event_id, entry in (item.get("outbox") or {}).items():
+                outbox_entry = OutboxEntry(event_id, str(entry["detail_type"]), str(entry["detail"]))
+                pending.append((str(entry["created_at"]), int(entry["sequence"]), key, outbox_entry))
+        if not pending:
             return 0
         if self.publisher is None:
             raise RuntimeError("StateStore has no publisher to flush its outbox with")
-        entries = [
-            OutboxEntry(event_id, str(entry["detail_type"]), str(entry["detail"]))
-            for event_id, entry in sorted(outbox.items(), key=lambda pair: (str(pair[1]["created_at"]), int(pair[1]["sequence"])))
-        ]
-        published = self.publisher.publish_entries(entries, on_published=lambda event_id: self._forget(key, event_id))
-        self._settle(key)
+        pending.sort(key=lambda waiting: (waiting[0], waiting[1]))
+        owner = {waiting[3].event_id: waiting[2] for waiting in pending}
+        published = self.publisher.publish_entries(
+            [waiting[3] for waiting in pending], on_published=lambda event_id: self._forget(owner[event_id], event_id)
+        )
+        for key in dict.fromkeys(waiting[2] for waiting in pending):
+            self._settle(key)
         return published
 
-    def flush_version(self, dataset: str, version: str) -> int:
-        """Flush the version's item and its runs' items, oldest announcement first (a run's
-        RunEvaluated before the version's decision that followed it)."""
+    def flush_version(self, dataset: str, version: str, discover: bool = True) -> int:
+        """Publish what the version's items (the version and its runs) have waiting.
+
+        The items this process gave events to are flushed directly. When it gave none, this may be
+        the retry of an invocation that died before publishing: a (consistent) query finds them.
+        """
+        prefix = ItemKey(dataset_key(dataset), version_key(version))
+        written = [key for key in self._written if key.pk == prefix.pk and key.sk.startswith(prefix.sk)]
+        if written or not discover:
+            return self.flush(*written)
         items = self._query_all(
-            KeyConditionExpression=Key("pk").eq(dataset_key(dataset)) & Key("sk").begins_with(version_key(version)),
+            KeyConditionExpression=Key("pk").eq(prefix.pk) & Key("sk").begins_with(prefix.sk),
             FilterExpression=Attr("outbox").size().gt(0),
-            ProjectionExpression="pk, sk, outbox",
+            ProjectionExpression="pk, sk",
             ConsistentRead=True,
         )
-        items.sort(key=lambda item: min((str(entry["created_at"]), int(entry["sequence"])) for entry in item["outbox"].values()))
-        return sum(self.flush(ItemKey(str(item["pk"]), str(item["sk"]))) for item in items)
+        return self.flush(*(ItemKey(str(item["pk"]), str(item["sk"])) for item in items))
 
     def _forget(self, key: ItemKey, event_id: str) -> None:
         self.table.update_item(
@@ -438,6 +456,8 @@ class StateStore:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
+        if outbox:
+            self._written.add(key)
         return True
 
     def _change(
@@ -487,6 +507,8 @@ class StateStore:
                 update.sets.append(f"{flag}.{mark} = if_not_exists({flag}.{mark}, {update.value(now)})")
             self._add_outbox(update, _outbox_entries(key, milestone or to.value, publish))
             if self._update(key, update):
+                if publish:
+                    self._written.add(key)
                 return True
         return False
 

@@ -307,7 +307,7 @@ class LocalStack:
         return key
 
     # -- the pump ---------------------------------------------------------------------------------
-    def drain(self, max_steps: int = 1000) -> None:
+    def drain(self, max_steps: int = 1000, max_idle_sweeps: int = MAX_IDLE_SWEEPS) -> None:
         """Deliver events and run local jobs until nothing is left to do; when idle, run the
         sweeper (as its schedule would) and go on while it finds work to continue."""
         sweeps = 0
@@ -317,7 +317,7 @@ class LocalStack:
                 continue
             if self.compute.run_next() is not None:
                 continue
-            if sweeps < MAX_IDLE_SWEEPS and self.sweep().progressed:
+            if sweeps < max_idle_sweeps and self.sweep().progressed:
                 sweeps += 1
                 continue
             self._observe()
