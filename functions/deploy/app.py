@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from datadrop import deployment
 from datadrop.events import SOURCE, EndpointStateChange, ModelApproved, ModelApprovedEvent
 from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored
+from datadrop.observability import metrics
 from datadrop.services import get_services
 
 logger = Logger()
@@ -17,13 +18,13 @@ logger = Logger()
 ENDPOINT = "SageMaker Endpoint State Change"
 
 
-@logger.inject_lambda_context
-@idempotent_on(EVENT_KEY)
+@logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation
+@metrics.log_metrics
+@idempotent_on(EVENT_KEY, {SOURCE: {ModelApproved.DETAIL_TYPE}, "aws.sagemaker": {ENDPOINT}})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     kind, source = event.get("detail-type"), event.get("source")
     if source == SOURCE and kind == ModelApproved.DETAIL_TYPE:
         approved = ModelApprovedEvent.model_validate(event).detail
-        logger.append_keys(dataset=approved.dataset, version=approved.version)
         return {"dataset": approved.dataset, "version": approved.version, "outcome": deployment.deploy(get_services(), approved)}
     if source == "aws.sagemaker" and kind == ENDPOINT:
         detail = EndpointStateChange.model_validate(event).detail

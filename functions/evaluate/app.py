@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from datadrop import evaluation
 from datadrop.events import TrainingJobStateChange, TransformJobStateChange
 from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored
+from datadrop.observability import metrics
 from datadrop.services import get_services
 
 logger = Logger()
@@ -18,11 +19,10 @@ TRAINING = "SageMaker Training Job State Change"
 TRANSFORM = "SageMaker Transform Job State Change"
 
 
-@logger.inject_lambda_context
-@idempotent_on(EVENT_KEY)
+@logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation
+@metrics.log_metrics
+@idempotent_on(EVENT_KEY, {"aws.sagemaker": {TRAINING, TRANSFORM}})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("source") != "aws.sagemaker":
-        return ignored(f"events from {event.get('source')!r} are not evaluate's business")
     if event.get("detail-type") == TRAINING:
         detail = TrainingJobStateChange.model_validate(event).detail
         outcome = evaluation.on_training_job_state_change(

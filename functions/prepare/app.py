@@ -10,18 +10,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadrop import intake
 from datadrop.events import S3ObjectCreated, SourceObject
-from datadrop.lambda_support import idempotent_on, ignored
+from datadrop.lambda_support import idempotent_on
+from datadrop.observability import metrics
 from datadrop.services import get_services
 
 logger = Logger()
 
 
-@logger.inject_lambda_context
-@idempotent_on('[detail.bucket.name, detail.object.key, detail.object."version-id", detail.object.etag]')
+@logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation
+@metrics.log_metrics
+# Only "Object Created" is an upload ("Object Tags Added", "Object Deleted", ... are not).
+@idempotent_on('[detail.bucket.name, detail.object.key, detail.object."version-id", detail.object.etag]', {"aws.s3": {"Object Created"}})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # Only "Object Created" is an upload ("Object Tags Added", "Object Deleted", ... are not).
-    if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
-        return ignored(f"{event.get('detail-type')!r} from {event.get('source')!r} is not an upload")
     parsed = S3ObjectCreated.model_validate(event)
     uploaded = parsed.detail.object
     source = SourceObject(bucket=parsed.detail.bucket.name, key=uploaded.key, version_id=uploaded.version_id, etag=uploaded.etag)

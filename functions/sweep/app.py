@@ -8,12 +8,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadrop.recovery import Sweeper
+from datadrop.observability import metrics
 from datadrop.services import get_services
 
 logger = Logger()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # No idempotency: a sweep only continues what the state table says is unfinished, and every
     # step it runs is itself guarded by conditional writes.

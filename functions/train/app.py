@@ -9,18 +9,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadrop import training
 from datadrop.events import SOURCE, DatasetPrepared, DatasetPreparedEvent
-from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored
+from datadrop.lambda_support import EVENT_KEY, idempotent_on
+from datadrop.observability import metrics
 from datadrop.services import get_services
 
 logger = Logger()
 
 
-@logger.inject_lambda_context
-@idempotent_on(EVENT_KEY)
+@logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation
+@metrics.log_metrics
+@idempotent_on(EVENT_KEY, {SOURCE: {DatasetPrepared.DETAIL_TYPE}})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("source") != SOURCE or event.get("detail-type") != DatasetPrepared.DETAIL_TYPE:
-        return ignored(f"{event.get('detail-type')!r} from {event.get('source')!r} is not a prepared dataset")
     prepared = DatasetPreparedEvent.model_validate(event).detail
-    logger.append_keys(dataset=prepared.dataset, version=prepared.version)
     runs = training.start_training(get_services(), prepared)
     return {"dataset": prepared.dataset, "version": prepared.version, "training_jobs": [run.training_job for run in runs]}

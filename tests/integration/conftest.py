@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +36,18 @@ class AwsHarness:
         return self.services.settings
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """Run functions/<function>/app.py's handler as Lambda would: named, with a context."""
         module = load_handler_module(REPO / "functions" / function / "app.py")
-        return module.handler(copy.deepcopy(event), LambdaContext(function))
+        logical_id = f"{function.capitalize()}Function"
+        previous = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        os.environ["AWS_LAMBDA_FUNCTION_NAME"] = logical_id
+        try:
+            return module.handler(copy.deepcopy(event), LambdaContext(logical_id))
+        finally:
+            if previous is None:
+                os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+            else:
+                os.environ["AWS_LAMBDA_FUNCTION_NAME"] = previous
 
     def requests(self, operation: str) -> list[dict[str, Any]]:
         return [params for name, params in self.calls if name == operation]

@@ -31,7 +31,7 @@ def _prepare(aws: AwsHarness) -> dict:
     aws.put_config("penguins", (EXAMPLE / "species.yaml").read_text())
     uploaded = aws.upload("incoming/penguins/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
     result = aws.invoke("prepare", _upload_event(aws, uploaded))
-    assert result["status"] == "prepared", result
+    assert result["outcome"] == "prepared", result
     (prepared,) = aws.details("DatasetPrepared")
     return prepared
 
@@ -151,7 +151,7 @@ def test_same_object_uploaded_twice_trains_once(aws: AwsHarness) -> None:
     aws.invoke("train", envelope("DatasetPrepared", prepared))
     second = aws.upload("incoming/penguins/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
     result = aws.invoke("prepare", _upload_event(aws, second))
-    assert result == {"status": "duplicate", "dataset": "penguins", "version": prepared["version"], "reason": None}
+    assert result == {"outcome": "duplicate", "dataset": "penguins", "version": prepared["version"], "reason": None}
     assert len(aws.details("DatasetPrepared")) == 1
     assert len(aws.requests("CreateTrainingJob")) == 1
 
@@ -195,7 +195,7 @@ def test_a_file_too_big_for_the_functions_memory_is_rejected_up_front(aws: AwsHa
     body = (EXAMPLE / "penguins.csv").read_bytes() * 12  # about 190 kB; 7 x that is over 1 MB
     uploaded = aws.upload("incoming/penguins/big.csv", body)
     result = aws.invoke("prepare", _upload_event(aws, uploaded))
-    assert result["status"] == "rejected"
+    assert result["outcome"] == "rejected"
     assert "prepares files up to about 0.1 MB" in result["reason"] and "MemorySize" in result["reason"]
     (rejected,) = aws.details("DatasetRejected")
     assert rejected["reason"] == result["reason"]

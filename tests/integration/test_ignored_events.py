@@ -232,7 +232,7 @@ class Flow:
 
     def prepare(self) -> None:
         result = invoke(self.aws, "prepare", self.upload_event())
-        assert result["status"] == "prepared", result
+        assert result["outcome"] == "prepared", result
         self.prepared = next(d for d in reversed(self.aws.details("DatasetPrepared")) if d["version"] == result["version"])
 
     def train(self) -> None:
@@ -484,24 +484,8 @@ CASES: dict[str, Case] = {
     "deploy/training-job-completed": Case("deploy", Stage.DEPLOYING, lambda f: f.training_completed()),
     "deploy/model-package-state-change": Case("deploy", Stage.DEPLOYING, lambda f: copy.deepcopy(MODEL_PACKAGE_STATE_CHANGE)),
 }
-# Bugs outside this file, reported; strict, so the fix makes these pass and the marker must go.
-KNOWN_BUGS = {
-    # prepare's idempotency key is the S3 object (bucket, key, version, etag): an event with no S3 detail has
-    # no key, and Powertools raises before the handler can say "not mine".
-    "prepare/sagemaker-event": pytest.mark.xfail(
-        raises=IdempotencyKeyError, strict=True,
-        reason="functions/prepare/app.py computes its idempotency key before its filter runs",
-    ),
-    # lambda_support.EVENT_KEY is (detail-type, event_id or id): a copy from another source carrying datadrop's
-    # event_id gets the cached answer to the real event ("creating") without the handler looking at its source.
-    "deploy/copy-of-our-model-approved-from-another-source": pytest.mark.xfail(
-        raises=AssertionError, strict=True, reason="lambda_support.EVENT_KEY does not include the event's source",
-    ),
-}
-
-
 @pytest.mark.parametrize(
-    "case", [pytest.param(case, id=name, marks=KNOWN_BUGS.get(name, ())) for name, case in CASES.items()]
+    "case", [pytest.param(case, id=name) for name, case in CASES.items()]
 )
 def test_an_event_that_is_not_the_handlers_business_is_ignored_and_changes_nothing(aws: AwsHarness, case: Case) -> None:
     flow = Flow(aws).reach(case.stage)

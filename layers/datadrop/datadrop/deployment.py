@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from datadrop import names
+from datadrop import names, observability
 from datadrop.events import DeploymentFailed, DeploymentStarted, ModelApproved, ModelDeployed
 from datadrop.services import Services
 from datadrop.compute import CapacityError
@@ -38,6 +38,7 @@ def endpoint_config_request(services: Services, run: names.RunNames) -> dict[str
 
 def deploy(services: Services, approved: ModelApproved) -> str:
     state = services.state
+    observability.correlate(approved.dataset, approved.version)
     try:
         return _deploy(services, approved)
     finally:
@@ -91,6 +92,7 @@ def _deploy(services: Services, approved: ModelApproved) -> str:
         ],
         endpoint_name=endpoint, endpoint_config_name=run.endpoint_config,
     )
+    observability.count("DeploymentsStarted")
     return "updating" if update else "creating"
 
 
@@ -111,6 +113,7 @@ def on_endpoint_state_change(
     if owner is None:
         logger.info("endpoint is not one of ours; ignored", endpoint=endpoint_name)
         return "ignored"
+    observability.correlate(owner.dataset, owner.version)
     try:
         return _finish_deployment(services, owner, endpoint_name, config_name or "", status, failure_reason)
     finally:
@@ -131,6 +134,7 @@ def _finish_deployment(
             dataset, version, VersionStatus.DEPLOYED, {VersionStatus.DEPLOYING}, publish=[deployed], endpoint_name=endpoint_name
         ):
             return "duplicate"
+        observability.count("ModelsDeployed")
         return "deployed"
     reason = failure_reason or (services.compute.describe_endpoint(endpoint_name) or {}).get("FailureReason") or "endpoint failed"
     failed = DeploymentFailed(dataset=dataset, version=version, endpoint_name=endpoint_name, reason=reason)
@@ -138,4 +142,5 @@ def _finish_deployment(
         dataset, version, VersionStatus.DEPLOYMENT_FAILED, {VersionStatus.DEPLOYING}, publish=[failed], failure_reason=reason
     ):
         return "duplicate"
+    observability.count("DeploymentsFailed")
     return "failed"

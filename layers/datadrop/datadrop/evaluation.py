@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from datadrop import names
+from datadrop import names, observability
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.events import ModelApproved, ModelRejected, RunEvaluated, RunSummary
 from datadrop.serving import container_environment
@@ -134,6 +134,7 @@ def _owned_run(services: Services, kind: str, job_name: str) -> tuple[names.RunN
     if record is None or int(record.get("attempt", 1)) != owner.attempt:
         raise NotOurs(f"{kind} {job_name} belongs to an earlier attempt of its run")
     run = names.RunNames(services.settings.name_prefix, owner.dataset, owner.version, owner.run_index, owner.attempt)
+    observability.correlate(owner.dataset, owner.version)
     return run, record
 
 
@@ -232,6 +233,8 @@ def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) 
         publish=[RunEvaluated(dataset=run.dataset, version=run.version, run=summary, report=report_uri)],
         metrics=headline, report=report_uri,
     )
+    if evaluated:
+        observability.count("RunsEvaluated")
     decide(services, run.dataset, run.version)
     return "evaluated" if evaluated else "duplicate"
 
@@ -243,6 +246,7 @@ def _fail_run(services: Services, run: names.RunNames, stage: str, status: str, 
         run.dataset, run.version, run.run_index, RunStatus.FAILED, attempt=run.attempt, failure_reason=f"{stage} {status}: {reason}"
     )
     if failed:
+        observability.count("RunsFailed")
         services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)
     decide(services, run.dataset, run.version)  # also on a retry: make sure the decision was made
     return "failed" if failed else "duplicate"
@@ -317,6 +321,7 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
         decision=decision.model_dump_json(),  # kept whole, for the sweeper and retries
     ):
         return None  # another run's evaluation decided first
+    observability.count({"APPROVED": "VersionsApproved", "REJECTED": "VersionsRejected"}.get(outcome.value, "VersionsFailed"))
     logger.info("decision", dataset=dataset, version=version, outcome=outcome.value, reason=reason)
     return outcome.value
 

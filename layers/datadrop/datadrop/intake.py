@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Literal
 
 from aws_lambda_powertools import Logger
 
-from datadrop import names
+from datadrop import names, observability
 from datadrop.algorithms import xgboost_objective
 from datadrop.config import ConfigError, DatasetConfig, parse_config, validate_dataset_name
 from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
@@ -32,7 +33,7 @@ PEAK_MEMORY_PER_INPUT_BYTE = 7
 
 @dataclass(frozen=True)
 class IntakeOutcome:
-    status: Literal["prepared", "duplicate", "rejected", "retrying", "ignored"]
+    outcome: Literal["prepared", "duplicate", "rejected", "retrying", "ignored"]
     dataset: str
     version: str | None = None
     reason: str | None = None
@@ -106,6 +107,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
             "smaller sample, or raise PrepareFunction's MemorySize in template.yaml (10240 MB handles about 1.5 GB)",
         ) from error
     version = names.dataset_version(hashlib.sha256(data).hexdigest(), config.fingerprint())
+    observability.correlate(dataset, version)
     existing = services.state.get_version(dataset, version)
     if existing is not None:
         services.state.flush_version(dataset, version)  # a retried invocation publishes what is pending
@@ -118,10 +120,12 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         logger.info("dataset version already in progress or done", dataset=dataset, version=version, status=existing["status"])
         return IntakeOutcome("duplicate", dataset, version)
 
+    started = time.monotonic()
     try:
         prepared = dataprep.prepare(data, config)
     except dataprep.DatasetRejected as error:
         raise _Rejection("data", error.reason) from error
+    observability.duration("PrepareDuration", (time.monotonic() - started) * 1000)
 
     locations = names.DatasetLocations(settings.artifact_bucket_name, dataset, version)
     bucket = settings.artifact_bucket_name
@@ -168,6 +172,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         publish=[event],
     )
     services.state.flush_version(dataset, version)
+    observability.count("UploadsPrepared")
     logger.info("dataset prepared", dataset=dataset, version=version, rows=rows)
     return IntakeOutcome("prepared", dataset, version)
 
@@ -179,5 +184,6 @@ def _reject(services: Services, dataset: str, source: SourceObject, rejection: _
         publish=[DatasetRejected(dataset=dataset, source=source, stage=rejection.stage, reason=rejection.reason)],
     )
     services.state.flush(services.state.rejection_item(dataset, source_id))
+    observability.count("UploadsRejected")
     logger.warning("dataset rejected", dataset=dataset, key=source.key, reason=rejection.reason)
     return IntakeOutcome("rejected", dataset, reason=rejection.reason)

@@ -16,8 +16,9 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 # A day: SageMaker and S3 may re-deliver events well after the first delivery.
 IDEMPOTENCY_SECONDS = 24 * 3600
 # The key of every step that consumes EventBridge events: datadrop's own events carry a stable
-# event_id (a re-publication keeps it); AWS's events are told apart by their EventBridge id.
-EVENT_KEY = '["detail-type", detail.event_id || id]'
+# event_id (a re-publication keeps it); AWS's events are told apart by their EventBridge id. The
+# source is part of it, so a copy of a datadrop event sent by someone else is never "the same".
+EVENT_KEY = '[source, "detail-type", detail.event_id || id]'
 IGNORED = "ignored"
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -35,12 +36,14 @@ class _NotCached(Exception):
 
 
 def _is_ignored(result: Any) -> bool:
-    return isinstance(result, dict) and IGNORED in (result.get("outcome"), result.get("status"))
+    return isinstance(result, dict) and result.get("outcome") == IGNORED
 
 
-def idempotent_on(event_key_jmespath: str) -> Callable[[Handler], Handler]:
+def idempotent_on(event_key_jmespath: str, accepts: dict[str, set[str]]) -> Callable[[Handler], Handler]:
     """Run the handler once per distinct key; a duplicate gets the first result back.
 
+    `accepts` maps each event source the handler takes to its detail-types; anything else is
+    ignored before the key is even computed (an event of another shape may have no key at all).
     The persistence layer (and its DynamoDB client) is built on the first invocation, not at
     import: importing a handler then needs no environment and stays cheap (bench/import_time.py).
     """
@@ -53,6 +56,7 @@ def idempotent_on(event_key_jmespath: str) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         guarded: Handler | None = None
 
+        @functools.wraps(handler)  # Powertools names the idempotency records after the function
         def uncached_when_ignored(event: dict[str, Any], context: Any) -> Any:
             result = handler(event, context)
             if _is_ignored(result):
@@ -62,6 +66,9 @@ def idempotent_on(event_key_jmespath: str) -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         def run(event: dict[str, Any], context: Any) -> Any:
             nonlocal guarded
+            source, detail_type = event.get("source"), event.get("detail-type")
+            if detail_type not in accepts.get(str(source), set()):
+                return ignored(f"this function does not take {detail_type!r} events from {source!r}")
             if guarded is None:
                 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
                 guarded = idempotent(persistence_store=persistence, config=config)(uncached_when_ignored)

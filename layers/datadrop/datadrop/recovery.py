@@ -17,7 +17,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from datadrop import deployment, evaluation, names, training
+from datadrop import deployment, evaluation, names, observability, training
 from datadrop.events import DatasetPrepared, DeploymentFailed, ModelApproved, VersionFailed
 from datadrop.services import Services
 from datadrop.state import OUTBOX, ItemKey, ResourceOwner, RunStatus, VersionStatus
@@ -38,7 +38,9 @@ def retry_version(services: Services, dataset: str, version: str) -> int:
     state = services.state
     item = state.get_version(dataset, version)
     if item is None:
-        raise RetryRefused(f"dataset {dataset!r} has no version {version!r}: `datadrop runs {dataset}` lists them")
+        raise RetryRefused(
+            f"dataset {dataset!r} has no version {version!r}: the version is in the DatasetPrepared and VersionFailed events"
+        )
     if item["status"] != VersionStatus.FAILED:
         raise RetryRefused(
             f"version {version} of {dataset!r} is {item['status']}; only a FAILED version can be retried "
@@ -89,7 +91,6 @@ class Sweeper:
     stuck_after: timedelta
     give_up_after: timedelta
 
-    @classmethod
     def __post_init__(self) -> None:
         self._no_capacity = False
 
@@ -118,6 +119,10 @@ class Sweeper:
                 except Exception as error:  # noqa: BLE001 - one broken item must not stop the sweep of the others
                     logger.exception("sweeping failed", item=label)
                     report.errors.append(f"{label}: {type(error).__name__}: {error}")
+        observability.count("SweptContinued", len(report.continued))
+        observability.count("SweptEnded", len(report.ended))
+        observability.count("SweepErrors", len(report.errors))
+        observability.count("OutboxPublishedBySweeper", report.published)
         return report
 
     # -- one version ----------------------------------------------------------------------------
@@ -125,6 +130,7 @@ class Sweeper:
     def _sweep_version(self, item: dict[str, Any], now: datetime, label: str, report: SweepReport) -> None:
         services = self.services
         dataset, version = item["dataset"], item["version"]
+        observability.correlate(dataset, version)
         status = VersionStatus(item["status"])
         since = datetime.fromisoformat(item.get("status_since") or item["updated_at"])
         overdue = now - since > self.give_up_after

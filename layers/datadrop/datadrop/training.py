@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from datadrop import names
+from datadrop import names, observability
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.events import DatasetPrepared, RunSummary, TrainingStarted
 from datadrop.experiments import RunHandle
@@ -66,6 +66,7 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
     and carries on. A run SageMaker has no capacity for stays PENDING; the sweeper starts it later.
     """
     state = services.state
+    observability.correlate(prepared.dataset, prepared.version)
     try:
         version_item = state.get_version(prepared.dataset, prepared.version)
         if version_item is None:
@@ -149,9 +150,11 @@ def start_training_job(services: Services, prepared: DatasetPrepared, owner: Res
     except CapacityError as error:
         logger.warning("SageMaker has no capacity for the training job now; it waits", job=run.training_job, reason=str(error))
         state.set_attributes(state.run_item(owner.dataset, owner.version, owner.run_index), waiting_reason=str(error))
+        observability.count("RunsWaitingForCapacity")
         return RunStatus.PENDING.value
     logger.info("training job", job=run.training_job, newly_created=created)
-    state.transition_run(
+    if state.transition_run(
         owner.dataset, owner.version, owner.run_index, RunStatus.TRAINING, {RunStatus.PENDING}, attempt=owner.attempt,
-    )
+    ):
+        observability.count("RunsStarted")
     return RunStatus.TRAINING.value
