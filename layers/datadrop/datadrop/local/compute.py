@@ -7,6 +7,10 @@ contract: channels downloaded from S3, hyperparameters as strings, `model.tar.gz
 endpoints as HTTP servers on 127.0.0.1. When a job or endpoint changes state, the adapter puts
 the same "SageMaker ... State Change" event on the default bus that SageMaker would.
 
+That work is SageMaker's, done with the role a job or model is given, not with the calling
+function's: it runs `as_function(SAGEMAKER_ROLE)`, so the per-function request records (the IAM
+parity test) keep it apart from the API calls the function itself makes.
+
 moto gaps handled here (and only here): moto overwrites a job created twice (SageMaker says
 ResourceInUse), marks jobs Completed at once with fake metrics, and has no UpdateEndpoint.
 """
@@ -15,10 +19,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import tarfile
 import tempfile
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +36,24 @@ from datadrop.local import runner
 from datadrop.storage import split_s3_uri
 
 ACCOUNT = "123456789012"
+# The logical id in template.yaml of the role SageMaker works with (jobs, models, endpoints).
+SAGEMAKER_ROLE = "SageMakerExecutionRole"
+
+
+@contextmanager
+def as_function(name: str) -> Iterator[None]:
+    """Lambda sets AWS_LAMBDA_FUNCTION_NAME in a function's environment; so does the local runtime
+    while it runs a handler (logs and the tests' per-function request records use it), and the local
+    SageMaker while it does SageMaker's own work (with SAGEMAKER_ROLE)."""
+    previous = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = name
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+        else:
+            os.environ["AWS_LAMBDA_FUNCTION_NAME"] = previous
 
 
 @dataclass
@@ -99,10 +124,11 @@ class LocalCompute(SageMakerCompute):
             return None
         kind, name = self._pending.popleft()
         job = self._jobs[(kind, name)]
-        if kind == "training":
-            self._run_training(name, job)
-        else:
-            self._run_transform(name, job)
+        with as_function(SAGEMAKER_ROLE):
+            if kind == "training":
+                self._run_training(name, job)
+            else:
+                self._run_transform(name, job)
         return name
 
     def _run_training(self, name: str, job: _Job) -> None:
@@ -227,12 +253,13 @@ class LocalCompute(SageMakerCompute):
             return False
         super().create_endpoint(request)
         config_name = request["EndpointConfigName"]
-        code_dir, model_dir = self._endpoint_model(name, config_name)
-        server = runner.LocalEndpoint(code_dir, model_dir)
-        server.start()
-        self._endpoints[name] = (config_name, server)
-        self._say(f"endpoint {name}: serving at {server.url}")
-        self._announce_endpoint(name, config_name, "IN_SERVICE")
+        with as_function(SAGEMAKER_ROLE):
+            code_dir, model_dir = self._endpoint_model(name, config_name)
+            server = runner.LocalEndpoint(code_dir, model_dir)
+            server.start()
+            self._endpoints[name] = (config_name, server)
+            self._say(f"endpoint {name}: serving at {server.url}")
+            self._announce_endpoint(name, config_name, "IN_SERVICE")
         return True
 
     def update_endpoint(self, request: dict[str, Any]) -> None:
@@ -241,10 +268,11 @@ class LocalCompute(SageMakerCompute):
         if name not in self._endpoints:
             raise ValueError(f"Could not find endpoint {name}")
         _, server = self._endpoints[name]
-        code_dir, model_dir = self._endpoint_model(name, config_name)
-        server.swap(code_dir, model_dir)
-        self._endpoints[name] = (config_name, server)
-        self._announce_endpoint(name, config_name, "IN_SERVICE")
+        with as_function(SAGEMAKER_ROLE):
+            code_dir, model_dir = self._endpoint_model(name, config_name)
+            server.swap(code_dir, model_dir)
+            self._endpoints[name] = (config_name, server)
+            self._announce_endpoint(name, config_name, "IN_SERVICE")
 
     def describe_endpoint(self, name: str) -> dict[str, Any] | None:
         if name not in self._endpoints:

@@ -15,8 +15,7 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import boto3
 import yaml
 
-from datadrop.local.compute import ACCOUNT, LocalCompute
+from datadrop.local.compute import ACCOUNT, LocalCompute, as_function as _as_function
 from datadrop.recovery import Sweeper, SweepReport
 from datadrop.services import Services, use_services
 from datadrop.settings import Settings
@@ -384,21 +383,6 @@ class LocalStack:
 
     def events_of(self, detail_type: str) -> list[dict[str, Any]]:
         return [event["detail"] for event in self.published if event["detail-type"] == detail_type]
-
-
-@contextmanager
-def _as_function(name: str) -> Iterator[None]:
-    """Lambda sets AWS_LAMBDA_FUNCTION_NAME in a function's environment; so does the local runtime
-    while it runs a handler (logs and the tests' per-function request records use it)."""
-    previous = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = name
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
-        else:
-            os.environ["AWS_LAMBDA_FUNCTION_NAME"] = previous
 
 
 def _normalise_moto_event(event: dict[str, Any]) -> dict[str, Any]:
