@@ -54,7 +54,8 @@ import tempfile
 from pathlib import Path
 
 from local_flow import contention, machine, measurement_method, run_child, stats  # bench/local_flow.py (shared helpers)
-from machine import fmt_or_dash as _f, print_run_header  # bench/machine.py
+from machine import fmt_or_dash as _f  # bench/machine.py
+from machine import print_run_header
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO / "bench" / ".data"
@@ -215,8 +216,14 @@ def dataset(size_mb: float, seed: int, env: dict[str, str], timeout: float) -> d
     log(f"generating {path.relative_to(REPO)} (about {size_mb:g} MB, seed {seed}) ...")
     tmp = path.with_suffix(".csv.tmp")
     try:
-        proc = subprocess.run([str(PYTHON), "-c", GENERATE, str(tmp), str(int(size_mb * 1e6)), str(seed)],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [str(PYTHON), "-c", GENERATE, str(tmp), str(int(size_mb * 1e6)), str(seed)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired as exc:
         tmp.unlink(missing_ok=True)
         raise SetupError(f"generating {path.name} took more than {timeout:.0f} s") from exc
@@ -278,8 +285,10 @@ def summarize(samples: list[dict], input_mb: float) -> dict:
         "steps": [],
         "peak_rss_mb_inside": [],
     }
-    for key, getter in (("steps", lambda s: s["steps"]),
-                        ("peak_rss_mb_inside", lambda s: list(((s["result"] or {}).get("peak_rss_mb") or {}).items()))):
+    for key, getter in (
+        ("steps", lambda s: s["steps"]),
+        ("peak_rss_mb_inside", lambda s: list(((s["result"] or {}).get("peak_rss_mb") or {}).items())),
+    ):
         order: list[str] = []
         values: dict[str, list[float]] = {}
         for s in samples:
@@ -331,10 +340,10 @@ def lambda_projection(entries: list[dict]) -> dict | None:
     for mib in LAMBDA_LIMITS_MIB:
         limit_mb = mib * 1048576 / 1e6
         max_input = (limit_mb - fixed_mb) / per_mb
-        limits.append({"lambda_mb": mib, "limit_mb": limit_mb, "max_input_mb": max_input,
-                       "wall_s_here_at_that_size": max_input * per_mb_s})
-    return {"how": how, "fixed_mb": fixed_mb, "mb_per_input_mb": per_mb, "wall_s_per_input_mb": per_mb_s,
-            "limits": limits}
+        limits.append(
+            {"lambda_mb": mib, "limit_mb": limit_mb, "max_input_mb": max_input, "wall_s_here_at_that_size": max_input * per_mb_s}
+        )
+    return {"how": how, "fixed_mb": fixed_mb, "mb_per_input_mb": per_mb, "wall_s_per_input_mb": per_mb_s, "limits": limits}
 
 
 # ------------------------------------------------------------------ main
@@ -361,20 +370,35 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Exit status: 0 every measured run succeeded, 1 a run failed, 2 setup error. "
         "Generated files are cached in bench/.data/ (git-ignored); delete it to free the space.",
     )
-    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("50,200"),
-                        help="input sizes in MB (10^6 bytes), comma-separated (default 50,200; e.g. 1000)")
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=parse_sizes("50,200"),
+        help="input sizes in MB (10^6 bytes), comma-separated (default 50,200; e.g. 1000)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="measured runs of each subject per size (default 3)")
-    parser.add_argument("--warmup", type=int, default=0,
-                        help="discarded rounds of both per size before the measured ones (default 0; the file is "
-                        "read into the page cache and the bytecode compiled beforehand anyway)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="discarded rounds of both per size before the measured ones (default 0; the file is "
+        "read into the page cache and the bytecode compiled beforehand anyway)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of the generated files (default 42)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON instead of the table")
-    parser.add_argument("--rusage", action="store_true",
-                        help="do not use /usr/bin/time -v; take max RSS from os.wait4 (the fallback)")
-    parser.add_argument("--timeout", type=float, default=LAMBDA_TIMEOUT_S,
-                        help=f"seconds before a run is killed (default {LAMBDA_TIMEOUT_S}, Lambda's maximum)")
     parser.add_argument(
-        "--bytecode", choices=["warm", "env"], default="warm",
+        "--rusage", action="store_true", help="do not use /usr/bin/time -v; take max RSS from os.wait4 (the fallback)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=LAMBDA_TIMEOUT_S,
+        help=f"seconds before a run is killed (default {LAMBDA_TIMEOUT_S}, Lambda's maximum)",
+    )
+    parser.add_argument(
+        "--bytecode",
+        choices=["warm", "env"],
+        default="warm",
         help="warm (default): one child first imports datadrop and polars into a private PYTHONPYCACHEPREFIX, so the "
         "measured children import compiled modules; env: the children get this environment as it is",
     )
@@ -391,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings: list[str] = []
     use_time, method = measurement_method(args.rusage, warnings)
 
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     info = machine()
     available = info.get("memory_available_gb")
     env = dict(os.environ)
@@ -402,8 +426,10 @@ def main(argv: list[str] | None = None) -> int:
         env["PYTHONPYCACHEPREFIX"] = pycache
         bytecode = "warm: a first child compiled datadrop, polars and numpy into a private PYTHONPYCACHEPREFIX"
     else:
-        bytecode = (f"env: as inherited (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')}, "
-                    f"PYTHONPYCACHEPREFIX={os.environ.get('PYTHONPYCACHEPREFIX', 'unset')})")
+        bytecode = (
+            f"env: as inherited (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')}, "
+            f"PYTHONPYCACHEPREFIX={os.environ.get('PYTHONPYCACHEPREFIX', 'unset')})"
+        )
 
     entries: list[dict] = []
     failed = False
@@ -411,27 +437,36 @@ def main(argv: list[str] | None = None) -> int:
         if pycache:
             prime = subprocess.run(
                 [str(PYTHON), "-c", "import numpy, polars, datadrop.config, datadrop.dataprep"],
-                cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             if prime.returncode != 0:
                 raise SetupError(f"importing datadrop and polars failed: {prime.stderr.strip()[-800:]}")
         files = [dataset(size, args.seed, env, args.timeout) for size in args.sizes]
         for size, meta in zip(args.sizes, files):
             input_mb = meta["bytes"] / 1e6
             if available and input_mb * 6 / 1e3 > available:
-                warnings.append(f"{input_mb:.0f} MB input: the datadrop child may need about {input_mb * 6 / 1e3:.1f} "
-                                f"GB but only {available} GB were available at start")
+                warnings.append(
+                    f"{input_mb:.0f} MB input: the datadrop child may need about {input_mb * 6 / 1e3:.1f} "
+                    f"GB but only {available} GB were available at start"
+                )
                 log(f"warning: {warnings[-1]}")
             warm_page_cache(meta["path"])
             samples: dict[str, list[dict]] = {"datadrop": [], "baseline": []}
             for i in range(args.warmup + args.runs):
                 warm = i < args.warmup
-                label = f"{size:g} MB warm-up {i + 1}/{args.warmup}" if warm else \
-                    f"{size:g} MB run {i - args.warmup + 1}/{args.runs}"
+                label = (
+                    f"{size:g} MB warm-up {i + 1}/{args.warmup}" if warm else f"{size:g} MB run {i - args.warmup + 1}/{args.runs}"
+                )
                 parts = []
                 for name in ("datadrop", "baseline"):
                     s = run_subject(name, meta["path"], use_time, args.timeout, env)
-                    parts.append(f"{name} {s['wall_s']:.2f} s, {(s.get('max_rss_kb') or 0) * 1024 / 1e6:.0f} MB, "
-                                 f"exit {s['returncode']}")
+                    parts.append(
+                        f"{name} {s['wall_s']:.2f} s, {(s.get('max_rss_kb') or 0) * 1024 / 1e6:.0f} MB, exit {s['returncode']}"
+                    )
                     if not s["ok"]:
                         tail = "\n    ".join(s["error_tail"])
                         log(f"  {name} failed (exit {s['returncode']}):\n    {tail}")
@@ -447,22 +482,29 @@ def main(argv: list[str] | None = None) -> int:
                     "wall_ratio": dd["wall_s"]["median"] / bl["wall_s"]["median"],
                     "wall_s_of_minimums": dd["wall_s"]["min"] - bl["wall_s"]["min"],
                     "max_rss_mb": (dd["max_rss_mb"]["median"] - bl["max_rss_mb"]["median"])
-                    if dd["max_rss_mb"] and bl["max_rss_mb"] else None,
+                    if dd["max_rss_mb"] and bl["max_rss_mb"]
+                    else None,
                     "max_rss_ratio": (dd["max_rss_mb"]["median"] / bl["max_rss_mb"]["median"])
-                    if dd["max_rss_mb"] and bl["max_rss_mb"] else None,
+                    if dd["max_rss_mb"] and bl["max_rss_mb"]
+                    else None,
                 }
             entry = {
                 "size_mb": size,
                 "input_mb": input_mb,
-                "file": {k: meta[k] for k in ("path", "rows", "bytes", "columns", "duplicates_injected", "seed",
-                                              "generated_now")} | {"generation_s": meta["seconds"]},
+                "file": {k: meta[k] for k in ("path", "rows", "bytes", "columns", "duplicates_injected", "seed", "generated_now")}
+                | {"generation_s": meta["seconds"]},
                 "datadrop": dd,
                 "baseline": bl,
                 "overhead": overhead,
                 "samples": {
-                    name: [{k: s.get(k) for k in ("wall_s", "max_rss_kb", "time_elapsed_s", "user_s", "sys_s",
-                                                   "exit_status", "returncode")}
-                           | {"result": s["result"]} for s in group]
+                    name: [
+                        {
+                            k: s.get(k)
+                            for k in ("wall_s", "max_rss_kb", "time_elapsed_s", "user_s", "sys_s", "exit_status", "returncode")
+                        }
+                        | {"result": s["result"]}
+                        for s in group
+                    ]
                     for name, group in samples.items()
                 },
             }
@@ -500,9 +542,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(r: dict) -> None:
     print()
-    print(f"datadrop prepare step on synthetic dirty CSVs: {r['runs']} measured run(s) of each per size"
-          + (f" (+{r['warmup']} discarded warm-up)" if r["warmup"] else "")
-          + f", interleaved; measured with {r['method']}")
+    print(
+        f"datadrop prepare step on synthetic dirty CSVs: {r['runs']} measured run(s) of each per size"
+        + (f" (+{r['warmup']} discarded warm-up)" if r["warmup"] else "")
+        + f", interleaved; measured with {r['method']}"
+    )
     print_run_header(r)
     print()
     widths = (22, 9, 6, 6, 6, 7, 6, 6, 6, 7, 7)
@@ -516,30 +560,49 @@ def print_table(r: dict) -> None:
         labels = [f"{e['input_mb']:.1f} MB", f"{rows:,} rows"]
         for name in ("datadrop", "baseline"):
             row = e[name]
-            w, rss, ratio, cpu = row["wall_s"] or {}, row["max_rss_mb"] or {}, row["max_rss_per_input_mb"] or {}, \
-                row["cpu_s"] or {}
-            print(fmt.format(
-                labels.pop(0) if labels else "", name,
-                _f(w.get("median"), ".2f"), _f(w.get("min"), ".2f"), _f(w.get("max"), ".2f"),
-                _f(rss.get("median"), ".0f"), _f(rss.get("min"), ".0f"), _f(rss.get("max"), ".0f"),
-                (_f(ratio.get("median"), ".1f") + "x" if ratio else "-"), _f(cpu.get("median"), ".2f"),
-                ",".join(map(str, row["exit_statuses"])),
-            ))
+            w, rss, ratio, cpu = (
+                row["wall_s"] or {},
+                row["max_rss_mb"] or {},
+                row["max_rss_per_input_mb"] or {},
+                row["cpu_s"] or {},
+            )
+            print(
+                fmt.format(
+                    labels.pop(0) if labels else "",
+                    name,
+                    _f(w.get("median"), ".2f"),
+                    _f(w.get("min"), ".2f"),
+                    _f(w.get("max"), ".2f"),
+                    _f(rss.get("median"), ".0f"),
+                    _f(rss.get("min"), ".0f"),
+                    _f(rss.get("max"), ".0f"),
+                    (_f(ratio.get("median"), ".1f") + "x" if ratio else "-"),
+                    _f(cpu.get("median"), ".2f"),
+                    ",".join(map(str, row["exit_statuses"])),
+                )
+            )
         o = e["overhead"]
         if o:
-            print(f"{'':22}  overhead (medians): wall +{o['wall_s']:.2f} s ({o['wall_ratio']:.1f}x the baseline; "
-                  f"of the minimums +{o['wall_s_of_minimums']:.2f} s), max RSS +{_f(o['max_rss_mb'], '.0f')} MB "
-                  f"({_f(o['max_rss_ratio'], '.1f')}x)")
+            print(
+                f"{'':22}  overhead (medians): wall +{o['wall_s']:.2f} s ({o['wall_ratio']:.1f}x the baseline; "
+                f"of the minimums +{o['wall_s_of_minimums']:.2f} s), max RSS +{_f(o['max_rss_mb'], '.0f')} MB "
+                f"({_f(o['max_rss_ratio'], '.1f')}x)"
+            )
         print(rule)
-    print("wall = spawn to exit as seen by this script; max RSS = the child's peak resident set; RSS / input = max RSS "
-          "over the file size; cpu = user + sys; MB = 10^6 bytes.")
+    print(
+        "wall = spawn to exit as seen by this script; max RSS = the child's peak resident set; RSS / input = max RSS "
+        "over the file size; cpu = user + sys; MB = 10^6 bytes."
+    )
 
     for e in r["sizes"]:
         print()
         f = e["file"]
-        print(f"{e['input_mb']:.1f} MB input ({f['rows']:,} rows x {f['columns']} columns, seed {f['seed']}, "
-              f"{f['duplicates_injected']:,} duplicate rows injected; generated in {f['generation_s']:.1f} s"
-              + ("" if f["generated_now"] else ", cached") + ")")
+        print(
+            f"{e['input_mb']:.1f} MB input ({f['rows']:,} rows x {f['columns']} columns, seed {f['seed']}, "
+            f"{f['duplicates_injected']:,} duplicate rows injected; generated in {f['generation_s']:.1f} s"
+            + ("" if f["generated_now"] else ", cached")
+            + ")"
+        )
         for name in ("datadrop", "baseline"):
             row = e[name]
             steps = ", ".join(f"{st['step'].split(' (')[0]} {st['median']:.2f}" for st in row["steps"] if "median" in st)
@@ -548,23 +611,29 @@ def print_table(r: dict) -> None:
             print(f"  {'':8}  peak RSS so far (MB, median): {peaks}")
             rows = row.get("rows") or {}
             if name == "datadrop" and rows:
-                print(f"  {'':8}  rows: read {rows.get('read', 0):,}, empty {rows.get('empty', 0):,}, missing target "
-                      f"{rows.get('missing_target', 0):,}, duplicates {rows.get('duplicates', 0):,}, usable "
-                      f"{rows.get('usable', 0):,} -> train {rows.get('train', 0):,} / validation "
-                      f"{rows.get('validation', 0):,} / test {rows.get('test', 0):,}; encoded CSVs "
-                      f"{(row.get('output_bytes') or 0) / 1e6:.1f} MB")
+                print(
+                    f"  {'':8}  rows: read {rows.get('read', 0):,}, empty {rows.get('empty', 0):,}, missing target "
+                    f"{rows.get('missing_target', 0):,}, duplicates {rows.get('duplicates', 0):,}, usable "
+                    f"{rows.get('usable', 0):,} -> train {rows.get('train', 0):,} / validation "
+                    f"{rows.get('validation', 0):,} / test {rows.get('test', 0):,}; encoded CSVs "
+                    f"{(row.get('output_bytes') or 0) / 1e6:.1f} MB"
+                )
             elif rows:
                 print(f"  {'':8}  rows: read {rows.get('read', 0):,}; CSV written {(row.get('output_bytes') or 0) / 1e6:.1f} MB")
 
     p = r.get("lambda_projection")
     if p:
         print()
-        print(f"Lambda projection ({p['how']}): datadrop's peak RSS = {p['fixed_mb']:.0f} MB + "
-              f"{p['mb_per_input_mb']:.2f} MB per input MB; wall {p['wall_s_per_input_mb']:.3f} s per input MB here")
+        print(
+            f"Lambda projection ({p['how']}): datadrop's peak RSS = {p['fixed_mb']:.0f} MB + "
+            f"{p['mb_per_input_mb']:.2f} MB per input MB; wall {p['wall_s_per_input_mb']:.3f} s per input MB here"
+        )
         for lim in p["limits"]:
-            print(f"  {lim['lambda_mb']:>5} MB Lambda ({lim['limit_mb']:.0f} MB): largest input about "
-                  f"{lim['max_input_mb']:.0f} MB, which takes about {lim['wall_s_here_at_that_size']:.0f} s on this "
-                  f"machine (timeout {LAMBDA_TIMEOUT_S} s); not counted: boto3 and the S3 transfer buffers")
+            print(
+                f"  {lim['lambda_mb']:>5} MB Lambda ({lim['limit_mb']:.0f} MB): largest input about "
+                f"{lim['max_input_mb']:.0f} MB, which takes about {lim['wall_s_here_at_that_size']:.0f} s on this "
+                f"machine (timeout {LAMBDA_TIMEOUT_S} s); not counted: boto3 and the S3 transfer buffers"
+            )
     for w in r["warnings"]:
         print(f"warning: {w}")
     print()

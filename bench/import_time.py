@@ -167,7 +167,10 @@ def _version_of(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str,
     try:
         out = subprocess.run(
             [*cmd, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"],
-            capture_output=True, text=True, timeout=30, env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -251,16 +254,42 @@ def build_layer(python: str, rebuild: bool) -> tuple[Path, dict]:
         reqs = ["-r", str(REQUIREMENTS), *RUNTIME_PROVIDED]
         if uv:
             cmd = [
-                uv, "pip", "install", "--quiet", "--target", str(staging), "--python", python,
-                "--python-version", PY_VERSION, "--python-platform", "x86_64-manylinux2014",
-                "--only-binary", ":all:", *reqs,
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--target",
+                str(staging),
+                "--python",
+                python,
+                "--python-version",
+                PY_VERSION,
+                "--python-platform",
+                "x86_64-manylinux2014",
+                "--only-binary",
+                ":all:",
+                *reqs,
             ]
             installer = "uv"
         else:
             cmd = [
-                python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-                "--target", str(staging), "--only-binary=:all:", "--python-version", PY_VERSION,
-                "--platform", "manylinux2014_x86_64", "--implementation", "cp", *reqs,
+                python,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--target",
+                str(staging),
+                "--only-binary=:all:",
+                "--python-version",
+                PY_VERSION,
+                "--platform",
+                "manylinux2014_x86_64",
+                "--implementation",
+                "cp",
+                *reqs,
             ]
             installer = "pip"
         log(f"building the layer once in {target.relative_to(REPO)} ({installer}):\n  $ {' '.join(cmd)}")
@@ -271,13 +300,18 @@ def build_layer(python: str, rebuild: bool) -> tuple[Path, dict]:
             raise SetupError(f"layer install failed ({installer} exit {proc.returncode}); command above")
         _remove_bytecode(staging)  # sam build extracts wheels: sources only
         staging.rename(target)
-        stamp.write_text(json.dumps({
-            "installer": installer,
-            "command": cmd,
-            "requirements": REQUIREMENTS.read_text(),
-            "recipe": LAYER_RECIPE,
-            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }, indent=2))
+        stamp.write_text(
+            json.dumps(
+                {
+                    "installer": installer,
+                    "command": cmd,
+                    "requirements": REQUIREMENTS.read_text(),
+                    "recipe": LAYER_RECIPE,
+                    "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                },
+                indent=2,
+            )
+        )
     info = json.loads(stamp.read_text())
 
     # The package itself: re-copied every run so the bench measures the current source.
@@ -393,7 +427,7 @@ def run_child(python: str, target: Target, flags: list[str], extra: list[str] | 
     if proc.returncode != 0 or not lines:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
         raise SetupError(f"{target.label}: the child process failed (exit {proc.returncode}):\n{tail}")
-    return json.loads(lines[-1][len(MARKER):]), wall, cpu, proc.stderr
+    return json.loads(lines[-1][len(MARKER) :]), wall, cpu, proc.stderr
 
 
 def forbidden_in(modules: list[str]) -> list[str]:
@@ -407,11 +441,13 @@ def parse_importtime(stderr: str) -> list[dict]:
     for line in stderr.splitlines():
         m = re.match(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)", line)
         if m:
-            rows.append({"self_us": int(m.group(1)), "cum_us": int(m.group(2)), "depth": (len(m.group(3)) - 1) // 2, "name": m.group(4)})
+            rows.append(
+                {"self_us": int(m.group(1)), "cum_us": int(m.group(2)), "depth": (len(m.group(3)) - 1) // 2, "name": m.group(4)}
+            )
     # post-order: an entry's importer is the next entry one level up
     for i, row in enumerate(rows):
         chain, depth = [row["name"]], row["depth"]
-        for later in rows[i + 1:]:
+        for later in rows[i + 1 :]:
             if later["depth"] < depth:
                 chain.append(later["name"])
                 depth = later["depth"]
@@ -427,13 +463,13 @@ def explain(python: str, target: Target, flags: list[str], top: int) -> dict:
     rows = parse_importtime(stderr)
     ranked = sorted(rows, key=lambda r: r["cum_us"], reverse=True)[:top]
     root = next((r for r in rows if r["name"] == target.module and len(r["chain"]) == 1), None)
-    direct = sorted((r for r in rows if len(r["chain"]) == 2 and r["chain"][0] == target.module),
-                    key=lambda r: r["cum_us"], reverse=True)
+    direct = sorted(
+        (r for r in rows if len(r["chain"]) == 2 and r["chain"][0] == target.module), key=lambda r: r["cum_us"], reverse=True
+    )
     heavy = {}
     for name in forbidden_in([r["name"] for r in rows]):
         # the package's own entry (its importer chain); else the first of its submodules
-        row = next((r for r in rows if r["name"] == name), None) or next(
-            r for r in rows if r["name"].split(".", 1)[0] == name)
+        row = next((r for r in rows if r["name"] == name), None) or next(r for r in rows if r["name"].split(".", 1)[0] == name)
         heavy[name] = {"chain": row["chain"], "cum_us": row["cum_us"]}
     return {"top": ranked, "root": root, "direct": direct, "forbidden_chains": heavy}
 
@@ -467,17 +503,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON instead of the table")
     parser.add_argument("--budget", type=float, default=BUDGET_S, help=f"seconds per handler import (default {BUDGET_S})")
     parser.add_argument(
-        "--judge", choices=["median", "max"], default="median",
+        "--judge",
+        choices=["median", "max"],
+        default="median",
         help="statistic compared with the budget (default median; max is stricter and noisier)",
     )
     parser.add_argument(
-        "--bytecode", choices=["warm", "none"], default="warm",
+        "--bytecode",
+        choices=["warm", "none"],
+        default="warm",
         help="warm: the layer's .pyc exist, compiled once in a discarded warm-up run (default; best case); "
         "none: layer as .py only and nothing written, so every run compiles it, like a `sam build` layer on "
         "Lambda's read-only /opt (worst case)",
     )
-    parser.add_argument("--importtime", action="store_true",
-                        help="show the top -X importtime entries for every handler (always shown for a failing one)")
+    parser.add_argument(
+        "--importtime",
+        action="store_true",
+        help="show the top -X importtime entries for every handler (always shown for a failing one)",
+    )
     parser.add_argument("--top", type=int, default=15, help="-X importtime entries to show (default 15)")
     parser.add_argument("--handlers", help="comma-separated subset of functions/* to measure (default all)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached layer directory")
@@ -525,14 +568,16 @@ def main(argv: list[str] | None = None) -> int:
             for t in targets:
                 report, wall, cpu, _ = run_child(python, t, measure_flags)
                 first_report = first_report or report
-                t.samples.append({
-                    "import_s": report["import_s"] if t.module else 0.0,
-                    "process_s": wall,
-                    "cpu_s": cpu,
-                    "modules": report["modules"],
-                    "outside_path": report["outside_path"],
-                    "report": report,
-                })
+                t.samples.append(
+                    {
+                        "import_s": report["import_s"] if t.module else 0.0,
+                        "process_s": wall,
+                        "cpu_s": cpu,
+                        "modules": report["modules"],
+                        "outside_path": report["outside_path"],
+                        "report": report,
+                    }
+                )
     except SetupError as exc:
         log(f"error: {exc}")
         return 2
@@ -547,9 +592,13 @@ def main(argv: list[str] | None = None) -> int:
         heavy = sorted({f for s in t.samples for f in forbidden_in(s["modules"])}, key=FORBIDDEN.index)
         outside = sorted({m for s in t.samples for m in s["outside_path"]})
         rep = t.samples[-1]["report"]
-        isolation_ok = rep["isolated"] and rep["no_site"] and not outside and rep["sys_path"][: len(t.paths)] == [
-            str(p) for p in t.paths
-        ] and not any("site-packages" in p for p in rep["stdlib_path"])
+        isolation_ok = (
+            rep["isolated"]
+            and rep["no_site"]
+            and not outside
+            and rep["sys_path"][: len(t.paths)] == [str(p) for p in t.paths]
+            and not any("site-packages" in p for p in rep["stdlib_path"])
+        )
         row = {
             "key": t.key,
             "label": t.label,
@@ -575,8 +624,10 @@ def main(argv: list[str] | None = None) -> int:
             if heavy:
                 reasons.append(f"imports {', '.join(heavy)}")
             if not isolation_ok:
-                reasons.append("not isolated (modules from outside [function dir, layer, stdlib]: "
-                               f"{', '.join(outside) or 'none'}; see sys_path)")
+                reasons.append(
+                    "not isolated (modules from outside [function dir, layer, stdlib]: "
+                    f"{', '.join(outside) or 'none'}; see sys_path)"
+                )
             row["result"] = "FAIL" if reasons else "PASS"
             row["reasons"] = reasons
             row["max_over_budget"] = imp_max >= args.budget
@@ -614,24 +665,36 @@ def print_table(r: dict) -> None:
     m = r["machine"]
     layer = r["layer"]
     print()
-    print(f"datadrop Lambda handler import time: {r['runs']} fresh processes per row, budget {r['budget_s']} s "
-          f"({r['judge']} of `import app`)")
-    print(f"machine : {m['platform']}; {m['cpu_model']}; {m['cores']} cores ({m['usable_cores']} usable); "
-          f"load avg {' '.join(map(str, m['load_avg'] or []))}")
-    print(f"python  : {m['python']} {m['python_executable']} (via {r['python_found_via']}), "
-          f"flags {' '.join(r['python_flags'])}")
+    print(
+        f"datadrop Lambda handler import time: {r['runs']} fresh processes per row, budget {r['budget_s']} s "
+        f"({r['judge']} of `import app`)"
+    )
+    print(
+        f"machine : {m['platform']}; {m['cpu_model']}; {m['cores']} cores ({m['usable_cores']} usable); "
+        f"load avg {' '.join(map(str, m['load_avg'] or []))}"
+    )
+    print(f"python  : {m['python']} {m['python_executable']} (via {r['python_found_via']}), flags {' '.join(r['python_flags'])}")
     try:
         shown = Path(layer["path"]).relative_to(REPO)
     except ValueError:
         shown = layer["path"]
-    print(f"layer   : {shown} ({layer['installer']}, built {layer['built']}, {layer['size_mb']} MB unzipped; "
-          f"datadrop copied fresh from layers/datadrop/datadrop)")
-    print(f"bytecode: {r['bytecode']} "
-          + ("(.py only in the layer, nothing written: every cold start compiles the layer, as on Lambda's read-only /opt)"
-             if r["bytecode"] == "none" else "(layer .pyc precompiled in a private pycache_prefix: best case)"))
+    print(
+        f"layer   : {shown} ({layer['installer']}, built {layer['built']}, {layer['size_mb']} MB unzipped; "
+        f"datadrop copied fresh from layers/datadrop/datadrop)"
+    )
+    print(
+        f"bytecode: {r['bytecode']} "
+        + (
+            "(.py only in the layer, nothing written: every cold start compiles the layer, as on Lambda's read-only /opt)"
+            if r["bytecode"] == "none"
+            else "(layer .pyc precompiled in a private pycache_prefix: best case)"
+        )
+    )
     iso = all(row["isolated"] for row in r["rows"])
-    print("sys.path: [function dir, layer dir] + stdlib (python -I -S: no site, no venv); isolation "
-          + ("ok: every module came from those dirs" if iso else "BROKEN: see outside_path_modules in --json"))
+    print(
+        "sys.path: [function dir, layer dir] + stdlib (python -I -S: no site, no venv); isolation "
+        + ("ok: every module came from those dirs" if iso else "BROKEN: see outside_path_modules in --json")
+    )
     print()
     head = ("", "import (s)", "", "vs boto3", "process (s)", "", "cpu (s)", "", "", "")
     cols = ("target", "median", "max", "median", "median", "max", "median", "modules", "heavy imported", "result")
@@ -642,26 +705,34 @@ def print_table(r: dict) -> None:
     print(fmt.format(*("-" * w for w in widths)))
     for row in r["rows"]:
         over = row["over_boto3_median_s"]
-        print(fmt.format(
-            row["label"],
-            _s(row["import_median_s"]) if row["key"] != "python" else "-",
-            _s(row["import_max_s"]) if row["key"] != "python" else "-",
-            ("+" + _s(over)) if over is not None and over >= 0 else _s(over),
-            _s(row["process_median_s"]),
-            _s(row["process_max_s"]),
-            _s(row["cpu_median_s"]),
-            row["modules"],
-            ", ".join(row["heavy_imported"]) or "none",
-            row.get("result", ""),
-        ))
+        print(
+            fmt.format(
+                row["label"],
+                _s(row["import_median_s"]) if row["key"] != "python" else "-",
+                _s(row["import_max_s"]) if row["key"] != "python" else "-",
+                ("+" + _s(over)) if over is not None and over >= 0 else _s(over),
+                _s(row["process_median_s"]),
+                _s(row["process_max_s"]),
+                _s(row["cpu_median_s"]),
+                row["modules"],
+                ", ".join(row["heavy_imported"]) or "none",
+                row.get("result", ""),
+            )
+        )
     print()
-    print("import = time.perf_counter() around the import inside the child; process = the whole child from the parent, "
-          "spawn to exit (interpreter start + import + the bench's module checks + teardown); cpu = its user+sys time;")
-    print("vs boto3 = handler import median minus the `import boto3` median (what the handler adds to the floor every "
-          "function pays); polars is what prepare pays lazily.")
+    print(
+        "import = time.perf_counter() around the import inside the child; process = the whole child from the parent, "
+        "spawn to exit (interpreter start + import + the bench's module checks + teardown); cpu = its user+sys time;"
+    )
+    print(
+        "vs boto3 = handler import median minus the `import boto3` median (what the handler adds to the floor every "
+        "function pays); polars is what prepare pays lazily."
+    )
     print(f"heavy = forbidden top-level packages left in sys.modules: {', '.join(r['forbidden'])}.")
-    print("Lambda's CPU share scales with MemorySize (512 MB is about a third of a vCPU), so Lambda cold imports "
-          "run slower than this machine.")
+    print(
+        "Lambda's CPU share scales with MemorySize (512 MB is about a third of a vCPU), so Lambda cold imports "
+        "run slower than this machine."
+    )
     for w in r["warnings"]:
         print(f"warning: {w}")
     for row in r["rows"]:
@@ -671,29 +742,35 @@ def print_table(r: dict) -> None:
             it = row["importtime"]
             print()
             why = "; ".join(row["reasons"]) or "requested with --importtime"
-            print(f"{row['key']}: {why}. Top {len(it['top'])} cumulative -X importtime entries "
-                  f"(one run, same flags and sys.path):")
+            print(
+                f"{row['key']}: {why}. Top {len(it['top'])} cumulative -X importtime entries (one run, same flags and sys.path):"
+            )
             print(f"  {'cum ms':>8}  {'self ms':>8}  chain (importer > ... > module)")
             for e in it["top"]:
                 print(f"  {e['cum_us'] / 1000:8.1f}  {e['self_us'] / 1000:8.1f}  {' > '.join(e['chain'])}")
             if it["root"]:
-                print(f"  what `import {it['root']['name']}` spends its {it['root']['cum_us'] / 1000:.1f} ms on "
-                      "(each module is charged to whoever imported it first):")
-                print(f"  {it['root']['self_us'] / 1000:8.1f}  ms  {it['root']['name']} itself (its module body, "
-                      "incl. work done at import time such as creating clients)")
+                print(
+                    f"  what `import {it['root']['name']}` spends its {it['root']['cum_us'] / 1000:.1f} ms on "
+                    "(each module is charged to whoever imported it first):"
+                )
+                print(
+                    f"  {it['root']['self_us'] / 1000:8.1f}  ms  {it['root']['name']} itself (its module body, "
+                    "incl. work done at import time such as creating clients)"
+                )
                 for e in it["direct"][:8]:
                     print(f"  {e['cum_us'] / 1000:8.1f}  ms  {e['name']}")
             for name, info in it["forbidden_chains"].items():
-                print(f"  forbidden {name} ({info['cum_us'] / 1000:.1f} ms cumulative) imported via: "
-                      f"{' > '.join(info['chain'])}")
+                print(f"  forbidden {name} ({info['cum_us'] / 1000:.1f} ms cumulative) imported via: {' > '.join(info['chain'])}")
     print()
     bad = [row for row in r["rows"] if row.get("result") == "FAIL"]
     if bad:
         print("FAIL: " + "; ".join(f"{row['key']}: {', '.join(row['reasons'])}" for row in bad))
     else:
         n = sum(1 for row in r["rows"] if row["handler"])
-        print(f"PASS: all {n} handlers import in under {r['budget_s']} s ({r['judge']}) without "
-              "sagemaker, training or dataframe libraries.")
+        print(
+            f"PASS: all {n} handlers import in under {r['budget_s']} s ({r['judge']}) without "
+            "sagemaker, training or dataframe libraries."
+        )
 
 
 if __name__ == "__main__":

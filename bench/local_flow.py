@@ -58,7 +58,8 @@ import threading
 import time
 from pathlib import Path
 
-from machine import describe_machine, fmt_or_dash as _f, print_run_header  # bench/machine.py
+from machine import describe_machine, print_run_header  # bench/machine.py
+from machine import fmt_or_dash as _f
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
@@ -184,8 +185,9 @@ def run_child(cmd: list[str], use_time: bool, timeout: float, env: dict[str, str
         full = [TIME, "-v", "-o", time_file, *cmd]
     t0 = time.perf_counter()
     # Own session, so a timeout kills the whole group (time and the command under it), nothing else.
-    proc = subprocess.Popen(full, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            bufsize=1, start_new_session=True)
+    proc = subprocess.Popen(
+        full, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=True
+    )
 
     def kill_group() -> None:
         try:
@@ -197,8 +199,10 @@ def run_child(cmd: list[str], use_time: bool, timeout: float, env: dict[str, str
         for line in stream:
             lines[name].append((time.perf_counter() - t0, line.rstrip("\n")))
 
-    threads = [threading.Thread(target=reader, args=(proc.stdout, "stdout"), daemon=True),
-               threading.Thread(target=reader, args=(proc.stderr, "stderr"), daemon=True)]
+    threads = [
+        threading.Thread(target=reader, args=(proc.stdout, "stdout"), daemon=True),
+        threading.Thread(target=reader, args=(proc.stderr, "stderr"), daemon=True),
+    ]
     for t in threads:
         t.start()
     sample: dict = {}
@@ -328,8 +332,9 @@ def measurement_method(force_rusage: bool, warnings: list[str]) -> tuple[bool, s
 
 def machine() -> dict:
     try:
-        child_py = subprocess.run([str(PYTHON), "-c", "import sys; print(sys.version.split()[0])"],
-                                  capture_output=True, text=True, timeout=30).stdout.strip()
+        child_py = subprocess.run(
+            [str(PYTHON), "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
     except OSError:
         child_py = None
     return describe_machine(child_py, str(PYTHON))
@@ -398,14 +403,18 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Exit status: 0 every measured run succeeded, 1 a run failed, 2 setup error.",
     )
     parser.add_argument("--runs", type=int, default=3, help="measured runs of each (default 3)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="discarded rounds of both first, for the OS page cache (default 1; 0 for none)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="discarded rounds of both first, for the OS page cache (default 1; 0 for none)"
+    )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON instead of the table")
-    parser.add_argument("--rusage", action="store_true",
-                        help="do not use /usr/bin/time -v; take max RSS from os.wait4 (the fallback)")
+    parser.add_argument(
+        "--rusage", action="store_true", help="do not use /usr/bin/time -v; take max RSS from os.wait4 (the fallback)"
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds before a run is killed (default 600)")
     parser.add_argument(
-        "--bytecode", choices=["warm", "env"], default="warm",
+        "--bytecode",
+        choices=["warm", "env"],
+        default="warm",
         help="warm (default): the children may write bytecode, into a private PYTHONPYCACHEPREFIX filled by the "
         "warm-up round, so measured runs import compiled modules, as a second `datadrop run` does on a usual machine; "
         "env: the children get this environment as it is (with PYTHONDONTWRITEBYTECODE=1 and a venv installed "
@@ -433,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings: list[str] = []
     use_time, method = measurement_method(args.rusage, warnings)
 
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     info = machine()
     env = dict(os.environ)
     pycache = None
@@ -443,11 +452,15 @@ def main(argv: list[str] | None = None) -> int:
         pycache = tempfile.mkdtemp(prefix="datadrop-bench-pycache.")
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = pycache
-        bytecode = ("warm: children compile into a private PYTHONPYCACHEPREFIX in the warm-up round and import "
-                    "bytecode in the measured runs")
+        bytecode = (
+            "warm: children compile into a private PYTHONPYCACHEPREFIX in the warm-up round and import "
+            "bytecode in the measured runs"
+        )
     else:
-        bytecode = (f"env: as inherited (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')}, "
-                    f"PYTHONPYCACHEPREFIX={os.environ.get('PYTHONPYCACHEPREFIX', 'unset')})")
+        bytecode = (
+            f"env: as inherited (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')}, "
+            f"PYTHONPYCACHEPREFIX={os.environ.get('PYTHONPYCACHEPREFIX', 'unset')})"
+        )
     bytecode += f"; the venv's site-packages hold {venv_pyc} .pyc for {venv_py} .py files"
     datadrop_samples: list[dict] = []
     baseline_samples: list[dict] = []
@@ -458,10 +471,12 @@ def main(argv: list[str] | None = None) -> int:
             label = f"warm-up {i + 1}/{args.warmup}" if warm else f"run {i - args.warmup + 1}/{args.runs}"
             d = run_datadrop(use_time, args.timeout, env)
             b = run_baseline(use_time, args.timeout, env)
-            log(f"{label}: datadrop {d['wall_s']:.2f} s, {d.get('max_rss_kb', 0) * 1024 / 1e6:.0f} MB, exit "
+            log(
+                f"{label}: datadrop {d['wall_s']:.2f} s, {d.get('max_rss_kb', 0) * 1024 / 1e6:.0f} MB, exit "
                 f"{d['returncode']}, accuracy {d['accuracy']}; baseline {b['wall_s']:.2f} s, "
                 f"{b.get('max_rss_kb', 0) * 1024 / 1e6:.0f} MB, exit {b['returncode']}, accuracy {b['accuracy']}"
-                + (" (discarded)" if warm else ""))
+                + (" (discarded)" if warm else "")
+            )
             for s, name in ((d, "datadrop"), (b, "baseline")):
                 if s["returncode"] != 0 or s.get("accuracy") is None:
                     tail = "\n    ".join(s["error_tail"])
@@ -479,9 +494,11 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": dd["wall_s"]["median"] - bl["wall_s"]["median"],
         "wall_ratio": dd["wall_s"]["median"] / bl["wall_s"]["median"] if bl["wall_s"]["median"] else None,
         "max_rss_mb": (dd["max_rss_mb"]["median"] - bl["max_rss_mb"]["median"])
-        if dd["max_rss_mb"] and bl["max_rss_mb"] else None,
+        if dd["max_rss_mb"] and bl["max_rss_mb"]
+        else None,
         "max_rss_ratio": (dd["max_rss_mb"]["median"] / bl["max_rss_mb"]["median"])
-        if dd["max_rss_mb"] and bl["max_rss_mb"] else None,
+        if dd["max_rss_mb"] and bl["max_rss_mb"]
+        else None,
         # Noise on a shared machine only adds time, so the fastest runs are the best estimate of the cost itself.
         "wall_s_of_minimums": dd["wall_s"]["min"] - bl["wall_s"]["min"],
     }
@@ -504,9 +521,24 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": bl,
         "overhead": overhead,
         "samples": {
-            name: [{k: s.get(k) for k in ("wall_s", "max_rss_kb", "time_elapsed_s", "user_s", "sys_s", "exit_status",
-                                           "accuracy", "cli_seconds", "status")}
-                   | {"steps": [{"step": k, "s": v} for k, v in s["steps"]]} for s in samples]
+            name: [
+                {
+                    k: s.get(k)
+                    for k in (
+                        "wall_s",
+                        "max_rss_kb",
+                        "time_elapsed_s",
+                        "user_s",
+                        "sys_s",
+                        "exit_status",
+                        "accuracy",
+                        "cli_seconds",
+                        "status",
+                    )
+                }
+                | {"steps": [{"step": k, "s": v} for k, v in s["steps"]]}
+                for s in samples
+            ]
             for name, samples in (("datadrop", datadrop_samples), ("baseline", baseline_samples))
         },
         "warnings": warnings,
@@ -521,8 +553,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(r: dict) -> None:
     print()
-    print(f"datadrop local flow, upload to serving model: {r['runs']} measured runs each "
-          f"(+{r['warmup']} discarded warm-up), interleaved; measured with {r['method']}")
+    print(
+        f"datadrop local flow, upload to serving model: {r['runs']} measured runs each "
+        f"(+{r['warmup']} discarded warm-up), interleaved; measured with {r['method']}"
+    )
     print_run_header(r)
     print()
     widths = (26, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6)
@@ -533,25 +567,45 @@ def print_table(r: dict) -> None:
     for name, label in (("datadrop", "datadrop run --json"), ("baseline", "baseline (polars+xgboost)")):
         row = r[name]
         w, rss, cpu, acc = row["wall_s"], row["max_rss_mb"] or {}, row["cpu_s"] or {}, row["accuracy"] or {}
-        print(fmt.format(
-            label, _f(w["median"], ".2f"), _f(w["min"], ".2f"), _f(w["max"], ".2f"),
-            _f(rss.get("median"), ".0f"), _f(rss.get("min"), ".0f"), _f(rss.get("max"), ".0f"),
-            _f(cpu.get("median"), ".2f"),
-            _f(acc.get("median"), ".4f"), _f(acc.get("min"), ".4f"), _f(acc.get("max"), ".4f"),
-            ",".join(map(str, row["exit_statuses"])),
-        ))
+        print(
+            fmt.format(
+                label,
+                _f(w["median"], ".2f"),
+                _f(w["min"], ".2f"),
+                _f(w["max"], ".2f"),
+                _f(rss.get("median"), ".0f"),
+                _f(rss.get("min"), ".0f"),
+                _f(rss.get("max"), ".0f"),
+                _f(cpu.get("median"), ".2f"),
+                _f(acc.get("median"), ".4f"),
+                _f(acc.get("min"), ".4f"),
+                _f(acc.get("max"), ".4f"),
+                ",".join(map(str, row["exit_statuses"])),
+            )
+        )
     o = r["overhead"]
     print(fmt.format(*("-" * w for w in widths)))
-    print(f"overhead (datadrop - baseline, medians): wall +{o['wall_s']:.2f} s ({_f(o['wall_ratio'], '.1f')}x the "
-          f"baseline), max RSS +{_f(o['max_rss_mb'], '.0f')} MB ({_f(o['max_rss_ratio'], '.1f')}x); "
-          f"of the minimums (noise only adds): wall +{o['wall_s_of_minimums']:.2f} s")
+    print(
+        f"overhead (datadrop - baseline, medians): wall +{o['wall_s']:.2f} s ({_f(o['wall_ratio'], '.1f')}x the "
+        f"baseline), max RSS +{_f(o['max_rss_mb'], '.0f')} MB ({_f(o['max_rss_ratio'], '.1f')}x); "
+        f"of the minimums (noise only adds): wall +{o['wall_s_of_minimums']:.2f} s"
+    )
     cs = r["datadrop"].get("cli_seconds")
     if cs:
-        print(f"datadrop's own `seconds` (CLI timer, local stack start -> summary; no interpreter start, imports "
-              f"or exit): median {cs['median']:.1f}, min {cs['min']:.1f}, max {cs['max']:.1f}")
-    for name, title in (("datadrop", "where datadrop's wall time goes (median per step over the measured runs; "
-                                      "steps end at the progress line the CLI prints)"),
-                        ("baseline", "where the baseline's wall time goes (median per step, timed inside the child)")):
+        print(
+            f"datadrop's own `seconds` (CLI timer, local stack start -> summary; no interpreter start, imports "
+            f"or exit): median {cs['median']:.1f}, min {cs['min']:.1f}, max {cs['max']:.1f}"
+        )
+    for name, title in (
+        (
+            "datadrop",
+            (
+                "where datadrop's wall time goes (median per step over the measured runs; "
+                "steps end at the progress line the CLI prints)"
+            ),
+        ),
+        ("baseline", "where the baseline's wall time goes (median per step, timed inside the child)"),
+    ):
         steps = r[name]["steps"]
         if not steps:
             continue
@@ -563,10 +617,14 @@ def print_table(r: dict) -> None:
     p = r.get("baseline_params")
     if p:
         print()
-        print(f"baseline hyperparameters: {json.dumps(p, sort_keys=True)}; rows {json.dumps(r['baseline_rows'])} "
-              "(random split, not stratified; datadrop adds its defaults, e.g. eta 0.2, subsample 0.9)")
-    print("wall = spawn to exit as seen by this script; max RSS = the child's peak resident set (MB = 10^6 bytes); "
-          "cpu = user + sys.")
+        print(
+            f"baseline hyperparameters: {json.dumps(p, sort_keys=True)}; rows {json.dumps(r['baseline_rows'])} "
+            "(random split, not stratified; datadrop adds its defaults, e.g. eta 0.2, subsample 0.9)"
+        )
+    print(
+        "wall = spawn to exit as seen by this script; max RSS = the child's peak resident set (MB = 10^6 bytes); "
+        "cpu = user + sys."
+    )
     for w in r["warnings"]:
         print(f"warning: {w}")
     print()

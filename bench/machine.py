@@ -50,14 +50,21 @@ def print_run_header(r: dict) -> None:
     """The date, machine, load and interpreter lines under a bench table's title."""
     m = r["machine"]
     print(f"date    : {r['date']}")
-    print(f"machine : {m['platform']}; {m['cpu_model']}; {m['cores']} cores ({m['usable_cores']} usable); "
-          f"{m['memory_total_gb']} GB RAM ({m['memory_available_gb']} GB available)")
+    print(
+        f"machine : {m['platform']}; {m['cpu_model']}; {m['cores']} cores ({m['usable_cores']} usable); "
+        f"{m['memory_total_gb']} GB RAM ({m['memory_available_gb']} GB available)"
+    )
     after = m.get("after") or {}
     psi = after.get("cpu_pressure_some")
-    print(f"load    : load avg at start {' '.join(map(str, m['load_avg'] or []))}, at end "
-          f"{' '.join(map(str, after.get('load_avg') or []))}"
-          + (f"; CPU pressure at end (some, %): avg10 {psi.get('avg10')}, avg60 {psi.get('avg60')}, "
-             f"avg300 {psi.get('avg300')}" if psi else ""))
+    print(
+        f"load    : load avg at start {' '.join(map(str, m['load_avg'] or []))}, at end "
+        f"{' '.join(map(str, after.get('load_avg') or []))}"
+        + (
+            f"; CPU pressure at end (some, %): avg10 {psi.get('avg10')}, avg60 {psi.get('avg60')}, avg300 {psi.get('avg300')}"
+            if psi
+            else ""
+        )
+    )
     print(f"python  : {m['python']} ({m['python_executable']})")
     print(f"bytecode: {r['bytecode']}")
 

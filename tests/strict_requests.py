@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import regex  # the service models use Java regexes (\p{L}, \p{Alnum}); the stdlib re has no \p
@@ -37,7 +37,9 @@ class RecordedCall:
 
     @property
     def iam_action(self) -> str:
-        action = "GetObjectVersion" if self.service == "s3" and self.operation == "GetObject" and self.versioned else self.operation
+        action = (
+            "GetObjectVersion" if self.service == "s3" and self.operation == "GetObject" and self.versioned else self.operation
+        )
         return f"{self.service}:{action}"
 
 
@@ -47,7 +49,7 @@ RECORDED: list[RecordedCall] = []
 _SURROGATE_PAIR_RANGE = r"\uD800\uDC00-\uDBFF\uDFFF"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(pattern: str) -> regex.Pattern[str]:
     return regex.compile(pattern.replace(_SURROGATE_PAIR_RANGE, r"\U00010000-\U0010FFFF"))
 

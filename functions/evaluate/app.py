@@ -6,7 +6,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from datadrop import evaluation
 from datadrop.events import TrainingJobStateChange, TransformJobStateChange
 from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored
@@ -30,9 +29,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
         return {"job": detail.TrainingJobName, "outcome": outcome}
     if event.get("detail-type") == TRANSFORM:
-        detail = TransformJobStateChange.model_validate(event).detail
+        transform = TransformJobStateChange.model_validate(event).detail
         outcome = evaluation.on_transform_job_state_change(
-            get_services(), detail.TransformJobName, detail.TransformJobStatus, detail.FailureReason
+            get_services(), transform.TransformJobName, transform.TransformJobStatus, transform.FailureReason
         )
-        return {"job": detail.TransformJobName, "outcome": outcome}
+        return {"job": transform.TransformJobName, "outcome": outcome}
     return ignored(f"{event.get('detail-type')!r} events are not evaluate's business")

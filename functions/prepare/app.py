@@ -7,7 +7,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from datadrop import intake
 from datadrop.events import S3ObjectCreated, SourceObject
 from datadrop.lambda_support import idempotent_on
@@ -20,7 +19,9 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation
 @metrics.log_metrics
 # Only "Object Created" is an upload ("Object Tags Added", "Object Deleted", ... are not).
-@idempotent_on('[detail.bucket.name, detail.object.key, detail.object."version-id", detail.object.etag]', {"aws.s3": {"Object Created"}})
+@idempotent_on(
+    '[detail.bucket.name, detail.object.key, detail.object."version-id", detail.object.etag]', {"aws.s3": {"Object Created"}}
+)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = S3ObjectCreated.model_validate(event)
     uploaded = parsed.detail.object

@@ -6,9 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from datadrop.recovery import Sweeper
 from datadrop.observability import metrics
+from datadrop.recovery import Sweeper
 from datadrop.services import get_services
 
 logger = Logger()

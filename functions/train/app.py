@@ -6,7 +6,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from datadrop import training
 from datadrop.events import SOURCE, DatasetPrepared, DatasetPreparedEvent
 from datadrop.lambda_support import EVENT_KEY, idempotent_on

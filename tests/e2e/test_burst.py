@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from moto import mock_aws
-
 from datadrop.local.runtime import LocalStack
+from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "penguins"

@@ -18,13 +18,12 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools import Logger
-from moto import mock_aws
-
 from datadrop import cli, evaluation, intake, training
 from datadrop.events import DatasetPrepared, SourceObject
 from datadrop.local.runtime import provision
 from datadrop.services import Services
 from datadrop.settings import Settings
+from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "penguins"
@@ -234,7 +233,7 @@ def drive_to_a_failure(stack: DeployedStack) -> str:
     key = f"incoming/{DATASET}/penguins.csv"
     put = services.objects.client.put_object(Bucket=bucket, Key=key, Body=DATA.read_bytes())
     upload = SourceObject(bucket=bucket, key=key, version_id=put["VersionId"], etag=put["ETag"].strip('"'))
-    assert intake.handle_upload(services, upload).status == "prepared"
+    assert intake.handle_upload(services, upload).outcome == "prepared"
     (prepared,) = [event["detail"] for event in stack.published() if event["detail-type"] == "DatasetPrepared"]
     (run,) = training.start_training(services, DatasetPrepared.model_validate(prepared))
     outcome = evaluation.on_training_job_state_change(services, run.training_job, "Failed", "AlgorithmError: out of memory")

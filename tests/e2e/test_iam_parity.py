@@ -44,18 +44,18 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from moto import mock_aws
-
 from datadrop import recovery
 from datadrop.local.compute import ACCOUNT, SAGEMAKER_ROLE, LocalCompute, as_function
 from datadrop.local.runtime import REGION, Delivery, LocalStack, load_template
+from moto import mock_aws
+
 from tests import strict_requests
 
 REPO = Path(__file__).resolve().parents[2]
@@ -374,10 +374,15 @@ def measured() -> Iterator[Measured]:
             recorder.state_changes_lost.clear()
             assert len({first, second, third}) == 3 and _status(stack, "penguins") == ["DEPLOYED"] * 3
             assert {operation for operation, _ in recorder.capacity_refused} >= {
-                "CreateTrainingJob", "CreateModel", "CreateTransformJob", "CreateEndpointConfig",
+                "CreateTrainingJob",
+                "CreateModel",
+                "CreateTransformJob",
+                "CreateEndpointConfig",
             }
             assert sorted(set(recorder.lost)) == [
-                "SageMaker Endpoint State Change", "SageMaker Training Job State Change", "SageMaker Transform Job State Change",
+                "SageMaker Endpoint State Change",
+                "SageMaker Training Job State Change",
+                "SageMaker Transform Job State Change",
             ]
             assert recorder.updates_not_sent == ["DeployFunction", "SweepFunction"]
 
@@ -387,7 +392,7 @@ def measured() -> Iterator[Measured]:
             version = _upload(stack, "given-up", max_idle_sweeps=0)
             assert version is not None
             assert _status(stack, "given-up") == ["TRAINING"]
-            report = stack.sweep(now=datetime.now(timezone.utc) + timedelta(hours=25))
+            report = stack.sweep(now=datetime.now(UTC) + timedelta(hours=25))
             assert report.ended and _status(stack, "given-up") == ["FAILED"], report.as_dict()
             recorder.no_capacity_ever.clear()
             with as_function(OPERATOR):

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from moto import mock_aws
-
 from datadrop.local.runtime import LocalStack
+from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "penguins"

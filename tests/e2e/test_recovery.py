@@ -4,17 +4,16 @@ and a failed version starts over when the same bytes are uploaded again."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from moto import mock_aws
-
 from datadrop.local import runner
 from datadrop.local.runtime import LocalStack
+from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "penguins"
@@ -104,7 +103,7 @@ def test_work_stuck_past_the_limit_ends_with_a_reason_and_can_be_retried(stack: 
         (run,) = stack.services.state.list_runs("penguins", version["version"])
         assert run["status"] == "PENDING" and "ResourceLimitExceeded" in run["waiting_reason"]
 
-        report = stack.sweep(now=datetime.now(timezone.utc) + timedelta(hours=25))
+        report = stack.sweep(now=datetime.now(UTC) + timedelta(hours=25))
         assert len(report.ended) == 1, report
         (failed,) = stack.events_of("VersionFailed")
         assert failed["stage"] == "training"

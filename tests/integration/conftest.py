@@ -16,10 +16,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from datadrop.local.runtime import LambdaContext, load_handler_module, local_settings, provision
 from datadrop.services import Services, use_services
+from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,7 +52,9 @@ class AwsHarness:
         return [params for name, params in self.calls if name == operation]
 
     def put_config(self, dataset: str, text: str) -> None:
-        self.services.objects.client.put_object(Bucket=self.settings.data_bucket_name, Key=f"config/{dataset}.yaml", Body=text.encode())
+        self.services.objects.client.put_object(
+            Bucket=self.settings.data_bucket_name, Key=f"config/{dataset}.yaml", Body=text.encode()
+        )
 
     def upload(self, key: str, body: bytes) -> dict[str, Any]:
         response = self.services.objects.client.put_object(Bucket=self.settings.data_bucket_name, Key=key, Body=body)

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.storage import split_s3_uri
+
 from tests.conftest import sample_event
 from tests.integration.conftest import AwsHarness, envelope
 
@@ -43,7 +43,9 @@ def _write_transform_output(aws: AwsHarness, prepared: dict, wrong: int) -> floa
     lines = []
     for index, label in enumerate(labels):
         guess = label if index >= wrong else next(other for other in classes if other != label)
-        lines.append(json.dumps({"label": guess, "probabilities": {c: (0.9 if c == guess else 0.1 / (len(classes) - 1)) for c in classes}}))
+        lines.append(
+            json.dumps({"label": guess, "probabilities": {c: (0.9 if c == guess else 0.1 / (len(classes) - 1)) for c in classes}})
+        )
     (transform,) = aws.requests("CreateTransformJob")
     bucket, prefix = split_s3_uri(transform["TransformOutput"]["S3OutputPath"])
     aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
@@ -61,7 +63,9 @@ def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) ->
     (training,) = aws.requests("CreateTrainingJob")
     assert training["TrainingJobName"] == job
     assert training["AlgorithmSpecification"]["TrainingImage"] == xgboost_image_uri("us-east-1")
-    assert training["AlgorithmSpecification"]["TrainingImage"].startswith("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:")
+    assert training["AlgorithmSpecification"]["TrainingImage"].startswith(
+        "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:"
+    )
     assert training["ExperimentConfig"] == {
         "ExperimentName": "datadrop--penguins",
         "TrialName": f"datadrop--penguins-{version}",
@@ -114,15 +118,23 @@ def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) ->
     assert config["ProductionVariants"][0]["ModelName"] == job
     assert config["ProductionVariants"][0]["InstanceType"] == settings.endpoint_instance_type
     (endpoint,) = aws.requests("CreateEndpoint")
-    assert endpoint == {"EndpointName": "datadrop--penguins", "EndpointConfigName": config["EndpointConfigName"], "Tags": endpoint["Tags"]}
+    assert endpoint == {
+        "EndpointName": "datadrop--penguins",
+        "EndpointConfigName": config["EndpointConfigName"],
+        "Tags": endpoint["Tags"],
+    }
 
     # Endpoint InService (the docs' IN_SERVICE spelling) → ModelDeployed
     aws.invoke(
         "deploy",
-        sample_event("deploy_endpoint_in_service.json", EndpointName="datadrop--penguins", EndpointConfigName=config["EndpointConfigName"]),
+        sample_event(
+            "deploy_endpoint_in_service.json", EndpointName="datadrop--penguins", EndpointConfigName=config["EndpointConfigName"]
+        ),
     )
     (deployed,) = aws.details("ModelDeployed")
-    assert deployed["invocation_url"] == "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/datadrop--penguins/invocations"
+    assert (
+        deployed["invocation_url"] == "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/datadrop--penguins/invocations"
+    )
 
 
 def test_every_event_delivered_twice_creates_nothing_twice(aws: AwsHarness) -> None:

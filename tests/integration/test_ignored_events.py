@@ -27,11 +27,10 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyKeyError
 from botocore.awsrequest import AWSResponse
-
 from datadrop import names
 from datadrop.storage import split_s3_uri
+
 from tests.conftest import sample_event
 from tests.integration.conftest import AwsHarness, envelope
 
@@ -383,7 +382,9 @@ def _endpoint_event(flow: Flow, status: str, config_name: str | None = None) -> 
     """SageMaker's endpoint state change for the dataset's endpoint, running our run's config unless told otherwise."""
     return sample_event(
         "deploy_endpoint_in_service.json",
-        EndpointName=flow.endpoint, EndpointStatus=status, EndpointConfigName=config_name or flow.run.endpoint_config,
+        EndpointName=flow.endpoint,
+        EndpointStatus=status,
+        EndpointConfigName=config_name or flow.run.endpoint_config,
     )
 
 
@@ -398,7 +399,8 @@ CASES: dict[str, Case] = {
     ),
     "prepare/object-deleted": Case("prepare", Stage.UPLOADED, _object_deleted),
     "prepare/config-file-created": Case(
-        "prepare", Stage.UPLOADED,
+        "prepare",
+        Stage.UPLOADED,
         lambda f: with_detail(f.upload_event(), object={"key": f"config/{DATASET}.yaml", "size": 40, "etag": CONFIG_ETAG}),
     ),
     "prepare/created-in-another-bucket": Case("prepare", Stage.UPLOADED, _upload_in_artifact_bucket),
@@ -419,11 +421,13 @@ CASES: dict[str, Case] = {
         "evaluate", Stage.TRAINING, lambda f: with_detail(TRAINING_IN_PROGRESS, TrainingJobName=f.run.training_job)
     ),
     "evaluate/our-training-job-stopping": Case(
-        "evaluate", Stage.TRAINING,
+        "evaluate",
+        Stage.TRAINING,
         lambda f: with_detail(f.training_completed(), TrainingJobStatus="Stopping", SecondaryStatus="Stopping"),
     ),
     "evaluate/our-transform-job-in-progress": Case(
-        "evaluate", Stage.EVALUATING,
+        "evaluate",
+        Stage.EVALUATING,
         lambda f: sample_event(
             "evaluate_transform_job_completed.json", TransformJobName=f.run.transform_job, TransformJobStatus="InProgress"
         ),
@@ -432,14 +436,16 @@ CASES: dict[str, Case] = {
         "evaluate", Stage.TRAINING, lambda f: fixture_event("sagemaker_training_job_state_change.docs.json")
     ),
     "evaluate/other-stack-training-job-completed": Case(  # stack "datadrop-x": our prefix is a prefix of theirs
-        "evaluate", Stage.TRAINING,
+        "evaluate",
+        Stage.TRAINING,
         lambda f: with_detail(f.training_completed(), TrainingJobName=f"datadrop-x--{DATASET}-{f.version}-r01"),
     ),
     "evaluate/unmapped-name-of-our-shape-completed": Case(  # looks like ours, but no run was ever mapped to it
         "evaluate", Stage.TRAINING, lambda f: with_detail(f.training_completed(), TrainingJobName=f"{f.run.training_job}-a2")
     ),
     "evaluate/foreign-transform-job-completed": Case(
-        "evaluate", Stage.EVALUATING,
+        "evaluate",
+        Stage.EVALUATING,
         lambda f: sample_event("evaluate_transform_job_completed.json", TransformJobName="4b52bd8f-e034-4345-818d-884bdd7c9724"),
     ),
     "evaluate/endpoint-in-service": Case("evaluate", Stage.TRAINING, lambda f: _endpoint_event(f, "IN_SERVICE")),
@@ -450,28 +456,34 @@ CASES: dict[str, Case] = {
     "deploy/our-endpoint-updating": Case("deploy", Stage.DEPLOYING, lambda f: _endpoint_event(f, "Updating")),
     "deploy/our-endpoint-system-updating": Case("deploy", Stage.DEPLOYING, lambda f: _endpoint_event(f, "SYSTEM_UPDATING")),
     "deploy/our-endpoint-creating-without-config-name": Case(
-        "deploy", Stage.DEPLOYING,
+        "deploy",
+        Stage.DEPLOYING,
         lambda f: with_detail(
             fixture_event("sagemaker_endpoint_state_change.mlspace_derived.json"),
-            EndpointName=f.endpoint, EndpointStatus="CREATING",
+            EndpointName=f.endpoint,
+            EndpointStatus="CREATING",
         ),
     ),
     "deploy/foreign-endpoint-in-service": Case(
         "deploy", Stage.DEPLOYING, lambda f: fixture_event("sagemaker_endpoint_state_change.docs.json")
     ),
     "deploy/foreign-endpoint-in-service-without-config-name": Case(
-        "deploy", Stage.DEPLOYING, lambda f: fixture_event("sagemaker_endpoint_state_change.mlspace_derived.json"),
+        "deploy",
+        Stage.DEPLOYING,
+        lambda f: fixture_event("sagemaker_endpoint_state_change.mlspace_derived.json"),
         may_ask=("DescribeEndpoint",),  # the event does not say which config: only SageMaker can
     ),
     "deploy/unmapped-config-of-our-shape-in-service": Case(  # a parsed name would say "ours, deployed"
         "deploy", Stage.DEPLOYING, lambda f: _endpoint_event(f, "IN_SERVICE", f"{f.run.endpoint_config}-a2")
     ),
     "deploy/endpoint-deployment-scaling": Case(
-        "deploy", Stage.DEPLOYING,
+        "deploy",
+        Stage.DEPLOYING,
         lambda f: with_detail(ENDPOINT_DEPLOYMENT_SCALING, EndpointName=f.endpoint, EndpointConfigName=f.run.endpoint_config),
     ),
     "deploy/endpoint-deployment-canary": Case(
-        "deploy", Stage.DEPLOYING,
+        "deploy",
+        Stage.DEPLOYING,
         lambda f: with_detail(ENDPOINT_DEPLOYMENT_CANARY, EndpointName=f.endpoint, EndpointConfigName=f.run.endpoint_config),
     ),
     "deploy/model-approved-from-another-source": Case(  # someone's own PutEvents: no datadrop event_id
@@ -484,9 +496,9 @@ CASES: dict[str, Case] = {
     "deploy/training-job-completed": Case("deploy", Stage.DEPLOYING, lambda f: f.training_completed()),
     "deploy/model-package-state-change": Case("deploy", Stage.DEPLOYING, lambda f: copy.deepcopy(MODEL_PACKAGE_STATE_CHANGE)),
 }
-@pytest.mark.parametrize(
-    "case", [pytest.param(case, id=name) for name, case in CASES.items()]
-)
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=name) for name, case in CASES.items()])
 def test_an_event_that_is_not_the_handlers_business_is_ignored_and_changes_nothing(aws: AwsHarness, case: Case) -> None:
     flow = Flow(aws).reach(case.stage)
     event = case.event(flow)
@@ -545,7 +557,8 @@ def test_in_service_events_without_a_config_name_finish_each_deployment_of_the_s
     first = Flow(aws).reach(Stage.DEPLOYING)
     in_service["detail"]["EndpointName"] = first.endpoint
     assert invoke(aws, "deploy", {**in_service, "id": "5cbdbd36-0c3e-4b0c-9a6b-1b2bd1c33e01"}) == {
-        "endpoint": first.endpoint, "outcome": "deployed"
+        "endpoint": first.endpoint,
+        "outcome": "deployed",
     }
 
     # A new config makes a new version of the same data; approved, it replaces the model behind the endpoint.

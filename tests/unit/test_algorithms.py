@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import pytest
-
 from datadrop.algorithms import XGBOOST_REGISTRIES, XGBOOST_VERSION, UnsupportedRegion, xgboost_image_uri, xgboost_objective
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from datadrop.config import ConfigError, parse_config, validate_dataset_name
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from datadrop.evaluation import choose_best, parse_predictions, score
 from datadrop.events import RunSummary
 
@@ -35,7 +34,11 @@ def test_parse_predictions_skips_blank_lines() -> None:
 
 def _run(index: int, status: str, accuracy: float | None) -> RunSummary:
     return RunSummary(
-        run_index=index, run_name=f"r{index}", training_job=f"job-{index}", status=status, hyperparameters={},
+        run_index=index,
+        run_name=f"r{index}",
+        training_job=f"job-{index}",
+        status=status,
+        hyperparameters={},
         metrics={} if accuracy is None else {"accuracy": accuracy},
     )
 

@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
-
 from datadrop.events import (
     DatasetPrepared,
     EndpointStateChange,
     ModelApproved,
-    S3ObjectCreated,
     PreparedArtifacts,
+    S3ObjectCreated,
     SourceObject,
     TrainingJobStateChange,
     TransformJobStateChange,
@@ -76,9 +75,18 @@ def test_epoch_millisecond_event_time_parses() -> None:
 
 def test_published_details_reject_unknown_fields() -> None:
     detail = DatasetPrepared(
-        dataset="d", version="v", source=SourceObject(bucket="b", key="k"),
-        artifacts=PreparedArtifacts(train="t", validation="v", test="t", test_labels="l", recipe="r", serving_bundle="s", profile="p"),
-        problem_type="binary", classes=["a", "b"], rows={"train": 1}, metric="accuracy", threshold=0.5, hyperparameters={},
+        dataset="d",
+        version="v",
+        source=SourceObject(bucket="b", key="k"),
+        artifacts=PreparedArtifacts(
+            train="t", validation="v", test="t", test_labels="l", recipe="r", serving_bundle="s", profile="p"
+        ),
+        problem_type="binary",
+        classes=["a", "b"],
+        rows={"train": 1},
+        metric="accuracy",
+        threshold=0.5,
+        hyperparameters={},
     )
     document = json.loads(detail.model_dump_json())
     document["surprise"] = 1

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 import xgboost as xgb
-
 from datadrop.local.runner import load_inference_module
 from datadrop.serving import INFERENCE_PROGRAM, INFERENCE_SOURCE, build_serving_bundle, container_environment
 
@@ -53,7 +52,7 @@ def _rows(matrix: np.ndarray) -> list[list[float]]:
 
 
 def test_encode_numeric_rules(inf: ModuleType) -> None:
-    enc = lambda v: inf.encode_row(RECIPE, {"bill_length_mm": v})[0]  # noqa: E731
+    enc = lambda v: inf.encode_row(RECIPE, {"bill_length_mm": v})[0]
     assert enc(" 39.1 ") == pytest.approx(39.1)
     assert enc("1e2") == 100.0
     for missing in ["", "NA", " NA ", "?", "null", "None", "nan", "NaN"]:
@@ -63,7 +62,7 @@ def test_encode_numeric_rules(inf: ModuleType) -> None:
 
 
 def test_encode_categorical_rules(inf: ModuleType) -> None:
-    enc = lambda v: inf.encode_row(RECIPE, {"island": v})[2]  # noqa: E731
+    enc = lambda v: inf.encode_row(RECIPE, {"island": v})[2]
     assert enc("Biscoe") == 0.0
     assert enc(" Torgersen ") == 2.0
     assert enc("Dream, North") == 3.0
@@ -151,7 +150,10 @@ def test_json_integral_float_matches_integer_coded_category(inf: ModuleType) -> 
 
 def test_jsonlines_input(inf: ModuleType) -> None:
     body = '{"island": "Dream", "bill_length_mm": "40"}\n\n{"island": "Biscoe"}\n'
-    assert _rows(inf.input_fn(body, "application/jsonlines")) == [[40.0, FILL_FLIPPER, 1.0, -1.0], [FILL_BILL, FILL_FLIPPER, 0.0, -1.0]]
+    assert _rows(inf.input_fn(body, "application/jsonlines")) == [
+        [40.0, FILL_FLIPPER, 1.0, -1.0],
+        [FILL_BILL, FILL_FLIPPER, 0.0, -1.0],
+    ]
 
 
 @pytest.mark.parametrize(

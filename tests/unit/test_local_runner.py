@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from datadrop.local.runner import LocalEndpoint, TrainingFailed, load_inference_module, run_batch_transform, train_xgboost
 from datadrop.serving import build_serving_bundle
 
@@ -94,8 +93,15 @@ def binary(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 
 @pytest.fixture(scope="module")
 def multi(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    hp = {"num_round": "30", "objective": "multi:softprob", "num_class": "3", "eta": "0.3", "max_depth": "3",
-          "subsample": "0.9", "min_child_weight": "1"}
+    hp = {
+        "num_round": "30",
+        "objective": "multi:softprob",
+        "num_class": "3",
+        "eta": "0.3",
+        "max_depth": "3",
+        "subsample": "0.9",
+        "min_child_weight": "1",
+    }
     return _train(tmp_path_factory.mktemp("multi"), ["Adelie", "Chinstrap", "Gentoo"], hp)
 
 
@@ -213,7 +219,9 @@ def test_empty_channel(tmp_path: Path) -> None:
 
 
 def test_missing_feature_values_are_allowed(tmp_path: Path) -> None:
-    train_xgboost({"train": _csv(tmp_path, "0,,2\n1,3.0,\n0,1,1\n")}, {"num_round": "2", "objective": "binary:logistic"}, tmp_path / "m")
+    train_xgboost(
+        {"train": _csv(tmp_path, "0,,2\n1,3.0,\n0,1,1\n")}, {"num_round": "2", "objective": "binary:logistic"}, tmp_path / "m"
+    )
     assert (tmp_path / "m" / "xgboost-model").exists()
 
 
@@ -274,7 +282,9 @@ def test_endpoint_serves_pings_and_invocations(multi: Trained, binary: Trained) 
         raw = b"species,island,bill_length_mm\n,Biscoe,35\n,Dream,45\n,Torgersen,55\n"
         assert _post(endpoint.invocations_url, raw) == (200, "text/csv", "Adelie\nChinstrap\nGentoo")
 
-        status, ctype, body = _post(endpoint.invocations_url, b'{"instances": [{"bill_length_mm": 58}]}', "application/json", "application/json")
+        status, ctype, body = _post(
+            endpoint.invocations_url, b'{"instances": [{"bill_length_mm": 58}]}', "application/json", "application/json"
+        )
         assert (status, ctype) == (200, "application/json")
         assert json.loads(body)["predictions"][0]["label"] == "Gentoo"
 
@@ -290,7 +300,9 @@ def test_endpoint_serves_pings_and_invocations(multi: Trained, binary: Trained) 
 
         # concurrent clients, and the server still answers after errors
         results: list[int] = []
-        threads = [threading.Thread(target=lambda: results.append(_post(endpoint.invocations_url, b"Dream,45,200")[0])) for _ in range(8)]
+        threads = [
+            threading.Thread(target=lambda: results.append(_post(endpoint.invocations_url, b"Dream,45,200")[0])) for _ in range(8)
+        ]
         for t in threads:
             t.start()
         for t in threads:

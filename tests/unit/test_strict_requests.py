@@ -19,7 +19,9 @@ def test_a_display_name_with_a_space_fails_as_it_would_on_aws() -> None:
     sagemaker = boto3.client("sagemaker", region_name="us-east-1")
     sagemaker.create_experiment(ExperimentName="datadrop--penguins")
     with pytest.raises(strict_requests.RequestViolatesServiceModel, match=r"DisplayName='penguins 0123' does not match"):
-        sagemaker.create_trial(TrialName="datadrop--penguins-0123", ExperimentName="datadrop--penguins", DisplayName="penguins 0123")
+        sagemaker.create_trial(
+            TrialName="datadrop--penguins-0123", ExperimentName="datadrop--penguins", DisplayName="penguins 0123"
+        )
     sagemaker.create_trial(TrialName="datadrop--penguins-0123", ExperimentName="datadrop--penguins", DisplayName="penguins-0123")
 
 

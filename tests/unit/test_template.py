@@ -82,7 +82,8 @@ OTHER_STACK_RUN = names.RunNames("datadrop-x", "penguins", "0123456789ab", 1)
 # The actions each function calls on DynamoDB (the state table's conditional writes and queries,
 # and Powertools idempotency).
 STATE_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
-IDEMPOTENCY_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+# No GetItem: Powertools 3 reads a duplicate's record from the failed conditional PutItem (tests/e2e/test_iam_parity.py).
+IDEMPOTENCY_TABLE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 S3_WRITE_ACTIONS = {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl", "s3:RestoreObject"}
 
 
@@ -500,7 +501,7 @@ def test_every_name_prefix_filter_ends_at_the_delimiter(template):
     """Wherever the template names our SageMaker resources (rule filters, IAM ARNs, the schedule),
     NamePrefix is followed by "--", which no other stack's prefix can produce."""
     uses = [text for text in _subs(template["Resources"]) if "${NamePrefix}" in text]
-    assert len(uses) >= 30
+    assert len(uses) >= 25
     for text in uses:
         assert all(text[match.end() :].startswith("--") for match in re.finditer(r"\$\{NamePrefix\}", text)), text
 
@@ -841,7 +842,7 @@ def test_sagemaker_role_is_passed_only_to_sagemaker(resources):
                 assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}, name
                 assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
                 passers.add(name)
-    assert passers == {"TrainFunction", "EvaluateFunction", "DeployFunction", "SweepFunction"}
+    assert passers == {"TrainFunction", "EvaluateFunction", "SweepFunction"}  # deploy only names the model evaluate made
 
 
 def test_sagemaker_permissions_are_scoped_to_the_name_prefix(resources):

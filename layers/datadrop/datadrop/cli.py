@@ -128,12 +128,18 @@ def run_command(args: argparse.Namespace) -> int:
     progress = sys.stderr if args.json else sys.stdout
     try:
         return run_locally(args.path, args.dataset, config_text, args.template, serve=args.serve, as_json=args.json, out=progress)
-    except Exception as error:  # noqa: BLE001 - with --json, even a crash answers with one JSON object
+    except Exception as error:
         if not args.json:
             raise
         traceback.print_exc(file=sys.stderr)
-        summary = {"dataset": args.dataset, "version": None, "status": "failed", "runs": [], "best_run": None,
-                   "reason": f"datadrop itself failed: {type(error).__name__}: {one_line(str(error))}"}
+        summary = {
+            "dataset": args.dataset,
+            "version": None,
+            "status": "failed",
+            "runs": [],
+            "best_run": None,
+            "reason": f"datadrop itself failed: {type(error).__name__}: {one_line(str(error))}",
+        }
         print(json.dumps(summary, indent=2), file=sys.stdout, flush=True)
         print(f"datadrop: failed: {summary['reason']}", file=sys.stderr)
         return EXIT_FAILED
@@ -176,7 +182,7 @@ def logs_on_stderr() -> Iterator[None]:
     """
     from aws_lambda_powertools import Logger
 
-    Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE), stream=_CurrentStream("stdout"))
+    Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE), stream=_CurrentStream("stdout"))  # type: ignore[arg-type]
     known = list(logging.Logger.manager.loggerDict.values())  # a copy: another thread may make a logger meanwhile
     loggers = [logging.getLogger(), *(item for item in known if isinstance(item, logging.Logger))]
     moved: list[tuple[logging.StreamHandler[Any], Any]] = []
@@ -185,7 +191,7 @@ def logs_on_stderr() -> Iterator[None]:
             if _writes_to_stdout(handler, owner) and all(handler is not done for done, _ in moved):
                 # Swapped without setStream, which would flush the old stream, and it may be closed.
                 with _locked(handler):
-                    moved.append((handler, handler.stream))  # type: ignore[arg-type]
+                    moved.append((handler, handler.stream))  # type: ignore[arg-type,attr-defined]
                     handler.stream = _CurrentStream("stderr")  # type: ignore[attr-defined]
     try:
         yield
@@ -234,9 +240,7 @@ def compose_config(config_path: Path | None, target: str | None, threshold: floa
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def run_locally(
-    path: Path, dataset: str, config_text: str, template: Path, *, serve: bool, as_json: bool, out: TextIO
-) -> int:
+def run_locally(path: Path, dataset: str, config_text: str, template: Path, *, serve: bool, as_json: bool, out: TextIO) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
@@ -407,9 +411,7 @@ def summarise(stack: Any, dataset: str) -> dict[str, Any]:
         return summary
     version = prepared[-1]["version"]
     item = stack.services.state.get_version(dataset, version) or {}
-    runs = sorted(
-        (run for run in stack.services.state.list_runs(dataset, version)), key=lambda run: run["run_index"]
-    )
+    runs = sorted((run for run in stack.services.state.list_runs(dataset, version)), key=lambda run: run["run_index"])
     summary.update(
         version=version,
         metric=item.get("metric", "accuracy"),
@@ -463,7 +465,7 @@ def example_prediction(path: Path, invocation_url: str) -> dict[str, Any]:
     request = urllib.request.Request(
         invocation_url, data=buffer.getvalue().encode(), headers={"Content-Type": "text/csv", "Accept": "text/csv"}
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own loopback server
+    with urllib.request.urlopen(request, timeout=30) as response:
         answer = response.read().decode().strip()
     return {"request": buffer.getvalue(), "response": answer}
 

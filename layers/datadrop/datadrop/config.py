@@ -79,7 +79,7 @@ class DatasetConfig(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
 
-def _as_hyperparameter_string(value: str | int | float) -> str:
+def _as_hyperparameter_string(value: str | float) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -98,8 +98,7 @@ def parse_config(raw: bytes | str, source: str) -> DatasetConfig:
         return DatasetConfig.model_validate(document)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc']) or '(top level)'}: {issue['msg']}"
-            for issue in error.errors()
+            f"{'.'.join(str(part) for part in issue['loc']) or '(top level)'}: {issue['msg']}" for issue in error.errors()
         )
         raise ConfigError(f"{source} is invalid: {problems}") from error
 

@@ -775,6 +775,7 @@ def _fit_features(
         if name not in present:
             continue  # the target
         count, low, high = (stats[f"{name}\x00{key}"] for key in ("count", "min", "max"))
+        count = count or 0  # no number at all in the training rows
         reason = detail = None
         if present[name] == 0:
             reason, detail = "all_missing", "every value in the training rows is missing"
@@ -798,9 +799,9 @@ def _fit_features(
                     "so it cannot generalise to new rows"
                 )
             else:
-                categories = categories.sort().to_list()
-                features.append({"name": name, "kind": "categorical", "categories": categories})
-                notes[name] = {"kind": "categorical", "categories": len(categories)}
+                levels = categories.sort().to_list()
+                features.append({"name": name, "kind": "categorical", "categories": levels})
+                notes[name] = {"kind": "categorical", "categories": len(levels)}
                 continue
         dropped.append({"name": name, "reason": reason, "detail": detail})
         notes[name] = {"kind": "dropped", "reason": reason}

@@ -12,9 +12,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from datadrop import names, observability
+from datadrop.compute import CapacityError
 from datadrop.events import DeploymentFailed, DeploymentStarted, ModelApproved, ModelDeployed
 from datadrop.services import Services
-from datadrop.compute import CapacityError
 from datadrop.state import ResourceOwner, VersionStatus
 
 logger = Logger(child=True)
@@ -86,11 +86,16 @@ def _deploy(services: Services, approved: ModelApproved) -> str:
         f"deployment_started#{attempt}",
         publish=[
             DeploymentStarted(
-                dataset=approved.dataset, version=approved.version, endpoint_name=endpoint,
-                endpoint_config_name=run.endpoint_config, model_name=run.model, update=update,
+                dataset=approved.dataset,
+                version=approved.version,
+                endpoint_name=endpoint,
+                endpoint_config_name=run.endpoint_config,
+                model_name=run.model,
+                update=update,
             )
         ],
-        endpoint_name=endpoint, endpoint_config_name=run.endpoint_config,
+        endpoint_name=endpoint,
+        endpoint_config_name=run.endpoint_config,
     )
     observability.count("DeploymentsStarted")
     return "updating" if update else "creating"
@@ -127,7 +132,10 @@ def _finish_deployment(
     dataset, version = owner.dataset, owner.version
     if status == "InService":
         deployed = ModelDeployed(
-            dataset=dataset, version=version, endpoint_name=endpoint_name, endpoint_config_name=config_name,
+            dataset=dataset,
+            version=version,
+            endpoint_name=endpoint_name,
+            endpoint_config_name=config_name,
             invocation_url=services.compute.invocation_url(endpoint_name),
         )
         if not state.transition_version(

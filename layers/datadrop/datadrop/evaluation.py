@@ -19,10 +19,10 @@ from botocore.exceptions import ClientError
 
 from datadrop import names, observability
 from datadrop.algorithms import xgboost_image_uri
-from datadrop.events import ModelApproved, ModelRejected, RunEvaluated, RunSummary
-from datadrop.serving import container_environment
-from datadrop.services import Services
 from datadrop.compute import CapacityError, capacity_error
+from datadrop.events import ModelApproved, ModelRejected, RunEvaluated, RunSummary
+from datadrop.services import Services
+from datadrop.serving import container_environment
 from datadrop.state import TERMINAL_RUN_STATUSES, ResourceOwner, RunStatus, VersionStatus
 from datadrop.storage import split_s3_uri
 
@@ -89,7 +89,9 @@ def model_request(services: Services, run: names.RunNames, model_data_url: str, 
     }
 
 
-def transform_request(services: Services, run: names.RunNames, test_uri: str, experiment_config: dict[str, str]) -> dict[str, Any]:
+def transform_request(
+    services: Services, run: names.RunNames, test_uri: str, experiment_config: dict[str, str]
+) -> dict[str, Any]:
     settings = services.settings
     locations = names.DatasetLocations(settings.artifact_bucket_name, run.dataset, run.version)
     return {
@@ -143,8 +145,8 @@ def on_training_job_state_change(services: Services, job_name: str, status: str,
         return "ignored"  # InProgress, Stopping: not final
     try:
         run, record = _owned_run(services, "training-job", job_name)
-    except NotOurs as reason:
-        logger.info(f"{reason}; ignored")
+    except NotOurs as not_ours:
+        logger.info(f"{not_ours}; ignored")
         return "ignored"
     try:
         if status != "Completed":
@@ -164,9 +166,14 @@ def _evaluate_trained_model(services: Services, run: names.RunNames, record: dic
     training_metrics = {metric["MetricName"]: float(metric["Value"]) for metric in job.get("FinalMetricDataList", [])}
     # Re-entrant from EVALUATING: a retry after a failure half-way redoes the (idempotent) creates.
     if not state.transition_run(
-        run.dataset, run.version, run.run_index, RunStatus.EVALUATING,
-        {RunStatus.PENDING, RunStatus.TRAINING, RunStatus.EVALUATING}, attempt=run.attempt,
-        model_data_url=model_data_url, training_metrics=training_metrics,
+        run.dataset,
+        run.version,
+        run.run_index,
+        RunStatus.EVALUATING,
+        {RunStatus.PENDING, RunStatus.TRAINING, RunStatus.EVALUATING},
+        attempt=run.attempt,
+        model_data_url=model_data_url,
+        training_metrics=training_metrics,
     ):
         return "duplicate"
     if record.get("status") != RunStatus.EVALUATING:
@@ -197,8 +204,8 @@ def on_transform_job_state_change(services: Services, job_name: str, status: str
         return "ignored"
     try:
         run, record = _owned_run(services, "transform-job", job_name)
-    except NotOurs as reason:
-        logger.info(f"{reason}; ignored")
+    except NotOurs as not_ours:
+        logger.info(f"{not_ours}; ignored")
         return "ignored"
     try:
         if status != "Completed":
@@ -226,12 +233,20 @@ def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) 
     report_uri = services.objects.write_json(settings.artifact_bucket_name, locations.report_key(run.label), report)
     headline = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "log_loss": report["log_loss"]}
     services.experiments.log_metrics(handle, {f"test:{name}": value for name, value in headline.items()})
-    services.experiments.finish_run(handle, succeeded=True, outputs={"model": record.get("model_data_url", ""), "evaluation": report_uri})
+    services.experiments.finish_run(
+        handle, succeeded=True, outputs={"model": record.get("model_data_url", ""), "evaluation": report_uri}
+    )
     summary = _summary({**record, "status": RunStatus.EVALUATED.value, "metrics": headline})
     evaluated = state.transition_run(
-        run.dataset, run.version, run.run_index, RunStatus.EVALUATED, {RunStatus.EVALUATING}, attempt=run.attempt,
+        run.dataset,
+        run.version,
+        run.run_index,
+        RunStatus.EVALUATED,
+        {RunStatus.EVALUATING},
+        attempt=run.attempt,
         publish=[RunEvaluated(dataset=run.dataset, version=run.version, run=summary, report=report_uri)],
-        metrics=headline, report=report_uri,
+        metrics=headline,
+        report=report_uri,
     )
     if evaluated:
         observability.count("RunsEvaluated")
@@ -243,7 +258,12 @@ def _fail_run(services: Services, run: names.RunNames, stage: str, status: str, 
     """A training or transform job ended without success: the run fails, with SageMaker's reason."""
     handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
     failed = services.state.transition_run(
-        run.dataset, run.version, run.run_index, RunStatus.FAILED, attempt=run.attempt, failure_reason=f"{stage} {status}: {reason}"
+        run.dataset,
+        run.version,
+        run.run_index,
+        RunStatus.FAILED,
+        attempt=run.attempt,
+        failure_reason=f"{stage} {status}: {reason}",
     )
     if failed:
         observability.count("RunsFailed")
@@ -312,12 +332,27 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
         return "waiting"
     decision_class = ModelApproved if outcome is VersionStatus.APPROVED else ModelRejected
     decision = decision_class(
-        dataset=dataset, version=version, metric=metric, value=value, threshold=threshold, reason=reason,
-        best_run=best, runs=runs, model_package_arn=package_arn,
+        dataset=dataset,
+        version=version,
+        metric=metric,
+        value=value,
+        threshold=threshold,
+        reason=reason,
+        best_run=best,
+        runs=runs,
+        model_package_arn=package_arn,
     )
     if not state.transition_version(
-        dataset, version, outcome, {VersionStatus.TRAINING}, publish=[decision], milestone=f"decided#{attempt}",
-        decision_reason=reason, best_run=best.run_index if best else None, best_value=value, model_package_arn=package_arn,
+        dataset,
+        version,
+        outcome,
+        {VersionStatus.TRAINING},
+        publish=[decision],
+        milestone=f"decided#{attempt}",
+        decision_reason=reason,
+        best_run=best.run_index if best else None,
+        best_value=value,
+        model_package_arn=package_arn,
         decision=decision.model_dump_json(),  # kept whole, for the sweeper and retries
     ):
         return None  # another run's evaluation decided first
@@ -327,7 +362,14 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
 
 
 def _register_model_package(
-    services: Services, dataset: str, version: str, attempt: int, best: RunSummary, approved: bool, metric: str, value: float | None
+    services: Services,
+    dataset: str,
+    version: str,
+    attempt: int,
+    best: RunSummary,
+    approved: bool,
+    metric: str,
+    value: float | None,
 ) -> str | None:
     """Every evaluated model goes to the registry, Approved or Rejected, so the history is complete."""
     settings = services.settings
@@ -337,7 +379,10 @@ def _register_model_package(
             ModelPackageGroupName=group, ModelPackageGroupDescription=f"datadrop models for {dataset}"
         )
     except ClientError as error:
-        if "already exist" not in error.response["Error"].get("Message", "") and error.response["Error"]["Code"] != "ResourceInUse":
+        if (
+            "already exist" not in error.response["Error"].get("Message", "")
+            and error.response["Error"]["Code"] != "ResourceInUse"
+        ):
             _raise_capacity_or(error)
     artifacts = (services.state.get_version(dataset, version) or {}).get("artifacts", {})
     try:

@@ -9,7 +9,7 @@ the SDK, and Studio's Experiments view, show datadrop's runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -65,7 +65,9 @@ class ExperimentTracker:
             run_name=run_name,
         )
 
-    def start_run(self, handle: RunHandle, dataset: str, version: str, parameters: dict[str, str], inputs: dict[str, str]) -> None:
+    def start_run(
+        self, handle: RunHandle, dataset: str, version: str, parameters: dict[str, str], inputs: dict[str, str]
+    ) -> None:
         """Create experiment, run group and run (each only if absent) and record what goes in."""
         tags = [{"Key": "datadrop:dataset", "Value": dataset}, {"Key": "datadrop:version", "Value": version}]
         _ignore_exists(
@@ -88,7 +90,7 @@ class ExperimentTracker:
             TrialComponentName=handle.trial_component_name,
             DisplayName=handle.run_name,
             Status={"PrimaryStatus": "InProgress"},
-            StartTime=datetime.now(timezone.utc),
+            StartTime=datetime.now(UTC),
             Parameters={key: {"StringValue": value} for key, value in parameters.items()},
             InputArtifacts={name: {"Value": uri} for name, uri in inputs.items()},
             Tags=[*tags, RUN_TAG],
@@ -103,7 +105,7 @@ class ExperimentTracker:
         """Metrics go through sagemaker-metrics, like Run.log_metric."""
         if not metrics:
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.metrics_client.batch_put_metrics(
             TrialComponentName=handle.trial_component_name,
             MetricData=[
@@ -118,6 +120,6 @@ class ExperimentTracker:
         self.client.update_trial_component(
             TrialComponentName=handle.trial_component_name,
             Status=status,
-            EndTime=datetime.now(timezone.utc),
+            EndTime=datetime.now(UTC),
             OutputArtifacts={name: {"Value": uri} for name, uri in outputs.items()},
         )

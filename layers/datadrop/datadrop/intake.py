@@ -18,8 +18,8 @@ from datadrop import names, observability
 from datadrop.algorithms import xgboost_objective
 from datadrop.config import ConfigError, DatasetConfig, parse_config, validate_dataset_name
 from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
-from datadrop.serving import build_serving_bundle
 from datadrop.services import Services
+from datadrop.serving import build_serving_bundle
 from datadrop.state import VersionStatus
 from datadrop.storage import ObjectNotFound, ObjectTooLarge
 
@@ -166,9 +166,15 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
     # The version's record and its announcement are one write; the artefacts above were written
     # first, so nothing half-written is ever announced.
     services.state.create_version(
-        dataset, version,
-        {"source": source.model_dump(), "threshold": threshold, "metric": config.metric, "rows": rows,
-         "prepared": event.model_dump_json()},  # kept whole (as JSON: never queried into), for the sweeper and retries
+        dataset,
+        version,
+        {
+            "source": source.model_dump(),
+            "threshold": threshold,
+            "metric": config.metric,
+            "rows": rows,
+            "prepared": event.model_dump_json(),
+        },  # kept whole (as JSON: never queried into), for the sweeper and retries
         publish=[event],
     )
     services.state.flush_version(dataset, version)
@@ -180,7 +186,9 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
 def _reject(services: Services, dataset: str, source: SourceObject, rejection: _Rejection) -> IntakeOutcome:
     source_id = f"{source.key}#{source.version_id or source.etag or 'unversioned'}"
     services.state.record_rejection(
-        dataset, source_id, {"stage": rejection.stage, "reason": rejection.reason, "source": source.model_dump()},
+        dataset,
+        source_id,
+        {"stage": rejection.stage, "reason": rejection.reason, "source": source.model_dump()},
         publish=[DatasetRejected(dataset=dataset, source=source, stage=rejection.stage, reason=rejection.reason)],
     )
     services.state.flush(services.state.rejection_item(dataset, source_id))

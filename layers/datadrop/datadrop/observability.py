@@ -19,12 +19,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 NAMESPACE = "datadrop"
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE))
-_logger = Logger(child=True)
 
 
 def correlate(dataset: str, version: str) -> None:
     """From here on, every log line of this invocation names the dataset version."""
-    _logger.append_keys(correlation_id=f"{dataset}/{version}", dataset=dataset, version=version)
+    # The service's logger, looked up now: the handler made it (Powertools reuses a configured
+    # logger), whereas a child made at import would be orphaned if the service name was set later.
+    service = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", NAMESPACE))
+    service.append_keys(correlation_id=f"{dataset}/{version}", dataset=dataset, version=version)
 
 
 def count(name: str, value: int = 1) -> None:

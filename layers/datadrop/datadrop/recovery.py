@@ -12,7 +12,7 @@ from there with the same code the events would have run. Work that is still stuc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -49,8 +49,12 @@ def retry_version(services: Services, dataset: str, version: str) -> int:
     attempt = int(item.get("attempt", 1)) + 1
     prepared = DatasetPrepared.model_validate_json(item["prepared"]).model_copy(update={"event_id": None})
     if not state.transition_version(
-        dataset, version, VersionStatus.PREPARED, {VersionStatus.FAILED},
-        publish=[prepared], milestone=f"retry#{attempt}",
+        dataset,
+        version,
+        VersionStatus.PREPARED,
+        {VersionStatus.FAILED},
+        publish=[prepared],
+        milestone=f"retry#{attempt}",
         remove=("decision_reason", "best_run", "best_value", "model_package_arn", "decision", "failure_reason", "waiting_reason"),
         attempt=attempt,
     ):
@@ -100,7 +104,7 @@ class Sweeper:
         return cls(services, timedelta(minutes=settings.stuck_after_minutes), timedelta(hours=settings.give_up_after_hours))
 
     def sweep(self, now: datetime | None = None) -> SweepReport:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         # Once SageMaker refuses one start for lack of capacity, the others would be refused too:
         # the rest of this sweep only looks, and does not hammer a full quota.
         self._no_capacity = False
@@ -116,7 +120,7 @@ class Sweeper:
                         self._sweep_version(item, now, label, report)
                     else:
                         report.published += state.flush(ItemKey(item["pk"], item["sk"]))
-                except Exception as error:  # noqa: BLE001 - one broken item must not stop the sweep of the others
+                except Exception as error:
                     logger.exception("sweeping failed", item=label)
                     report.errors.append(f"{label}: {type(error).__name__}: {error}")
         observability.count("SweptContinued", len(report.continued))
@@ -179,7 +183,7 @@ class Sweeper:
                     started = training.start_training_job(services, prepared, owner)
                     self._no_capacity = started == RunStatus.PENDING
                     acted.append(f"start {run.training_job}: {started}")
-                elif job["TrainingJobStatus"] in FINAL_JOB_STATUSES:
+                elif job is not None and job["TrainingJobStatus"] in FINAL_JOB_STATUSES:
                     outcome = evaluation.on_training_job_state_change(
                         services, run.training_job, job["TrainingJobStatus"], job.get("FailureReason")
                     )
@@ -190,7 +194,7 @@ class Sweeper:
                     started = evaluation.start_transform(services, run, record["model_data_url"])
                     self._no_capacity = started == "waiting"
                     acted.append(f"evaluate {run.training_job}: {started}")
-                elif job["TransformJobStatus"] in FINAL_JOB_STATUSES:
+                elif job is not None and job["TransformJobStatus"] in FINAL_JOB_STATUSES:
                     outcome = evaluation.on_transform_job_state_change(
                         services, run.transform_job, job["TransformJobStatus"], job.get("FailureReason")
                     )
@@ -228,14 +232,21 @@ class Sweeper:
         if stage == "deployment":
             endpoint_name = item.get("endpoint_name") or names.endpoint_name(self.services.settings.name_prefix, dataset)
             ended = state.transition_version(
-                dataset, version, VersionStatus.DEPLOYMENT_FAILED, {VersionStatus.DEPLOYING},
+                dataset,
+                version,
+                VersionStatus.DEPLOYMENT_FAILED,
+                {VersionStatus.DEPLOYING},
                 publish=[DeploymentFailed(dataset=dataset, version=version, endpoint_name=endpoint_name, reason=reason)],
                 failure_reason=reason,
             )
         else:
             ended = state.transition_version(
-                dataset, version, VersionStatus.FAILED, {VersionStatus(item["status"])},
+                dataset,
+                version,
+                VersionStatus.FAILED,
+                {VersionStatus(item["status"])},
                 publish=[VersionFailed(dataset=dataset, version=version, stage="training", reason=reason)],
-                milestone=f"gave_up#{item.get('attempt', 1)}", failure_reason=reason,
+                milestone=f"gave_up#{item.get('attempt', 1)}",
+                failure_reason=reason,
             )
         return reason if ended else "changed meanwhile; left alone"

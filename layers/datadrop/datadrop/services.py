@@ -47,7 +47,9 @@ class Services:
             state=StateStore(session.resource("dynamodb", config=_BOTO_CONFIG).Table(settings.state_table_name), publisher),
             events=publisher,
             compute=SageMakerCompute(sagemaker, settings.region),
-            experiments=ExperimentTracker(sagemaker, session.client("sagemaker-metrics", config=_BOTO_CONFIG), settings.name_prefix),
+            experiments=ExperimentTracker(
+                sagemaker, session.client("sagemaker-metrics", config=_BOTO_CONFIG), settings.name_prefix
+            ),
             sagemaker=sagemaker,
         )
 

@@ -26,7 +26,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -94,7 +94,7 @@ def predecessors(to: StrEnum, table: dict[Any, frozenset[Any]]) -> set[Any]:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _to_dynamo(document: Any) -> Any:
@@ -157,7 +157,7 @@ def _event_id(key: ItemKey, milestone: str, detail_type: str) -> str:
 
 def _outbox_entries(key: ItemKey, milestone: str, events: Sequence[DatadropEvent]) -> dict[str, dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {}
-    created = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # orders announcements across items
+    created = datetime.now(UTC).isoformat(timespec="microseconds")  # orders announcements across items
     for sequence, event in enumerate(events):
         event_id = _event_id(key, milestone, event.DETAIL_TYPE)
         stamped = event.model_copy(update={"event_id": event_id})
@@ -236,8 +236,15 @@ class StateStore:
     ) -> bool:
         """Record a prepared dataset version and what it announces; False when it already exists."""
         key = self.version_item(dataset, version)
-        item = {"kind": "version", "dataset": dataset, "version": version, "status": VersionStatus.PREPARED.value,
-                "attention": VersionStatus.PREPARED.value, "attempt": 1, **attributes}
+        item = {
+            "kind": "version",
+            "dataset": dataset,
+            "version": version,
+            "status": VersionStatus.PREPARED.value,
+            "attention": VersionStatus.PREPARED.value,
+            "attempt": 1,
+            **attributes,
+        }
         return self._put_new(key, item, _outbox_entries(key, f"{VersionStatus.PREPARED}#1", publish))
 
     def record_rejection(
@@ -255,9 +262,21 @@ class StateStore:
         False when this attempt's record exists already (a retried invocation)."""
         key = self.run_item(dataset, version, run_index)
         now = now_iso()
-        item = {**key.as_dict(), "kind": "run", "dataset": dataset, "version": version, "run_index": run_index,
-                "attempt": attempt, "status": RunStatus.PENDING.value, "created_at": now, "updated_at": now,
-                "status_since": now, "outbox": {}, "milestones": {}, **attributes}
+        item = {
+            **key.as_dict(),
+            "kind": "run",
+            "dataset": dataset,
+            "version": version,
+            "run_index": run_index,
+            "attempt": attempt,
+            "status": RunStatus.PENDING.value,
+            "created_at": now,
+            "updated_at": now,
+            "status_since": now,
+            "outbox": {},
+            "milestones": {},
+            **attributes,
+        }
         try:
             self.table.put_item(
                 Item=_to_dynamo(item),
@@ -273,8 +292,15 @@ class StateStore:
     def map_resource(self, kind: str, name: str, owner: ResourceOwner) -> None:
         """Remember which run `name` belongs to, before the resource is created (so its events find it)."""
         self.table.put_item(
-            Item={"pk": f"RESOURCE#{kind}#{name}", "sk": "RESOURCE", "kind": "resource", "dataset": owner.dataset,
-                  "version": owner.version, "run_index": owner.run_index, "attempt": owner.attempt}
+            Item={
+                "pk": f"RESOURCE#{kind}#{name}",
+                "sk": "RESOURCE",
+                "kind": "resource",
+                "dataset": owner.dataset,
+                "version": owner.version,
+                "run_index": owner.run_index,
+                "attempt": owner.attempt,
+            }
         )
 
     def find_resource(self, kind: str, name: str) -> ResourceOwner | None:
@@ -322,9 +348,7 @@ class StateStore:
         conditions = [] if attempt is None else [("attempt", attempt)]
         return self._change(key, to, allowed, publish, None, OUTBOX if publish else None, (), attributes, conditions)
 
-    def record(
-        self, key: ItemKey, milestone: str, publish: Sequence[DatadropEvent] = (), **attributes: Any
-    ) -> bool:
+    def record(self, key: ItemKey, milestone: str, publish: Sequence[DatadropEvent] = (), **attributes: Any) -> bool:
         """Record a milestone of an item once (no status change), with the events it announces;
         False when it was recorded before."""
         update = _Update()
@@ -448,8 +472,15 @@ class StateStore:
     # -- internals ------------------------------------------------------------------------------
     def _put_new(self, key: ItemKey, item: dict[str, Any], outbox: dict[str, dict[str, Any]]) -> bool:
         now = now_iso()
-        document = {**key.as_dict(), **item, "created_at": now, "updated_at": now, "status_since": now,
-                    "outbox": outbox, "milestones": {}}
+        document = {
+            **key.as_dict(),
+            **item,
+            "created_at": now,
+            "updated_at": now,
+            "status_since": now,
+            "outbox": outbox,
+            "milestones": {},
+        }
         try:
             self.table.put_item(Item=_to_dynamo(document), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as error:

@@ -8,11 +8,11 @@ from aws_lambda_powertools import Logger
 
 from datadrop import names, observability
 from datadrop.algorithms import xgboost_image_uri
+from datadrop.compute import CapacityError
 from datadrop.events import DatasetPrepared, RunSummary, TrainingStarted
 from datadrop.experiments import RunHandle
 from datadrop.services import Services
 from datadrop.settings import Settings
-from datadrop.compute import CapacityError
 from datadrop.state import ResourceOwner, RunStatus, VersionStatus
 
 logger = Logger(child=True)
@@ -29,9 +29,7 @@ def training_job_request(
     def channel(name: str, uri: str) -> dict[str, Any]:
         return {
             "ChannelName": name,
-            "DataSource": {
-                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
-            },
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}},
             "ContentType": "text/csv",
             "CompressionType": "None",
         }
@@ -75,9 +73,16 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
         attempt = int(version_item.get("attempt", 1))
         plan = run_plan(prepared)
         if not state.transition_version(
-            prepared.dataset, prepared.version, VersionStatus.TRAINING, {VersionStatus.PREPARED, VersionStatus.TRAINING},
-            run_count=len(plan), threshold=prepared.threshold, metric=prepared.metric,
-            problem_type=prepared.problem_type, classes=prepared.classes, artifacts=prepared.artifacts.model_dump(),
+            prepared.dataset,
+            prepared.version,
+            VersionStatus.TRAINING,
+            {VersionStatus.PREPARED, VersionStatus.TRAINING},
+            run_count=len(plan),
+            threshold=prepared.threshold,
+            metric=prepared.metric,
+            problem_type=prepared.problem_type,
+            classes=prepared.classes,
+            artifacts=prepared.artifacts.model_dump(),
         ):
             logger.info("version is past training; nothing to do", dataset=prepared.dataset, version=prepared.version)
             return []
@@ -113,7 +118,10 @@ def _start_run(
     # The name → run mapping exists before the job does, so every event about the job finds its run.
     state.map_resource("training-job", run.training_job, owner)
     state.plan_run(
-        prepared.dataset, prepared.version, run_index, attempt,
+        prepared.dataset,
+        prepared.version,
+        run_index,
+        attempt,
         {"training_job": run.training_job, "run_name": handle.run_name, "hyperparameters": hyperparameters},
     )
     record = state.get_run(prepared.dataset, prepared.version, run_index) or {}
@@ -144,7 +152,11 @@ def start_training_job(services: Services, prepared: DatasetPrepared, owner: Res
             prepared.dataset,
             prepared.version,
             parameters=hyperparameters,
-            inputs={"train": prepared.artifacts.train, "validation": prepared.artifacts.validation, "test": prepared.artifacts.test},
+            inputs={
+                "train": prepared.artifacts.train,
+                "validation": prepared.artifacts.validation,
+                "test": prepared.artifacts.test,
+            },
         )
         created = services.compute.start_training_job(training_job_request(settings, prepared, run, handle, hyperparameters))
     except CapacityError as error:
@@ -154,7 +166,12 @@ def start_training_job(services: Services, prepared: DatasetPrepared, owner: Res
         return RunStatus.PENDING.value
     logger.info("training job", job=run.training_job, newly_created=created)
     if state.transition_run(
-        owner.dataset, owner.version, owner.run_index, RunStatus.TRAINING, {RunStatus.PENDING}, attempt=owner.attempt,
+        owner.dataset,
+        owner.version,
+        owner.run_index,
+        RunStatus.TRAINING,
+        {RunStatus.PENDING},
+        attempt=owner.attempt,
     ):
         observability.count("RunsStarted")
     return RunStatus.TRAINING.value

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -155,7 +155,7 @@ class LocalCompute(SageMakerCompute):
             job.result = {
                 "ModelArtifacts": {"S3ModelArtifacts": output_uri},
                 "FinalMetricDataList": [
-                    {"MetricName": metric["MetricName"], "Value": float(metric["Value"]), "Timestamp": datetime.now(timezone.utc)}
+                    {"MetricName": metric["MetricName"], "Value": float(metric["Value"]), "Timestamp": datetime.now(UTC)}
                     for metric in metrics
                 ],
                 "SecondaryStatus": "Completed",
@@ -187,7 +187,7 @@ class LocalCompute(SageMakerCompute):
                     accept=request["TransformOutput"].get("Accept", "text/csv"),
                 )
                 self._upload(f"{output_prefix}/{local_file.name}.out", output_file.read_bytes())
-        except Exception as error:  # a failed job is reported as SageMaker would: status + reason
+        except Exception as error:  # noqa: BLE001 - a failed job is reported as SageMaker would: status + reason
             job.status = "Failed"
             job.result = {"FailureReason": f"{type(error).__name__}: {error}"[:1024]}
         else:
@@ -380,8 +380,8 @@ def _untar(body: bytes, directory: Path) -> None:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _now_epoch_ms() -> str:
-    return str(int(datetime.now(timezone.utc).timestamp() * 1000))
+    return str(int(datetime.now(UTC).timestamp() * 1000))

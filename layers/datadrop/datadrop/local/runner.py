@@ -20,7 +20,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -164,13 +164,34 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "grow_policy": ("depthwise", "lossguide"),
 }
 # Accepted like the container but meaningless for a local single-node CPU run.
-_IGNORED = {"save_model_on_termination", "_tuning_objective_metric", "predictor", "dsplit",
-            "single_precision_histogram", "deterministic_histogram", "prob_buffer_row",
-            "use_dask_gpu_training", "csv_weights"}
+_IGNORED = {
+    "save_model_on_termination",
+    "_tuning_objective_metric",
+    "predictor",
+    "dsplit",
+    "single_precision_histogram",
+    "deterministic_histogram",
+    "prob_buffer_row",
+    "use_dask_gpu_training",
+    "csv_weights",
+}
 # Metrics the container computes in Python (custom_metrics.py) rather than xgboost.
-_CONTAINER_CUSTOM_METRICS = {"accuracy", "balanced_accuracy", "f1", "f1_binary", "f1_macro", "mse", "r2",
-                             "precision", "precision_macro", "precision_micro", "recall", "recall_macro",
-                             "recall_micro", "mae"}
+_CONTAINER_CUSTOM_METRICS = {
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "f1_binary",
+    "f1_macro",
+    "mse",
+    "r2",
+    "precision",
+    "precision_macro",
+    "precision_micro",
+    "recall",
+    "recall_macro",
+    "recall_micro",
+    "mae",
+}
 # Metrics where larger is better (xgboost's own naming), for early stopping direction.
 _MAXIMIZE_PREFIXES = ("auc", "aucpr", "map", "ndcg", "pre", "interval-regression-accuracy")
 
@@ -241,7 +262,9 @@ def _channel_files(path: Path, channel: str) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise _ClientError(f"No data in {channel} channel path {path}")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    files = sorted(
+        p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
     return [p for p in files if p.stat().st_size > 0]
 
 
@@ -257,7 +280,7 @@ def _read_csv_channel(path: Path, channel: str) -> tuple[np.ndarray, np.ndarray]
     for file in files:
         try:
             frame = pl.read_csv(file, has_header=False, infer_schema=False)
-        except Exception as exc:  # ragged rows, bad quoting, ...
+        except Exception as exc:  # noqa: BLE001 - polars raises several types for ragged rows, bad quoting, ...
             raise _ClientError(f"Loading csv data failed: {file.name} in channel {channel}: {exc}") from None
         if width is None:
             width = frame.width
@@ -273,8 +296,7 @@ def _read_csv_channel(path: Path, channel: str) -> tuple[np.ndarray, np.ndarray]
         if bad_rows.any():
             row_idx = int(bad_rows.arg_true()[0])
             col_idx = next(
-                i for i, v in enumerate(frame.row(row_idx))
-                if v is not None and v.strip() and casted.row(row_idx)[i] is None
+                i for i, v in enumerate(frame.row(row_idx)) if v is not None and v.strip() and casted.row(row_idx)[i] is None
             )
             raise _ClientError(
                 f"Non-numeric value {frame.row(row_idx)[col_idx]!r} in {channel} channel, file {file.name}, "
@@ -293,11 +315,15 @@ def _read_csv_channel(path: Path, channel: str) -> tuple[np.ndarray, np.ndarray]
 
 def _check_labels(y: np.ndarray, objective: str, num_class: int | None, channel: str) -> None:
     if objective.startswith("binary:") and not np.isin(y, (0.0, 1.0)).all():
-        raise _ClientError(f"{channel} labels must be 0 or 1 for objective {objective}, found {sorted(set(np.unique(y).tolist()) - {0.0, 1.0})[:5]}")
+        raise _ClientError(
+            f"{channel} labels must be 0 or 1 for objective {objective}, found {sorted(set(np.unique(y).tolist()) - {0.0, 1.0})[:5]}"
+        )
     if objective.startswith("multi:") and num_class is not None:
         ok = (y >= 0) & (y < num_class) & (np.floor(y) == y)
         if not ok.all():
-            raise _ClientError(f"{channel} labels must be integers in [0, {num_class}) for objective {objective}, found {y[~ok][:5].tolist()}")
+            raise _ClientError(
+                f"{channel} labels must be integers in [0, {num_class}) for objective {objective}, found {y[~ok][:5].tolist()}"
+            )
 
 
 def train_xgboost(channels: dict[str, Path], hyperparameters: dict[str, str], model_dir: Path) -> list[dict]:
@@ -351,10 +377,15 @@ def train_xgboost(channels: dict[str, Path], hyperparameters: dict[str, str], mo
     # user-given eval_metric, and keeps the best iteration's trees (save_best).
     if early and len(evals_data) > 1 and user_metrics:
         metric = user_metrics[-1]
-        callbacks.append(xgb.callback.EarlyStopping(
-            rounds=early, data_name="validation", metric_name=metric,
-            maximize=metric.startswith(_MAXIMIZE_PREFIXES), save_best=True,
-        ))
+        callbacks.append(
+            xgb.callback.EarlyStopping(
+                rounds=early,
+                data_name="validation",
+                metric_name=metric,
+                maximize=metric.startswith(_MAXIMIZE_PREFIXES),
+                save_best=True,
+            )
+        )
 
     dmatrices = [(xgb.DMatrix(x, label=y, missing=np.nan, nthread=hp["nthread"]), name) for name, x, y in evals_data]
     history: dict[str, dict[str, list[float]]] = {}
@@ -464,9 +495,10 @@ def run_batch_transform(
             out_lines = text.split("\n") if text else []
             expected = len(data)
             if len(out_lines) != expected:
-                raise RuntimeError(f"output_fn returned {len(out_lines)} lines for {expected} records; Accept {accept} cannot be assembled by line")
-            for line in out_lines:
-                dst.write(line + "\n")
+                raise RuntimeError(
+                    f"output_fn returned {len(out_lines)} lines for {expected} records; Accept {accept} cannot be assembled by line"
+                )
+            dst.writelines(line + "\n" for line in out_lines)
             written += expected
             start += len(batch)
     return written
@@ -486,8 +518,9 @@ class _Server(ThreadingHTTPServer):
 class LocalEndpoint:
     """A real HTTP server answering /ping and /invocations like a SageMaker inference container."""
 
-    def __init__(self, code_dir: Path, model_dir: Path, host: str = "127.0.0.1", port: int = 0,
-                 max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+    def __init__(
+        self, code_dir: Path, model_dir: Path, host: str = "127.0.0.1", port: int = 0, max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    ) -> None:
         self.host = host
         self.port = port
         self.max_payload_bytes = max_payload_bytes
@@ -499,15 +532,16 @@ class LocalEndpoint:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle
-    def start(self) -> LocalEndpoint:
+    def start(self) -> Self:
         """Load the model (like container start-up: a broken model fails here) and serve."""
         if self._server is not None:
             return self
         self._served = self._load(self._code_dir, self._model_dir)
         self._server = _Server((self.host, self.port), self._handler_class())
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"datadrop-endpoint-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"datadrop-endpoint-{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -528,7 +562,7 @@ class LocalEndpoint:
             self._served = served
             self._code_dir, self._model_dir = Path(code_dir), Path(model_dir)
 
-    def __enter__(self) -> LocalEndpoint:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -569,7 +603,7 @@ class LocalEndpoint:
         except ValueError as exc:
             status = int(getattr(exc, "status_code", HTTPStatus.BAD_REQUEST))
             return status, _error_body(status, str(exc)), "application/json"
-        except Exception as exc:  # a bug must not kill the server; report like the container (500)
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the server; report like the container (500)
             status = HTTPStatus.INTERNAL_SERVER_ERROR
             return status, _error_body(status, f"{type(exc).__name__}: {exc}"), "application/json"
         text, out_type = result if isinstance(result, tuple) else (result, accept)
@@ -583,7 +617,7 @@ class LocalEndpoint:
             protocol_version = "HTTP/1.1"
             server_version = "datadrop-local-endpoint"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: no per-request stderr lines
 
             def _send(self, status: int, body: bytes = b"", content_type: str | None = None) -> None:
@@ -595,13 +629,13 @@ class LocalEndpoint:
                 if body and self.command != "HEAD":
                     self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] == "/ping":
                     self._send(HTTPStatus.OK)
                 else:
                     self._send(HTTPStatus.NOT_FOUND, _error_body(404, f"no route {self.path}"), "application/json")
 
-            def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+            def do_POST(self) -> None:
                 if self.path.split("?", 1)[0] != "/invocations":
                     self._drain()
                     self._send(HTTPStatus.NOT_FOUND, _error_body(404, f"no route {self.path}"), "application/json")
@@ -619,14 +653,14 @@ class LocalEndpoint:
                     return
                 if size > endpoint.max_payload_bytes:
                     self.close_connection = True
-                    self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                               _error_body(413, f"payload of {size} bytes exceeds {endpoint.max_payload_bytes}"),
-                               "application/json")
+                    self._send(
+                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                        _error_body(413, f"payload of {size} bytes exceeds {endpoint.max_payload_bytes}"),
+                        "application/json",
+                    )
                     return
                 body = self.rfile.read(size)
-                status, payload, out_type = endpoint.invoke(
-                    body, self.headers.get("Content-Type"), self.headers.get("Accept")
-                )
+                status, payload, out_type = endpoint.invoke(body, self.headers.get("Content-Type"), self.headers.get("Accept"))
                 self._send(status, payload, out_type)
 
             def _drain(self) -> None:

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 import boto3
 import yaml
 
-from datadrop.local.compute import ACCOUNT, LocalCompute, as_function as _as_function
+from datadrop.local.compute import ACCOUNT, LocalCompute
+from datadrop.local.compute import as_function as _as_function
 from datadrop.recovery import Sweeper, SweepReport
 from datadrop.services import Services, use_services
 from datadrop.settings import Settings
@@ -52,6 +53,7 @@ def _cfn_tag(loader: _TemplateLoader, tag_suffix: str, node: yaml.Node) -> dict[
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
+        assert isinstance(node, yaml.MappingNode)
         value = loader.construct_mapping(node, deep=True)
     return {name: value}
 
@@ -60,7 +62,7 @@ _TemplateLoader.add_multi_constructor("!", _cfn_tag)
 
 
 def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(path.read_text(), Loader=_TemplateLoader)
 
 
 @dataclass(frozen=True)
@@ -170,13 +172,14 @@ def provision(settings: Settings, session: boto3.session.Session) -> None:
     dynamodb.create_table(
         TableName=settings.state_table_name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "attention", "updated_at")
-        ],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "attention", "updated_at")],
         GlobalSecondaryIndexes=[
             {
                 "IndexName": ATTENTION_INDEX,
-                "KeySchema": [{"AttributeName": "attention", "KeyType": "HASH"}, {"AttributeName": "updated_at", "KeyType": "RANGE"}],
+                "KeySchema": [
+                    {"AttributeName": "attention", "KeyType": "HASH"},
+                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                ],
                 "Projection": {"ProjectionType": "ALL"},
             }
         ],
@@ -236,7 +239,7 @@ class LocalStack:
         self._modules: dict[Path, ModuleType] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -247,6 +250,8 @@ class LocalStack:
         os.environ.update(self.settings.as_environment())
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "datadrop")
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+        # CloudWatch's metric lines (EMF) mean nothing on one machine and would mix into stdout.
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         session = boto3.session.Session(region_name=REGION)
         self.s3 = session.client("s3")
         self.sqs = session.client("sqs")
@@ -271,7 +276,11 @@ class LocalStack:
         self._observer_url = self._subscribe("observer", {"source": ["datadrop"]}, True, None)
 
         self.compute = LocalCompute(
-            client=self.sagemaker, region=REGION, s3=self.s3, events=self.events_client, workdir=self.workdir / "compute",
+            client=self.sagemaker,
+            region=REGION,
+            s3=self.s3,
+            events=self.events_client,
+            workdir=self.workdir / "compute",
             on_log=lambda message: self.on_compute(message) if self.on_compute else None,
         )
         services = Services.from_settings(settings, session)
@@ -336,7 +345,10 @@ class LocalStack:
         delivered = False
         for queue_url, (route, _) in self._queues.items():
             messages = self.sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["ApproximateReceiveCount"], VisibilityTimeout=0
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                VisibilityTimeout=0,
             ).get("Messages", [])
             for message in messages:
                 delivered = True

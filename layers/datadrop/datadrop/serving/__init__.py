@@ -34,7 +34,7 @@ def _check_recipe(recipe_json: bytes) -> None:
     except ValueError as exc:
         raise ValueError(f"recipe is not valid JSON: {exc}") from exc
     if not isinstance(recipe, dict):
-        raise ValueError("recipe must be a JSON object")
+        raise ValueError("recipe must be a JSON object")  # noqa: TRY004 - bad content, reported like the other recipe errors
     if recipe.get("format") != RECIPE_FORMAT:
         raise ValueError(f"recipe format is {recipe.get('format')!r}, expected {RECIPE_FORMAT!r}")
     missing = [k for k in ("target", "classes", "columns", "features") if k not in recipe]
@@ -61,10 +61,12 @@ def build_serving_bundle(recipe_json: bytes) -> bytes:
         recipe_json = recipe_json.encode("utf-8")
     _check_recipe(recipe_json)
     raw = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            _add(tar, INFERENCE_PROGRAM, INFERENCE_SOURCE.read_bytes())
-            _add(tar, RECIPE_FILE, bytes(recipe_json))
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        _add(tar, INFERENCE_PROGRAM, INFERENCE_SOURCE.read_bytes())
+        _add(tar, RECIPE_FILE, bytes(recipe_json))
     return raw.getvalue()
 
 
