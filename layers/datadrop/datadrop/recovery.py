@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger
 from datadrop import deployment, evaluation, names, observability, training
 from datadrop.events import DatasetPrepared, DeploymentFailed, ModelApproved, VersionFailed
 from datadrop.services import Services
-from datadrop.state import OUTBOX, ItemKey, ResourceOwner, RunStatus, VersionStatus
+from datadrop.state import OUTBOX, TERMINAL_RUN_STATUSES, ItemKey, ResourceOwner, RunStatus, VersionStatus
 
 logger = Logger(child=True)
 
@@ -139,9 +139,10 @@ class Sweeper:
         since = datetime.fromisoformat(item.get("status_since") or item["updated_at"])
         overdue = now - since > self.give_up_after
         stage = "deployment" if status in (VersionStatus.APPROVED, VersionStatus.DEPLOYING) else "training"
-        # The steps the sweeper runs publish what they announce; this publishes what earlier,
-        # interrupted invocations left in the version's items.
-        report.published += services.state.flush_version(dataset, version)
+        # What an interrupted invocation left in the version's own outbox goes out first (its runs'
+        # leftovers are OUTBOX items of their own, which this sweep flushes too).
+        if item.get("outbox"):
+            report.published += services.state.flush(services.state.version_item(dataset, version))
         try:
             if status is VersionStatus.PREPARED:
                 acted: str | None = self._restart_training(item)
@@ -171,12 +172,13 @@ class Sweeper:
         dataset, version, attempt = item["dataset"], item["version"], int(item.get("attempt", 1))
         prepared = DatasetPrepared.model_validate_json(item["prepared"])
         acted: list[str] = []
-        for record in services.state.list_runs(dataset, version):
-            if int(record.get("attempt", 1)) != attempt:
-                continue
+        records = [record for record in services.state.list_runs(dataset, version) if int(record.get("attempt", 1)) == attempt]
+        for record in records:
             run = names.RunNames(services.settings.name_prefix, dataset, version, int(record["run_index"]), attempt)
             owner = ResourceOwner(dataset, version, run.run_index, attempt)
             status = record["status"]
+            if status == RunStatus.PENDING and self._no_capacity:
+                continue  # SageMaker just said no to another start: this one waits for the next sweep
             if status in (RunStatus.PENDING, RunStatus.TRAINING):
                 job = services.compute.find_training_job(run.training_job)
                 if job is None and not self._no_capacity:
@@ -199,9 +201,11 @@ class Sweeper:
                         services, run.transform_job, job["TransformJobStatus"], job.get("FailureReason")
                     )
                     acted.append(f"{run.transform_job} {job['TransformJobStatus']}: {outcome}")
-        decided = evaluation.decide(services, dataset, version)
-        if decided:
-            acted.append(f"decided {decided}")
+        # A decision needs every run finished: only then (or after this sweep moved a run) is it worth asking.
+        if acted or all(record["status"] in TERMINAL_RUN_STATUSES for record in records):
+            decided = evaluation.decide(services, dataset, version)
+            if decided:
+                acted.append(f"decided {decided}")
         return "; ".join(acted) or None
 
     def _sweep_deployment(self, item: dict[str, Any]) -> str | None:
