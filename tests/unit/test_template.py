@@ -1029,3 +1029,13 @@ def test_every_dead_letter_alarm_notifies_the_optional_topic(template: dict[str,
         assert alarm["Properties"]["AlarmActions"] == {
             "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
         }, name
+
+
+def test_one_calls_retry_budget_fits_in_every_functions_timeout(template: dict) -> None:
+    """A throttled call gives up (and the sweeper takes over) before Lambda kills the invocation."""
+    from datadrop.services import worst_case_call_seconds
+
+    default = template["Globals"]["Function"]["Timeout"]
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert resource["Properties"].get("Timeout", default) > worst_case_call_seconds(), name

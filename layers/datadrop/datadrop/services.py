@@ -19,11 +19,25 @@ from datadrop.settings import Settings
 from datadrop.state import StateStore
 from datadrop.storage import ObjectStore
 
-# Standard retry mode backs off on throttling (ThrottlingException, 429/503) for every call. The
-# budget fits inside the shortest function timeout (60 s): at most 5 attempts with backoff capped at
-# 20 s each, 10 s to connect and 20 s to read; beyond that the step gives up with CapacityError and
-# the sweeper retries later, instead of the invocation timing out half-way.
-_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=20)
+# Standard retry mode backs off on throttling (ThrottlingException, 429/503) for every call. One
+# call's whole retry budget fits inside the shortest function timeout (a test checks it against
+# template.yaml): beyond it the step gives up with CapacityError and the sweeper retries later,
+# instead of the invocation timing out half-way through a step.
+MAX_ATTEMPTS = 4
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 15
+_BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+    read_timeout=READ_TIMEOUT_SECONDS,
+)
+
+
+def worst_case_call_seconds() -> float:
+    """The longest one AWS call can take with its retries: every attempt times out, and the
+    standard mode's jittered backoff (at most 2**n seconds, capped at 20) waits its longest."""
+    backoff = sum(min(20, 2**attempt) for attempt in range(1, MAX_ATTEMPTS))
+    return MAX_ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) + backoff
 
 
 @dataclass
