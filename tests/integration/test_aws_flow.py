@@ -83,7 +83,8 @@ def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) ->
     sagemaker = aws.services.sagemaker
     component = sagemaker.describe_trial_component(TrialComponentName=f"datadrop--penguins-{version}-r01")
     assert component["DisplayName"] == f"{version}-r01"
-    assert component["Parameters"]["num_round"] == {"StringValue": training["HyperParameters"]["num_round"]}
+    assert component["Parameters"]["num_round"] == {"NumberValue": float(training["HyperParameters"]["num_round"])}
+    assert component["Parameters"]["objective"] == {"StringValue": "multi:softprob"}  # numbers as numbers, like the SDK
     assert sagemaker.describe_trial(TrialName=f"datadrop--penguins-{version}")["ExperimentName"] == "datadrop--penguins"
 
     # Training Completed → model from the job's artifact, batch transform of the held-out rows

@@ -2,20 +2,23 @@ from __future__ import annotations
 
 import pytest
 from datadrop.config import ConfigError, parse_config, validate_dataset_name
+from datadrop.search import plan_runs
 
 
 def test_minimal_config_gets_defaults() -> None:
     config = parse_config("target: species\n", "config/penguins.yaml")
     assert config.target == "species"
     assert config.threshold is None and config.effective_threshold(0.8) == 0.8
-    assert config.xgboost_hyperparameters()["num_round"] == "100"
+    (only_run,) = plan_runs(config.hyperparameters, config.search, {})
+    assert only_run["num_round"] == "100"
 
 
 def test_json_config_and_hyperparameters_become_strings() -> None:
     config = parse_config('{"target": "y", "threshold": 0.9, "hyperparameters": {"max_depth": 3, "eta": 0.1}}', "c.json")
     assert config.effective_threshold(0.5) == 0.9
-    assert config.xgboost_hyperparameters()["max_depth"] == "3"
-    assert config.xgboost_hyperparameters()["eta"] == "0.1"
+    (only_run,) = plan_runs(config.hyperparameters, config.search, {})
+    assert only_run["max_depth"] == "3"
+    assert only_run["eta"] == "0.1"
 
 
 @pytest.mark.parametrize(
@@ -27,6 +30,13 @@ def test_json_config_and_hyperparameters_become_strings() -> None:
         ("target: y\nsplit: {validation: 0.4, test: 0.4}\n", "at least 20% of the rows for training"),
         ("- a\n- b\n", "must be a mapping"),
         ("target: [unclosed\n", "not valid YAML"),
+        ("target: y\nhyperparameters: {eta: {min: 0.01, max: 0.3}}\n", "are ranges: a grid needs lists"),
+        ("target: y\nhyperparameters: {eta: {min: 0.3, max: 0.01}}\n", "must be below max"),
+        ("target: y\nhyperparameters: {eta: {min: 0, max: 1, scale: log}}\n", "needs min > 0"),
+        ("target: y\nhyperparameters: {eta: []}\n", "is an empty list"),
+        ("target: y\nhyperparameters: {a: [1, 2, 3], b: [1, 2]}\nsearch: {max_runs: 5}\n", "6 combinations, more than"),
+        ("target: y\nsearch: {strategy: bayesian}\n", "search.strategy: Input should be 'grid' or 'random'"),
+        ("target: y\nsearch: {strategy: random, max_runs: 500}\n", "less than or equal to 200"),
     ],
 )
 def test_bad_configs_name_the_field(text: str, fragment: str) -> None:

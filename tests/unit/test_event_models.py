@@ -114,3 +114,31 @@ def test_every_sample_event_parses_with_its_handlers_model() -> None:
     assert sorted(path.name for path in EVENTS.glob("*.json")) == sorted(models)
     for name, model in models.items():
         model.model_validate(json.loads((EVENTS / name).read_text()))
+
+
+def test_events_stay_under_the_put_events_limit_at_the_largest_run_count() -> None:
+    """PutEvents takes at most 256 KB per entry: the largest plan, with long hyperparameters and
+    failure reasons, still fits (the full leaderboard lives in S3, not in the decision event)."""
+    from datadrop.config import MAX_RUNS
+    from datadrop.events import ModelRejected, RunSummary, TrainingStarted
+
+    hyperparameters = {f"hyperparameter_{index:02d}": "x" * 40 for index in range(12)}
+    runs = [
+        RunSummary(
+            run_index=index,
+            run_name=f"0123456789ab-r{index:02d}",
+            training_job=f"datadrop--{'d' * 30}-0123456789ab-r{index:02d}-a9",
+            status="TRAINING",
+            hyperparameters=hyperparameters,
+        )
+        for index in range(1, MAX_RUNS + 1)
+    ]
+    started = TrainingStarted(dataset="d" * 30, version="0123456789ab", experiment_name="e" * 50, run_group="g" * 60, runs=runs)
+    best = runs[0].model_copy(update={"status": "EVALUATED", "metrics": {"accuracy": 0.9}, "failure_reason": "r" * 1024})
+    decided = ModelRejected(
+        dataset="d" * 30, version="0123456789ab", metric="accuracy", value=0.9, threshold=0.95, reason="r" * 4000,
+        best_run=best, run_count=MAX_RUNS, failed_runs=MAX_RUNS - 1, leaderboard="s3://b/" + "k" * 900,
+    )  # fmt: skip
+    envelope_allowance = 2_000  # source, detail-type, resources, bus name
+    for event in (started, decided):
+        assert len(event.model_dump_json().encode()) + envelope_allowance < 256 * 1024, event.DETAIL_TYPE

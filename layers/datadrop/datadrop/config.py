@@ -43,6 +43,45 @@ class SplitConfig(BaseModel):
         return self
 
 
+Scalar = str | int | float
+
+
+class Range(BaseModel):
+    """A hyperparameter range for random (and later Bayesian) search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float
+    max: float
+    scale: Literal["linear", "log"] = "linear"
+    type: Literal["int", "float"] = "float"
+
+    @model_validator(mode="after")
+    def _is_a_range(self) -> Range:
+        if self.min >= self.max:
+            raise ValueError(f"min {self.min} must be below max {self.max}")
+        if self.scale == "log" and self.min <= 0:
+            raise ValueError("a log-scale range needs min > 0")
+        return self
+
+
+HyperparameterSpec = Scalar | list[Scalar] | Range
+
+# A ceiling that keeps a version's run records, its TrainingStarted event and its leaderboard small.
+MAX_RUNS = 200
+
+
+class SearchConfig(BaseModel):
+    """How the runs of a version are chosen from `hyperparameters`: a plain value is fixed, a list
+    is a grid axis, a {min, max, scale, type} mapping is a range."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["grid", "random"] = "grid"
+    max_runs: int | None = Field(None, ge=1, le=MAX_RUNS, description="grid: an upper bound; random: how many runs (10)")
+    seed: int = Field(0, description="seed of the random search")
+
+
 class DatasetConfig(BaseModel):
     """What a user writes in `config/<dataset>.yaml`. Only `target` is required."""
 
@@ -55,34 +94,35 @@ class DatasetConfig(BaseModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
     metric: Literal["accuracy"] = "accuracy"
     threshold: float | None = Field(None, ge=0, le=1, description="minimum held-out metric to deploy")
-    hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
+    hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     @field_validator("hyperparameters")
     @classmethod
-    def _hyperparameters_are_scalars(cls, value: dict[str, str | int | float]) -> dict[str, str | int | float]:
-        for key in value:
+    def _hyperparameters_are_named_well(cls, value: dict[str, HyperparameterSpec]) -> dict[str, HyperparameterSpec]:
+        for key, spec in value.items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,255}", key):
                 raise ValueError(f"hyperparameter name {key!r} is not a valid name")
+            if isinstance(spec, list) and not spec:
+                raise ValueError(f"hyperparameter {key!r} is an empty list: give at least one value")
         return value
+
+    @model_validator(mode="after")
+    def _search_fits_the_space(self) -> DatasetConfig:
+        from datadrop.search import SearchSpaceError, plan_size
+
+        try:
+            plan_size(self.hyperparameters, self.search)
+        except SearchSpaceError as error:
+            raise ValueError(str(error)) from error
+        return self
 
     def effective_threshold(self, default: float) -> float:
         return default if self.threshold is None else self.threshold
 
-    def xgboost_hyperparameters(self) -> dict[str, str]:
-        """Hyperparameters as SageMaker wants them: strings, defaults filled in."""
-        merged = dict(DEFAULT_XGBOOST_HYPERPARAMETERS)
-        merged.update({key: _as_hyperparameter_string(value) for key, value in self.hyperparameters.items()})
-        return merged
-
     def fingerprint(self) -> str:
         """Canonical JSON of the config: part of the dataset version, so a new config retrains."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-
-def _as_hyperparameter_string(value: str | float) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def parse_config(raw: bytes | str, source: str) -> DatasetConfig:

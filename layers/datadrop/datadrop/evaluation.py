@@ -291,6 +291,23 @@ def choose_best(runs: list[RunSummary], metric: str) -> RunSummary | None:
     return max(scored, key=lambda run: (run.metrics[metric], -run.run_index), default=None)
 
 
+def write_leaderboard(
+    services: Services, dataset: str, version: str, runs: list[RunSummary], metric: str, threshold: float, best: RunSummary | None
+) -> str:
+    """Every run of the version, best first, as JSON next to the version's artefacts."""
+    ranked = sorted(runs, key=lambda run: (run.metric_or(metric) is None, -(run.metric_or(metric) or 0.0), run.run_index))
+    document = {
+        "dataset": dataset,
+        "version": version,
+        "metric": metric,
+        "threshold": threshold,
+        "best_run": best.run_index if best else None,
+        "runs": [run.model_dump(mode="json") for run in ranked],
+    }
+    locations = names.DatasetLocations(services.settings.artifact_bucket_name, dataset, version)
+    return services.objects.write_json(services.settings.artifact_bucket_name, locations.key(locations.LEADERBOARD), document)
+
+
 def decide(services: Services, dataset: str, version: str) -> str | None:
     """Once every run of the version is terminal: approve the best run or reject, exactly once.
     Returns the outcome; None when the runs are not all done (or another call decided); "waiting"
@@ -312,9 +329,11 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
     metric = version_item.get("metric", "accuracy")
     threshold = float(version_item["threshold"])
     best = choose_best(runs, metric)
+    failures = [run.failure_reason or run.status for run in runs if run.status == RunStatus.FAILED]
     if best is None:
         outcome, value = VersionStatus.FAILED, None
-        reason = "every run failed: " + "; ".join(run.failure_reason or run.status for run in runs)
+        shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more (see the leaderboard)" if len(failures) > 3 else "")
+        reason = "every run failed: " + shown
     elif best.metrics[metric] >= threshold:
         outcome, value = VersionStatus.APPROVED, best.metrics[metric]
         reason = f"held-out {metric} {value:.4f} >= threshold {threshold:.4f}"
@@ -330,6 +349,7 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
     except CapacityError as error:
         logger.warning("the model registry is throttling; the decision waits for the sweeper", reason=str(error))
         return "waiting"
+    leaderboard = write_leaderboard(services, dataset, version, runs, metric, threshold, best)
     decision_class = ModelApproved if outcome is VersionStatus.APPROVED else ModelRejected
     decision = decision_class(
         dataset=dataset,
@@ -339,7 +359,9 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
         threshold=threshold,
         reason=reason,
         best_run=best,
-        runs=runs,
+        run_count=len(runs),
+        failed_runs=len(failures),
+        leaderboard=leaderboard,
         model_package_arn=package_arn,
     )
     if not state.transition_version(

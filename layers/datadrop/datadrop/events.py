@@ -20,6 +20,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from datadrop.config import HyperparameterSpec, SearchConfig
+
 SOURCE = "datadrop"
 
 
@@ -75,6 +77,9 @@ class RunSummary(BaseModel):
     model_data_url: str | None = None
     failure_reason: str | None = None
 
+    def metric_or(self, name: str) -> float | None:
+        return self.metrics.get(name) if self.status == "EVALUATED" else None
+
 
 class DatasetPrepared(DatadropEvent):
     DETAIL_TYPE: ClassVar[str] = "DatasetPrepared"
@@ -86,7 +91,10 @@ class DatasetPrepared(DatadropEvent):
     rows: dict[str, int]
     metric: str
     threshold: float
-    hyperparameters: dict[str, str]
+    hyperparameters: dict[str, HyperparameterSpec] = Field(
+        description="the search space as configured: a value is fixed, a list a grid axis, a range sampled"
+    )
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
 
 class DatasetRejected(DatadropEvent):
@@ -118,7 +126,11 @@ class ModelDecision(DatadropEvent):
     threshold: float
     reason: str
     best_run: RunSummary | None
-    runs: list[RunSummary]
+    run_count: int = Field(description="runs in this attempt of the version")
+    failed_runs: int
+    leaderboard: str | None = Field(
+        None, description="S3 URI of the leaderboard JSON: every run, best first (kept out of the event, which must stay small)"
+    )
     model_package_arn: str | None = None
 
 

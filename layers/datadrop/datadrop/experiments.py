@@ -8,6 +8,7 @@ the SDK, and Studio's Experiments view, show datadrop's runs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,16 @@ class RunHandle:
             "TrialName": self.run_group,
             "RunName": self.trial_component_name,
         }
+
+
+def parameter_value(value: str) -> dict[str, str | float]:
+    """As the SDK's Run.log_parameter writes it: numbers as NumberValue (so Studio can sort and
+    plot them), anything else as StringValue."""
+    try:
+        number = float(value)
+    except ValueError:
+        return {"StringValue": value}
+    return {"NumberValue": number} if math.isfinite(number) else {"StringValue": value}
 
 
 def _ignore_exists(call: Any, **kwargs: Any) -> None:
@@ -91,7 +102,7 @@ class ExperimentTracker:
             DisplayName=handle.run_name,
             Status={"PrimaryStatus": "InProgress"},
             StartTime=datetime.now(UTC),
-            Parameters={key: {"StringValue": value} for key, value in parameters.items()},
+            Parameters={key: parameter_value(value) for key, value in parameters.items()},
             InputArtifacts={name: {"Value": uri} for name, uri in inputs.items()},
             Tags=[*tags, RUN_TAG],
         )

@@ -15,7 +15,6 @@ from typing import Literal
 from aws_lambda_powertools import Logger
 
 from datadrop import names, observability
-from datadrop.algorithms import xgboost_objective
 from datadrop.config import ConfigError, DatasetConfig, parse_config, validate_dataset_name
 from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
 from datadrop.services import Services
@@ -140,7 +139,6 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
 
     classes = [str(label) for label in prepared.recipe["classes"]]
     problem_type = prepared.recipe["problem_type"]
-    hyperparameters = {**config.xgboost_hyperparameters(), **xgboost_objective(problem_type, len(classes))}
     threshold = config.effective_threshold(settings.default_accuracy_threshold)
     rows = {split: int(prepared.profile["splits"][split]["rows"]) for split in ("train", "validation", "test")}
     event = DatasetPrepared(
@@ -161,7 +159,8 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         rows=rows,
         metric=config.metric,
         threshold=threshold,
-        hyperparameters=hyperparameters,
+        hyperparameters=config.hyperparameters,  # the space: train plans the runs from it
+        search=config.search,
     )
     # The version's record and its announcement are one write; the artefacts above were written
     # first, so nothing half-written is ever announced.

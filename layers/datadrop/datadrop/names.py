@@ -148,6 +148,7 @@ class DatasetLocations:
     RECIPE = "recipe.json"
     PROFILE = "profile.json"
     SERVING_BUNDLE = "serving/sourcedir.tar.gz"
+    LEADERBOARD = "leaderboard.json"
 
     def channel_uri(self, relative_file: str) -> str:
         """S3 prefix of a channel (its folder), as SageMaker channels take prefixes."""

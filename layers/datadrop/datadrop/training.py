@@ -7,10 +7,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from datadrop import names, observability
-from datadrop.algorithms import xgboost_image_uri
+from datadrop.algorithms import xgboost_image_uri, xgboost_objective
 from datadrop.compute import CapacityError
 from datadrop.events import DatasetPrepared, RunSummary, TrainingStarted
 from datadrop.experiments import RunHandle
+from datadrop.search import plan_runs
 from datadrop.services import Services
 from datadrop.settings import Settings
 from datadrop.state import ResourceOwner, RunStatus, VersionStatus
@@ -53,8 +54,9 @@ def training_job_request(
 
 
 def run_plan(prepared: DatasetPrepared) -> list[dict[str, str]]:
-    """Hyperparameters of each run. One run for now; grids and random search come later."""
-    return [dict(prepared.hyperparameters)]
+    """Hyperparameters of each run, from the configured search space (datadrop.search); the
+    objective and class count come from the data and are the same for every run."""
+    return plan_runs(prepared.hyperparameters, prepared.search, xgboost_objective(prepared.problem_type, len(prepared.classes)))
 
 
 def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSummary]:
