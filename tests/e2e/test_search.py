@@ -22,6 +22,7 @@ hyperparameters:
   num_round: 20
   max_depth: [1, 6]
   eta: [0.05, 0.3, 1.0]
+search: {strategy: grid, max_parallel: 2}
 """
 
 
@@ -32,13 +33,27 @@ def stack() -> Iterator[LocalStack]:
 
 
 def test_a_2x3_grid_trains_six_runs_in_one_run_group_and_approves_the_best(stack: LocalStack) -> None:
+    in_progress_at_each_start: list[int] = []
+    create = stack.compute.start_training_job
+
+    def watched_create(request: dict) -> bool:
+        created = create(request)
+        in_progress_at_each_start.append(
+            sum(job.status == "InProgress" for (kind, _), job in stack.compute._jobs.items() if kind == "training")
+        )
+        return created
+
+    stack.compute.start_training_job = watched_create  # type: ignore[method-assign]
     stack.put_config("penguins-sex", GRID)
     stack.upload(EXAMPLE / "penguins.csv", "penguins-sex")
     stack.drain()
+    # the job timeline: never more than max_parallel training jobs in progress, and both slots used
+    assert len(in_progress_at_each_start) == 6 and max(in_progress_at_each_start) == 2, in_progress_at_each_start
     assert stack.dead_letters == []
 
     (started,) = stack.events_of("TrainingStarted")
     assert len(started["runs"]) == 6
+    assert [run["status"] for run in started["runs"]] == ["TRAINING"] * 2 + ["PENDING"] * 4
     planned = {(run["hyperparameters"]["max_depth"], run["hyperparameters"]["eta"]) for run in started["runs"]}
     assert planned == {(depth, eta) for depth in ("1", "6") for eta in ("0.05", "0.3", "1.0")}
     assert len(stack.events_of("RunEvaluated")) == 6

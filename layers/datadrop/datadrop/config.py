@@ -80,6 +80,7 @@ class SearchConfig(BaseModel):
     strategy: Literal["grid", "random"] = "grid"
     max_runs: int | None = Field(None, ge=1, le=MAX_RUNS, description="grid: an upper bound; random: how many runs (10)")
     seed: int = Field(0, description="seed of the random search")
+    max_parallel: int = Field(2, ge=1, le=MAX_RUNS, description="training jobs of the version in progress at once")
 
 
 class DatasetConfig(BaseModel):

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from datadrop import names, observability
+from datadrop import names, observability, training
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.compute import CapacityError, capacity_error
 from datadrop.events import ModelApproved, ModelRejected, RunEvaluated, RunSummary
@@ -151,7 +151,7 @@ def on_training_job_state_change(services: Services, job_name: str, status: str,
     try:
         if status != "Completed":
             reason = failure_reason or services.compute.describe_training_job(job_name).get("FailureReason") or status
-            return _fail_run(services, run, "training", status, reason)
+            return _fail_run(services, run, record, "training", status, reason)
         return _evaluate_trained_model(services, run, record, job_name)
     finally:
         services.state.flush_version(run.dataset, run.version)
@@ -164,20 +164,23 @@ def _evaluate_trained_model(services: Services, run: names.RunNames, record: dic
     job = services.compute.describe_training_job(job_name)
     model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
     training_metrics = {metric["MetricName"]: float(metric["Value"]) for metric in job.get("FinalMetricDataList", [])}
-    # Re-entrant from EVALUATING: a retry after a failure half-way redoes the (idempotent) creates.
-    if not state.transition_run(
-        run.dataset,
-        run.version,
-        run.run_index,
-        RunStatus.EVALUATING,
-        {RunStatus.PENDING, RunStatus.TRAINING, RunStatus.EVALUATING},
-        attempt=run.attempt,
-        model_data_url=model_data_url,
-        training_metrics=training_metrics,
-    ):
-        return "duplicate"
-    if record.get("status") != RunStatus.EVALUATING:
+    if record.get("status") == RunStatus.TRAINING:
+        # The run gives its training slot back in the same write, and the next run takes it.
+        if not state.leave_training(
+            run.dataset,
+            run.version,
+            run.run_index,
+            run.attempt,
+            RunStatus.EVALUATING,
+            model_data_url=model_data_url,
+            training_metrics=training_metrics,
+        ):
+            return "duplicate"
         services.experiments.log_metrics(handle, training_metrics)
+        training.fill_slots_of(services, run.dataset, run.version)
+    elif record.get("status") != RunStatus.EVALUATING:
+        return "duplicate"
+    # Re-entrant from EVALUATING: a retry after a failure half-way redoes the (idempotent) creates.
     return start_transform(services, run, model_data_url)
 
 
@@ -210,7 +213,7 @@ def on_transform_job_state_change(services: Services, job_name: str, status: str
     try:
         if status != "Completed":
             reason = failure_reason or services.compute.describe_transform_job(job_name).get("FailureReason") or status
-            return _fail_run(services, run, "evaluation", status, reason)
+            return _fail_run(services, run, record, "evaluation", status, reason)
         return _score_run(services, run, record)
     finally:
         services.state.flush_version(run.dataset, run.version)
@@ -254,17 +257,27 @@ def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) 
     return "evaluated" if evaluated else "duplicate"
 
 
-def _fail_run(services: Services, run: names.RunNames, stage: str, status: str, reason: str) -> str:
+def _fail_run(services: Services, run: names.RunNames, record: dict[str, Any], stage: str, status: str, reason: str) -> str:
     """A training or transform job ended without success: the run fails, with SageMaker's reason."""
     handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
-    failed = services.state.transition_run(
-        run.dataset,
-        run.version,
-        run.run_index,
-        RunStatus.FAILED,
-        attempt=run.attempt,
-        failure_reason=f"{stage} {status}: {reason}",
-    )
+    failure_reason = f"{stage} {status}: {reason}"
+    state = services.state
+    if record.get("status") == RunStatus.TRAINING:
+        failed = state.leave_training(
+            run.dataset, run.version, run.run_index, run.attempt, RunStatus.FAILED, failure_reason=failure_reason
+        )
+        if failed:
+            training.fill_slots_of(services, run.dataset, run.version)
+    else:
+        failed = state.transition_run(
+            run.dataset,
+            run.version,
+            run.run_index,
+            RunStatus.FAILED,
+            {RunStatus.EVALUATING},
+            attempt=run.attempt,
+            failure_reason=failure_reason,
+        )
     if failed:
         observability.count("RunsFailed")
         services.experiments.finish_run(handle, succeeded=False, outputs={}, message=reason)

@@ -57,6 +57,7 @@ def retry_version(services: Services, dataset: str, version: str) -> int:
         milestone=f"retry#{attempt}",
         remove=("decision_reason", "best_run", "best_value", "model_package_arn", "decision", "failure_reason", "waiting_reason"),
         attempt=attempt,
+        running=0,  # every run of the failed attempt has ended
     ):
         raise RetryRefused(f"version {version} of {dataset!r} changed while retrying it; look at it again")
     state.flush_version(dataset, version)
@@ -177,11 +178,10 @@ class Sweeper:
             run = names.RunNames(services.settings.name_prefix, dataset, version, int(record["run_index"]), attempt)
             owner = ResourceOwner(dataset, version, run.run_index, attempt)
             status = record["status"]
-            if status == RunStatus.PENDING and self._no_capacity:
-                continue  # SageMaker just said no to another start: this one waits for the next sweep
-            if status in (RunStatus.PENDING, RunStatus.TRAINING):
+            if status == RunStatus.TRAINING:
                 job = services.compute.find_training_job(run.training_job)
                 if job is None and not self._no_capacity:
+                    # It holds a slot, but the invocation that claimed it died before creating its job.
                     started = training.start_training_job(services, prepared, owner)
                     self._no_capacity = started == RunStatus.PENDING
                     acted.append(f"start {run.training_job}: {started}")
@@ -201,6 +201,12 @@ class Sweeper:
                         services, run.transform_job, job["TransformJobStatus"], job.get("FailureReason")
                     )
                     acted.append(f"{run.transform_job} {job['TransformJobStatus']}: {outcome}")
+        if not self._no_capacity and any(record["status"] == RunStatus.PENDING for record in records):
+            filled = training.fill_slots(services, prepared)
+            acted.extend(f"start {job}: TRAINING" for job in filled.started)
+            if filled.no_capacity:
+                self._no_capacity = True
+                acted.append(f"retried: still {RunStatus.PENDING.value}")
         # A decision needs every run finished: only then (or after this sweep moved a run) is it worth asking.
         if acted or all(record["status"] in TERMINAL_RUN_STATUSES for record in records):
             decided = evaluation.decide(services, dataset, version)

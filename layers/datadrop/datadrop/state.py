@@ -23,7 +23,6 @@ The sweeper queries it for what has been waiting too long.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,10 +74,10 @@ VERSION_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
     VersionStatus.DEPLOYMENT_FAILED: frozenset(),
 }
 RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    # PENDING → EVALUATING: the job was created but the invocation died before recording it, and
-    # the job's Completed event is the first news of it.
-    RunStatus.PENDING: frozenset({RunStatus.PENDING, RunStatus.TRAINING, RunStatus.EVALUATING, RunStatus.FAILED}),
-    RunStatus.TRAINING: frozenset({RunStatus.EVALUATING, RunStatus.FAILED}),
+    # A run takes one of the version's training slots on PENDING → TRAINING, before its job is
+    # created, and gives it back when it leaves TRAINING (TRAINING → PENDING: SageMaker had no capacity).
+    RunStatus.PENDING: frozenset({RunStatus.TRAINING, RunStatus.FAILED}),
+    RunStatus.TRAINING: frozenset({RunStatus.PENDING, RunStatus.EVALUATING, RunStatus.FAILED}),
     RunStatus.EVALUATING: frozenset({RunStatus.EVALUATING, RunStatus.EVALUATED, RunStatus.FAILED}),
     RunStatus.EVALUATED: frozenset(),
     RunStatus.FAILED: frozenset(),
@@ -98,8 +97,14 @@ def now_iso() -> str:
 
 
 def _to_dynamo(document: Any) -> Any:
-    """DynamoDB wants Decimal, not float."""
-    return json.loads(json.dumps(document), parse_float=Decimal)
+    """DynamoDB wants Decimal, not float (and lists, not tuples)."""
+    if isinstance(document, float):
+        return Decimal(repr(document))
+    if isinstance(document, dict):
+        return {key: _to_dynamo(value) for key, value in document.items()}
+    if isinstance(document, (list, tuple)):
+        return [_to_dynamo(value) for value in document]
+    return document
 
 
 def _from_dynamo(value: Any) -> Any:
@@ -243,6 +248,7 @@ class StateStore:
             "status": VersionStatus.PREPARED.value,
             "attention": VersionStatus.PREPARED.value,
             "attempt": 1,
+            "running": 0,  # runs in TRAINING: see claim_training_slot
             **attributes,
         }
         return self._put_new(key, item, _outbox_entries(key, f"{VersionStatus.PREPARED}#1", publish))
@@ -374,6 +380,78 @@ class StateStore:
         for name, value in attributes.items():
             update.set(name, value)
         self._update(key, update)
+
+    # -- training slots -------------------------------------------------------------------------
+    # `running` on the version item counts its runs in TRAINING. A run enters and leaves TRAINING
+    # only together with that count, in one transaction, so the count never drifts whatever
+    # crashes, and no more than `max_parallel` training jobs are ever in progress.
+    def claim_training_slot(self, dataset: str, version: str, run_index: int, attempt: int, max_parallel: int) -> str:
+        """PENDING → TRAINING for one run if the version has a free slot. Returns "claimed",
+        "full" (no free slot) or "taken" (the run is no longer PENDING)."""
+        now = now_iso()
+        version_update = {
+            "Key": self.version_item(dataset, version).as_dict(),
+            "UpdateExpression": "SET running = if_not_exists(running, :zero) + :one, updated_at = :now",
+            "ConditionExpression": "#status = :training AND (attribute_not_exists(running) OR running < :max)",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":zero": 0, ":one": 1, ":now": now, ":max": max_parallel, ":training": "TRAINING"},
+        }
+        run_update = self._run_status_update(dataset, version, run_index, attempt, RunStatus.PENDING, RunStatus.TRAINING, now, {})
+        reasons = self._transact([version_update, run_update])
+        if reasons is None:
+            return "claimed"
+        return "taken" if reasons[1] == "ConditionalCheckFailed" else "full"
+
+    def leave_training(self, dataset: str, version: str, run_index: int, attempt: int, to: RunStatus, **attributes: Any) -> bool:
+        """TRAINING → `to` for one run, giving its slot back; False when the run was not TRAINING."""
+        now = now_iso()
+        version_update = {
+            "Key": self.version_item(dataset, version).as_dict(),
+            "UpdateExpression": "SET running = running - :one, updated_at = :now",
+            "ConditionExpression": "running > :zero",
+            "ExpressionAttributeValues": {":zero": 0, ":one": 1, ":now": now},
+        }
+        run_update = self._run_status_update(dataset, version, run_index, attempt, RunStatus.TRAINING, to, now, attributes)
+        return self._transact([version_update, run_update]) is None
+
+    def _run_status_update(
+        self,
+        dataset: str,
+        version: str,
+        run_index: int,
+        attempt: int,
+        source: RunStatus,
+        to: RunStatus,
+        now: str,
+        attributes: dict[str, Any],
+    ) -> dict[str, Any]:
+        update = _Update()
+        update.conditions = [
+            f"{update.name('status')} = {update.value(source.value)}",
+            f"{update.name('attempt')} = {update.value(attempt)}",
+        ]
+        for name, value in {"status": to.value, "updated_at": now, "status_since": now, **attributes}.items():
+            update.set(name, value)
+        return update.request(self.run_item(dataset, version, run_index))
+
+    def _transact(self, updates: list[dict[str, Any]]) -> list[str] | None:
+        """One TransactWriteItems of Updates on this table; None when it committed, else each
+        item's cancellation reason ("None" for the items whose condition held). The table
+        resource's client serializes the values itself, as for update_item."""
+        items = []
+        for update in updates:
+            request = {**update, "Key": update["Key"]}
+            if "ExpressionAttributeValues" in update:
+                request["ExpressionAttributeValues"] = _to_dynamo(update["ExpressionAttributeValues"])
+            items.append({"Update": {"TableName": self.table.name, **request}})
+        try:
+            self.table.meta.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = error.response.get("CancellationReasons") or [{"Code": "Unknown"}] * len(items)
+            return [str(reason.get("Code", "None")) for reason in reasons]
+        return None
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, key: ItemKey) -> dict[str, Any] | None:

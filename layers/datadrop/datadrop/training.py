@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -60,10 +61,12 @@ def run_plan(prepared: DatasetPrepared) -> list[dict[str, str]]:
 
 
 def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSummary]:
-    """Plan the version's runs and start their training jobs; announce TrainingStarted once.
+    """Plan the version's runs, start as many as `search.max_parallel` allows, and announce
+    TrainingStarted once. The others wait (PENDING): each run that finishes training starts the
+    next (`fill_slots`), and so does the sweeper.
 
     Re-entrant: a retried invocation finds the runs planned and the jobs created (ResourceInUse)
-    and carries on. A run SageMaker has no capacity for stays PENDING; the sweeper starts it later.
+    and carries on. A run SageMaker has no capacity for goes back to PENDING.
     """
     state = services.state
     observability.correlate(prepared.dataset, prepared.version)
@@ -80,6 +83,7 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
             VersionStatus.TRAINING,
             {VersionStatus.PREPARED, VersionStatus.TRAINING},
             run_count=len(plan),
+            max_parallel=prepared.search.max_parallel,
             threshold=prepared.threshold,
             metric=prepared.metric,
             problem_type=prepared.problem_type,
@@ -88,10 +92,32 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
         ):
             logger.info("version is past training; nothing to do", dataset=prepared.dataset, version=prepared.version)
             return []
-        summaries: list[RunSummary] = []
-        for run_index, hyperparameters in enumerate(plan, start=1):
-            summaries.append(_start_run(services, prepared, run_index, attempt, hyperparameters))
         settings = services.settings
+        for run_index, hyperparameters in enumerate(plan, start=1):
+            run = names.RunNames(settings.name_prefix, prepared.dataset, prepared.version, run_index, attempt)
+            # The name → run mapping exists before the job does, so every event about the job finds its run.
+            state.map_resource(
+                "training-job", run.training_job, ResourceOwner(prepared.dataset, prepared.version, run_index, attempt)
+            )
+            state.plan_run(
+                prepared.dataset,
+                prepared.version,
+                run_index,
+                attempt,
+                {"training_job": run.training_job, "run_name": run.run_name, "hyperparameters": hyperparameters},
+            )
+        fill_slots(services, prepared)
+        summaries = [
+            RunSummary(
+                run_index=int(record["run_index"]),
+                run_name=record["run_name"],
+                training_job=record["training_job"],
+                status=record["status"],
+                hyperparameters={key: str(value) for key, value in record.get("hyperparameters", {}).items()},
+            )
+            for record in state.list_runs(prepared.dataset, prepared.version)
+            if int(record.get("attempt", 1)) == attempt
+        ]
         state.record(
             state.version_item(prepared.dataset, prepared.version),
             f"training_started#{attempt}",
@@ -110,38 +136,50 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
         state.flush_version(prepared.dataset, prepared.version)
 
 
-def _start_run(
-    services: Services, prepared: DatasetPrepared, run_index: int, attempt: int, hyperparameters: dict[str, str]
-) -> RunSummary:
-    settings, state = services.settings, services.state
-    run = names.RunNames(settings.name_prefix, prepared.dataset, prepared.version, run_index, attempt)
-    handle = services.experiments.handle(prepared.dataset, prepared.version, run_index, attempt)
-    owner = ResourceOwner(prepared.dataset, prepared.version, run_index, attempt)
-    # The name → run mapping exists before the job does, so every event about the job finds its run.
-    state.map_resource("training-job", run.training_job, owner)
-    state.plan_run(
-        prepared.dataset,
-        prepared.version,
-        run_index,
-        attempt,
-        {"training_job": run.training_job, "run_name": handle.run_name, "hyperparameters": hyperparameters},
-    )
-    record = state.get_run(prepared.dataset, prepared.version, run_index) or {}
-    status = str(record.get("status", RunStatus.PENDING))
-    if status == RunStatus.PENDING:
-        status = start_training_job(services, prepared, owner)
-    return RunSummary(
-        run_index=run_index,
-        run_name=handle.run_name,
-        training_job=run.training_job,
-        status=status,
-        hyperparameters=hyperparameters,
-    )
+@dataclass(frozen=True)
+class Filled:
+    started: list[str]  # the training jobs started
+    no_capacity: bool  # SageMaker refused a start: the rest wait for the sweeper
+
+
+def fill_slots_of(services: Services, dataset: str, version: str) -> Filled:
+    """fill_slots for a version known by name (a run just gave its slot back)."""
+    item = services.state.get_version(dataset, version) or {}
+    if item.get("status") != VersionStatus.TRAINING or "prepared" not in item:
+        return Filled([], no_capacity=False)
+    return fill_slots(services, DatasetPrepared.model_validate_json(item["prepared"]))
+
+
+def fill_slots(services: Services, prepared: DatasetPrepared) -> Filled:
+    """Start PENDING runs, lowest index first, while the version has free training slots and
+    SageMaker has capacity. Safe to call from anywhere, any number of times, concurrently: each
+    start claims its slot in one transaction."""
+    state = services.state
+    version_item = state.get_version(prepared.dataset, prepared.version) or {}
+    if version_item.get("status") != VersionStatus.TRAINING:
+        return Filled([], no_capacity=False)
+    attempt = int(version_item.get("attempt", 1))
+    max_parallel = int(version_item.get("max_parallel", prepared.search.max_parallel))
+    started: list[str] = []
+    for record in state.list_runs(prepared.dataset, prepared.version):
+        if record["status"] != RunStatus.PENDING or int(record.get("attempt", 1)) != attempt:
+            continue
+        owner = ResourceOwner(prepared.dataset, prepared.version, int(record["run_index"]), attempt)
+        claim = state.claim_training_slot(owner.dataset, owner.version, owner.run_index, attempt, max_parallel)
+        if claim == "full":
+            break
+        if claim == "taken":
+            continue  # another invocation started it
+        if start_training_job(services, prepared, owner) != RunStatus.TRAINING:
+            return Filled(started, no_capacity=True)  # the sweeper goes on later
+        started.append(str(record["training_job"]))
+    return Filled(started, no_capacity=False)
 
 
 def start_training_job(services: Services, prepared: DatasetPrepared, owner: ResourceOwner) -> str:
-    """Start a PENDING run: its Experiments run, then CreateTrainingJob. Returns the run's status
-    afterwards: PENDING when SageMaker has no capacity now (the sweeper starts it later)."""
+    """Start a run that holds a training slot (TRAINING): its Experiments run, then CreateTrainingJob.
+    Returns the run's status afterwards: PENDING, with its slot given back, when SageMaker has no
+    capacity now."""
     settings, state = services.settings, services.state
     run = names.RunNames(settings.name_prefix, owner.dataset, owner.version, owner.run_index, owner.attempt)
     handle = services.experiments.handle(owner.dataset, owner.version, owner.run_index, owner.attempt)
@@ -163,17 +201,12 @@ def start_training_job(services: Services, prepared: DatasetPrepared, owner: Res
         created = services.compute.start_training_job(training_job_request(settings, prepared, run, handle, hyperparameters))
     except CapacityError as error:
         logger.warning("SageMaker has no capacity for the training job now; it waits", job=run.training_job, reason=str(error))
-        state.set_attributes(state.run_item(owner.dataset, owner.version, owner.run_index), waiting_reason=str(error))
+        state.leave_training(
+            owner.dataset, owner.version, owner.run_index, owner.attempt, RunStatus.PENDING, waiting_reason=str(error)
+        )
         observability.count("RunsWaitingForCapacity")
         return RunStatus.PENDING.value
     logger.info("training job", job=run.training_job, newly_created=created)
-    if state.transition_run(
-        owner.dataset,
-        owner.version,
-        owner.run_index,
-        RunStatus.TRAINING,
-        {RunStatus.PENDING},
-        attempt=owner.attempt,
-    ):
+    if created:
         observability.count("RunsStarted")
     return RunStatus.TRAINING.value

@@ -31,7 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from datadrop.compute import SageMakerCompute
+from botocore.exceptions import ClientError
+
+from datadrop.compute import CapacityError, SageMakerCompute
 from datadrop.local import runner
 from datadrop.storage import split_s3_uri
 
@@ -93,9 +95,16 @@ class LocalCompute(SageMakerCompute):
     def _submit(self, kind: Literal["training", "transform"], name: str, request: dict[str, Any], create: Any) -> bool:
         if (kind, name) in self._jobs:
             return False  # SageMaker: ResourceInUse
-        create(request)
+        # Registered before the call: once SageMaker accepted a job it runs, even if the caller
+        # dies right after; only a refused call takes it back.
         self._jobs[(kind, name)] = _Job(kind, request)
         self._pending.append((kind, name))
+        try:
+            create(request)
+        except (ClientError, CapacityError):  # refused: there is no job
+            del self._jobs[(kind, name)]
+            self._pending.remove((kind, name))
+            raise
         return True
 
     def describe_training_job(self, name: str) -> dict[str, Any]:
