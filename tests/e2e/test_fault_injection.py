@@ -199,7 +199,11 @@ def _flow(stack: ShufflingStack) -> str:
 def _assert_done_exactly_once(stack: LocalStack, dataset: str, may_repeat: frozenset[str] = frozenset()) -> None:
     versions = stack.services.state.list_versions(dataset)
     assert [version["status"] for version in versions] == ["DEPLOYED"], [
-        (version.get("decision_reason"), version.get("failure_reason"), stack.services.state.list_runs(dataset, version["version"]))
+        (
+            version.get("decision_reason"),
+            version.get("failure_reason"),
+            stack.services.state.list_runs(dataset, version["version"]),
+        )
         for version in versions
     ]
     assert all(version["status"] in TERMINAL_VERSION_STATUSES | {"DEPLOYED"} for version in versions)

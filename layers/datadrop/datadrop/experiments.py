@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from datadrop import names
 from datadrop.compute import capacity_error
 
 RUN_TAG = {"Key": "sagemaker:trial-component-source", "Value": "run"}
+METRICS_PER_REQUEST = 10  # BatchPutMetrics' MetricData holds at most 10
+logger = Logger(child=True)
 
 
 @dataclass(frozen=True)
@@ -112,17 +115,24 @@ class ExperimentTracker:
             TrialName=handle.run_group,
         )
 
-    def log_metrics(self, handle: RunHandle, metrics: dict[str, float]) -> None:
-        """Metrics go through sagemaker-metrics, like Run.log_metric."""
-        if not metrics:
-            return
+    def log_metrics(self, handle: RunHandle, metrics: dict[str, float]) -> list[str]:
+        """Metrics go through sagemaker-metrics, like Run.log_metric (at most 10 per request).
+        BatchPutMetrics answers 200 even when it drops some: its Errors are read, each dropped
+        metric is logged with SageMaker's reason, and the names are returned."""
         now = datetime.now(UTC)
-        self.metrics_client.batch_put_metrics(
-            TrialComponentName=handle.trial_component_name,
-            MetricData=[
-                {"MetricName": name, "Timestamp": now, "Step": 0, "Value": float(value)} for name, value in metrics.items()
-            ],
-        )
+        data = [{"MetricName": name, "Timestamp": now, "Step": 0, "Value": float(value)} for name, value in metrics.items()]
+        dropped: list[str] = []
+        for start in range(0, len(data), METRICS_PER_REQUEST):
+            batch = data[start : start + METRICS_PER_REQUEST]
+            response = self.metrics_client.batch_put_metrics(TrialComponentName=handle.trial_component_name, MetricData=batch)
+            for error in response.get("Errors") or []:
+                name = str(batch[int(error.get("MetricIndex", 0))]["MetricName"])
+                logger.error(
+                    "SageMaker dropped a metric", run=handle.trial_component_name, metric=name,
+                    code=error.get("Code"), reason=error.get("Message"),
+                )  # fmt: skip
+                dropped.append(name)
+        return dropped
 
     def finish_run(self, handle: RunHandle, succeeded: bool, outputs: dict[str, str], message: str | None = None) -> None:
         status: dict[str, str] = {"PrimaryStatus": "Completed" if succeeded else "Failed"}
