@@ -83,6 +83,42 @@ class SearchConfig(BaseModel):
     max_parallel: int = Field(2, ge=1, le=MAX_RUNS, description="training jobs of the version in progress at once")
 
 
+# SageMaker's own rules for Experiments display names and tags (it checks them; botocore does not).
+DISPLAY_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}$"
+TAG_PUNCTUATION = set("_.:/=+-@")
+MAX_USER_TAGS = 40  # SageMaker allows 50 per resource; datadrop adds its own
+
+
+def _tag_text_ok(text: str) -> bool:
+    """Letters, digits, spaces and _.:/=+-@ (SageMaker's [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)."""
+    return all(char.isalnum() or char.isspace() or char in TAG_PUNCTUATION for char in text)
+
+
+class ExperimentSettings(BaseModel):
+    """What `Experiment.create(...)` and `Run(...)` take in the SDK: how the dataset's experiment
+    and its runs are named and described in Studio."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(None, pattern=DISPLAY_NAME_PATTERN, description="the experiment's name in Studio")
+    description: str | None = Field(None, max_length=3072)
+    tags: dict[str, str] = Field(default_factory=dict, description="added to the experiment, its run groups and runs")
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_fit_sagemaker(cls, tags: dict[str, str]) -> dict[str, str]:
+        if len(tags) > MAX_USER_TAGS:
+            raise ValueError(f"at most {MAX_USER_TAGS} tags")
+        for key, value in tags.items():
+            if not 1 <= len(key) <= 128 or len(value) > 256:
+                raise ValueError(f"tag {key!r}: keys are 1-128 characters, values at most 256")
+            if key.lower().startswith(("aws:", "datadrop:", "sagemaker:")):
+                raise ValueError(f"tag {key!r}: the aws:, sagemaker: and datadrop: prefixes are reserved")
+            if not (_tag_text_ok(key) and _tag_text_ok(value)):
+                raise ValueError(f"tag {key!r}: use letters, digits, spaces and _ . : / = + - @ only")
+        return tags
+
+
 class DatasetConfig(BaseModel):
     """What a user writes in `config/<dataset>.yaml`. Only `target` is required."""
 
@@ -97,6 +133,7 @@ class DatasetConfig(BaseModel):
     threshold: float | None = Field(None, ge=0, le=1, description="minimum held-out metric to deploy")
     hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
 
     @field_validator("hyperparameters")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from datadrop.config import HyperparameterSpec, SearchConfig
+from datadrop.config import ExperimentSettings, HyperparameterSpec, SearchConfig
 
 SOURCE = "datadrop"
 
@@ -95,6 +95,7 @@ class DatasetPrepared(DatadropEvent):
         description="the search space as configured: a value is fixed, a list a grid axis, a range sampled"
     )
     search: SearchConfig = Field(default_factory=SearchConfig)
+    experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
 
 
 class DatasetRejected(DatadropEvent):

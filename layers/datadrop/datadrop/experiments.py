@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from datadrop import names
 from datadrop.compute import capacity_error
+from datadrop.config import ExperimentSettings
 
 RUN_TAG = {"Key": "sagemaker:trial-component-source", "Value": "run"}
 METRICS_PER_REQUEST = 10  # BatchPutMetrics' MetricData holds at most 10
@@ -80,15 +81,27 @@ class ExperimentTracker:
         )
 
     def start_run(
-        self, handle: RunHandle, dataset: str, version: str, parameters: dict[str, str], inputs: dict[str, str]
+        self,
+        handle: RunHandle,
+        dataset: str,
+        version: str,
+        parameters: dict[str, str],
+        inputs: dict[str, str],
+        settings: ExperimentSettings | None = None,
     ) -> None:
-        """Create experiment, run group and run (each only if absent) and record what goes in."""
-        tags = [{"Key": "datadrop:dataset", "Value": dataset}, {"Key": "datadrop:version", "Value": version}]
+        """Create experiment, run group and run (each only if absent) and record what goes in.
+        Display name, description and tags come from the dataset config's `experiment`."""
+        settings = settings or ExperimentSettings()
+        tags = [
+            {"Key": "datadrop:dataset", "Value": dataset},
+            {"Key": "datadrop:version", "Value": version},
+            *({"Key": key, "Value": value} for key, value in sorted(settings.tags.items())),
+        ]
         _ignore_exists(
             self.client.create_experiment,
             ExperimentName=handle.experiment_name,
-            DisplayName=handle.experiment_name,
-            Description=f"datadrop runs for dataset {dataset}",
+            DisplayName=settings.display_name or handle.experiment_name,
+            Description=settings.description or f"datadrop runs for dataset {dataset}",
             Tags=tags,
         )
         _ignore_exists(

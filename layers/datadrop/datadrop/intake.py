@@ -161,6 +161,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         threshold=threshold,
         hyperparameters=config.hyperparameters,  # the space: train plans the runs from it
         search=config.search,
+        experiment=config.experiment,
     )
     # The version's record and its announcement are one write; the artefacts above were written
     # first, so nothing half-written is ever announced.

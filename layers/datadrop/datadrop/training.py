@@ -197,6 +197,7 @@ def start_training_job(services: Services, prepared: DatasetPrepared, owner: Res
                 "validation": prepared.artifacts.validation,
                 "test": prepared.artifacts.test,
             },
+            settings=prepared.experiment,
         )
         created = services.compute.start_training_job(training_job_request(settings, prepared, run, handle, hyperparameters))
     except CapacityError as error:
