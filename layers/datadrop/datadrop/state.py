@@ -347,7 +347,10 @@ class StateStore:
         attempt: int | None = None,
         **attributes: Any,
     ) -> bool:
-        allowed = predecessors(to, RUN_TRANSITIONS)
+        if to == RunStatus.TRAINING:
+            raise ValueError("a run enters TRAINING only with a slot: claim_training_slot")
+        # A run leaves TRAINING only giving its slot back (leave_training), never here.
+        allowed = predecessors(to, RUN_TRANSITIONS) - {RunStatus.TRAINING}
         if allowed_from is not None:
             allowed &= set(allowed_from)
         key = self.run_item(dataset, version, run_index)
