@@ -102,6 +102,33 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument(
         "--region", metavar="REGION", help="the stack's region (default: AWS_REGION / AWS_DEFAULT_REGION / your AWS config)"
     )
+    for name, summary in (
+        ("runs", "the leaderboard of a dataset version on a deployed stack: one row per run, the best marked"),
+        ("plot", "a PNG of the held-out metric against each varied hyperparameter, for a version on a deployed stack"),
+    ):
+        command = commands.add_parser(
+            name,
+            help=summary,
+            description=f"Show {summary}. Only the hyperparameters that differ between runs are shown. The stack's "
+            "resources are found by its CloudFormation outputs; AWS credentials come from the usual places.",
+            epilog="exit status: 0 when shown; 2 when the dataset or version does not exist; 64 when the stack is not "
+            "found or is not a datadrop stack; 1 when AWS refused a call. Locally, `datadrop run --plot FILE` draws the same.",
+        )
+        command.add_argument("dataset", metavar="DATASET", help="the dataset name, as in incoming/<dataset>/")
+        command.add_argument("--version", metavar="VERSION", help="the dataset version (default: the newest)")
+        command.add_argument("--stack", required=True, metavar="NAME", help="the CloudFormation stack name given to `sam deploy`")
+        command.add_argument("--region", metavar="REGION", help="the stack's region (default: your AWS configuration)")
+        if name == "runs":
+            shape = command.add_mutually_exclusive_group()
+            shape.add_argument("--json", action="store_true", help="one JSON object: the version, its metric and every run")
+            shape.add_argument("--csv", action="store_true", help="CSV, one row per run (spreadsheet-friendly)")
+        else:
+            command.add_argument(
+                "-o", "--output", type=Path, default=Path("datadrop-runs.png"), help="the PNG to write (default: %(default)s)"
+            )
+    run.add_argument(
+        "--plot", type=Path, metavar="PNG", help="also draw the held-out metric against each varied hyperparameter into PNG"
+    )
     return parser
 
 
@@ -113,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     with logs_on_stderr():
         if args.command == "retry":
             return retry_on_stack(args.dataset, args.version, args.stack, args.region)
+        if args.command in ("runs", "plot"):
+            return leaderboard_on_stack(args)
         return run_command(args)
 
 
@@ -127,7 +156,9 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     progress = sys.stderr if args.json else sys.stdout
     try:
-        return run_locally(args.path, args.dataset, config_text, args.template, serve=args.serve, as_json=args.json, out=progress)
+        return run_locally(
+            args.path, args.dataset, config_text, args.template, serve=args.serve, as_json=args.json, out=progress, plot=args.plot
+        )
     except Exception as error:
         if not args.json:
             raise
@@ -240,7 +271,17 @@ def compose_config(config_path: Path | None, target: str | None, threshold: floa
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def run_locally(path: Path, dataset: str, config_text: str, template: Path, *, serve: bool, as_json: bool, out: TextIO) -> int:
+def run_locally(
+    path: Path,
+    dataset: str,
+    config_text: str,
+    template: Path,
+    *,
+    serve: bool,
+    as_json: bool,
+    out: TextIO,
+    plot: Path | None = None,
+) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
@@ -266,6 +307,12 @@ def run_locally(path: Path, dataset: str, config_text: str, template: Path, *, s
         if summary["status"] == "deployed":
             summary["example_prediction"] = example_prediction(path, summary["invocation_url"])
         summary["seconds"] = round(time.monotonic() - started, 1)
+        if plot is not None and summary.get("version"):
+            from datadrop import leaderboard
+
+            board = leaderboard.load(stack.services.state, dataset, summary["version"])
+            summary["plot"] = str(plot)
+            say(f"plot of held-out {board.metric} against {', '.join(leaderboard.plot(board, plot))} written to {plot}")
         if as_json:
             print(json.dumps(summary, indent=2, default=str), file=sys.stdout, flush=True)
         else:
@@ -354,6 +401,42 @@ def retry_on_stack(dataset: str, version: str, stack: str, region: str | None) -
         "Follow it on the bus (ModelApproved/ModelRejected, ModelDeployed, VersionFailed) or in the state table "
         f"{settings.state_table_name}."
     )
+    return EXIT_OK
+
+
+def leaderboard_on_stack(args: argparse.Namespace) -> int:
+    """`datadrop runs` and `datadrop plot`: a version's runs, read from a deployed stack's state table."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from datadrop import leaderboard
+    from datadrop.services import Services
+
+    session = boto3.session.Session(region_name=args.region)
+    if session.region_name is None:
+        print("datadrop: which region is the stack in? give --region (or set AWS_REGION)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = stack_settings(session.client("cloudformation"), args.stack, session.region_name)
+        board = leaderboard.load(Services.from_settings(settings, session).state, args.dataset, args.version)
+    except StackProblem as problem:
+        print(f"datadrop: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except leaderboard.NoSuchVersion as missing:
+        print(f"datadrop: {missing}", file=sys.stderr)
+        return EXIT_INPUT_REJECTED
+    except (ClientError, BotoCoreError) as error:
+        print(f"datadrop: AWS said no: {one_line(str(error))}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.command == "plot":
+        plotted = leaderboard.plot(board, args.output)
+        print(f"wrote {args.output}: held-out {board.metric} against {', '.join(plotted)} ({len(board.runs)} runs)")
+    elif args.json:
+        print(json.dumps(board.as_dict(), indent=2, default=str))
+    elif args.csv:
+        print(leaderboard.as_csv(board), end="")
+    else:
+        print(leaderboard.as_table(board), end="")
     return EXIT_OK
 
 
