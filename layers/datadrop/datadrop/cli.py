@@ -28,6 +28,7 @@ import traceback
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -129,7 +130,40 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--plot", type=Path, metavar="PNG", help="also draw the held-out metric against each varied hyperparameter into PNG"
     )
+    experiments = commands.add_parser(
+        "experiments",
+        help="list, show or delete the SageMaker Experiments of a deployed stack",
+        description="The SageMaker SDK's Experiment methods as commands, for the experiments datadrop made on a deployed "
+        "stack (one per dataset, one run group per dataset version, one run per training job).",
+    )
+    actions = experiments.add_subparsers(dest="action", metavar="{list,show,delete}")
+    for action, summary in (
+        ("list", "every datadrop experiment of the stack (the default)"),
+        ("show", "a dataset's run groups, newest first, with their run counts"),
+        ("delete", "delete a dataset's experiment: its runs, then its run groups, then the experiment (asks first)"),
+    ):
+        command = actions.add_parser(action, help=summary, description=summary)
+        if action != "list":
+            command.add_argument("dataset", metavar="DATASET")
+        if action == "show":
+            command.add_argument("--created-after", type=_iso_time, metavar="TIME", help="ISO 8601, e.g. 2026-12-01T00:00Z")
+            command.add_argument("--created-before", type=_iso_time, metavar="TIME", help="ISO 8601")
+            command.add_argument("--sort-by", choices=("Name", "CreationTime"), default="CreationTime")
+            command.add_argument("--sort-order", choices=("Ascending", "Descending"), default="Descending")
+        if action == "delete":
+            command.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
+    for command in (experiments, *actions.choices.values()):
+        command.add_argument("--stack", required=command is not experiments, metavar="NAME", help="the stack `sam deploy` made")
+        command.add_argument("--region", metavar="REGION", help="the stack's region (default: your AWS configuration)")
     return parser
+
+
+def _iso_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-12-01T00:00Z") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             return retry_on_stack(args.dataset, args.version, args.stack, args.region)
         if args.command in ("runs", "plot"):
             return leaderboard_on_stack(args)
+        if args.command == "experiments":
+            return experiments_on_stack(args)
         return run_command(args)
 
 
@@ -438,6 +474,67 @@ def leaderboard_on_stack(args: argparse.Namespace) -> int:
     else:
         print(leaderboard.as_table(board), end="")
     return EXIT_OK
+
+
+def experiments_on_stack(args: argparse.Namespace) -> int:
+    """`datadrop experiments [list|show|delete]` against a deployed stack's region."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from datadrop import experiment_admin, names
+
+    if not args.stack:
+        print("datadrop: give --stack NAME (the stack `sam deploy` made)", file=sys.stderr)
+        return EXIT_USAGE
+    session = boto3.session.Session(region_name=args.region)
+    if session.region_name is None:
+        print("datadrop: which region is the stack in? give --region (or set AWS_REGION)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = stack_settings(session.client("cloudformation"), args.stack, session.region_name)
+        sagemaker = session.client("sagemaker")
+        action = args.action or "list"
+        if action == "list":
+            found = experiment_admin.list_experiments(sagemaker, settings.name_prefix)
+            for summary in found:
+                created = summary.get("CreationTime")
+                print(
+                    f"{summary['ExperimentName']}  {summary.get('DisplayName', '')}  created {created:%Y-%m-%d %H:%M}"
+                    if created
+                    else summary["ExperimentName"]
+                )
+            print(f"({len(found)} experiment(s) of stack {args.stack})")
+            return EXIT_OK
+        experiment = names.experiment_name(settings.name_prefix, args.dataset)
+        if action == "show":
+            groups = experiment_admin.run_groups(
+                sagemaker, experiment, args.created_after, args.created_before, args.sort_by, args.sort_order
+            )
+            print(f"{experiment}: {len(groups)} run group(s)")
+            for group in groups:
+                when = f"{group.created:%Y-%m-%d %H:%M}" if group.created else "?"
+                print(f"  {group.name}  created {when}  {group.runs} run(s)")
+            return EXIT_OK
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print("datadrop: deleting needs a yes: run it in a terminal, or add --yes", file=sys.stderr)
+                return EXIT_USAGE
+            answer = input(f"Delete experiment {experiment} with all its run groups and runs? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing deleted")
+                return EXIT_OK
+        deleted = experiment_admin.delete_experiment(sagemaker, experiment)
+        print(
+            f"deleted {deleted.runs} run(s), {deleted.run_groups} run group(s) and experiment {experiment}. "
+            "The model registry, the endpoint and the data are left alone."
+        )
+        return EXIT_OK
+    except StackProblem as problem:
+        print(f"datadrop: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ClientError, BotoCoreError) as error:
+        print(f"datadrop: AWS said no: {one_line(str(error))}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def one_line(text: str, limit: int = 300) -> str:
