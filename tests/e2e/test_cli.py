@@ -132,7 +132,7 @@ def test_json_when_training_fails_exits_1_with_the_jobs_reason(capsys: pytest.Ca
     config.write_text("target: species\nhyperparameters: {max_depth: -3}\n")  # the XGBoost container refuses it
     code, summary, err = run_json(capsys, str(DATA), "--dataset", "penguins", "--config", str(config))
     assert code == cli.EXIT_FAILED
-    # A version whose every run failed ends with ModelRejected (value None) and is FAILED: the CLI says "failed".
+    # A version whose every run failed ends with VersionFailed and is FAILED: the CLI says "failed".
     assert summary["status"] == "failed"
     assert summary["value"] is None
     assert summary["reason"].startswith("every run failed: training Failed:") and "max_depth" in summary["reason"]
@@ -240,7 +240,7 @@ def drive_to_a_failure(stack: DeployedStack) -> str:
     assert outcome == "failed"
     version = str(prepared["version"])
     assert services.state.get_version(DATASET, version)["status"] == "FAILED"  # type: ignore[index]
-    assert [event["detail-type"] for event in stack.published()] == ["TrainingStarted", "ModelRejected"]
+    assert [event["detail-type"] for event in stack.published()] == ["TrainingStarted", "VersionFailed"]
     return version
 
 

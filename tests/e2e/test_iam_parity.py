@@ -379,7 +379,7 @@ def measured() -> Iterator[Measured]:
             _upload(stack, "no-config", config=None)
             assert [event["reason"] for event in stack.events_of("DatasetRejected")], "the upload was not rejected"
             _upload(stack, "bad-hp", config="target: species\nhyperparameters: {max_depth: -3}\n")
-            assert "max_depth" in stack.events_of("ModelRejected")[-1]["reason"]
+            assert "max_depth" in stack.events_of("VersionFailed")[-1]["reason"]
 
             # 5. A third version, with no capacity for the first of every Create* and every SageMaker state
             # change lost: the sweeper (the local runtime runs it whenever it is idle) does every step.

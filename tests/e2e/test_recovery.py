@@ -66,7 +66,7 @@ def test_training_that_failed_for_a_transient_reason_is_retried_by_uploading_the
     monkeypatch.setattr(runner, "train_xgboost", flaky_train)
     _upload(stack)
     stack.drain()
-    (rejected,) = stack.events_of("ModelRejected")
+    (rejected,) = stack.events_of("VersionFailed")
     assert "every run failed" in rejected["reason"] and "instance was lost" in rejected["reason"]
     (version,) = stack.services.state.list_versions("penguins")
     assert version["status"] == "FAILED"

@@ -175,8 +175,9 @@ def test_failed_training_is_recorded_and_rejected_with_the_reason(aws: AwsHarnes
     job = f"datadrop--penguins-{prepared['version']}-r01"
     aws.invoke("evaluate", sample_event("evaluate_training_job_failed.json", TrainingJobName=job))
     assert aws.requests("CreateTransformJob") == []
-    (rejected,) = aws.details("ModelRejected")
-    assert rejected["value"] is None
+    assert aws.details("ModelRejected") == []  # nothing to judge: a failure, not a rejection
+    (rejected,) = aws.details("VersionFailed")
+    assert rejected["stage"] == "training" and rejected["failed_runs"] == rejected["run_count"] == 1
     assert "every run failed" in rejected["reason"]
     failure = json.loads(json.dumps(sample_event("evaluate_training_job_failed.json")))["detail"]["FailureReason"]
     assert failure in rejected["reason"]
@@ -196,7 +197,7 @@ def test_failed_batch_transform_fails_the_run_with_sagemakers_reason(aws: AwsHar
     failed = sample_event("evaluate_transform_job_completed.json", TransformJobName=job, TransformJobStatus="Failed")
     failed["detail"]["FailureReason"] = "ClientError: See job logs for more information"
     assert aws.invoke("evaluate", failed)["outcome"] == "failed"
-    (rejected,) = aws.details("ModelRejected")
+    (rejected,) = aws.details("VersionFailed")
     assert "evaluation Failed: ClientError: See job logs" in rejected["reason"]
     assert aws.details("ModelApproved") == []
     assert aws.invoke("evaluate", failed) == {"job": job, "outcome": "failed"}  # idempotent: the first result again

@@ -568,6 +568,8 @@ def describe_event(event: dict[str, Any]) -> str:
         return f"RunEvaluated {detail['run']['training_job']}: held-out accuracy {metrics.get('accuracy', float('nan')):.4f}"
     if kind in ("ModelApproved", "ModelRejected"):
         return f"{kind}: {detail['reason']}"
+    if kind == "VersionFailed":
+        return f"VersionFailed ({detail['stage']}): {detail['reason']}"
     if kind == "DeploymentStarted":
         return f"DeploymentStarted: {'updating' if detail['update'] else 'creating'} endpoint {detail['endpoint_name']}"
     if kind == "ModelDeployed":

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from datadrop import names, observability, training
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.compute import CapacityError, capacity_error
-from datadrop.events import ModelApproved, ModelRejected, RunEvaluated, RunSummary
+from datadrop.events import DatadropEvent, ModelApproved, ModelRejected, RunEvaluated, RunSummary, VersionFailed
 from datadrop.services import Services
 from datadrop.serving import container_environment
 from datadrop.state import TERMINAL_RUN_STATUSES, ResourceOwner, RunStatus, VersionStatus
@@ -363,32 +363,41 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
         logger.warning("the model registry is throttling; the decision waits for the sweeper", reason=str(error))
         return "waiting"
     leaderboard = write_leaderboard(services, dataset, version, runs, metric, threshold, best)
-    decision_class = ModelApproved if outcome is VersionStatus.APPROVED else ModelRejected
-    decision = decision_class(
-        dataset=dataset,
-        version=version,
-        metric=metric,
-        value=value,
-        threshold=threshold,
-        reason=reason,
-        best_run=best,
-        run_count=len(runs),
-        failed_runs=len(failures),
-        leaderboard=leaderboard,
-        model_package_arn=package_arn,
-    )
+    announcement: DatadropEvent
+    decision: ModelApproved | ModelRejected | None = None
+    if outcome is VersionStatus.FAILED:
+        # Nothing to judge: a failure, not a rejection, with every run's reason in the leaderboard.
+        announcement = VersionFailed(
+            dataset=dataset, version=version, stage="training", reason=reason,
+            run_count=len(runs), failed_runs=len(failures), leaderboard=leaderboard,
+        )  # fmt: skip
+    else:
+        decision_class = ModelApproved if outcome is VersionStatus.APPROVED else ModelRejected
+        decision = announcement = decision_class(
+            dataset=dataset,
+            version=version,
+            metric=metric,
+            value=value,
+            threshold=threshold,
+            reason=reason,
+            best_run=best,
+            run_count=len(runs),
+            failed_runs=len(failures),
+            leaderboard=leaderboard,
+            model_package_arn=package_arn,
+        )
     if not state.transition_version(
         dataset,
         version,
         outcome,
         {VersionStatus.TRAINING},
-        publish=[decision],
+        publish=[announcement],
         milestone=f"decided#{attempt}",
         decision_reason=reason,
         best_run=best.run_index if best else None,
         best_value=value,
         model_package_arn=package_arn,
-        decision=decision.model_dump_json(),  # kept whole, for the sweeper and retries
+        decision=decision.model_dump_json() if decision else None,  # kept whole, for the sweeper and retries
     ):
         return None  # another run's evaluation decided first
     observability.count({"APPROVED": "VersionsApproved", "REJECTED": "VersionsRejected"}.get(outcome.value, "VersionsFailed"))

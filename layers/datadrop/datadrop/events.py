@@ -167,12 +167,15 @@ class DeploymentFailed(DatadropEvent):
 
 
 class VersionFailed(DatadropEvent):
-    """A version ended without a decision or a deployment: the sweeper gave up on it, or it could not be started."""
+    """A version ended without a decision: every run failed, or the sweeper gave up on it."""
 
     DETAIL_TYPE: ClassVar[str] = "VersionFailed"
     version: str
     stage: Literal["training", "evaluation", "deployment"]
     reason: str
+    run_count: int | None = None
+    failed_runs: int | None = None
+    leaderboard: str | None = Field(None, description="S3 URI of the leaderboard JSON: every run with its failure reason")
 
 
 class PublishFailed(RuntimeError):
