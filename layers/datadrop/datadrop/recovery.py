@@ -137,7 +137,9 @@ class Sweeper:
         dataset, version = item["dataset"], item["version"]
         observability.correlate(dataset, version)
         status = VersionStatus(item["status"])
-        since = datetime.fromisoformat(item.get("status_since") or item["updated_at"])
+        # Measured from the version's last change, not from when it entered its status: a long
+        # search keeps changing it (each run takes and gives back a training slot), a stuck one does not.
+        since = datetime.fromisoformat(item["updated_at"])
         overdue = now - since > self.give_up_after
         stage = "deployment" if status in (VersionStatus.APPROVED, VersionStatus.DEPLOYING) else "training"
         # What an interrupted invocation left in the version's own outbox goes out first (its runs'
@@ -236,7 +238,7 @@ class Sweeper:
         hours = waited.total_seconds() / 3600
         waiting_reason = f" (last answer from SageMaker: {item['waiting_reason']})" if item.get("waiting_reason") else ""
         reason = (
-            f"stuck in {item['status']} for {hours:.1f} h, longer than the {self.give_up_after.total_seconds() / 3600:g} h "
+            f"stuck in {item['status']}: no progress for {hours:.1f} h, longer than the {self.give_up_after.total_seconds() / 3600:g} h "
             f"allowed{waiting_reason}; `datadrop retry {dataset} {version}` starts it again"
         )
         if stage == "deployment":
