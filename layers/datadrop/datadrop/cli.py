@@ -26,7 +26,7 @@ import sys
 import time
 import traceback
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -399,110 +399,100 @@ def stack_settings(cloudformation: Any, stack: str, region: str) -> Any:
     )
 
 
-def retry_on_stack(dataset: str, version: str, stack: str, region: str | None) -> int:
-    """`datadrop retry`: a FAILED version of a deployed stack starts over (datadrop.recovery.retry_version)."""
+def on_stack(
+    stack: str | None,
+    region: str | None,
+    command: Callable[[Any, Any], int],
+    refusals: tuple[type[Exception], ...] = (),
+    refused_as: str = "",
+) -> int:
+    """Run `command(settings, session)` against a deployed stack, found by its CloudFormation outputs,
+    with the exit codes every stack command shares: 64 when the stack is missing or not datadrop's,
+    2 when the command refuses (one of `refusals`, printed after `refused_as`), 1 when AWS says no."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from datadrop import names
-    from datadrop.recovery import RetryRefused, retry_version
-    from datadrop.services import Services
-
+    if not stack:
+        print("datadrop: give --stack NAME (the stack `sam deploy` made)", file=sys.stderr)
+        return EXIT_USAGE
     session = boto3.session.Session(region_name=region)
     if session.region_name is None:
         print("datadrop: which region is the stack in? give --region (or set AWS_REGION)", file=sys.stderr)
         return EXIT_USAGE
     try:
         settings = stack_settings(session.client("cloudformation"), stack, session.region_name)
-        services = Services.from_settings(settings, session)
-        attempt = retry_version(services, dataset, version)
-        item = services.state.get_version(dataset, version) or {}
+        return command(settings, session)
     except StackProblem as problem:
         print(f"datadrop: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except RetryRefused as refused:
-        print(f"datadrop: cannot retry: {refused}", file=sys.stderr)
+    except refusals as refused:
+        print(f"datadrop: {refused_as}{refused}", file=sys.stderr)
         return EXIT_INPUT_REJECTED
     except (ClientError, BotoCoreError) as error:
         print(f"datadrop: AWS said no: {one_line(str(error))}", file=sys.stderr)
         return EXIT_FAILED
-    jobs = [
-        names.RunNames(settings.name_prefix, dataset, version, run_index, attempt).training_job
-        for run_index in range(1, int(item.get("run_count", 1)) + 1)
-    ]
-    print(f"{dataset} version {version}: attempt {attempt} started (the version is {item.get('status', 'PREPARED')} again).")
-    print(
-        f"DatasetPrepared was published again on event bus {settings.event_bus_name}: the train function now starts "
-        f"training job {', '.join(jobs)}; evaluation and, if the model is good enough, deployment follow as after an upload.\n"
-        "Follow it on the bus (ModelApproved/ModelRejected, ModelDeployed, VersionFailed) or in the state table "
-        f"{settings.state_table_name}."
-    )
-    return EXIT_OK
+
+
+def retry_on_stack(dataset: str, version: str, stack: str, region: str | None) -> int:
+    """`datadrop retry`: a FAILED version of a deployed stack starts over (datadrop.recovery.retry_version)."""
+    from datadrop import names
+    from datadrop.recovery import RetryRefused, retry_version
+    from datadrop.services import Services
+
+    def retry(settings: Any, session: Any) -> int:
+        services = Services.from_settings(settings, session)
+        attempt = retry_version(services, dataset, version)
+        item = services.state.get_version(dataset, version) or {}
+        jobs = [
+            names.RunNames(settings.name_prefix, dataset, version, run_index, attempt).training_job
+            for run_index in range(1, int(item.get("run_count", 1)) + 1)
+        ]
+        print(f"{dataset} version {version}: attempt {attempt} started (the version is {item.get('status', 'PREPARED')} again).")
+        print(
+            f"DatasetPrepared was published again on event bus {settings.event_bus_name}: the train function now starts "
+            f"training job {', '.join(jobs)}; evaluation and, if the model is good enough, deployment follow as after an "
+            "upload.\nFollow it on the bus (ModelApproved/ModelRejected, ModelDeployed, VersionFailed) or in the state table "
+            f"{settings.state_table_name}."
+        )
+        return EXIT_OK
+
+    return on_stack(stack, region, retry, (RetryRefused,), "cannot retry: ")
 
 
 def leaderboard_on_stack(args: argparse.Namespace) -> int:
     """`datadrop runs` and `datadrop plot`: a version's runs, read from a deployed stack's state table."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from datadrop import leaderboard
     from datadrop.services import Services
 
-    session = boto3.session.Session(region_name=args.region)
-    if session.region_name is None:
-        print("datadrop: which region is the stack in? give --region (or set AWS_REGION)", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        settings = stack_settings(session.client("cloudformation"), args.stack, session.region_name)
+    def show(settings: Any, session: Any) -> int:
         board = leaderboard.load(Services.from_settings(settings, session).state, args.dataset, args.version)
-    except StackProblem as problem:
-        print(f"datadrop: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    except leaderboard.NoSuchVersion as missing:
-        print(f"datadrop: {missing}", file=sys.stderr)
-        return EXIT_INPUT_REJECTED
-    except (ClientError, BotoCoreError) as error:
-        print(f"datadrop: AWS said no: {one_line(str(error))}", file=sys.stderr)
-        return EXIT_FAILED
-    if args.command == "plot":
-        plotted = leaderboard.plot(board, args.output)
-        print(f"wrote {args.output}: held-out {board.metric} against {', '.join(plotted)} ({len(board.runs)} runs)")
-    elif args.json:
-        print(json.dumps(board.as_dict(), indent=2, default=str))
-    elif args.csv:
-        print(leaderboard.as_csv(board), end="")
-    else:
-        print(leaderboard.as_table(board), end="")
-    return EXIT_OK
+        if args.command == "plot":
+            plotted = leaderboard.plot(board, args.output)
+            print(f"wrote {args.output}: held-out {board.metric} against {', '.join(plotted)} ({len(board.runs)} runs)")
+        elif args.json:
+            print(json.dumps(board.as_dict(), indent=2, default=str))
+        elif args.csv:
+            print(leaderboard.as_csv(board), end="")
+        else:
+            print(leaderboard.as_table(board), end="")
+        return EXIT_OK
+
+    return on_stack(args.stack, args.region, show, (leaderboard.NoSuchVersion,))
 
 
 def experiments_on_stack(args: argparse.Namespace) -> int:
     """`datadrop experiments [list|show|delete]` against a deployed stack's region."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from datadrop import experiment_admin, names
 
-    if not args.stack:
-        print("datadrop: give --stack NAME (the stack `sam deploy` made)", file=sys.stderr)
-        return EXIT_USAGE
-    session = boto3.session.Session(region_name=args.region)
-    if session.region_name is None:
-        print("datadrop: which region is the stack in? give --region (or set AWS_REGION)", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        settings = stack_settings(session.client("cloudformation"), args.stack, session.region_name)
+    def act(settings: Any, session: Any) -> int:
         sagemaker = session.client("sagemaker")
         action = args.action or "list"
         if action == "list":
             found = experiment_admin.list_experiments(sagemaker, settings.name_prefix)
             for summary in found:
                 created = summary.get("CreationTime")
-                print(
-                    f"{summary['ExperimentName']}  {summary.get('DisplayName', '')}  created {created:%Y-%m-%d %H:%M}"
-                    if created
-                    else summary["ExperimentName"]
-                )
+                when = f"  created {created:%Y-%m-%d %H:%M}" if created else ""
+                print(f"{summary['ExperimentName']}  {summary.get('DisplayName', '')}{when}")
             print(f"({len(found)} experiment(s) of stack {args.stack})")
             return EXIT_OK
         experiment = names.experiment_name(settings.name_prefix, args.dataset)
@@ -529,12 +519,8 @@ def experiments_on_stack(args: argparse.Namespace) -> int:
             "The model registry, the endpoint and the data are left alone."
         )
         return EXIT_OK
-    except StackProblem as problem:
-        print(f"datadrop: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ClientError, BotoCoreError) as error:
-        print(f"datadrop: AWS said no: {one_line(str(error))}", file=sys.stderr)
-        return EXIT_FAILED
+
+    return on_stack(args.stack, args.region, act)
 
 
 def one_line(text: str, limit: int = 300) -> str:
