@@ -25,6 +25,8 @@ from datadrop.services import Services
 from datadrop.settings import Settings
 from moto import mock_aws
 
+from tests.integration.conftest import observe_bus
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "penguins"
 DATA = EXAMPLE / "penguins.csv"
@@ -215,12 +217,7 @@ def deployed_stack() -> Iterator[DeployedStack]:
             TemplateBody=stack_template({**outputs, "DeadLetterQueueUrl": {"Ref": "DeadLetters"}}),
             Parameters=[{"ParameterKey": "NamePrefix", "ParameterValue": DEPLOYED.name_prefix}],
         )
-        sqs = session.client("sqs")
-        queue = sqs.create_queue(QueueName="observer")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events = session.client("events")
-        events.put_rule(Name="observer", EventBusName=DEPLOYED.event_bus_name, EventPattern=json.dumps({"source": ["datadrop"]}))
-        events.put_targets(Rule="observer", EventBusName=DEPLOYED.event_bus_name, Targets=[{"Id": "q", "Arn": arn}])
+        sqs, queue = observe_bus(session, DEPLOYED.event_bus_name)
         yield DeployedStack(Services.from_settings(DEPLOYED, session), sqs, queue)
 
 

@@ -89,6 +89,17 @@ def envelope(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def observe_bus(session: boto3.session.Session, bus: str) -> tuple[Any, str]:
+    """An SQS queue that receives every datadrop event on `bus` (an EventBridge rule): (sqs client, queue URL)."""
+    sqs = session.client("sqs")
+    queue = sqs.create_queue(QueueName="observer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = session.client("events")
+    events.put_rule(Name="observer", EventBusName=bus, EventPattern=json.dumps({"source": ["datadrop"]}))
+    events.put_targets(Rule="observer", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    return sqs, queue
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsHarness]:
     settings = local_settings(compute="sagemaker")
@@ -104,13 +115,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsHarness]:
             harness.calls.append((model.name, copy.deepcopy(params)))
 
         services.sagemaker.meta.events.register("before-parameter-build.sagemaker.*", record)
-        sqs = session.client("sqs")
-        queue = sqs.create_queue(QueueName="observer")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events = session.client("events")
-        events.put_rule(Name="observer", EventBusName=settings.event_bus_name, EventPattern=json.dumps({"source": ["datadrop"]}))
-        events.put_targets(Rule="observer", EventBusName=settings.event_bus_name, Targets=[{"Id": "q", "Arn": arn}])
-        harness._sqs, harness._observer = sqs, queue  # type: ignore[attr-defined]
+        harness._sqs, harness._observer = observe_bus(session, settings.event_bus_name)  # type: ignore[attr-defined]
         use_services(services)
         try:
             yield harness

@@ -50,6 +50,15 @@ def _not_found(error: ClientError) -> bool:
     )
 
 
+def _or_none_if_missing(describe: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return describe(name)
+    except ClientError as error:
+        if _not_found(error):
+            return None
+        raise
+
+
 @dataclass
 class SageMakerCompute:
     client: Any  # boto3 SageMaker client
@@ -65,12 +74,7 @@ class SageMakerCompute:
 
     def find_training_job(self, name: str) -> dict[str, Any] | None:
         """DescribeTrainingJob, or None when SageMaker has no such job (it was never created)."""
-        try:
-            return self.describe_training_job(name)
-        except ClientError as error:
-            if _not_found(error):
-                return None
-            raise
+        return _or_none_if_missing(self.describe_training_job, name)
 
     # -- models and batch transform ---------------------------------------------------------------
     def create_model(self, request: dict[str, Any]) -> bool:
@@ -83,12 +87,7 @@ class SageMakerCompute:
         return self.client.describe_transform_job(TransformJobName=name)
 
     def find_transform_job(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.describe_transform_job(name)
-        except ClientError as error:
-            if _not_found(error):
-                return None
-            raise
+        return _or_none_if_missing(self.describe_transform_job, name)
 
     # -- endpoints --------------------------------------------------------------------------------
     def create_endpoint_config(self, request: dict[str, Any]) -> bool:
