@@ -1,4 +1,4 @@
-"""SageMaker training/transform job state changes → held-out evaluation → ModelApproved/ModelRejected."""
+"""SageMaker training, transform and tuning job state changes → held-out evaluation → ModelApproved/ModelRejected."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from datadrop import evaluation
-from datadrop.events import TrainingJobStateChange, TransformJobStateChange
+from datadrop.events import TrainingJobStateChange, TransformJobStateChange, TuningJobStateChange
 from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored
 from datadrop.observability import metrics
 from datadrop.services import get_services
@@ -16,18 +16,25 @@ logger = Logger()
 
 TRAINING = "SageMaker Training Job State Change"
 TRANSFORM = "SageMaker Transform Job State Change"
+TUNING = "SageMaker HyperParameter Tuning Job State Change"
 
 
 @logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation
 @metrics.log_metrics
-@idempotent_on(EVENT_KEY, {"aws.sagemaker": {TRAINING, TRANSFORM}})
+@idempotent_on(EVENT_KEY, {"aws.sagemaker": {TRAINING, TRANSFORM, TUNING}})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("detail-type") == TRAINING:
         detail = TrainingJobStateChange.model_validate(event).detail
         outcome = evaluation.on_training_job_state_change(
-            get_services(), detail.TrainingJobName, detail.TrainingJobStatus, detail.FailureReason
+            get_services(), detail.TrainingJobName, detail.TrainingJobStatus, detail.FailureReason, detail.TuningJobArn
         )
         return {"job": detail.TrainingJobName, "outcome": outcome}
+    if event.get("detail-type") == TUNING:
+        tuning = TuningJobStateChange.model_validate(event).detail
+        outcome = evaluation.on_tuning_job_state_change(
+            get_services(), tuning.HyperParameterTuningJobName, tuning.HyperParameterTuningJobStatus, tuning.FailureReason
+        )
+        return {"job": tuning.HyperParameterTuningJobName, "outcome": outcome}
     if event.get("detail-type") == TRANSFORM:
         transform = TransformJobStateChange.model_validate(event).detail
         outcome = evaluation.on_transform_job_state_change(

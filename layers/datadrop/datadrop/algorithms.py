@@ -78,3 +78,9 @@ def xgboost_objective(problem_type: str, num_classes: int) -> dict[str, str]:
     if problem_type == "binary":
         return {"objective": "binary:logistic", "eval_metric": "logloss"}
     return {"objective": "multi:softprob", "num_class": str(num_classes), "eval_metric": "mlogloss"}
+
+
+def xgboost_tuning_objective(problem_type: str, num_classes: int) -> dict[str, str]:
+    """What a tuning job minimises: the log loss on the validation channel (the metric the
+    container logs for the eval_metric above). Never the test split: that one stays held out."""
+    return {"Type": "Minimize", "MetricName": f"validation:{xgboost_objective(problem_type, num_classes)['eval_metric']}"}

@@ -76,6 +76,25 @@ class SageMakerCompute:
         """DescribeTrainingJob, or None when SageMaker has no such job (it was never created)."""
         return _or_none_if_missing(self.describe_training_job, name)
 
+    # -- hyperparameter tuning (a Bayesian search) --------------------------------------------------
+    def start_tuning_job(self, request: dict[str, Any]) -> bool:
+        """CreateHyperParameterTuningJob; False when it exists already (a retried invocation)."""
+        return self._create(self.client.create_hyper_parameter_tuning_job, request)
+
+    def find_tuning_job(self, name: str) -> dict[str, Any] | None:
+        return _or_none_if_missing(
+            lambda job: self.client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job), name
+        )
+
+    def list_tuning_training_jobs(self, name: str) -> list[dict[str, Any]]:
+        """Every training job the tuning job launched (TrainingJobName, TrainingJobStatus, ...)."""
+        paginator = self.client.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job")
+        return [
+            summary
+            for page in paginator.paginate(HyperParameterTuningJobName=name)
+            for summary in page.get("TrainingJobSummaries", [])
+        ]
+
     # -- models and batch transform ---------------------------------------------------------------
     def create_model(self, request: dict[str, Any]) -> bool:
         return self._create(self.client.create_model, request)

@@ -47,7 +47,7 @@ Scalar = str | int | float
 
 
 class Range(BaseModel):
-    """A hyperparameter range for random (and later Bayesian) search."""
+    """A hyperparameter range, sampled by random search and explored by Bayesian search."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -77,9 +77,11 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy: Literal["grid", "random"] = "grid"
-    max_runs: int | None = Field(None, ge=1, le=MAX_RUNS, description="grid: an upper bound; random: how many runs (10)")
-    seed: int = Field(0, description="seed of the random search")
+    strategy: Literal["grid", "random", "bayesian"] = "grid"
+    max_runs: int | None = Field(
+        None, ge=1, le=MAX_RUNS, description="grid: an upper bound; random and bayesian: how many runs (10)"
+    )
+    seed: int = Field(0, ge=0, description="seed of the random and Bayesian search")
     max_parallel: int = Field(2, ge=1, le=MAX_RUNS, description="training jobs of the version in progress at once")
 
 

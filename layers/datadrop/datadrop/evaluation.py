@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from datadrop import names, observability, training
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.compute import CapacityError, capacity_error
-from datadrop.events import DatadropEvent, ModelApproved, ModelRejected, RunEvaluated, RunSummary, VersionFailed
+from datadrop.events import DatadropEvent, DatasetPrepared, ModelApproved, ModelRejected, RunEvaluated, RunSummary, VersionFailed
 from datadrop.services import Services
 from datadrop.serving import container_environment
 from datadrop.state import TERMINAL_RUN_STATUSES, ResourceOwner, RunStatus, VersionStatus
@@ -140,8 +140,19 @@ def _owned_run(services: Services, kind: str, job_name: str) -> tuple[names.RunN
     return run, record
 
 
-def on_training_job_state_change(services: Services, job_name: str, status: str, failure_reason: str | None) -> str:
-    if status != "Completed" and status not in TRAINING_FAILED:
+def on_training_job_state_change(
+    services: Services, job_name: str, status: str, failure_reason: str | None, tuning_job_arn: str | None = None
+) -> str:
+    final = status == "Completed" or status in TRAINING_FAILED
+    if tuning_job_arn and services.state.find_resource("training-job", job_name) is None:
+        # A training job of one of our tuning jobs: it becomes a run of the version on first sight.
+        adopted = adopt_tuning_training_job(services, job_name, tuning_job_arn.rsplit("/", 1)[-1])
+        if adopted is None:
+            logger.info(f"training-job {job_name} belongs to no tuning job of ours that is still searching; ignored")
+            return "ignored"
+        if not final:
+            return "adopted"
+    if not final:
         return "ignored"  # InProgress, Stopping: not final
     try:
         run, record = _owned_run(services, "training-job", job_name)
@@ -155,6 +166,105 @@ def on_training_job_state_change(services: Services, job_name: str, status: str,
         return _evaluate_trained_model(services, run, record, job_name)
     finally:
         services.state.flush_version(run.dataset, run.version)
+
+
+def adopt_tuning_training_job(services: Services, job_name: str, tuning_job: str) -> ResourceOwner | None:
+    """Make a training job that our tuning job launched a run of its version: the next run index,
+    the job's hyperparameters (as SageMaker chose them), and its Experiments run in the version's
+    run group. Idempotent; None when the tuning job is not ours or its version stopped searching."""
+    state = services.state
+    tuning_owner = state.find_resource("tuning-job", tuning_job)
+    if tuning_owner is None:
+        return None
+    dataset, version, attempt = tuning_owner.dataset, tuning_owner.version, tuning_owner.attempt
+    version_item = state.get_version(dataset, version) or {}
+    if version_item.get("status") != VersionStatus.TRAINING or int(version_item.get("attempt", 1)) != attempt:
+        return None
+    observability.correlate(dataset, version)
+    job = services.compute.describe_training_job(job_name)
+    if str(job.get("TuningJobArn", "")).rsplit("/", 1)[-1] != tuning_job:
+        return None  # SageMaker says the job is not the tuning job's: trust SageMaker over the event
+    hyperparameters = {key: str(value) for key, value in (job.get("HyperParameters") or {}).items()}
+    prefix = services.settings.name_prefix
+    owner = state.adopt_run(
+        dataset,
+        version,
+        attempt,
+        "training-job",
+        job_name,
+        lambda run_index: {
+            "training_job": job_name,
+            "run_name": names.RunNames(prefix, dataset, version, run_index, attempt).run_name,
+            "hyperparameters": hyperparameters,
+            "tuning_job": tuning_job,
+        },
+    )
+    if owner is None:
+        return None
+    record = state.get_run(dataset, version, owner.run_index) or {}
+    if "experiment_run" not in record.get("milestones", {}):
+        prepared = DatasetPrepared.model_validate_json(version_item["prepared"])
+        services.experiments.start_run(
+            services.experiments.handle(dataset, version, owner.run_index, attempt),
+            dataset,
+            version,
+            parameters=hyperparameters,
+            inputs={
+                "train": prepared.artifacts.train,
+                "validation": prepared.artifacts.validation,
+                "test": prepared.artifacts.test,
+            },
+            settings=prepared.experiment,
+            group_exists=True,  # train made the experiment and run group before the tuning job
+        )
+        state.record(state.run_item(dataset, version, owner.run_index), "experiment_run")
+        observability.count("RunsAdopted")
+        logger.info("tuning job's training job adopted as a run", job=job_name, run_index=owner.run_index)
+    return owner
+
+
+FINAL_TUNING_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
+
+
+def on_tuning_job_state_change(services: Services, tuning_job: str, status: str, failure_reason: str | None) -> str:
+    """The tuning job of a Bayesian search ended: every training job it launched is a run (any
+    whose events were lost is adopted and caught up now), their number is what the decision
+    waits for, and the decision is made once they are all evaluated."""
+    if status not in FINAL_TUNING_STATUSES:
+        return "ignored"
+    state = services.state
+    owner = state.find_resource("tuning-job", tuning_job)
+    version_item = state.get_version(owner.dataset, owner.version) if owner else None
+    if owner is None or version_item is None:
+        logger.info(f"tuning job {tuning_job} is not one of ours; ignored")
+        return "ignored"
+    if version_item.get("status") != VersionStatus.TRAINING or int(version_item.get("attempt", 1)) != owner.attempt:
+        logger.info(f"tuning job {tuning_job} belongs to a version that is no longer searching with it; ignored")
+        return "ignored"
+    observability.correlate(owner.dataset, owner.version)
+    try:
+        return close_tuning(services, owner, tuning_job, status, failure_reason)
+    finally:
+        state.flush_version(owner.dataset, owner.version)
+
+
+def close_tuning(services: Services, owner: ResourceOwner, tuning_job: str, status: str, failure_reason: str | None) -> str:
+    state = services.state
+    jobs = services.compute.list_tuning_training_jobs(tuning_job)
+    tuning_job_arn = f"hyper-parameter-tuning-job/{tuning_job}"
+    for summary in jobs:
+        job_name, job_status = summary["TrainingJobName"], summary["TrainingJobStatus"]
+        run_owner = state.find_resource("training-job", job_name)
+        record = state.get_run(owner.dataset, owner.version, run_owner.run_index) if run_owner else None
+        if run_owner is None or (record is not None and record.get("status") == RunStatus.TRAINING):
+            # Never seen, or its final event was lost: do now what those events would have done.
+            on_training_job_state_change(services, job_name, job_status, summary.get("FailureReason"), tuning_job_arn)
+    ended: dict[str, Any] = {"tuning_ended": status, "run_count": len(jobs)}
+    if failure_reason and status != "Completed":
+        ended["tuning_failure_reason"] = failure_reason
+    state.record(state.version_item(owner.dataset, owner.version), f"tuning_ended#{owner.attempt}", **ended)
+    logger.info("tuning job ended", job=tuning_job, status=status, runs=len(jobs))
+    return decide(services, owner.dataset, owner.version) or f"tuning {status}"
 
 
 def _evaluate_trained_model(services: Services, run: names.RunNames, record: dict[str, Any], job_name: str) -> str:
@@ -332,6 +442,8 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
     version_item = state.get_version(dataset, version)
     if version_item is None or version_item["status"] != VersionStatus.TRAINING:
         return None
+    if version_item.get("tuning_job") and not version_item.get("tuning_ended"):
+        return None  # a Bayesian search: more runs may come until its tuning job ends
     attempt = int(version_item.get("attempt", 1))
     records = [record for record in state.list_runs(dataset, version) if int(record.get("attempt", 1)) == attempt]
     if len(records) < int(version_item.get("run_count", 1)):
@@ -347,6 +459,11 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
         outcome, value = VersionStatus.FAILED, None
         shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more (see the leaderboard)" if len(failures) > 3 else "")
         reason = "every run failed: " + shown
+        if not runs and version_item.get("tuning_job"):
+            reason = (
+                f"the tuning job {version_item['tuning_job']} ended {version_item.get('tuning_ended')} without a training job"
+                + (f": {version_item['tuning_failure_reason']}" if version_item.get("tuning_failure_reason") else "")
+            )
     elif best.metrics[metric] >= threshold:
         outcome, value = VersionStatus.APPROVED, best.metrics[metric]
         reason = f"held-out {metric} {value:.4f} >= threshold {threshold:.4f}"

@@ -110,7 +110,9 @@ class TrainingStarted(DatadropEvent):
     version: str
     experiment_name: str
     run_group: str
-    runs: list[RunSummary]
+    runs: list[RunSummary]  # planned runs; empty for a Bayesian search, whose runs the tuning job launches
+    tuning_job: str | None = None  # the SageMaker hyperparameter tuning job of a Bayesian search
+    max_runs: int | None = None  # the tuning job's budget
 
 
 class RunEvaluated(DatadropEvent):
@@ -279,6 +281,12 @@ class _SageMakerDetail(BaseModel):
 class TrainingJobStateChangeDetail(_SageMakerDetail):
     TrainingJobName: str
     TrainingJobStatus: str
+    TuningJobArn: str | None = None  # set when a hyperparameter tuning job launched it
+
+
+class TuningJobStateChangeDetail(_SageMakerDetail):
+    HyperParameterTuningJobName: str
+    HyperParameterTuningJobStatus: str
 
 
 class TransformJobStateChangeDetail(_SageMakerDetail):
@@ -312,6 +320,10 @@ class EndpointStateChangeDetail(_SageMakerDetail):
 
 class TrainingJobStateChange(EventBridgeModel):
     detail: TrainingJobStateChangeDetail
+
+
+class TuningJobStateChange(EventBridgeModel):
+    detail: TuningJobStateChangeDetail
 
 
 class TransformJobStateChange(EventBridgeModel):

@@ -65,6 +65,16 @@ def _ignore_exists(call: Any, **kwargs: Any) -> None:
         raise
 
 
+def _tags(dataset: str, version: str, settings: ExperimentSettings | None) -> list[dict[str, str]]:
+    """datadrop's own tags, then the dataset config's `experiment.tags`."""
+    user_tags = (settings or ExperimentSettings()).tags
+    return [
+        {"Key": "datadrop:dataset", "Value": dataset},
+        {"Key": "datadrop:version", "Value": version},
+        *({"Key": key, "Value": value} for key, value in sorted(user_tags.items())),
+    ]
+
+
 @dataclass
 class ExperimentTracker:
     client: Any  # boto3 SageMaker client
@@ -88,30 +98,13 @@ class ExperimentTracker:
         parameters: dict[str, str],
         inputs: dict[str, str],
         settings: ExperimentSettings | None = None,
+        group_exists: bool = False,
     ) -> None:
         """Create experiment, run group and run (each only if absent) and record what goes in.
-        Display name, description and tags come from the dataset config's `experiment`."""
-        settings = settings or ExperimentSettings()
-        tags = [
-            {"Key": "datadrop:dataset", "Value": dataset},
-            {"Key": "datadrop:version", "Value": version},
-            *({"Key": key, "Value": value} for key, value in sorted(settings.tags.items())),
-        ]
-        _ignore_exists(
-            self.client.create_experiment,
-            ExperimentName=handle.experiment_name,
-            DisplayName=settings.display_name or handle.experiment_name,
-            Description=settings.description or f"datadrop runs for dataset {dataset}",
-            Tags=tags,
-        )
-        _ignore_exists(
-            self.client.create_trial,
-            TrialName=handle.run_group,
-            ExperimentName=handle.experiment_name,
-            # SageMaker checks DisplayName against [a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}: no spaces.
-            DisplayName=f"{dataset}-{version}",
-            Tags=tags,
-        )
+        Display name, description and tags come from the dataset config's `experiment`.
+        `group_exists`: the caller knows the experiment and run group were made (a tuning job's
+        runs: train made them before the tuning job), so only the run is created."""
+        tags = _tags(dataset, version, settings) if group_exists else self.ensure_run_group(handle, dataset, version, settings)
         _ignore_exists(
             self.client.create_trial_component,
             TrialComponentName=handle.trial_component_name,
@@ -127,6 +120,30 @@ class ExperimentTracker:
             TrialComponentName=handle.trial_component_name,
             TrialName=handle.run_group,
         )
+
+    def ensure_run_group(
+        self, handle: RunHandle, dataset: str, version: str, settings: ExperimentSettings | None = None
+    ) -> list[dict[str, str]]:
+        """The dataset's experiment and the version's run group, each created only if absent.
+        Returns the tags they carry (their runs carry them too)."""
+        settings = settings or ExperimentSettings()
+        tags = _tags(dataset, version, settings)
+        _ignore_exists(
+            self.client.create_experiment,
+            ExperimentName=handle.experiment_name,
+            DisplayName=settings.display_name or handle.experiment_name,
+            Description=settings.description or f"datadrop runs for dataset {dataset}",
+            Tags=tags,
+        )
+        _ignore_exists(
+            self.client.create_trial,
+            TrialName=handle.run_group,
+            ExperimentName=handle.experiment_name,
+            # SageMaker checks DisplayName against [a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}: no spaces.
+            DisplayName=f"{dataset}-{version}",
+            Tags=tags,
+        )
+        return tags
 
     def log_metrics(self, handle: RunHandle, metrics: dict[str, float]) -> list[str]:
         """Metrics go through sagemaker-metrics, like Run.log_metric (at most 10 per request).

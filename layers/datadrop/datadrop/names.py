@@ -52,11 +52,12 @@ def owned_prefix(prefix: str) -> str:
     return f"{prefix}{DELIMITER}"
 
 
-def _fitted(name: str) -> str:
-    """The name itself when it fits SageMaker's 63 characters, else a shortened, hashed, still unique form."""
-    if len(name) > SAGEMAKER_NAME_MAX:
+def _fitted(name: str, limit: int = SAGEMAKER_NAME_MAX) -> str:
+    """The name itself when it fits SageMaker's limit (63 characters for most names), else a
+    shortened, hashed, still unique form that keeps the stack's prefix."""
+    if len(name) > limit:
         digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-        name = f"{name[: SAGEMAKER_NAME_MAX - 9].rstrip('-')}-{digest}"
+        name = f"{name[: limit - 9].rstrip('-')}-{digest}"
     if not SAGEMAKER_NAME.fullmatch(name):
         raise ValueError(f"{name!r} is not a valid SageMaker resource name")
     return name
@@ -98,6 +99,17 @@ class RunNames:
     @property
     def endpoint_config(self) -> str:
         return self.training_job
+
+
+# CreateHyperParameterTuningJob allows 32 characters; SageMaker names its training jobs
+# `<tuning job>-<NNN>-<8 hex>`, so they start with the stack's prefix too (the rules filter on it).
+TUNING_JOB_NAME_MAX = 32
+
+
+def tuning_job_name(prefix: str, dataset: str, version: str, attempt: int) -> str:
+    """The one tuning job of a Bayesian search, per attempt of a dataset version."""
+    suffix = "" if attempt == 1 else f"-a{attempt}"
+    return _fitted(f"{owned_prefix(prefix)}{dataset}-{version}{suffix}", TUNING_JOB_NAME_MAX)
 
 
 def experiment_name(prefix: str, dataset: str) -> str:

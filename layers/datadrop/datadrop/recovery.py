@@ -55,7 +55,17 @@ def retry_version(services: Services, dataset: str, version: str) -> int:
         {VersionStatus.FAILED},
         publish=[prepared],
         milestone=f"retry#{attempt}",
-        remove=("decision_reason", "best_run", "best_value", "model_package_arn", "decision", "failure_reason", "waiting_reason"),
+        remove=(
+            "decision_reason",
+            "best_run",
+            "best_value",
+            "model_package_arn",
+            "decision",
+            "failure_reason",
+            "waiting_reason",
+            "tuning_ended",
+            "tuning_failure_reason",
+        ),
         attempt=attempt,
         running=0,  # every run of the failed attempt has ended
     ):
@@ -175,23 +185,27 @@ class Sweeper:
         dataset, version, attempt = item["dataset"], item["version"], int(item.get("attempt", 1))
         prepared = DatasetPrepared.model_validate_json(item["prepared"])
         acted: list[str] = []
+        if item.get("tuning_job") and not item.get("tuning_ended"):
+            acted.extend(self._sweep_tuning(item, prepared))
         records = [record for record in services.state.list_runs(dataset, version) if int(record.get("attempt", 1)) == attempt]
         for record in records:
             run = names.RunNames(services.settings.name_prefix, dataset, version, int(record["run_index"]), attempt)
             owner = ResourceOwner(dataset, version, run.run_index, attempt)
             status = record["status"]
             if status == RunStatus.TRAINING:
-                job = services.compute.find_training_job(run.training_job)
-                if job is None and not self._no_capacity:
+                # A tuning job's runs carry SageMaker's name for their job; planned runs carry ours.
+                training_job = str(record.get("training_job") or run.training_job)
+                job = services.compute.find_training_job(training_job)
+                if job is None and not self._no_capacity and not record.get("tuning_job"):
                     # It holds a slot, but the invocation that claimed it died before creating its job.
                     started = training.start_training_job(services, prepared, owner)
                     self._no_capacity = started == RunStatus.PENDING
                     acted.append(f"start {run.training_job}: {started}")
                 elif job is not None and job["TrainingJobStatus"] in FINAL_JOB_STATUSES:
                     outcome = evaluation.on_training_job_state_change(
-                        services, run.training_job, job["TrainingJobStatus"], job.get("FailureReason")
+                        services, training_job, job["TrainingJobStatus"], job.get("FailureReason")
                     )
-                    acted.append(f"{run.training_job} {job['TrainingJobStatus']}: {outcome}")
+                    acted.append(f"{training_job} {job['TrainingJobStatus']}: {outcome}")
             elif status == RunStatus.EVALUATING:
                 job = services.compute.find_transform_job(run.transform_job)
                 if job is None and not self._no_capacity:
@@ -215,6 +229,23 @@ class Sweeper:
             if decided:
                 acted.append(f"decided {decided}")
         return "; ".join(acted) or None
+
+    def _sweep_tuning(self, item: dict[str, Any], prepared: DatasetPrepared) -> list[str]:
+        """A Bayesian search whose tuning job has not been seen to end: start it if it never was
+        (no capacity, or a crash), close it if SageMaker says it ended."""
+        services, name = self.services, str(item["tuning_job"])
+        job = services.compute.find_tuning_job(name)
+        if job is None:
+            if self._no_capacity:
+                return []
+            started = training.start_tuning(services, prepared, int(item.get("attempt", 1)))
+            self._no_capacity = started == "waiting"
+            return [f"start tuning job {name}: {started}"]
+        status = str(job.get("HyperParameterTuningJobStatus", ""))
+        if status in evaluation.FINAL_TUNING_STATUSES:
+            outcome = evaluation.on_tuning_job_state_change(services, name, status, job.get("FailureReason"))
+            return [f"tuning job {name} {status}: {outcome}"]
+        return []
 
     def _sweep_deployment(self, item: dict[str, Any]) -> str | None:
         services = self.services

@@ -23,7 +23,7 @@ The sweeper queries it for what has been waiting too long.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,6 +36,7 @@ from botocore.exceptions import ClientError
 from datadrop.events import DatadropEvent, EventPublisher
 
 ATTENTION_INDEX = "by-attention"
+MAX_ADOPTION_TRIES = 50
 OUTBOX = "OUTBOX"
 
 
@@ -295,19 +296,92 @@ class StateStore:
             raise
         return True
 
+    def adopt_run(
+        self, dataset: str, version: str, attempt: int, kind: str, name: str, attributes: Callable[[int], dict[str, Any]]
+    ) -> ResourceOwner | None:
+        """Make a job that SageMaker started for the version (a tuning job's training job) a run of
+        its current attempt, in TRAINING, holding a training slot: the next free run index, the
+        name → run mapping and the slot, in one transaction. Idempotent: a job adopted before
+        returns its run. None when the version no longer trains this attempt."""
+        for _ in range(MAX_ADOPTION_TRIES):
+            existing = self.find_resource(kind, name)
+            if existing is not None:
+                return existing
+            taken = [
+                int(item["run_index"]) for item in self.list_runs(dataset, version) if int(item.get("attempt", 1)) == attempt
+            ]
+            run_index = max(taken, default=0) + 1
+            key = self.run_item(dataset, version, run_index)
+            now = now_iso()
+            run = {
+                **key.as_dict(),
+                "kind": "run",
+                "dataset": dataset,
+                "version": version,
+                "run_index": run_index,
+                "attempt": attempt,
+                "status": RunStatus.TRAINING.value,
+                "created_at": now,
+                "updated_at": now,
+                "status_since": now,
+                "outbox": {},
+                "milestones": {},
+                **attributes(run_index),
+            }
+            reasons = self._transact(
+                [
+                    {
+                        "Put": {
+                            "Item": _to_dynamo(run),
+                            "ConditionExpression": "attribute_not_exists(pk) OR attempt < :attempt",
+                            "ExpressionAttributeValues": {":attempt": attempt},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "Item": self._resource_item(kind, name, ResourceOwner(dataset, version, run_index, attempt)),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "Key": self.version_item(dataset, version).as_dict(),
+                            "UpdateExpression": "SET running = if_not_exists(running, :zero) + :one, updated_at = :now",
+                            "ConditionExpression": "#status = :training AND attempt = :attempt",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": {
+                                ":zero": 0,
+                                ":one": 1,
+                                ":now": now,
+                                ":training": VersionStatus.TRAINING.value,
+                                ":attempt": attempt,
+                            },
+                        }
+                    },
+                ]
+            )
+            if reasons is None:
+                return ResourceOwner(dataset, version, run_index, attempt)
+            if reasons[2] == "ConditionalCheckFailed":
+                return None  # decided, failed or retried meanwhile
+            # The index was taken by another adoption, or the job was adopted meanwhile: look again.
+        raise RuntimeError(f"could not adopt {kind} {name} into {dataset}/{version}: too many concurrent adoptions")
+
+    @staticmethod
+    def _resource_item(kind: str, name: str, owner: ResourceOwner) -> dict[str, Any]:
+        return {
+            "pk": f"RESOURCE#{kind}#{name}",
+            "sk": "RESOURCE",
+            "kind": "resource",
+            "dataset": owner.dataset,
+            "version": owner.version,
+            "run_index": owner.run_index,
+            "attempt": owner.attempt,
+        }
+
     def map_resource(self, kind: str, name: str, owner: ResourceOwner) -> None:
         """Remember which run `name` belongs to, before the resource is created (so its events find it)."""
-        self.table.put_item(
-            Item={
-                "pk": f"RESOURCE#{kind}#{name}",
-                "sk": "RESOURCE",
-                "kind": "resource",
-                "dataset": owner.dataset,
-                "version": owner.version,
-                "run_index": owner.run_index,
-                "attempt": owner.attempt,
-            }
-        )
+        self.table.put_item(Item=self._resource_item(kind, name, owner))
 
     def find_resource(self, kind: str, name: str) -> ResourceOwner | None:
         item = self.table.get_item(Key={"pk": f"RESOURCE#{kind}#{name}", "sk": "RESOURCE"}, ConsistentRead=True).get("Item")
@@ -400,7 +474,7 @@ class StateStore:
             "ExpressionAttributeValues": {":zero": 0, ":one": 1, ":now": now, ":max": max_parallel, ":training": "TRAINING"},
         }
         run_update = self._run_status_update(dataset, version, run_index, attempt, RunStatus.PENDING, RunStatus.TRAINING, now, {})
-        reasons = self._transact([version_update, run_update])
+        reasons = self._transact([{"Update": version_update}, {"Update": run_update}])
         if reasons is None:
             return "claimed"
         return "taken" if reasons[1] == "ConditionalCheckFailed" else "full"
@@ -415,7 +489,7 @@ class StateStore:
             "ExpressionAttributeValues": {":zero": 0, ":one": 1, ":now": now},
         }
         run_update = self._run_status_update(dataset, version, run_index, attempt, RunStatus.TRAINING, to, now, attributes)
-        return self._transact([version_update, run_update]) is None
+        return self._transact([{"Update": version_update}, {"Update": run_update}]) is None
 
     def _run_status_update(
         self,
@@ -437,16 +511,17 @@ class StateStore:
             update.set(name, value)
         return update.request(self.run_item(dataset, version, run_index))
 
-    def _transact(self, updates: list[dict[str, Any]]) -> list[str] | None:
-        """One TransactWriteItems of Updates on this table; None when it committed, else each
-        item's cancellation reason ("None" for the items whose condition held). The table
-        resource's client serializes the values itself, as for update_item."""
+    def _transact(self, actions: list[dict[str, Any]]) -> list[str] | None:
+        """One TransactWriteItems of Put and Update actions on this table; None when it committed,
+        else each item's cancellation reason ("None" for the items whose condition held). The
+        table resource's client serializes the values itself, as for update_item."""
         items = []
-        for update in updates:
-            request = {**update, "Key": update["Key"]}
-            if "ExpressionAttributeValues" in update:
-                request["ExpressionAttributeValues"] = _to_dynamo(update["ExpressionAttributeValues"])
-            items.append({"Update": {"TableName": self.table.name, **request}})
+        for action in actions:
+            ((verb, request),) = action.items()
+            request = dict(request)
+            if "ExpressionAttributeValues" in request:
+                request["ExpressionAttributeValues"] = _to_dynamo(request["ExpressionAttributeValues"])
+            items.append({verb: {"TableName": self.table.name, **request}})
         try:
             self.table.meta.client.transact_write_items(TransactItems=items)
         except ClientError as error:

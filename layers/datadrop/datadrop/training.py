@@ -8,11 +8,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from datadrop import names, observability
-from datadrop.algorithms import xgboost_image_uri, xgboost_objective
+from datadrop.algorithms import xgboost_image_uri, xgboost_objective, xgboost_tuning_objective
 from datadrop.compute import CapacityError
 from datadrop.events import DatasetPrepared, RunSummary, TrainingStarted
 from datadrop.experiments import RunHandle
-from datadrop.search import plan_runs
+from datadrop.search import plan_runs, plan_size, static_hyperparameters, tuning_ranges
 from datadrop.services import Services
 from datadrop.settings import Settings
 from datadrop.state import ResourceOwner, RunStatus, VersionStatus
@@ -22,10 +22,9 @@ logger = Logger(child=True)
 MAX_TRAINING_SECONDS = 3600
 
 
-def training_job_request(
-    settings: Settings, prepared: DatasetPrepared, run: names.RunNames, handle: RunHandle, hyperparameters: dict[str, str]
-) -> dict[str, Any]:
-    """The CreateTrainingJob request for one run: built-in XGBoost, CSV channels, inside the run."""
+def _job_definition(settings: Settings, prepared: DatasetPrepared) -> dict[str, Any]:
+    """What every training job of a version shares, in a training job's or a tuning job's request:
+    built-in XGBoost, CSV train and validation channels, output under the version's prefix."""
     locations = names.DatasetLocations(settings.artifact_bucket_name, prepared.dataset, prepared.version)
 
     def channel(name: str, uri: str) -> dict[str, Any]:
@@ -37,20 +36,65 @@ def training_job_request(
         }
 
     return {
-        "TrainingJobName": run.training_job,
         "AlgorithmSpecification": {"TrainingImage": xgboost_image_uri(settings.region), "TrainingInputMode": "File"},
         "RoleArn": settings.sagemaker_role_arn,
-        "HyperParameters": hyperparameters,
         "InputDataConfig": [channel("train", prepared.artifacts.train), channel("validation", prepared.artifacts.validation)],
         "OutputDataConfig": {"S3OutputPath": locations.training_output_uri()},
         "ResourceConfig": {"InstanceType": settings.training_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
+    }
+
+
+def _tags(prepared: DatasetPrepared, **more: str) -> list[dict[str, str]]:
+    tags = {"datadrop:dataset": prepared.dataset, "datadrop:version": prepared.version, **more}
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def training_job_request(
+    settings: Settings, prepared: DatasetPrepared, run: names.RunNames, handle: RunHandle, hyperparameters: dict[str, str]
+) -> dict[str, Any]:
+    """The CreateTrainingJob request for one planned run, inside its Experiments run."""
+    definition = _job_definition(settings, prepared)
+    return {
+        "TrainingJobName": run.training_job,
+        "AlgorithmSpecification": definition["AlgorithmSpecification"],
+        "RoleArn": definition["RoleArn"],
+        "HyperParameters": hyperparameters,
+        "InputDataConfig": definition["InputDataConfig"],
+        "OutputDataConfig": definition["OutputDataConfig"],
+        "ResourceConfig": definition["ResourceConfig"],
+        "StoppingCondition": definition["StoppingCondition"],
         "ExperimentConfig": handle.experiment_config(),
-        "Tags": [
-            {"Key": "datadrop:dataset", "Value": prepared.dataset},
-            {"Key": "datadrop:version", "Value": prepared.version},
-            {"Key": "datadrop:run", "Value": str(run.run_index)},
-        ],
+        "Tags": _tags(prepared, **{"datadrop:run": str(run.run_index)}),
+    }
+
+
+def tuning_job_request(settings: Settings, prepared: DatasetPrepared, name: str) -> dict[str, Any]:
+    """The CreateHyperParameterTuningJob request of a Bayesian search: the varied hyperparameters
+    as ranges, the rest static, the validation log loss minimised, `max_runs` jobs at most
+    `max_parallel` at a time. Early stopping is off: every run trains fully, so the leaderboard
+    compares like with like."""
+    search = prepared.search
+    fixed = xgboost_objective(prepared.problem_type, len(prepared.classes))
+    max_runs = plan_size(prepared.hyperparameters, search)
+    return {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": xgboost_tuning_objective(prepared.problem_type, len(prepared.classes)),
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": max_runs,
+                "MaxParallelTrainingJobs": min(search.max_parallel, max_runs),
+            },
+            "ParameterRanges": tuning_ranges(prepared.hyperparameters),
+            "TrainingJobEarlyStoppingType": "Off",
+            "RandomSeed": search.seed,
+        },
+        "TrainingJobDefinition": {
+            "StaticHyperParameters": static_hyperparameters(prepared.hyperparameters, fixed),
+            **_job_definition(settings, prepared),
+        },
+        "Tags": _tags(prepared),
     }
 
 
@@ -76,6 +120,10 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
             logger.info("no such dataset version; ignored", dataset=prepared.dataset, version=prepared.version)
             return []
         attempt = int(version_item.get("attempt", 1))
+        if prepared.search.strategy == "bayesian":
+            if not version_item.get("tuning_ended"):  # a late duplicate must not reopen an ended search
+                start_tuning(services, prepared, attempt)
+            return []
         plan = run_plan(prepared)
         if not state.transition_version(
             prepared.dataset,
@@ -134,6 +182,60 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
         return summaries
     finally:
         state.flush_version(prepared.dataset, prepared.version)
+
+
+def start_tuning(services: Services, prepared: DatasetPrepared, attempt: int) -> str:
+    """A Bayesian search: one SageMaker hyperparameter tuning job. Its training jobs become the
+    version's runs as they appear (evaluation.adopt_tuning_training_job), and its end fixes how
+    many runs the decision waits for. Re-entrant like start_training; the caller flushes.
+    Returns the tuning job's state as far as datadrop knows: "started" or "waiting"."""
+    state, settings = services.state, services.settings
+    name = names.tuning_job_name(settings.name_prefix, prepared.dataset, prepared.version, attempt)
+    request = tuning_job_request(settings, prepared, name)
+    max_runs = request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    if not state.transition_version(
+        prepared.dataset,
+        prepared.version,
+        VersionStatus.TRAINING,
+        {VersionStatus.PREPARED, VersionStatus.TRAINING},
+        run_count=max_runs,  # an upper bound until the tuning job ends
+        max_parallel=prepared.search.max_parallel,
+        tuning_job=name,
+        threshold=prepared.threshold,
+        metric=prepared.metric,
+        problem_type=prepared.problem_type,
+        classes=prepared.classes,
+        artifacts=prepared.artifacts.model_dump(),
+    ):
+        logger.info("version is past training; nothing to do", dataset=prepared.dataset, version=prepared.version)
+        return "past"
+    state.map_resource("tuning-job", name, ResourceOwner(prepared.dataset, prepared.version, 0, attempt))
+    handle = services.experiments.handle(prepared.dataset, prepared.version, 1, attempt)
+    try:
+        services.experiments.ensure_run_group(handle, prepared.dataset, prepared.version, prepared.experiment)
+        created = services.compute.start_tuning_job(request)
+    except CapacityError as error:
+        logger.warning("SageMaker has no capacity for the tuning job now; it waits", job=name, reason=str(error))
+        state.set_attributes(state.version_item(prepared.dataset, prepared.version), waiting_reason=str(error))
+        observability.count("RunsWaitingForCapacity")
+        return "waiting"
+    logger.info("tuning job", job=name, newly_created=created, max_runs=max_runs)
+    state.record(
+        state.version_item(prepared.dataset, prepared.version),
+        f"training_started#{attempt}",
+        publish=[
+            TrainingStarted(
+                dataset=prepared.dataset,
+                version=prepared.version,
+                experiment_name=handle.experiment_name,
+                run_group=handle.run_group,
+                runs=[],
+                tuning_job=name,
+                max_runs=max_runs,
+            )
+        ],
+    )
+    return "started"
 
 
 @dataclass(frozen=True)

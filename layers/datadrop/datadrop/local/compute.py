@@ -11,12 +11,21 @@ That work is SageMaker's, done with the role a job or model is given, not with t
 function's: it runs `as_function(SAGEMAKER_ROLE)`, so the per-function request records (the IAM
 parity test) keep it apart from the API calls the function itself makes.
 
+A hyperparameter tuning job runs here too: its training jobs are launched the way SageMaker
+launches them (named `<tuning job>-<NNN>-<hash>`, carrying `TuningJobArn` and
+`_tuning_objective_metric`), at most MaxParallelTrainingJobs at a time, each with values from a
+sequential Bayesian optimiser (`datadrop.local.tuning`), until MaxNumberOfTrainingJobs; then the
+tuning job's own state-change event goes out.
+
 moto gaps handled here (and only here): moto overwrites a job created twice (SageMaker says
-ResourceInUse), marks jobs Completed at once with fake metrics, and has no UpdateEndpoint.
+ResourceInUse), marks jobs Completed at once with fake metrics, has no UpdateEndpoint, and has
+no ListTrainingJobsForHyperParameterTuningJob (answered from here, at the HTTP layer, so botocore
+still validates the request and parses the answer).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -31,7 +40,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
+from moto.core.botocore_stubber import MockRawResponse
 
 from datadrop.compute import CapacityError, SageMakerCompute
 from datadrop.local import runner
@@ -58,12 +69,25 @@ def as_function(name: str) -> Iterator[None]:
             os.environ["AWS_LAMBDA_FUNCTION_NAME"] = previous
 
 
+JobKind = Literal["training", "transform", "tuning"]
+
+
 @dataclass
 class _Job:
     kind: Literal["training", "transform"]
     request: dict[str, Any]
     status: str = "InProgress"
     result: dict[str, Any] = field(default_factory=dict)
+    tuning: str | None = None  # the tuning job that launched it
+
+
+@dataclass
+class _Tuning:
+    request: dict[str, Any]
+    tuner: Any  # datadrop.local.tuning.BayesianTuner (imported when a tuning job starts: Optuna is heavy)
+    children: list[str] = field(default_factory=list)
+    status: str = "InProgress"
+    created: str = ""
 
 
 @dataclass
@@ -73,12 +97,20 @@ class LocalCompute(SageMakerCompute):
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="datadrop-compute-")))
     # SageMaker names are unique per resource type, so a training and a transform job may share one.
     _jobs: dict[tuple[str, str], _Job] = field(default_factory=dict)
-    _pending: deque[tuple[str, str]] = field(default_factory=deque)
+    _tunings: dict[str, _Tuning] = field(default_factory=dict)
+    _pending: deque[tuple[JobKind, str]] = field(default_factory=deque)
     _models: dict[str, dict[str, Any]] = field(default_factory=dict)
     _endpoint_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _endpoints: dict[str, tuple[str, runner.LocalEndpoint]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     on_log: Any = None  # callable(str): progress for people, e.g. the CLI
+
+    def __post_init__(self) -> None:
+        if self.client is not None:
+            # before-call: after botocore validated the request, instead of sending it.
+            self.client.meta.events.register_first(
+                "before-call.sagemaker.ListTrainingJobsForHyperParameterTuningJob", self._answer_list_tuning_training_jobs
+            )
 
     def _say(self, message: str) -> None:
         self.log.append(message)
@@ -109,7 +141,10 @@ class LocalCompute(SageMakerCompute):
 
     def describe_training_job(self, name: str) -> dict[str, Any]:
         description = super().describe_training_job(name)
-        return self._overlay(self._jobs.get(("training", name)), description, "TrainingJobStatus")
+        job = self._jobs.get(("training", name))
+        if job is not None and job.tuning is not None:
+            description = {**description, "TuningJobArn": self._tuning_arn(job.tuning)}
+        return self._overlay(job, description, "TrainingJobStatus")
 
     def describe_transform_job(self, name: str) -> dict[str, Any]:
         description = super().describe_transform_job(name)
@@ -132,12 +167,13 @@ class LocalCompute(SageMakerCompute):
         if not self._pending:
             return None
         kind, name = self._pending.popleft()
-        job = self._jobs[(kind, name)]
         with as_function(SAGEMAKER_ROLE):
-            if kind == "training":
-                self._run_training(name, job)
+            if kind == "tuning":
+                self._advance_tuning(name)
+            elif kind == "training":
+                self._run_training(name, self._jobs[(kind, name)])
             else:
-                self._run_transform(name, job)
+                self._run_transform(name, self._jobs[(kind, name)])
         return name
 
     def _run_training(self, name: str, job: _Job) -> None:
@@ -171,6 +207,10 @@ class LocalCompute(SageMakerCompute):
             }
         self._say(f"training job {name}: {job.status}")
         self._announce_training(name, job)
+        if job.tuning is not None:
+            scores = {metric["MetricName"]: metric["Value"] for metric in job.result.get("FinalMetricDataList", [])}
+            self._tunings[job.tuning].tuner.tell(name, scores)
+            self._pending.append(("tuning", job.tuning))  # launch the next one, or end
 
     def _run_transform(self, name: str, job: _Job) -> None:
         request = job.request
@@ -237,9 +277,165 @@ class LocalCompute(SageMakerCompute):
             "LastModifiedTime": _now_epoch_ms(),
             "Tags": {},
         }
+        if job.tuning is not None:
+            detail["TuningJobArn"] = self._tuning_arn(job.tuning)
         if "FailureReason" in job.result:
             detail["FailureReason"] = job.result["FailureReason"]
         self._announce("SageMaker Training Job State Change", f"training-job/{name}", detail)
+
+    # -- hyperparameter tuning --------------------------------------------------------------------
+    def start_tuning_job(self, request: dict[str, Any]) -> bool:
+        from datadrop.local.tuning import BayesianTuner
+
+        name = request["HyperParameterTuningJobName"]
+        if name in self._tunings:
+            return False  # SageMaker: ResourceInUse
+        self._tunings[name] = _Tuning(request, BayesianTuner(request["HyperParameterTuningJobConfig"]), created=_now_epoch_ms())
+        self._pending.append(("tuning", name))
+        try:
+            super().start_tuning_job(request)
+        except (ClientError, CapacityError):
+            del self._tunings[name]
+            self._pending.remove(("tuning", name))
+            raise
+        return True
+
+    def find_tuning_job(self, name: str) -> dict[str, Any] | None:
+        description = super().find_tuning_job(name)
+        tuning = self._tunings.get(name)
+        if description is None or tuning is None:
+            return description
+        return {**description, **self._tuning_state(name, tuning)}
+
+    def tuning_jobs(self) -> list[str]:
+        return list(self._tunings)
+
+    def _advance_tuning(self, name: str) -> None:
+        """Launch training jobs while the tuning job has free parallel slots and budget; end it
+        when the budget is spent and the last job finished."""
+        tuning = self._tunings[name]
+        if tuning.status != "InProgress":
+            return
+        limits = tuning.request["HyperParameterTuningJobConfig"]["ResourceLimits"]
+        running = [child for child in tuning.children if self._jobs[("training", child)].status == "InProgress"]
+        while len(running) < int(limits["MaxParallelTrainingJobs"]) and len(tuning.children) < int(
+            limits["MaxNumberOfTrainingJobs"]
+        ):
+            running.append(self._launch_tuning_training_job(name, tuning))
+        if not running:
+            tuning.status = "Completed"
+            best = tuning.tuner.best()
+            self._say(
+                f"tuning job {name}: Completed, {len(tuning.children)} training jobs" + (f", best {best[0]}" if best else "")
+            )
+            self._announce("SageMaker HyperParameter Tuning Job State Change", f"hyper-parameter-tuning-job/{name}", {
+                "HyperParameterTuningJobName": name,
+                "HyperParameterTuningJobArn": self._tuning_arn(name),
+                "HyperParameterTuningJobConfig": tuning.request["HyperParameterTuningJobConfig"],
+                "TrainingJobDefinition": tuning.request["TrainingJobDefinition"],
+                "CreationTime": tuning.created,
+                "HyperParameterTuningEndTime": _now_epoch_ms(),
+                "LastModifiedTime": _now_epoch_ms(),
+                **self._tuning_state(name, tuning),
+                "Tags": {},
+            })  # fmt: skip
+
+    def _launch_tuning_training_job(self, name: str, tuning: _Tuning) -> str:
+        """One training job of the tuning job, named and parameterised as SageMaker does it."""
+        sequence = len(tuning.children) + 1
+        child = f"{name}-{sequence:03d}-{hashlib.sha256(f'{name}/{sequence}'.encode()).hexdigest()[:8]}"
+        definition = tuning.request["TrainingJobDefinition"]
+        objective = tuning.request["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
+        request = {
+            "TrainingJobName": child,
+            "AlgorithmSpecification": definition["AlgorithmSpecification"],
+            "RoleArn": definition["RoleArn"],
+            "HyperParameters": {
+                **definition.get("StaticHyperParameters", {}),
+                **tuning.tuner.ask(child),
+                "_tuning_objective_metric": objective,
+            },
+            "InputDataConfig": definition["InputDataConfig"],
+            "OutputDataConfig": definition["OutputDataConfig"],
+            "ResourceConfig": definition["ResourceConfig"],
+            "StoppingCondition": definition["StoppingCondition"],
+            "Tags": tuning.request.get("Tags", []),
+        }
+        # SageMaker creates it itself (as the service, with the job definition's role).
+        self._submit("training", child, request, lambda job_request: SageMakerCompute.start_training_job(self, job_request))
+        self._jobs[("training", child)].tuning = name
+        tuning.children.append(child)
+        tried = ", ".join(f"{key}={value}" for key, value in request["HyperParameters"].items() if key in tuning.tuner.space)
+        self._say(f"tuning job {name}: training job {sequence} tries {tried}")
+        return child
+
+    def _tuning_state(self, name: str, tuning: _Tuning) -> dict[str, Any]:
+        statuses = [self._jobs[("training", child)].status for child in tuning.children]
+        best = tuning.tuner.best()
+        state: dict[str, Any] = {
+            "HyperParameterTuningJobStatus": tuning.status,
+            "TrainingJobStatusCounters": {
+                "Completed": statuses.count("Completed"),
+                "InProgress": statuses.count("InProgress"),
+                "RetryableError": 0,
+                "NonRetryableError": statuses.count("Failed"),
+                "Stopped": statuses.count("Stopped"),
+            },
+            "ObjectiveStatusCounters": {
+                "Succeeded": len(tuning.tuner.scores),
+                "Pending": statuses.count("InProgress"),
+                "Failed": len(statuses) - len(tuning.tuner.scores) - statuses.count("InProgress"),
+            },
+        }
+        if best is not None:
+            state["BestTrainingJob"] = self._training_summary(best[0], name)
+        return state
+
+    def _training_summary(self, child: str, name: str) -> dict[str, Any]:
+        """A HyperParameterTrainingJobSummary, as DescribeHyperParameterTuningJob and
+        ListTrainingJobsForHyperParameterTuningJob give them."""
+        job = self._jobs[("training", child)]
+        tuning = self._tunings[name]
+        tuned = {key: value for key, value in job.request["HyperParameters"].items() if key in tuning.tuner.space}
+        summary: dict[str, Any] = {
+            "TrainingJobName": child,
+            "TrainingJobArn": f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:training-job/{child}",
+            "TuningJobName": name,
+            "CreationTime": int(tuning.created) / 1000,
+            "TrainingJobStatus": job.status,
+            "TunedHyperParameters": tuned,
+            "ObjectiveStatus": "Succeeded"
+            if child in tuning.tuner.scores
+            else ("Pending" if job.status == "InProgress" else "Failed"),
+        }
+        if child in tuning.tuner.scores:
+            summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
+                "MetricName": tuning.tuner.metric,
+                "Value": tuning.tuner.scores[child],
+            }
+        if "FailureReason" in job.result:
+            summary["FailureReason"] = job.result["FailureReason"]
+        return summary
+
+    def _answer_list_tuning_training_jobs(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        name = json.loads(params["body"])["HyperParameterTuningJobName"]  # the request as serialized
+        tuning = self._tunings.get(name)
+        metadata = {"RequestId": "local", "HTTPStatusCode": 200, "HTTPHeaders": {}, "RetryAttempts": 0}
+        if tuning is None:
+            message = f"Amazon SageMaker can't find a tuning job with name {name}"
+            error = {"Error": {"Code": "ResourceNotFound", "Message": message}, "ResponseMetadata": {**metadata, "HTTPStatusCode": 400}}
+            return AWSResponse("local", 400, HTTPHeaders(), MockRawResponse(b"")), error
+        summaries = []
+        for child in tuning.children:
+            summary = self._training_summary(child, name)
+            summaries.append({**summary, "CreationTime": datetime.fromtimestamp(summary["CreationTime"], UTC)})
+        return AWSResponse("local", 200, HTTPHeaders(), MockRawResponse(b"")), {
+            "TrainingJobSummaries": summaries,
+            "ResponseMetadata": metadata,
+        }
+
+    def _tuning_arn(self, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:hyper-parameter-tuning-job/{name}"
 
     # -- models and endpoints -------------------------------------------------------------------
     def create_model(self, request: dict[str, Any]) -> bool:
