@@ -17,6 +17,7 @@ from datadrop.events import (
     SourceObject,
     TrainingJobStateChange,
     TransformJobStateChange,
+    TuningJobStateChange,
 )
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "aws-events"
@@ -53,6 +54,29 @@ def test_training_job_state_change(name: str, status: str) -> None:
     parsed = parse(event=_load(name), model=TrainingJobStateChange)
     assert parsed.detail.TrainingJobStatus == status
     assert parsed.detail.TrainingJobName
+
+
+def test_a_tuning_job_s_training_job_names_its_tuning_job() -> None:
+    parsed = parse(event=_load("sagemaker_training_job_state_change_inprogress.mlspace_derived.json"), model=TrainingJobStateChange)
+    assert parsed.detail.TuningJobArn == (
+        "arn:aws:sagemaker:us-east-1:123456789000:hyper-parameter-tuning-job/LatestFun-hpoxgb-20231004"
+    )
+    assert parse(event=_load("sagemaker_training_job_state_change.docs.json"), model=TrainingJobStateChange).detail.TuningJobArn is None
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("sagemaker_hyperparameter_tuning_job_state_change.docs.json", "status"),
+        ("sagemaker_hyperparameter_tuning_job_state_change.mlspace_derived.json", "Running"),
+    ],
+)
+def test_tuning_job_state_change(name: str, status: str) -> None:
+    """The docs' sample has placeholder values and epoch-ms strings; MLSpace's has nulls and integers."""
+    parsed = parse(event=_load(name), model=TuningJobStateChange)
+    assert parsed.detail.HyperParameterTuningJobStatus == status
+    assert parsed.detail.HyperParameterTuningJobName
+    assert parsed.detail.FailureReason is None
 
 
 def test_transform_job_state_change_keeps_failure_reason() -> None:
@@ -108,6 +132,8 @@ def test_every_sample_event_parses_with_its_handlers_model() -> None:
         "evaluate_training_job_completed.json": TrainingJobStateChange,
         "evaluate_training_job_failed.json": TrainingJobStateChange,
         "evaluate_transform_job_completed.json": TransformJobStateChange,
+        "evaluate_tuning_job_completed.json": TuningJobStateChange,
+        "evaluate_tuning_training_job_completed.json": TrainingJobStateChange,
         "deploy_model_approved.json": ModelApprovedEvent,
         "deploy_endpoint_in_service.json": EndpointStateChange,
     }

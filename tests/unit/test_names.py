@@ -65,3 +65,10 @@ def test_locations() -> None:
     assert where.channel_uri(where.TRAIN) == "s3://art/datasets/penguins/v1/train/"
     assert where.uri(where.TEST_FEATURES) == "s3://art/datasets/penguins/v1/test/test.csv"
     assert where.evaluation_output_uri("r01") == "s3://art/datasets/penguins/v1/evaluation/r01/"
+
+
+def test_a_tuning_job_name_fits_sagemaker_s_32_characters_and_keeps_the_stack_prefix() -> None:
+    name = names.tuning_job_name("datadrop", "penguins-species-long-name", "0123456789ab", attempt=2)
+    assert len(name) <= names.TUNING_JOB_NAME_MAX and name.startswith("datadrop--")
+    assert name != names.tuning_job_name("datadrop", "penguins-species-long-name", "0123456789ab", attempt=1)
+    assert names.tuning_job_name("dd", "iris", "abc", attempt=1) == "dd--iris-abc"

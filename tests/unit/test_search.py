@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from datadrop.config import parse_config
-from datadrop.search import plan_runs
+import pytest
+from datadrop.config import ConfigError, parse_config
+from datadrop.search import plan_runs, static_hyperparameters, tuning_ranges
 
 OBJECTIVE = {"objective": "multi:softprob", "num_class": "3"}
 
@@ -51,3 +52,42 @@ def test_random_search_is_seeded_and_respects_ranges_and_scales() -> None:
 
 def test_random_search_defaults_to_ten_runs() -> None:
     assert len(_plan("hyperparameters: {eta: {min: 0.1, max: 0.3}}\nsearch: {strategy: random}\n")) == 10
+
+
+# -- bayesian: a tuning job's ranges ------------------------------------------------------------
+BAYESIAN = """hyperparameters:
+  num_round: 20
+  max_depth: {min: 1, max: 8, type: int}
+  eta: {min: 0.01, max: 1.0, scale: log}
+  subsample: [0.6, 0.9]
+search: {strategy: bayesian, max_runs: 12, max_parallel: 3, seed: 7}
+"""
+
+
+def test_a_bayesian_space_becomes_a_tuning_job_s_parameter_ranges() -> None:
+    config = parse_config("target: species\n" + BAYESIAN, "config/penguins.yaml")
+    assert tuning_ranges(config.hyperparameters) == {
+        "IntegerParameterRanges": [{"Name": "max_depth", "MinValue": "1", "MaxValue": "8", "ScalingType": "Linear"}],
+        "ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.01", "MaxValue": "1.0", "ScalingType": "Logarithmic"}],
+        "CategoricalParameterRanges": [{"Name": "subsample", "Values": ["0.6", "0.9"]}],
+    }
+    static = static_hyperparameters(config.hyperparameters, OBJECTIVE)
+    # what is searched is not static; the defaults fill in the rest; the data's objective wins
+    assert static == {"num_round": "20", "min_child_weight": "1", **OBJECTIVE}
+
+
+def test_a_bayesian_search_has_no_plan_up_front() -> None:
+    with pytest.raises(ValueError, match="tuning job"):
+        _plan(BAYESIAN)
+
+
+@pytest.mark.parametrize(
+    ("space", "problem"),
+    [
+        ("hyperparameters: {max_depth: 3}\n", "needs something to search"),
+        ("hyperparameters: {" + ", ".join(f"p{i}: [1, 2]" for i in range(31)) + "}\n", "at most 30 categorical"),
+    ],
+)
+def test_a_bayesian_search_that_sagemaker_would_refuse_is_a_config_error(space: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        parse_config(f"target: species\n{space}search: {{strategy: bayesian}}\n", "config/penguins.yaml")

@@ -182,8 +182,9 @@ def adopt_tuning_training_job(services: Services, job_name: str, tuning_job: str
         return None
     observability.correlate(dataset, version)
     job = services.compute.describe_training_job(job_name)
-    if str(job.get("TuningJobArn", "")).rsplit("/", 1)[-1] != tuning_job:
-        return None  # SageMaker says the job is not the tuning job's: trust SageMaker over the event
+    described_tuning_job = str(job.get("TuningJobArn") or "").rsplit("/", 1)[-1]
+    if described_tuning_job and described_tuning_job != tuning_job:
+        return None  # SageMaker says the job belongs to another tuning job: trust the description
     hyperparameters = {key: str(value) for key, value in (job.get("HyperParameters") or {}).items()}
     prefix = services.settings.name_prefix
     owner = state.adopt_run(
