@@ -79,10 +79,6 @@ _LOGS = "SageMaker's job and endpoint containers log to CloudWatch Logs; the loc
 _IMAGE = "SageMaker pulls the XGBoost image from ECR; locally xgboost is a Python package"
 NOT_MEASURED: dict[str, dict[str, str]] = {
     "EvaluateFunction": {
-        "sagemaker:AssociateTrialComponent": (
-            "CreateTransformJob's ExperimentConfig adds the job to its run group and run; moto cannot show whether "
-            "SageMaker checks the caller for that"
-        ),
         "sagemaker:DescribeTransformJob": (
             "evaluation asks for a Failed transform job's reason when its event carries none; the local SageMaker "
             "always sends one"
@@ -105,6 +101,10 @@ NOT_MEASURED: dict[str, dict[str, str]] = {
 # Requests made from the SageMaker role's seat that the role is never asked to authorise.
 SERVICE_ITSELF = {
     (SAGEMAKER_ROLE, "events:PutEvents"): "SageMaker emits its state-change events on the default bus itself",
+    # The local SageMaker creates a tuning job's training jobs through the API; SageMaker does it inside.
+    (SAGEMAKER_ROLE, "sagemaker:CreateTrainingJob"): "a tuning job launches its training jobs itself",
+    (SAGEMAKER_ROLE, "sagemaker:AddTags"): "a tuning job tags the training jobs it launches itself",
+    (SAGEMAKER_ROLE, "iam:PassRole"): "a tuning job passes its job definition's role to its training jobs itself",
 }
 
 # The IAM action of an API operation, where the two are spelled differently.
@@ -130,6 +130,11 @@ for _member, _kind, _operations in [
     ("EndpointConfigName", "endpoint-config", ["CreateEndpointConfig", "DescribeEndpointConfig"]),
     ("EndpointName", "endpoint", ["CreateEndpoint", "DescribeEndpoint", "UpdateEndpoint"]),
     ("ModelPackageGroupName", "model-package-group", ["CreateModelPackageGroup", "DescribeModelPackageGroup"]),
+    (
+        "HyperParameterTuningJobName",
+        "hyper-parameter-tuning-job",
+        ["CreateHyperParameterTuningJob", "DescribeHyperParameterTuningJob", "ListTrainingJobsForHyperParameterTuningJob"],
+    ),
 ]:
     for _operation in _operations:
         _SAGEMAKER_RESOURCES.setdefault(_operation, []).append((_member, _kind))
@@ -265,7 +270,8 @@ def _install(recorder: Recorder, compute: LocalCompute) -> Callable[[], None]:
         principal = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
         model = client.meta.service_model
         service = model.signing_name or model.endpoint_prefix
-        if recorder.no_capacity(service, operation, params):
+        # Quotas refuse the stack's requests, not the ones SageMaker makes inside (a tuning job's launches).
+        if principal != SAGEMAKER_ROLE and recorder.no_capacity(service, operation, params):
             if principal:  # refused after IAM allowed it: a use all the same
                 recorder.refused += uses_of(principal, service, operation, params)
             raise ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": "injected"}}, operation)
@@ -316,6 +322,12 @@ class Measured:
     recorder: Recorder
     recorded: list[strict_requests.RecordedCall]  # strict_requests.RECORDED during the scenarios
     grants: dict[str, list[Grant]]  # template.yaml's, resolved to the local stack's names
+
+
+BAYESIAN = """target: species
+hyperparameters: {num_round: 10, max_depth: {min: 2, max: 5, type: int}}
+search: {strategy: bayesian, max_runs: 2, max_parallel: 1}
+"""
 
 
 def _upload(
@@ -417,6 +429,20 @@ def measured() -> Iterator[Measured]:
             stack.drain()
             assert _status(stack, "given-up") == ["DEPLOYED"]
             assert ("CreateEndpoint", "datadrop--given-up") in recorder.capacity_refused
+
+            # 7. Bayesian searches: a tuning job whose training jobs become runs; then one that SageMaker
+            # first has no capacity for and whose every state change is lost: the sweeper starts it,
+            # closes it when SageMaker says it ended, and adopts and evaluates its training jobs.
+            assert _upload(stack, "bayes", config=BAYESIAN) is not None
+            assert _status(stack, "bayes") == ["DEPLOYED"] and len(stack.compute.tuning_jobs()) == 1
+            recorder.no_capacity_once.add("hpo-lost")
+            recorder.state_changes_lost.add("hpo-lost")
+            assert _upload(stack, "hpo-lost", config=BAYESIAN) is not None
+            recorder.no_capacity_once.clear()
+            recorder.state_changes_lost.clear()
+            assert _status(stack, "hpo-lost") == ["DEPLOYED"]
+            assert any(operation == "CreateHyperParameterTuningJob" for operation, _ in recorder.capacity_refused)
+            assert "SageMaker HyperParameter Tuning Job State Change" in recorder.lost
         finally:
             uninstall()
         yield Measured(stack, recorder, strict_requests.RECORDED[recorded_before:], granted(stack))

@@ -88,7 +88,10 @@ def _outcomes(stack: LocalStack) -> dict[tuple[str, str], tuple[str, float | Non
     """Each run's (max_depth, eta) → its status and held-out accuracy, from the state table."""
     (version,) = stack.services.state.list_versions("penguins-sex")
     return {
-        (run["hyperparameters"]["max_depth"], run["hyperparameters"]["eta"]): (run["status"], run.get("metrics", {}).get("accuracy"))
+        (run["hyperparameters"]["max_depth"], run["hyperparameters"]["eta"]): (
+            run["status"],
+            run.get("metrics", {}).get("accuracy"),
+        )
         for run in stack.services.state.list_runs("penguins-sex", version["version"])
     }
 
@@ -132,7 +135,9 @@ def test_one_failed_training_job_fails_its_run_with_the_reason_and_the_other_fiv
     assert outcomes[("6", "0.3")] == ("FAILED", None)
     assert sorted(status for status, _ in outcomes.values()) == ["EVALUATED"] * 5 + ["FAILED"]
     (version,) = stack.services.state.list_versions("penguins-sex")
-    (failed_run,) = [run for run in stack.services.state.list_runs("penguins-sex", version["version"]) if run["status"] == "FAILED"]
+    (failed_run,) = [
+        run for run in stack.services.state.list_runs("penguins-sex", version["version"]) if run["status"] == "FAILED"
+    ]
     assert failed_run["failure_reason"] == "training Failed: AlgorithmError: out of memory (injected)"
     # its Experiments run ended Failed with SageMaker's reason
     component = stack.sagemaker.describe_trial_component(TrialComponentName=f"datadrop--penguins-sex-{failed_run['run_name']}")
@@ -185,7 +190,9 @@ def test_a_bayesian_search_is_a_tuning_job_whose_training_jobs_become_runs_chose
     assert len(components) == 8
     for run in runs:
         values = run["hyperparameters"]
-        assert 1 <= int(values["max_depth"]) <= 8 and 0.01 <= float(values["eta"]) <= 1.0 and values["subsample"] in ("0.6", "0.9")
+        assert (
+            1 <= int(values["max_depth"]) <= 8 and 0.01 <= float(values["eta"]) <= 1.0 and values["subsample"] in ("0.6", "0.9")
+        )
         assert values["_tuning_objective_metric"] == "validation:logloss" and values["num_round"] == "20"
 
     # TPE learnt from every finished job: each was told its validation log loss, the objective

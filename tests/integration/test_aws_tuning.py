@@ -105,9 +105,7 @@ def _answer_list_training_jobs(aws: AwsHarness, tuning_name: str, jobs: list[str
         ]
         return AWSResponse("moto", 200, HTTPHeaders(), None), {"TrainingJobSummaries": summaries, "ResponseMetadata": {}}
 
-    aws.services.sagemaker.meta.events.register_first(
-        "before-call.sagemaker.ListTrainingJobsForHyperParameterTuningJob", answer
-    )
+    aws.services.sagemaker.meta.events.register_first("before-call.sagemaker.ListTrainingJobsForHyperParameterTuningJob", answer)
 
 
 def _transform_completed(name: str) -> dict[str, Any]:
@@ -129,7 +127,9 @@ def _write_transform_output(aws: AwsHarness, prepared: dict[str, Any], transform
 
 def test_moto_cannot_list_a_tuning_job_s_training_jobs(aws: AwsHarness) -> None:
     """Why the test answers ListTrainingJobsForHyperParameterTuningJob itself."""
-    with pytest.raises(NotImplementedError, match="list_training_jobs_for_hyper_parameter_tuning_job action has not been implemented"):
+    with pytest.raises(
+        NotImplementedError, match="list_training_jobs_for_hyper_parameter_tuning_job action has not been implemented"
+    ):
         aws.services.sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName="x")
 
 
@@ -167,13 +167,19 @@ def test_a_bayesian_search_is_one_tuning_job_whose_training_jobs_become_runs(aws
     }
     assert definition["AlgorithmSpecification"] == {"TrainingImage": xgboost_image_uri("us-east-1"), "TrainingInputMode": "File"}
     assert definition["RoleArn"] == settings.sagemaker_role_arn
-    channels = {channel["ChannelName"]: channel["DataSource"]["S3DataSource"]["S3Uri"] for channel in definition["InputDataConfig"]}
+    channels = {
+        channel["ChannelName"]: channel["DataSource"]["S3DataSource"]["S3Uri"] for channel in definition["InputDataConfig"]
+    }
     assert channels == {"train": prepared["artifacts"]["train"], "validation": prepared["artifacts"]["validation"]}
     assert all(channel["ContentType"] == "text/csv" for channel in definition["InputDataConfig"])
     assert definition["OutputDataConfig"] == {
         "S3OutputPath": f"s3://{settings.artifact_bucket_name}/datasets/penguins/{version}/training/"
     }
-    assert definition["ResourceConfig"] == {"InstanceType": settings.training_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10}
+    assert definition["ResourceConfig"] == {
+        "InstanceType": settings.training_instance_type,
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 10,
+    }
     assert definition["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
     assert tuning["Tags"] == [{"Key": "datadrop:dataset", "Value": "penguins"}, {"Key": "datadrop:version", "Value": version}]
     described = aws.services.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)

@@ -35,7 +35,7 @@ def test_json_config_and_hyperparameters_become_strings() -> None:
         ("target: y\nhyperparameters: {eta: {min: 0, max: 1, scale: log}}\n", "needs min > 0"),
         ("target: y\nhyperparameters: {eta: []}\n", "is an empty list"),
         ("target: y\nhyperparameters: {a: [1, 2, 3], b: [1, 2]}\nsearch: {max_runs: 5}\n", "6 combinations, more than"),
-        ("target: y\nsearch: {strategy: bayesian}\n", "search.strategy: Input should be 'grid' or 'random'"),
+        ("target: y\nsearch: {strategy: annealing}\n", "search.strategy: Input should be 'grid', 'random' or 'bayesian'"),
         ("target: y\nsearch: {strategy: random, max_runs: 500}\n", "less than or equal to 200"),
         ("target: y\nexperiment: {display_name: 'my penguins'}\n", "experiment.display_name: String should match pattern"),
         ("target: y\nexperiment: {tags: {'aws:owner': me}}\n", "prefixes are reserved"),

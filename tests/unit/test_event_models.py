@@ -57,11 +57,16 @@ def test_training_job_state_change(name: str, status: str) -> None:
 
 
 def test_a_tuning_job_s_training_job_names_its_tuning_job() -> None:
-    parsed = parse(event=_load("sagemaker_training_job_state_change_inprogress.mlspace_derived.json"), model=TrainingJobStateChange)
+    parsed = parse(
+        event=_load("sagemaker_training_job_state_change_inprogress.mlspace_derived.json"), model=TrainingJobStateChange
+    )
     assert parsed.detail.TuningJobArn == (
         "arn:aws:sagemaker:us-east-1:123456789000:hyper-parameter-tuning-job/LatestFun-hpoxgb-20231004"
     )
-    assert parse(event=_load("sagemaker_training_job_state_change.docs.json"), model=TrainingJobStateChange).detail.TuningJobArn is None
+    assert (
+        parse(event=_load("sagemaker_training_job_state_change.docs.json"), model=TrainingJobStateChange).detail.TuningJobArn
+        is None
+    )
 
 
 @pytest.mark.parametrize(

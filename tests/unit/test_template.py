@@ -32,6 +32,7 @@ EXPECTED_WIRING: dict[str, dict[str, tuple[str | None, str]]] = {
     "EvaluateFunction": {
         "TrainingJobStateChange": (None, "aws.sagemaker"),
         "TransformJobStateChange": (None, "aws.sagemaker"),
+        "TuningJobStateChange": (None, "aws.sagemaker"),
     },
     "DeployFunction": {
         "ModelApproved": ("EventBus", "datadrop"),
@@ -66,6 +67,8 @@ SAMPLE_EVENT_ROUTES = {
     "evaluate_training_job_completed.json": ("EvaluateFunction", "TrainingJobStateChange"),
     "evaluate_training_job_failed.json": ("EvaluateFunction", "TrainingJobStateChange"),
     "evaluate_transform_job_completed.json": ("EvaluateFunction", "TransformJobStateChange"),
+    "evaluate_tuning_job_completed.json": ("EvaluateFunction", "TuningJobStateChange"),
+    "evaluate_tuning_training_job_completed.json": ("EvaluateFunction", "TrainingJobStateChange"),
     "deploy_endpoint_in_service.json": ("DeployFunction", "EndpointStateChange"),
 }
 SAMPLE_DATA_BUCKET = "datadrop-data-example"
@@ -489,6 +492,7 @@ def test_s3_rule_listens_to_incoming_objects_of_the_data_bucket(resources):
     [
         ("EvaluateFunction", "TrainingJobStateChange", "TrainingJobName"),
         ("EvaluateFunction", "TransformJobStateChange", "TransformJobName"),
+        ("EvaluateFunction", "TuningJobStateChange", "HyperParameterTuningJobName"),
         ("DeployFunction", "EndpointStateChange", "EndpointName"),
     ],
 )
@@ -521,6 +525,7 @@ def test_name_prefixes_cannot_shadow_each_other(template):
     [
         ("EvaluateFunction", "TrainingJobStateChange", "TrainingJobStatus"),
         ("EvaluateFunction", "TransformJobStateChange", "TransformJobStatus"),
+        ("EvaluateFunction", "TuningJobStateChange", "HyperParameterTuningJobStatus"),
     ],
 )
 def test_job_rules_only_take_terminal_states(resources, function, event, status_field):
@@ -535,6 +540,7 @@ def _named_as_the_library_names(event: dict[str, Any], run: names.RunNames = OUR
         "TrainingJobName": run.training_job,
         "TransformJobName": run.transform_job,
         "EndpointName": names.endpoint_name(run.prefix, run.dataset),
+        "HyperParameterTuningJobName": names.tuning_job_name(run.prefix, run.dataset, run.version, run.attempt),
     }
     for field, value in library_names.items():
         if field in changed["detail"]:
@@ -588,6 +594,13 @@ def _with(event: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str,
         ("evaluate_training_job_completed.json", ("detail", "TrainingJobName"), "datadrop-penguins-0123456789ab-r01"),
         ("evaluate_transform_job_completed.json", ("detail", "TransformJobName"), "datadropx-penguins"),
         ("evaluate_transform_job_completed.json", ("detail", "TransformJobName"), OTHER_STACK_RUN.transform_job),
+        ("evaluate_tuning_job_completed.json", ("detail", "HyperParameterTuningJobName"), "xgboost-211007-1457"),
+        (
+            "evaluate_tuning_job_completed.json",
+            ("detail", "HyperParameterTuningJobName"),
+            names.tuning_job_name("datadrop-x", "penguins", "0123456789ab", 1),
+        ),
+        ("evaluate_tuning_job_completed.json", ("detail", "HyperParameterTuningJobStatus"), "InProgress"),
         ("deploy_endpoint_in_service.json", ("detail", "EndpointName"), "MyEndpoint"),
         ("deploy_endpoint_in_service.json", ("detail", "EndpointName"), names.endpoint_name("datadrop-x", "penguins")),
         ("deploy_endpoint_in_service.json", ("detail", "EndpointName"), "datadrop-penguins"),

@@ -144,9 +144,14 @@ def on_training_job_state_change(
     services: Services, job_name: str, status: str, failure_reason: str | None, tuning_job_arn: str | None = None
 ) -> str:
     final = status == "Completed" or status in TRAINING_FAILED
-    if tuning_job_arn and services.state.find_resource("training-job", job_name) is None:
+    if tuning_job_arn:
         # A training job of one of our tuning jobs: it becomes a run of the version on first sight.
-        adopted = adopt_tuning_training_job(services, job_name, tuning_job_arn.rsplit("/", 1)[-1])
+        try:
+            adopted = adopt_tuning_training_job(services, job_name, tuning_job_arn.rsplit("/", 1)[-1])
+        except CapacityError as error:
+            # Adopted, or not yet: either way its next event, or the sweeper, finishes the adoption.
+            logger.warning("SageMaker is throttling the run's creation; it waits", job=job_name, reason=str(error))
+            return "waiting"
         if adopted is None:
             logger.info(f"training-job {job_name} belongs to no tuning job of ours that is still searching; ignored")
             return "ignored"
@@ -171,8 +176,15 @@ def on_training_job_state_change(
 def adopt_tuning_training_job(services: Services, job_name: str, tuning_job: str) -> ResourceOwner | None:
     """Make a training job that our tuning job launched a run of its version: the next run index,
     the job's hyperparameters (as SageMaker chose them), and its Experiments run in the version's
-    run group. Idempotent; None when the tuning job is not ours or its version stopped searching."""
+    run group. Idempotent, and it finishes an adoption that was interrupted (by a crash, or by
+    SageMaker throttling the run's creation). None when the tuning job is not ours or its version
+    stopped searching."""
     state = services.state
+    known = state.find_resource("training-job", job_name)
+    if known is not None:
+        record = state.get_run(known.dataset, known.version, known.run_index) or {}
+        if "experiment_run" in record.get("milestones", {}):
+            return known  # adopted before, completely
     tuning_owner = state.find_resource("tuning-job", tuning_job)
     if tuning_owner is None:
         return None

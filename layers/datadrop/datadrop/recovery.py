@@ -203,7 +203,7 @@ class Sweeper:
                     acted.append(f"start {run.training_job}: {started}")
                 elif job is not None and job["TrainingJobStatus"] in FINAL_JOB_STATUSES:
                     outcome = evaluation.on_training_job_state_change(
-                        services, training_job, job["TrainingJobStatus"], job.get("FailureReason")
+                        services, training_job, job["TrainingJobStatus"], job.get("FailureReason"), record.get("tuning_job")
                     )
                     acted.append(f"{training_job} {job['TrainingJobStatus']}: {outcome}")
             elif status == RunStatus.EVALUATING:

@@ -423,7 +423,10 @@ class LocalCompute(SageMakerCompute):
         metadata = {"RequestId": "local", "HTTPStatusCode": 200, "HTTPHeaders": {}, "RetryAttempts": 0}
         if tuning is None:
             message = f"Amazon SageMaker can't find a tuning job with name {name}"
-            error = {"Error": {"Code": "ResourceNotFound", "Message": message}, "ResponseMetadata": {**metadata, "HTTPStatusCode": 400}}
+            error = {
+                "Error": {"Code": "ResourceNotFound", "Message": message},
+                "ResponseMetadata": {**metadata, "HTTPStatusCode": 400},
+            }
             return AWSResponse("local", 400, HTTPHeaders(), MockRawResponse(b"")), error
         summaries = []
         for child in tuning.children:
