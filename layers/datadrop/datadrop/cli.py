@@ -443,14 +443,17 @@ def retry_on_stack(dataset: str, version: str, stack: str, region: str | None) -
         services = Services.from_settings(settings, session)
         attempt = retry_version(services, dataset, version)
         item = services.state.get_version(dataset, version) or {}
-        jobs = [
-            names.RunNames(settings.name_prefix, dataset, version, run_index, attempt).training_job
-            for run_index in range(1, int(item.get("run_count", 1)) + 1)
-        ]
+        if item.get("tuning_job"):
+            work = f"tuning job {names.tuning_job_name(settings.name_prefix, dataset, version, attempt)}"
+        else:
+            work = "training job " + ", ".join(
+                names.RunNames(settings.name_prefix, dataset, version, run_index, attempt).training_job
+                for run_index in range(1, int(item.get("run_count", 1)) + 1)
+            )
         print(f"{dataset} version {version}: attempt {attempt} started (the version is {item.get('status', 'PREPARED')} again).")
         print(
             f"DatasetPrepared was published again on event bus {settings.event_bus_name}: the train function now starts "
-            f"training job {', '.join(jobs)}; evaluation and, if the model is good enough, deployment follow as after an "
+            f"{work}; evaluation and, if the model is good enough, deployment follow as after an "
             "upload.\nFollow it on the bus (ModelApproved/ModelRejected, ModelDeployed, VersionFailed) or in the state table "
             f"{settings.state_table_name}."
         )
@@ -546,9 +549,10 @@ def describe_event(event: dict[str, Any]) -> str:
     if kind == "DatasetRejected":
         return f"DatasetRejected ({detail['stage']}): {detail['reason']}"
     if kind == "TrainingStarted":
-        return f"TrainingStarted: experiment {detail['experiment_name']}, run group {detail['run_group']}, " + ", ".join(
-            run["training_job"] for run in detail["runs"]
-        )
+        where = f"TrainingStarted: experiment {detail['experiment_name']}, run group {detail['run_group']}, "
+        if detail.get("tuning_job"):
+            return where + f"Bayesian search: tuning job {detail['tuning_job']}, up to {detail['max_runs']} runs"
+        return where + ", ".join(run["training_job"] for run in detail["runs"])
     if kind == "RunEvaluated":
         metrics = detail["run"]["metrics"]
         return f"RunEvaluated {detail['run']['training_job']}: held-out accuracy {metrics.get('accuracy', float('nan')):.4f}"
