@@ -170,7 +170,7 @@ def on_training_job_state_change(
             return _fail_run(services, run, record, "training", status, reason)
         return _evaluate_trained_model(services, run, record, job_name)
     finally:
-        services.state.flush_version(run.dataset, run.version)
+        services.state.flush_version(run.dataset, run.version, run.run_index)
 
 
 def adopt_tuning_training_job(services: Services, job_name: str, tuning_job: str) -> ResourceOwner | None:
@@ -339,7 +339,7 @@ def on_transform_job_state_change(services: Services, job_name: str, status: str
             return _fail_run(services, run, record, "evaluation", status, reason)
         return _score_run(services, run, record)
     finally:
-        services.state.flush_version(run.dataset, run.version)
+        services.state.flush_version(run.dataset, run.version, run.run_index)
 
 
 def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) -> str:
@@ -457,12 +457,14 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
         return None
     if version_item.get("tuning_job") and not version_item.get("tuning_ended"):
         return None  # a Bayesian search: more runs may come until its tuning job ends
+    if int(version_item.get("running", 0)) > 0:
+        return None  # a run is still training
     attempt = int(version_item.get("attempt", 1))
+    # Whether every run is done, from their statuses alone; the whole records only once they are.
+    states = state.run_states(dataset, version, attempt)
+    if len(states) < int(version_item.get("run_count", 1)) or any(run.status not in TERMINAL_RUN_STATUSES for run in states):
+        return None
     records = [record for record in state.list_runs(dataset, version) if int(record.get("attempt", 1)) == attempt]
-    if len(records) < int(version_item.get("run_count", 1)):
-        return None
-    if any(record["status"] not in TERMINAL_RUN_STATUSES for record in records):
-        return None
     runs = [_summary(record) for record in records]
     metric = version_item.get("metric", "accuracy")
     threshold = float(version_item["threshold"])

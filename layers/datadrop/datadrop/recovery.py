@@ -68,6 +68,7 @@ def retry_version(services: Services, dataset: str, version: str) -> int:
         ),
         attempt=attempt,
         running=0,  # every run of the failed attempt has ended
+        started=0,
     ):
         raise RetryRefused(f"version {version} of {dataset!r} changed while retrying it; look at it again")
     state.flush_version(dataset, version)

@@ -150,6 +150,16 @@ class ResourceOwner:
 
 
 @dataclass(frozen=True)
+class RunState:
+    """Where one run stands: what fan-out (free slots) and fan-in (all done?) need, read without
+    the rest of the run's record, so a version of many runs stays cheap to look at."""
+
+    run_index: int
+    attempt: int
+    status: RunStatus
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     event_id: str
     detail_type: str
@@ -307,9 +317,7 @@ class StateStore:
             existing = self.find_resource(kind, name)
             if existing is not None:
                 return existing
-            taken = [
-                int(item["run_index"]) for item in self.list_runs(dataset, version) if int(item.get("attempt", 1)) == attempt
-            ]
+            taken = [run.run_index for run in self.run_states(dataset, version, attempt)]
             run_index = max(taken, default=0) + 1
             key = self.run_item(dataset, version, run_index)
             now = now_iso()
@@ -459,16 +467,22 @@ class StateStore:
         self._update(key, update)
 
     # -- training slots -------------------------------------------------------------------------
-    # `running` on the version item counts its runs in TRAINING. A run enters and leaves TRAINING
-    # only together with that count, in one transaction, so the count never drifts whatever
-    # crashes, and no more than `max_parallel` training jobs are ever in progress.
+    # `running` on the version item counts its runs in TRAINING, and `started` the runs of the
+    # attempt that left PENDING. A run enters and leaves TRAINING only together with those counts,
+    # in one transaction, so they never drift whatever crashes: no more than `max_parallel`
+    # training jobs are ever in progress, and a version whose runs all started (started =
+    # run_count) or that has a run in training (running > 0) is known not to need a look at
+    # every run.
     def claim_training_slot(self, dataset: str, version: str, run_index: int, attempt: int, max_parallel: int) -> str:
         """PENDING → TRAINING for one run if the version has a free slot. Returns "claimed",
         "full" (no free slot) or "taken" (the run is no longer PENDING)."""
         now = now_iso()
         version_update = {
             "Key": self.version_item(dataset, version).as_dict(),
-            "UpdateExpression": "SET running = if_not_exists(running, :zero) + :one, updated_at = :now",
+            "UpdateExpression": (
+                "SET running = if_not_exists(running, :zero) + :one, started = if_not_exists(started, :zero) + :one, "
+                "updated_at = :now"
+            ),
             "ConditionExpression": "#status = :training AND (attribute_not_exists(running) OR running < :max)",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {":zero": 0, ":one": 1, ":now": now, ":max": max_parallel, ":training": "TRAINING"},
@@ -482,9 +496,11 @@ class StateStore:
     def leave_training(self, dataset: str, version: str, run_index: int, attempt: int, to: RunStatus, **attributes: Any) -> bool:
         """TRAINING → `to` for one run, giving its slot back; False when the run was not TRAINING."""
         now = now_iso()
+        # Back to PENDING (no capacity): it counts as not started again, so fill_slots looks for it.
+        unstarted = ", started = started - :one" if to == RunStatus.PENDING else ""
         version_update = {
             "Key": self.version_item(dataset, version).as_dict(),
-            "UpdateExpression": "SET running = running - :one, updated_at = :now",
+            "UpdateExpression": f"SET running = running - :one{unstarted}, updated_at = :now",
             "ConditionExpression": "running > :zero",
             "ExpressionAttributeValues": {":zero": 0, ":one": 1, ":now": now},
         }
@@ -549,6 +565,17 @@ class StateStore:
         )
         return sorted(items, key=lambda item: int(item["run_index"]))
 
+    def run_states(self, dataset: str, version: str, attempt: int | None = None) -> list[RunState]:
+        """Each run's index, attempt and status (of `attempt` only, when given), by run index."""
+        items = self._query_all(
+            KeyConditionExpression=Key("pk").eq(dataset_key(dataset)) & Key("sk").begins_with(f"{version_key(version)}#RUN#"),
+            ProjectionExpression="run_index, attempt, #status",
+            ExpressionAttributeNames={"#status": "status"},
+            ConsistentRead=True,
+        )
+        states = [RunState(int(item["run_index"]), int(item.get("attempt", 1)), RunStatus(item["status"])) for item in items]
+        return sorted((run for run in states if attempt is None or run.attempt == attempt), key=lambda run: run.run_index)
+
     def list_versions(self, dataset: str) -> list[dict[str, Any]]:
         items = self._query_all(
             KeyConditionExpression=Key("pk").eq(dataset_key(dataset)) & Key("sk").begins_with("VERSION#"),
@@ -589,23 +616,16 @@ class StateStore:
             self._settle(key)
         return published
 
-    def flush_version(self, dataset: str, version: str, discover: bool = True) -> int:
-        """Publish what the version's items (the version and its runs) have waiting.
-
-        The items this process gave events to are flushed directly. When it gave none, this may be
-        the retry of an invocation that died before publishing: a (consistent) query finds them.
-        """
+    def flush_version(self, dataset: str, version: str, run_index: int | None = None, discover: bool = True) -> int:
+        """Publish what the version's items have waiting: those this process gave events to and,
+        unless `discover` is off, the version item and the run `run_index` (the only items a step
+        about that run writes events into) even when this process gave them none: it may be the
+        retry of an invocation that died before publishing. Anything else is the sweeper's."""
         prefix = ItemKey(dataset_key(dataset), version_key(version))
-        written = [key for key in self._written if key.pk == prefix.pk and key.sk.startswith(prefix.sk)]
-        if written or not discover:
-            return self.flush(*written)
-        items = self._query_all(
-            KeyConditionExpression=Key("pk").eq(prefix.pk) & Key("sk").begins_with(prefix.sk),
-            FilterExpression=Attr("outbox").size().gt(0),
-            ProjectionExpression="pk, sk",
-            ConsistentRead=True,
-        )
-        return self.flush(*(ItemKey(str(item["pk"]), str(item["sk"])) for item in items))
+        keys = [key for key in self._written if key.pk == prefix.pk and key.sk.startswith(prefix.sk)]
+        if discover:
+            keys += [prefix] + ([self.run_item(dataset, version, run_index)] if run_index is not None else [])
+        return self.flush(*dict.fromkeys(keys))
 
     def _forget(self, key: ItemKey, event_id: str) -> None:
         self.table.update_item(

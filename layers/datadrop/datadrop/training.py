@@ -262,11 +262,15 @@ def fill_slots(services: Services, prepared: DatasetPrepared) -> Filled:
         return Filled([], no_capacity=False)
     attempt = int(version_item.get("attempt", 1))
     max_parallel = int(version_item.get("max_parallel", prepared.search.max_parallel))
+    if version_item.get("tuning_job") or int(version_item.get("running", 0)) >= max_parallel:
+        return Filled([], no_capacity=False)  # SageMaker's tuning job starts its runs; or no free slot
+    if int(version_item.get("started", 0)) >= int(version_item.get("run_count", 0)):
+        return Filled([], no_capacity=False)  # every run has started: none is PENDING
     started: list[str] = []
-    for record in state.list_runs(prepared.dataset, prepared.version):
-        if record["status"] != RunStatus.PENDING or int(record.get("attempt", 1)) != attempt:
+    for run in state.run_states(prepared.dataset, prepared.version, attempt):
+        if run.status != RunStatus.PENDING:
             continue
-        owner = ResourceOwner(prepared.dataset, prepared.version, int(record["run_index"]), attempt)
+        owner = ResourceOwner(prepared.dataset, prepared.version, run.run_index, attempt)
         claim = state.claim_training_slot(owner.dataset, owner.version, owner.run_index, attempt, max_parallel)
         if claim == "full":
             break
@@ -274,7 +278,7 @@ def fill_slots(services: Services, prepared: DatasetPrepared) -> Filled:
             continue  # another invocation started it
         if start_training_job(services, prepared, owner) != RunStatus.TRAINING:
             return Filled(started, no_capacity=True)  # the sweeper goes on later
-        started.append(str(record["training_job"]))
+        started.append(names.RunNames(services.settings.name_prefix, owner.dataset, owner.version, owner.run_index, attempt).training_job)
     return Filled(started, no_capacity=False)
 
 
