@@ -469,6 +469,7 @@ def _resolver(stack: LocalStack, template: dict[str, Any]) -> Callable[[Any], li
         "IdempotencyTable": settings.idempotency_table_name,
         "EventBus": settings.event_bus_name,
         "NamePrefix": settings.name_prefix,
+        "ArtifactPrefix": settings.artifact_prefix,
         "AWS::Partition": "aws",
         "AWS::Region": REGION,
         "AWS::AccountId": ACCOUNT,

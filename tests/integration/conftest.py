@@ -101,8 +101,9 @@ def observe_bus(session: boto3.session.Session, bus: str) -> tuple[Any, str]:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsHarness]:
-    settings = local_settings(compute="sagemaker")
+def aws(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[AwsHarness]:
+    """The stack's settings; a test may change some with `@pytest.mark.parametrize("aws", [{...}], indirect=True)`."""
+    settings = local_settings(compute="sagemaker").model_copy(update=getattr(request, "param", {}))
     for name, value in settings.as_environment().items():
         monkeypatch.setenv(name, value)
     with mock_aws():

@@ -215,3 +215,19 @@ def test_a_file_too_big_for_the_functions_memory_is_rejected_up_front(aws: AwsHa
     assert rejected["reason"] == result["reason"]
     stored = aws.services.objects.read(aws.settings.data_bucket_name, "incoming/penguins/big.csv")
     assert stored == body
+
+
+@pytest.mark.parametrize("aws", [{"artifact_prefix": "team-a/ml"}], indirect=True)
+def test_every_artifact_lives_under_the_stack_s_artifact_prefix(aws: AwsHarness) -> None:
+    """ArtifactPrefix (template.yaml) moves the splits, the training output and the runs' inputs."""
+    prepared = _prepare(aws)
+    assert aws.settings.artifact_prefix == "team-a/ml"
+    where = f"s3://{aws.settings.artifact_bucket_name}/team-a/ml/penguins/{prepared['version']}/"
+    assert all(uri.startswith(where) for uri in prepared["artifacts"].values()), prepared["artifacts"]
+    aws.invoke("train", envelope("DatasetPrepared", prepared))
+    (training,) = aws.requests("CreateTrainingJob")
+    assert training["OutputDataConfig"]["S3OutputPath"] == where + "training/"
+    run = aws.services.sagemaker.describe_trial_component(TrialComponentName=training["ExperimentConfig"]["RunName"])
+    assert run["InputArtifacts"]["train"]["Value"] == prepared["artifacts"]["train"]
+    listed = aws.services.objects.client.list_objects_v2(Bucket=aws.settings.artifact_bucket_name)["Contents"]
+    assert listed and all(item["Key"].startswith("team-a/ml/penguins/") for item in listed)

@@ -65,6 +65,8 @@ def test_locations() -> None:
     assert where.channel_uri(where.TRAIN) == "s3://art/datasets/penguins/v1/train/"
     assert where.uri(where.TEST_FEATURES) == "s3://art/datasets/penguins/v1/test/test.csv"
     assert where.evaluation_output_uri("r01") == "s3://art/datasets/penguins/v1/evaluation/r01/"
+    elsewhere = names.DatasetLocations("art", "penguins", "v1", "team-a/ml")  # the stack's ArtifactPrefix
+    assert elsewhere.channel_uri(elsewhere.TRAIN) == "s3://art/team-a/ml/penguins/v1/train/"
 
 
 def test_a_tuning_job_name_fits_sagemaker_s_32_characters_and_keeps_the_stack_prefix() -> None:

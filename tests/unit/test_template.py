@@ -47,6 +47,7 @@ EXPECTED_ENVIRONMENT = {
     "EVENT_BUS_NAME",
     "DATA_BUCKET_NAME",
     "ARTIFACT_BUCKET_NAME",
+    "ARTIFACT_PREFIX",
     "NAME_PREFIX",
     "DEFAULT_ACCURACY_THRESHOLD",
     "SAGEMAKER_ROLE_ARN",
@@ -794,7 +795,8 @@ def _artifact_key(relative: str) -> str:
     return "${ArtifactBucket.Arn}/" + relative
 
 
-LOCATIONS = names.DatasetLocations("artifacts", "penguins", "0123456789ab")
+# Keys as the template sees them: under the ArtifactPrefix parameter, whatever its value.
+LOCATIONS = names.DatasetLocations("artifacts", "penguins", "0123456789ab", "${ArtifactPrefix}")
 PREPARED_KEYS = [
     LOCATIONS.key(relative)
     for relative in (
@@ -929,7 +931,7 @@ def test_sagemaker_execution_role_reaches_only_the_dataset_artifacts(resources):
         "SageMaker reads only what prepare copied to the artifact bucket"
     )
     assert {resource for _, resource in s3} <= {"${ArtifactBucket.Arn}"} | {
-        resource for _, resource in s3 if resource.startswith("${ArtifactBucket.Arn}/datasets/")
+        resource for _, resource in s3 if resource.startswith("${ArtifactBucket.Arn}/${ArtifactPrefix}/")
     }
     for key in [*PREPARED_KEYS, MODEL_KEY]:
         assert _allowed(statements, "s3:GetObject", _artifact_key(key)), key

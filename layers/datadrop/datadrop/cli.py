@@ -394,6 +394,7 @@ def stack_settings(cloudformation: Any, stack: str, region: str) -> Any:
     return Settings(
         **{field: outputs[output] for output, field in STACK_OUTPUTS.items()},
         name_prefix=parameters.get("NamePrefix") or "datadrop",
+        artifact_prefix=parameters.get("ArtifactPrefix") or "datasets",
         compute="sagemaker",
         region=region,
     )

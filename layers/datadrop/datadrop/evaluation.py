@@ -93,7 +93,7 @@ def transform_request(
     services: Services, run: names.RunNames, test_uri: str, experiment_config: dict[str, str]
 ) -> dict[str, Any]:
     settings = services.settings
-    locations = names.DatasetLocations(settings.artifact_bucket_name, run.dataset, run.version)
+    locations = settings.locations(run.dataset, run.version)
     return {
         "TransformJobName": run.transform_job,
         "ModelName": run.model,
@@ -350,7 +350,7 @@ def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) 
     handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
     version = state.get_version(run.dataset, run.version) or {}
     artifacts = version["artifacts"]
-    locations = names.DatasetLocations(settings.artifact_bucket_name, run.dataset, run.version)
+    locations = settings.locations(run.dataset, run.version)
     test_file = split_s3_uri(artifacts["test"])[1].rsplit("/", 1)[-1]
     output_bucket, output_key = split_s3_uri(locations.evaluation_output_uri(run.label) + f"{test_file}.out")
     predictions = parse_predictions(services.objects.read(output_bucket, output_key))
@@ -440,7 +440,7 @@ def write_leaderboard(
         "best_run": best.run_index if best else None,
         "runs": [run.model_dump(mode="json") for run in ranked],
     }
-    locations = names.DatasetLocations(services.settings.artifact_bucket_name, dataset, version)
+    locations = services.settings.locations(dataset, version)
     return services.objects.write_json(services.settings.artifact_bucket_name, locations.key(locations.LEADERBOARD), document)
 
 

@@ -126,7 +126,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         raise _Rejection("data", error.reason) from error
     observability.duration("PrepareDuration", (time.monotonic() - started) * 1000)
 
-    locations = names.DatasetLocations(settings.artifact_bucket_name, dataset, version)
+    locations = settings.locations(dataset, version)
     bucket = settings.artifact_bucket_name
     recipe_json = json.dumps(prepared.recipe, indent=2, sort_keys=True).encode()
     services.objects.write(bucket, locations.key(locations.TRAIN), prepared.train_csv, "text/csv")

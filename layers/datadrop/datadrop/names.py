@@ -142,10 +142,11 @@ class DatasetLocations:
     bucket: str
     dataset: str
     version: str
+    root: str = "datasets"  # the stack's ArtifactPrefix
 
     @property
     def prefix(self) -> str:
-        return f"datasets/{self.dataset}/{self.version}"
+        return f"{self.root}/{self.dataset}/{self.version}"
 
     def uri(self, relative: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}/{relative}"

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from datadrop.names import DatasetLocations
+
 
 class Settings(BaseModel):
     state_table_name: str
@@ -14,6 +16,7 @@ class Settings(BaseModel):
     event_bus_name: str
     data_bucket_name: str
     artifact_bucket_name: str
+    artifact_prefix: str = Field("datasets", description="key prefix of every artifact: <prefix>/<dataset>/<version>/")
     sagemaker_role_arn: str
     name_prefix: str = "datadrop"
     default_accuracy_threshold: float = Field(0.8, ge=0, le=1)
@@ -42,6 +45,7 @@ class Settings(BaseModel):
             event_bus_name=required("EVENT_BUS_NAME"),
             data_bucket_name=required("DATA_BUCKET_NAME"),
             artifact_bucket_name=required("ARTIFACT_BUCKET_NAME"),
+            artifact_prefix=env.get("ARTIFACT_PREFIX", "datasets"),
             sagemaker_role_arn=required("SAGEMAKER_ROLE_ARN"),
             name_prefix=env.get("NAME_PREFIX", "datadrop"),
             default_accuracy_threshold=float(env.get("DEFAULT_ACCURACY_THRESHOLD", "0.8")),
@@ -55,6 +59,10 @@ class Settings(BaseModel):
             give_up_after_hours=float(env.get("GIVE_UP_AFTER_HOURS", "24")),
         )
 
+    def locations(self, dataset: str, version: str) -> DatasetLocations:
+        """Where a dataset version's artifacts live in this stack's artifact bucket."""
+        return DatasetLocations(self.artifact_bucket_name, dataset, version, self.artifact_prefix)
+
     def as_environment(self) -> dict[str, str]:
         """The inverse of from_environment: what the local runtime exports."""
         return {
@@ -63,6 +71,7 @@ class Settings(BaseModel):
             "EVENT_BUS_NAME": self.event_bus_name,
             "DATA_BUCKET_NAME": self.data_bucket_name,
             "ARTIFACT_BUCKET_NAME": self.artifact_bucket_name,
+            "ARTIFACT_PREFIX": self.artifact_prefix,
             "SAGEMAKER_ROLE_ARN": self.sagemaker_role_arn,
             "NAME_PREFIX": self.name_prefix,
             "DEFAULT_ACCURACY_THRESHOLD": str(self.default_accuracy_threshold),

@@ -25,7 +25,7 @@ MAX_TRAINING_SECONDS = 3600
 def _job_definition(settings: Settings, prepared: DatasetPrepared) -> dict[str, Any]:
     """What every training job of a version shares, in a training job's or a tuning job's request:
     built-in XGBoost, CSV train and validation channels, output under the version's prefix."""
-    locations = names.DatasetLocations(settings.artifact_bucket_name, prepared.dataset, prepared.version)
+    locations = settings.locations(prepared.dataset, prepared.version)
 
     def channel(name: str, uri: str) -> dict[str, Any]:
         return {
@@ -278,7 +278,9 @@ def fill_slots(services: Services, prepared: DatasetPrepared) -> Filled:
             continue  # another invocation started it
         if start_training_job(services, prepared, owner) != RunStatus.TRAINING:
             return Filled(started, no_capacity=True)  # the sweeper goes on later
-        started.append(names.RunNames(services.settings.name_prefix, owner.dataset, owner.version, owner.run_index, attempt).training_job)
+        started.append(
+            names.RunNames(services.settings.name_prefix, owner.dataset, owner.version, owner.run_index, attempt).training_job
+        )
     return Filled(started, no_capacity=False)
 
 
