@@ -294,3 +294,90 @@ def test_every_event_delivered_three_times_in_shuffled_order(shared: tuple[Shuff
     finally:
         stack.triplicate = False
     _assert_done_exactly_once(stack, dataset)
+
+
+# -- a Bayesian search: the tuning job's training jobs are adopted as runs -------------------------
+BAYESIAN = """target: species
+threshold: 0.5
+hyperparameters: {num_round: 10, max_depth: {min: 2, max: 6, type: int}}
+search: {strategy: bayesian, max_runs: 2, max_parallel: 1, seed: 1}
+"""
+# The writes a Bayesian search adds (adoption: the run, its mapping and its slot in one transaction,
+# then its Experiments run), and the ones it shares with the grid flow, as the tuning flow makes them.
+TUNING_CRASH_POINTS = [
+    ("TrainFunction", "UpdateItem"),
+    ("TrainFunction", "CreateExperiment"),
+    ("TrainFunction", "CreateTrial"),
+    ("TrainFunction", "CreateHyperParameterTuningJob"),
+    ("TrainFunction", "PutEvents"),
+    ("EvaluateFunction", "TransactWriteItems"),
+    ("EvaluateFunction", "CreateTrialComponent"),
+    ("EvaluateFunction", "AssociateTrialComponent"),
+    ("EvaluateFunction", "UpdateItem"),
+    ("EvaluateFunction", "PutItem"),
+    ("EvaluateFunction", "PutEvents"),
+]
+
+
+def _tuning_flow(stack: ShufflingStack) -> str:
+    dataset = f"faults-{next(_scenario_numbers):03d}"
+    stack.put_config(dataset, BAYESIAN)
+    stack.s3.put_object(Bucket=stack.settings.data_bucket_name, Key=f"incoming/{dataset}/penguins.csv", Body=DATA)
+    dead_before = len(stack.dead_letters)
+    stack.drain()
+    assert stack.dead_letters[dead_before:] == [], [delivery.error for delivery in stack.dead_letters[dead_before:]]
+    return dataset
+
+
+def _assert_searched_exactly_once(stack: LocalStack, dataset: str, may_repeat: frozenset[str] = frozenset()) -> None:
+    (version,) = stack.services.state.list_versions(dataset)
+    runs = stack.services.state.list_runs(dataset, version["version"])
+    assert version["status"] == "DEPLOYED", (version.get("decision_reason"), version.get("failure_reason"), runs)
+    assert version["outbox"] == {} and "attention" not in version and version["running"] == 0
+    ours = [name for name in stack.compute.tuning_jobs() if f"--{dataset}-" in name]
+    assert len(ours) == 1
+    jobs = [job for job in stack.compute.jobs("training") if job.startswith(ours[0])]
+    assert len(jobs) == 2
+    assert sorted(run["training_job"] for run in runs) == sorted(jobs) and [run["run_index"] for run in runs] == [1, 2]
+    assert all(run["status"] == "EVALUATED" for run in runs)
+    components = stack.sagemaker.list_trial_components(TrialName=f"datadrop--{dataset}-{version['version']}")
+    assert len(components["TrialComponentSummaries"]) == 2
+
+    published = [event for event in stack.published if event["detail"].get("dataset") == dataset]
+    ids_by_type: dict[str, set[str]] = {}
+    for event in published:
+        ids_by_type.setdefault(event["detail-type"], set()).add(event["detail"]["event_id"])
+    assert {kind: len(ids) for kind, ids in ids_by_type.items()} == {**dict.fromkeys(ANNOUNCEMENTS, 1), "RunEvaluated": 2}
+    copies = Counter(event["detail"]["event_id"] for event in published)
+    assert {event_id for event_id, count in copies.items() if count > 1} <= may_repeat, copies
+
+
+def test_the_tuning_crash_points_are_writes_the_tuning_flow_makes(shared: tuple[ShufflingStack, Faults]) -> None:
+    stack, faults = shared
+    faults.reset()
+    start = len(strict_requests.RECORDED)
+    _assert_searched_exactly_once(stack, _tuning_flow(stack))
+    made = {(call.function, call.operation) for call in strict_requests.RECORDED[start:]}
+    assert set(TUNING_CRASH_POINTS) <= made
+
+
+@pytest.mark.parametrize("crash_point", TUNING_CRASH_POINTS, ids=[f"{f}-{op}" for f, op in TUNING_CRASH_POINTS])
+def test_a_crash_after_any_write_of_a_bayesian_search_loses_nothing_and_repeats_nothing(
+    shared: tuple[ShufflingStack, Faults], crash_point: tuple[str, str]
+) -> None:
+    stack, faults = shared
+    faults.reset(crash_after=crash_point)
+    dataset = _tuning_flow(stack)
+    assert faults.crashed, f"the flow never made {crash_point}"
+    _assert_searched_exactly_once(stack, dataset, may_repeat=frozenset(faults.in_flight))
+
+
+def test_a_bayesian_search_under_triple_shuffled_delivery_adopts_each_job_once(shared: tuple[ShufflingStack, Faults]) -> None:
+    stack, faults = shared
+    faults.reset()
+    stack.triplicate = True
+    try:
+        dataset = _tuning_flow(stack)
+    finally:
+        stack.triplicate = False
+    _assert_searched_exactly_once(stack, dataset)

@@ -358,11 +358,29 @@ def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) 
     report = score(labels, predictions, [str(label) for label in version["classes"]])
     report_uri = services.objects.write_json(settings.artifact_bucket_name, locations.report_key(run.label), report)
     headline = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "log_loss": report["log_loss"]}
+    # The evaluation has an identity of its own (model x test split), for comparisons across versions.
+    model_data_url = str(record.get("model_data_url", ""))
+    evaluation_id = names.evaluation_id(model_data_url, artifacts["test"])
+    state.record_evaluation(
+        run.dataset,
+        evaluation_id,
+        {
+            "model_data_url": model_data_url,
+            "test": artifacts["test"],
+            "version": run.version,
+            "run_index": run.run_index,
+            "attempt": run.attempt,
+            "metric": version.get("metric", "accuracy"),
+            "metrics": headline,
+            "report": report_uri,
+            "rows": report["rows"],
+        },
+    )
     services.experiments.log_metrics(handle, {f"test:{name}": value for name, value in headline.items()})
     services.experiments.finish_run(
         handle, succeeded=True, outputs={"model": record.get("model_data_url", ""), "evaluation": report_uri}
     )
-    summary = _summary({**record, "status": RunStatus.EVALUATED.value, "metrics": headline})
+    summary = _summary({**record, "status": RunStatus.EVALUATED.value, "metrics": headline, "evaluation_id": evaluation_id})
     evaluated = state.transition_run(
         run.dataset,
         run.version,
@@ -370,9 +388,12 @@ def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) 
         RunStatus.EVALUATED,
         {RunStatus.EVALUATING},
         attempt=run.attempt,
-        publish=[RunEvaluated(dataset=run.dataset, version=run.version, run=summary, report=report_uri)],
+        publish=[
+            RunEvaluated(dataset=run.dataset, version=run.version, run=summary, report=report_uri, evaluation_id=evaluation_id)
+        ],
         metrics=headline,
         report=report_uri,
+        evaluation_id=evaluation_id,
     )
     if evaluated:
         observability.count("RunsEvaluated")
@@ -418,6 +439,7 @@ def _summary(record: dict[str, Any]) -> RunSummary:
         metrics={key: float(value) for key, value in record.get("metrics", {}).items()},
         model_data_url=record.get("model_data_url"),
         failure_reason=record.get("failure_reason"),
+        evaluation_id=record.get("evaluation_id"),
     )
 
 

@@ -76,6 +76,7 @@ class RunSummary(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     model_data_url: str | None = None
     failure_reason: str | None = None
+    evaluation_id: str | None = None  # the model scored on the test split (datadrop.names.evaluation_id)
 
     def metric_or(self, name: str) -> float | None:
         return self.metrics.get(name) if self.status == "EVALUATED" else None
@@ -120,6 +121,7 @@ class RunEvaluated(DatadropEvent):
     version: str
     run: RunSummary
     report: str
+    evaluation_id: str
 
 
 class ModelDecision(DatadropEvent):

@@ -101,6 +101,12 @@ class RunNames:
         return self.training_job
 
 
+def evaluation_id(model_data_url: str, test_uri: str) -> str:
+    """An evaluation is a model scored on a test split: the same model on the same split is the same
+    evaluation, whichever run or version asks (a champion scored on a new version's split is new)."""
+    return hashlib.sha256(f"{model_data_url}|{test_uri}".encode()).hexdigest()[:20]
+
+
 # CreateHyperParameterTuningJob allows 32 characters; SageMaker names its training jobs
 # `<tuning job>-<NNN>-<8 hex>`, so they start with the stack's prefix too (the rules filter on it).
 TUNING_JOB_NAME_MAX = 32

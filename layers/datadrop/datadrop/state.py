@@ -3,6 +3,7 @@
 Items (pk DATASET#<dataset>):
 - a dataset version: sk VERSION#<version>;
 - each of its runs: sk VERSION#<version>#RUN#<nnnn>;
+- an evaluation (a model scored on a test split): sk EVALUATION#<evaluation id>;
 - a rejected upload: sk REJECTED#<key>#<version id or etag>.
 Resource names map to their run (pk RESOURCE#<kind>#<name>), so an event about a job, model or
 endpoint config is traced by lookup, never by parsing its name.
@@ -239,6 +240,10 @@ class StateStore:
         return ItemKey(dataset_key(dataset), version_key(version))
 
     @staticmethod
+    def evaluation_item(dataset: str, evaluation_id: str) -> ItemKey:
+        return ItemKey(dataset_key(dataset), f"EVALUATION#{evaluation_id}")
+
+    @staticmethod
     def rejection_item(dataset: str, source_id: str) -> ItemKey:
         return ItemKey(dataset_key(dataset), f"REJECTED#{source_id}")
 
@@ -386,6 +391,22 @@ class StateStore:
             "run_index": owner.run_index,
             "attempt": owner.attempt,
         }
+
+    def record_evaluation(self, dataset: str, evaluation_id: str, attributes: dict[str, Any]) -> bool:
+        """Remember an evaluation once (the same model on the same split scores the same); False
+        when it was recorded before."""
+        key = self.evaluation_item(dataset, evaluation_id)
+        item = {**key.as_dict(), "kind": "evaluation", "dataset": dataset, "evaluation_id": evaluation_id, **attributes}
+        try:
+            self.table.put_item(Item=_to_dynamo(item), ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get_evaluation(self, dataset: str, evaluation_id: str) -> dict[str, Any] | None:
+        return self.get(self.evaluation_item(dataset, evaluation_id))
 
     def map_resource(self, kind: str, name: str, owner: ResourceOwner) -> None:
         """Remember which run `name` belongs to, before the resource is created (so its events find it)."""
