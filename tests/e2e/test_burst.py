@@ -79,9 +79,9 @@ def test_fifty_uploads_at_once_all_end_decided_under_a_quota(quota_limited_stack
     assert refusals["CreateTrainingJob"] > 0, "the quota never bit: the test would prove nothing"
     versions = stack.services.state.list_versions("burst")
     assert len(versions) == UPLOADS
-    assert Counter(version["status"] for version in versions) == {"REJECTED": UPLOADS}
+    assert Counter(version.status for version in versions) == {"REJECTED": UPLOADS}
     decided = stack.events_of("ModelRejected")
-    assert sorted(event["version"] for event in decided) == sorted(version["version"] for version in versions)
+    assert sorted(event["version"] for event in decided) == sorted(version.version for version in versions)
     assert all(event["value"] is not None and "< threshold 0.9500" in event["reason"] for event in decided)
     # Every run trained exactly once, whatever the refusals.
     assert len(stack.compute.jobs("training")) == UPLOADS

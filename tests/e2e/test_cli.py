@@ -236,7 +236,7 @@ def drive_to_a_failure(stack: DeployedStack) -> str:
     outcome = evaluation.on_training_job_state_change(services, run.training_job, "Failed", "AlgorithmError: out of memory")
     assert outcome == "failed"
     version = str(prepared["version"])
-    assert services.state.get_version(DATASET, version)["status"] == "FAILED"  # type: ignore[index]
+    assert services.state.get_version(DATASET, version).status == "FAILED"  # type: ignore[union-attr]
     assert [event["detail-type"] for event in stack.published()] == ["TrainingStarted", "VersionFailed"]
     return version
 
@@ -252,8 +252,8 @@ def test_retry_starts_a_failed_version_over_with_a_new_attempt(
     assert code == cli.EXIT_OK, captured.err
     item = deployed_stack.services.state.get_version(DATASET, version)
     assert item is not None
-    assert (item["status"], item["attempt"]) == ("PREPARED", 2)
-    assert "decision_reason" not in item  # the failed attempt's decision is gone with it
+    assert (item.status, item.attempt) == ("PREPARED", 2)
+    assert item.decision_reason is None  # the failed attempt's decision is gone with it
     (republished,) = deployed_stack.published()  # exactly once, on the stack's own bus
     assert republished["detail-type"] == "DatasetPrepared"
     assert (republished["detail"]["dataset"], republished["detail"]["version"]) == (DATASET, version)
@@ -278,7 +278,7 @@ def test_retry_refuses_a_version_that_did_not_fail_or_does_not_exist(
     assert captured.err.startswith("datadrop: cannot retry: ")
     assert f"version {version} of 'penguins' is PREPARED; only a FAILED version can be retried" in captured.err
     assert deployed_stack.published() == []
-    assert deployed_stack.services.state.get_version(DATASET, version)["attempt"] == 2  # type: ignore[index]
+    assert deployed_stack.services.state.get_version(DATASET, version).attempt == 2  # type: ignore[union-attr]
 
     code = cli.main(["retry", DATASET, "0123456789ab", "--stack", STACK])
     captured = capsys.readouterr()

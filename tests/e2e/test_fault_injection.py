@@ -196,19 +196,20 @@ def _flow(stack: ShufflingStack) -> str:
     return dataset
 
 
+def _item(stack: LocalStack, dataset: str, version: str) -> dict[str, Any]:
+    """The version's raw item: what the sweeper's index sees (a record keeps only what readers need)."""
+    return stack.services.state.get(stack.services.state.version_item(dataset, version)) or {}
+
+
 def _assert_done_exactly_once(stack: LocalStack, dataset: str, may_repeat: frozenset[str] = frozenset()) -> None:
     versions = stack.services.state.list_versions(dataset)
-    assert [version["status"] for version in versions] == ["DEPLOYED"], [
-        (
-            version.get("decision_reason"),
-            version.get("failure_reason"),
-            stack.services.state.list_runs(dataset, version["version"]),
-        )
+    assert [version.status for version in versions] == ["DEPLOYED"], [
+        (version.decision_reason, version.failure_reason, stack.services.state.list_runs(dataset, version.version))
         for version in versions
     ]
-    assert all(version["status"] in TERMINAL_VERSION_STATUSES | {"DEPLOYED"} for version in versions)
+    assert all(version.status in TERMINAL_VERSION_STATUSES | {"DEPLOYED"} for version in versions)
     (version,) = versions
-    assert version["outbox"] == {} and "attention" not in version
+    assert version.outbox == {} and "attention" not in _item(stack, dataset, version.version)
 
     ours = f"--{dataset}-"
     assert len([job for job in stack.compute.jobs("training") if ours in job]) == 1
@@ -280,7 +281,7 @@ def test_no_capacity_on_every_create_waits_and_then_finishes(shared: tuple[Shuff
     faults.reset(capacity_code=code)
     dataset = _flow(stack)
     refused = {operation for operation, _ in faults.capacity_refused}
-    assert stack.services.state.list_versions(dataset)[0]["status"] == "DEPLOYED", [r.as_dict() for r in stack.sweeps[-12:]]
+    assert stack.services.state.list_versions(dataset)[0].status == "DEPLOYED", [r.as_dict() for r in stack.sweeps[-12:]]
     assert {"CreateTrainingJob", "CreateTransformJob", "CreateEndpoint", "CreateModel", "CreateEndpointConfig"} <= refused
     _assert_done_exactly_once(stack, dataset)
 
@@ -331,16 +332,16 @@ def _tuning_flow(stack: ShufflingStack) -> str:
 
 def _assert_searched_exactly_once(stack: LocalStack, dataset: str, may_repeat: frozenset[str] = frozenset()) -> None:
     (version,) = stack.services.state.list_versions(dataset)
-    runs = stack.services.state.list_runs(dataset, version["version"])
-    assert version["status"] == "DEPLOYED", (version.get("decision_reason"), version.get("failure_reason"), runs)
-    assert version["outbox"] == {} and "attention" not in version and version["running"] == 0
+    runs = stack.services.state.list_runs(dataset, version.version)
+    assert version.status == "DEPLOYED", (version.decision_reason, version.failure_reason, runs)
+    assert version.outbox == {} and "attention" not in _item(stack, dataset, version.version) and version.running == 0
     ours = [name for name in stack.compute.tuning_jobs() if f"--{dataset}-" in name]
     assert len(ours) == 1
     jobs = [job for job in stack.compute.jobs("training") if job.startswith(ours[0])]
     assert len(jobs) == 2
-    assert sorted(run["training_job"] for run in runs) == sorted(jobs) and [run["run_index"] for run in runs] == [1, 2]
-    assert all(run["status"] == "EVALUATED" for run in runs)
-    components = stack.sagemaker.list_trial_components(TrialName=f"datadrop--{dataset}-{version['version']}")
+    assert sorted(run.training_job for run in runs) == sorted(jobs) and [run.run_index for run in runs] == [1, 2]
+    assert all(run.status == "EVALUATED" for run in runs)
+    components = stack.sagemaker.list_trial_components(TrialName=f"datadrop--{dataset}-{version.version}")
     assert len(components["TrialComponentSummaries"]) == 2
 
     published = [event for event in stack.published if event["detail"].get("dataset") == dataset]

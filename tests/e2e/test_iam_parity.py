@@ -357,7 +357,7 @@ def _redeliver(stack: LocalStack, deliveries: list[Delivery]) -> None:
 
 
 def _status(stack: LocalStack, dataset: str) -> list[str]:
-    return [version["status"] for version in stack.services.state.list_versions(dataset)]
+    return [version.status.value for version in stack.services.state.list_versions(dataset)]
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def test_training_that_failed_for_a_transient_reason_is_retried_by_uploading_the
     (rejected,) = stack.events_of("VersionFailed")
     assert "every run failed" in rejected["reason"] and "instance was lost" in rejected["reason"]
     (version,) = stack.services.state.list_versions("penguins")
-    assert version["status"] == "FAILED"
+    assert version.status == "FAILED"
 
     _upload(stack)  # the same bytes again: before, this answered "duplicate" forever
     stack.drain()
@@ -77,11 +77,11 @@ def test_training_that_failed_for_a_transient_reason_is_retried_by_uploading_the
     first, second = stack.events_of("DatasetPrepared")
     assert first["version"] == second["version"] and first["event_id"] != second["event_id"]
     (deployed,) = stack.events_of("ModelDeployed")
-    assert deployed["version"] == version["version"]
+    assert deployed["version"] == version.version
     (version,) = stack.services.state.list_versions("penguins")
-    assert version["status"] == "DEPLOYED" and version["attempt"] == 2
+    assert version.status == "DEPLOYED" and version.attempt == 2
     jobs = stack.compute.jobs("training")
-    assert jobs == [f"datadrop--penguins-{version['version']}-r01", f"datadrop--penguins-{version['version']}-r01-a2"]
+    assert jobs == [f"datadrop--penguins-{version.version}-r01", f"datadrop--penguins-{version.version}-r01-a2"]
 
 
 def test_work_stuck_past_the_limit_ends_with_a_reason_and_can_be_retried(stack: LocalStack) -> None:
@@ -98,17 +98,17 @@ def test_work_stuck_past_the_limit_ends_with_a_reason_and_can_be_retried(stack: 
         _upload(stack)
         stack.drain(max_idle_sweeps=3)
         (version,) = stack.services.state.list_versions("penguins")
-        assert version["status"] == "TRAINING"  # waiting, not failed, not dead-lettered
+        assert version.status == "TRAINING"  # waiting, not failed, not dead-lettered
         assert stack.dead_letters == []
-        (run,) = stack.services.state.list_runs("penguins", version["version"])
-        assert run["status"] == "PENDING" and "ResourceLimitExceeded" in run["waiting_reason"]
+        (run,) = stack.services.state.list_runs("penguins", version.version)
+        assert run.status == "PENDING" and "ResourceLimitExceeded" in (run.waiting_reason or "")
 
         report = stack.sweep(now=datetime.now(UTC) + timedelta(hours=25))
         assert len(report.ended) == 1, report
         (failed,) = stack.events_of("VersionFailed")
         assert failed["stage"] == "training"
-        assert "stuck in TRAINING" in failed["reason"] and f"datadrop retry penguins {version['version']}" in failed["reason"]
-        assert stack.services.state.list_versions("penguins")[0]["status"] == "FAILED"
+        assert "stuck in TRAINING" in failed["reason"] and f"datadrop retry penguins {version.version}" in failed["reason"]
+        assert stack.services.state.list_versions("penguins")[0].status == "FAILED"
     finally:
         BaseClient._make_api_call = validated_call  # type: ignore[method-assign]
 
@@ -116,4 +116,4 @@ def test_work_stuck_past_the_limit_ends_with_a_reason_and_can_be_retried(stack: 
     _upload(stack)
     stack.drain()
     (deployed,) = stack.events_of("ModelDeployed")
-    assert deployed["version"] == version["version"]
+    assert deployed["version"] == version.version

@@ -88,11 +88,11 @@ def _outcomes(stack: LocalStack) -> dict[tuple[str, str], tuple[str, float | Non
     """Each run's (max_depth, eta) → its status and held-out accuracy, from the state table."""
     (version,) = stack.services.state.list_versions("penguins-sex")
     return {
-        (run["hyperparameters"]["max_depth"], run["hyperparameters"]["eta"]): (
-            run["status"],
-            run.get("metrics", {}).get("accuracy"),
+        (run.hyperparameters["max_depth"], run.hyperparameters["eta"]): (
+            run.status.value,
+            run.metrics.get("accuracy"),
         )
-        for run in stack.services.state.list_runs("penguins-sex", version["version"])
+        for run in stack.services.state.list_runs("penguins-sex", version.version)
     }
 
 
@@ -135,12 +135,10 @@ def test_one_failed_training_job_fails_its_run_with_the_reason_and_the_other_fiv
     assert outcomes[("6", "0.3")] == ("FAILED", None)
     assert sorted(status for status, _ in outcomes.values()) == ["EVALUATED"] * 5 + ["FAILED"]
     (version,) = stack.services.state.list_versions("penguins-sex")
-    (failed_run,) = [
-        run for run in stack.services.state.list_runs("penguins-sex", version["version"]) if run["status"] == "FAILED"
-    ]
-    assert failed_run["failure_reason"] == "training Failed: AlgorithmError: out of memory (injected)"
+    (failed_run,) = [run for run in stack.services.state.list_runs("penguins-sex", version.version) if run.status == "FAILED"]
+    assert failed_run.failure_reason == "training Failed: AlgorithmError: out of memory (injected)"
     # its Experiments run ended Failed with SageMaker's reason
-    component = stack.sagemaker.describe_trial_component(TrialComponentName=f"datadrop--penguins-sex-{failed_run['run_name']}")
+    component = stack.sagemaker.describe_trial_component(TrialComponentName=f"datadrop--penguins-sex-{failed_run.run_name}")
     assert component["Status"] == {"PrimaryStatus": "Failed", "Message": "AlgorithmError: out of memory (injected)"}
     (decision,) = stack.events_of("ModelApproved")
     assert decision["run_count"] == 6 and decision["failed_runs"] == 1
@@ -183,13 +181,13 @@ def test_a_bayesian_search_is_a_tuning_job_whose_training_jobs_become_runs_chose
 
     # every training job the tuning job launched is a run of the version's run group
     (version,) = stack.services.state.list_versions("penguins-sex")
-    runs = stack.services.state.list_runs("penguins-sex", version["version"])
-    assert sorted(run["training_job"] for run in runs) == sorted(stack.compute.jobs("training"))
-    assert all(run["training_job"].startswith(f"{tuning_job}-") and run["status"] == "EVALUATED" for run in runs)
+    runs = stack.services.state.list_runs("penguins-sex", version.version)
+    assert sorted(run.training_job for run in runs) == sorted(stack.compute.jobs("training"))
+    assert all(run.training_job.startswith(f"{tuning_job}-") and run.status == "EVALUATED" for run in runs)
     components = stack.sagemaker.list_trial_components(TrialName=started["run_group"])["TrialComponentSummaries"]
     assert len(components) == 8
     for run in runs:
-        values = run["hyperparameters"]
+        values = run.hyperparameters
         assert (
             1 <= int(values["max_depth"]) <= 8 and 0.01 <= float(values["eta"]) <= 1.0 and values["subsample"] in ("0.6", "0.9")
         )
@@ -200,11 +198,11 @@ def test_a_bayesian_search_is_a_tuning_job_whose_training_jobs_become_runs_chose
     study = tuner.study
     assert type(study.sampler).__name__ == "TPESampler"
     assert [trial.state.name for trial in study.trials] == ["COMPLETE"] * 8
-    training_metrics = {run["training_job"]: run["training_metrics"]["validation:logloss"] for run in runs}
+    training_metrics = {run.training_job: run.training_metrics["validation:logloss"] for run in runs}
     assert sorted(trial.value for trial in study.trials) == sorted(training_metrics.values())
     # the tuning job's end fixed the run count; the decision is on the held-out test split
-    assert version["tuning_ended"] == "Completed" and version["run_count"] == 8
+    assert version.tuning_ended == "Completed" and version.run_count == 8
     (decision,) = stack.events_of("ModelApproved")
     assert decision["run_count"] == 8
-    assert decision["value"] == max(run["metrics"]["accuracy"] for run in runs)
+    assert decision["value"] == max(run.metrics["accuracy"] for run in runs)
     assert len(stack.events_of("ModelDeployed")) == 1

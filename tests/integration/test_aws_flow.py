@@ -107,6 +107,16 @@ def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) ->
     aws.invoke("evaluate", sample_event("evaluate_transform_job_completed.json", TransformJobName=job))
     (approved,) = aws.details("ModelApproved")
     assert approved["value"] == pytest.approx(expected_accuracy)
+    # the evaluation (this model on this test split) has a record of its own
+    (evaluated,) = aws.details("RunEvaluated")
+    evaluation = aws.services.state.get_evaluation("penguins", evaluated["evaluation_id"])
+    assert (
+        evaluation is not None
+        and evaluation["model_data_url"] == artifact
+        and evaluation["test"] == prepared["artifacts"]["test"]
+    )
+    assert evaluation["metrics"]["accuracy"] == pytest.approx(expected_accuracy) and evaluation["report"] == evaluated["report"]
+    assert approved["best_run"]["evaluation_id"] == evaluated["evaluation_id"]
     assert approved["threshold"] == prepared["threshold"]
     assert approved["best_run"]["training_job"] == job
     assert approved["model_package_arn"]

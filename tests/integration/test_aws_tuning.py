@@ -196,24 +196,24 @@ def test_a_bayesian_search_is_one_tuning_job_whose_training_jobs_become_runs(aws
     assert aws.invoke("evaluate", _training_event(jobs[1], name, "InProgress", "e-2a"))["outcome"] == "adopted"
     for event_id, job in [("e-2b", jobs[1]), ("e-1", jobs[0]), ("e-2c", jobs[1]), ("e-3", jobs[2]), ("e-1b", jobs[0])]:
         aws.invoke("evaluate", _training_event(job, name, "Completed", event_id))
-    runs = {record["training_job"]: record for record in aws.services.state.list_runs("penguins", version)}
-    assert sorted(runs) == sorted(jobs) and sorted(record["run_index"] for record in runs.values()) == [1, 2, 3]
-    assert runs[jobs[1]]["run_index"] == 1  # first seen, first numbered
+    runs = {record.training_job: record for record in aws.services.state.list_runs("penguins", version)}
+    assert sorted(runs) == sorted(jobs) and sorted(record.run_index for record in runs.values()) == [1, 2, 3]
+    assert runs[jobs[1]].run_index == 1  # first seen, first numbered
     for job, record in runs.items():
-        assert record["status"] == "EVALUATING" and record["tuning_job"] == name
-        assert record["hyperparameters"] == sagemaker.describe_training_job(TrainingJobName=job)["HyperParameters"]
-        component = sagemaker.describe_trial_component(TrialComponentName=f"datadrop--penguins-{record['run_name']}")
-        assert component["Parameters"]["max_depth"] == {"NumberValue": float(record["hyperparameters"]["max_depth"])}
+        assert record.status == "EVALUATING" and record.tuning_job == name
+        assert record.hyperparameters == sagemaker.describe_training_job(TrainingJobName=job)["HyperParameters"]
+        component = sagemaker.describe_trial_component(TrialComponentName=f"datadrop--penguins-{record.run_name}")
+        assert component["Parameters"]["max_depth"] == {"NumberValue": float(record.hyperparameters["max_depth"])}
     components = sagemaker.list_trial_components(TrialName=f"datadrop--penguins-{version}")["TrialComponentSummaries"]
     assert len(components) == 3
-    assert aws.services.state.get_version("penguins", version)["running"] == 0  # every adopted run gave its slot back
+    assert aws.services.state.get_version("penguins", version).running == 0  # type: ignore[union-attr]  # every adopted run gave its slot back
 
     # Each run is evaluated on the held-out rows; run 3 (the third job seen) is best
     transforms = {request["ModelName"]: request for request in aws.requests("CreateTransformJob")}
     assert len(transforms) == 3
     for record in runs.values():
-        transform = transforms[f"datadrop--penguins-{record['run_name']}"]
-        _write_transform_output(aws, prepared, transform, wrong={1: 6, 2: 4, 3: 1}[record["run_index"]])
+        transform = transforms[f"datadrop--penguins-{record.run_name}"]
+        _write_transform_output(aws, prepared, transform, wrong={1: 6, 2: 4, 3: 1}[record.run_index])
     # the tuning job's end arrives before the last evaluation: the decision waits for it
     _answer_list_training_jobs(aws, name, jobs)
     for index, transform_name in enumerate(sorted(transforms)[:2]):
@@ -225,8 +225,8 @@ def test_a_bayesian_search_is_one_tuning_job_whose_training_jobs_become_runs(aws
     aws.invoke("evaluate", _transform_completed(sorted(transforms)[2]))
     (approved,) = aws.details("ModelApproved")
     assert approved["run_count"] == 3 and approved["failed_runs"] == 0
-    assert approved["best_run"]["training_job"] == next(job for job, record in runs.items() if record["run_index"] == 3)
-    assert aws.services.state.get_version("penguins", version)["tuning_ended"] == "Completed"
+    assert approved["best_run"]["training_job"] == next(job for job, record in runs.items() if record.run_index == 3)
+    assert aws.services.state.get_version("penguins", version).tuning_ended == "Completed"  # type: ignore[union-attr]
 
 
 def test_a_tuning_job_that_launched_nothing_fails_the_version_with_its_reason(aws: AwsHarness) -> None:

@@ -518,8 +518,8 @@ def _statuses(flow: Flow) -> tuple[str | None, list[str]]:
     if not flow.prepared:
         return None, []
     state = flow.aws.services.state
-    version = state.get_version(DATASET, flow.version) or {}
-    return version.get("status"), [run["status"] for run in state.list_runs(DATASET, flow.version)]
+    version = state.get_version(DATASET, flow.version)
+    return (version.status.value if version else None), [run.status.value for run in state.list_runs(DATASET, flow.version)]
 
 
 def test_every_function_with_event_rules_has_ignored_cases() -> None:
@@ -544,7 +544,7 @@ def test_a_completed_event_that_came_before_its_run_was_recorded_is_processed_wh
     assert second == {"job": flow.run.training_job, "outcome": "evaluating"}  # not the cached "ignored"
     (transform,) = aws.requests("CreateTransformJob")
     assert transform["TransformJobName"] == flow.run.transform_job
-    assert aws.services.state.get_run(DATASET, flow.version, 1)["status"] == "EVALUATING"  # type: ignore[index]
+    assert aws.services.state.get_run(DATASET, flow.version, 1).status == "EVALUATING"  # type: ignore[union-attr]
     assert invoke(aws, "evaluate", completed) == second  # a real answer is cached: the third delivery gets it back
     assert len(aws.requests("CreateTransformJob")) == 1
 
@@ -578,8 +578,8 @@ def test_in_service_events_without_a_config_name_finish_each_deployment_of_the_s
 
     assert result == {"endpoint": first.endpoint, "outcome": "deployed"}
     state = aws.services.state
-    assert state.get_version(DATASET, first.version)["status"] == "DEPLOYED"  # type: ignore[index]
-    assert state.get_version(DATASET, second.version)["status"] == "DEPLOYED"  # type: ignore[index]
+    assert state.get_version(DATASET, first.version).status == "DEPLOYED"  # type: ignore[union-attr]
+    assert state.get_version(DATASET, second.version).status == "DEPLOYED"  # type: ignore[union-attr]
     deployed = aws.details("ModelDeployed")
     assert [(d["version"], d["endpoint_config_name"]) for d in deployed] == [
         (first.version, first.run.endpoint_config),

@@ -33,15 +33,15 @@ def test_a_change_and_its_event_are_written_together_and_published_once(aws: Aws
     state = _version(aws)
     assert state.transition_version("penguins", "0123456789ab", VersionStatus.FAILED, publish=[_failed()])
     item = state.get_version("penguins", "0123456789ab")
-    assert item is not None and item["status"] == "FAILED" and len(item["outbox"]) == 1
+    assert item is not None and item.status == "FAILED" and len(item.outbox) == 1
     assert _attention(aws) == [OUTBOX]  # terminal, but an announcement is pending: the sweeper watches it
     assert aws.details("VersionFailed") == []
 
     assert state.flush_version("penguins", "0123456789ab") == 1
     assert state.flush_version("penguins", "0123456789ab") == 0  # nothing twice
     (published,) = aws.details("VersionFailed")
-    assert published["reason"] == "stuck" and published["event_id"] == next(iter(item["outbox"]))
-    assert state.get_version("penguins", "0123456789ab")["outbox"] == {}  # type: ignore[index]
+    assert published["reason"] == "stuck" and published["event_id"] == next(iter(item.outbox))
+    assert state.get_version("penguins", "0123456789ab").outbox == {}  # type: ignore[union-attr]
     assert _attention(aws) == []  # settled
 
 
@@ -58,7 +58,7 @@ def test_a_refused_event_stays_in_the_outbox_and_goes_out_on_the_next_flush(
     monkeypatch.setattr(aws.services.events.client, "put_events", refuse)
     with pytest.raises(PublishFailed, match="InternalException"):
         state.flush_version("penguins", "0123456789ab")
-    assert len(state.get_version("penguins", "0123456789ab")["outbox"]) == 1  # type: ignore[index]
+    assert len(state.get_version("penguins", "0123456789ab").outbox) == 1  # type: ignore[union-attr]
 
     monkeypatch.setattr(aws.services.events.client, "put_events", real_put_events)
     assert state.flush_version("penguins", "0123456789ab") == 1
@@ -70,7 +70,7 @@ def test_a_change_that_did_not_happen_announces_nothing(aws: AwsHarness) -> None
     # PREPARED may not become DEPLOYED: the condition fails, and neither status nor outbox change.
     assert not state.transition_version("penguins", "0123456789ab", VersionStatus.DEPLOYED, publish=[_failed()])
     item = state.get_version("penguins", "0123456789ab")
-    assert item is not None and item["status"] == "PREPARED" and item["outbox"] == {}
+    assert item is not None and item.status == "PREPARED" and item.outbox == {}
 
 
 def test_the_same_milestone_announces_once_whatever_the_retries(aws: AwsHarness) -> None:

@@ -74,3 +74,10 @@ def test_a_tuning_job_name_fits_sagemaker_s_32_characters_and_keeps_the_stack_pr
     assert len(name) <= names.TUNING_JOB_NAME_MAX and name.startswith("datadrop--")
     assert name != names.tuning_job_name("datadrop", "penguins-species-long-name", "0123456789ab", attempt=1)
     assert names.tuning_job_name("dd", "iris", "abc", attempt=1) == "dd--iris-abc"
+
+
+def test_an_evaluation_is_a_model_on_a_test_split() -> None:
+    model, split = "s3://a/m/model.tar.gz", "s3://a/d/v1/test/"
+    assert names.evaluation_id(model, split) == names.evaluation_id(model, split)
+    assert names.evaluation_id(model, split) != names.evaluation_id(model, "s3://a/d/v2/test/")  # the champion on a new split
+    assert names.evaluation_id(model, split) != names.evaluation_id("s3://a/m2/model.tar.gz", split)

@@ -30,9 +30,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
+
+if TYPE_CHECKING:  # the CLI imports the library lazily, so `--help` stays fast
+    from datadrop.state import StateStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -443,15 +446,16 @@ def retry_on_stack(dataset: str, version: str, stack: str, region: str | None) -
     def retry(settings: Any, session: Any) -> int:
         services = Services.from_settings(settings, session)
         attempt = retry_version(services, dataset, version)
-        item = services.state.get_version(dataset, version) or {}
-        if item.get("tuning_job"):
+        item = services.state.get_version(dataset, version)
+        if item is not None and item.tuning_job:
             work = f"tuning job {names.tuning_job_name(settings.name_prefix, dataset, version, attempt)}"
         else:
             work = "training job " + ", ".join(
                 names.RunNames(settings.name_prefix, dataset, version, run_index, attempt).training_job
-                for run_index in range(1, int(item.get("run_count", 1)) + 1)
+                for run_index in range(1, (item.run_count if item and item.run_count else 1) + 1)
             )
-        print(f"{dataset} version {version}: attempt {attempt} started (the version is {item.get('status', 'PREPARED')} again).")
+        status = item.status.value if item else "PREPARED"
+        print(f"{dataset} version {version}: attempt {attempt} started (the version is {status} again).")
         print(
             f"DatasetPrepared was published again on event bus {settings.event_bus_name}: the train function now starts "
             f"{work}; evaluation and, if the model is good enough, deployment follow as after an "
@@ -583,36 +587,40 @@ def summarise(stack: Any, dataset: str) -> dict[str, Any]:
         summary["reason"] = "; ".join(one_line(d.error or "") for d in stack.dead_letters) or "the dataset was not prepared"
         return summary
     version = prepared[-1]["version"]
-    item = stack.services.state.get_version(dataset, version) or {}
-    runs = sorted((run for run in stack.services.state.list_runs(dataset, version)), key=lambda run: run["run_index"])
+    state: StateStore = stack.services.state
+    item = state.get_version(dataset, version)
+    if item is None:
+        summary["reason"] = f"version {version} of {dataset} is not in the state table"
+        return summary
+    runs = state.list_runs(dataset, version, item.attempt)
     summary.update(
         version=version,
-        metric=item.get("metric", "accuracy"),
-        threshold=item.get("threshold"),
+        metric=item.metric,
+        threshold=item.threshold,
         problem_type=prepared[-1]["problem_type"],
         classes=prepared[-1]["classes"],
         rows=prepared[-1]["rows"],
         runs=[
             {
-                "run_index": run["run_index"],
-                "run_name": run["run_name"],
-                "training_job": run["training_job"],
-                "status": run["status"],
-                "hyperparameters": run.get("hyperparameters", {}),
-                "training_metrics": run.get("training_metrics", {}),
-                "test_metrics": run.get("metrics", {}),
-                "failure_reason": run.get("failure_reason"),
+                "run_index": run.run_index,
+                "run_name": run.run_name,
+                "training_job": run.training_job,
+                "status": run.status.value,
+                "hyperparameters": run.hyperparameters,
+                "training_metrics": run.training_metrics,
+                "test_metrics": run.metrics,
+                "failure_reason": run.failure_reason,
             }
             for run in runs
         ],
-        best_run=item.get("best_run"),
-        value=item.get("best_value"),
-        reason=item.get("decision_reason") or item.get("failure_reason"),
+        best_run=item.best_run,
+        value=item.best_value,
+        reason=item.decision_reason or item.failure_reason,
         experiment=names.experiment_name(stack.settings.name_prefix, dataset),
     )
-    status = item.get("status")
-    if status == "DEPLOYED":
-        endpoint = item["endpoint_name"]
+    status = item.status
+    if status == "DEPLOYED" and item.endpoint_name:
+        endpoint = item.endpoint_name
         summary.update(
             status="deployed",
             endpoint_name=endpoint,

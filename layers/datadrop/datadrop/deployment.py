@@ -52,7 +52,7 @@ def _deploy(services: Services, approved: ModelApproved) -> str:
     version_item = state.get_version(approved.dataset, approved.version)
     if version_item is None:
         return "ignored"
-    attempt = int(version_item.get("attempt", 1))
+    attempt = version_item.attempt
     # Re-entrant from DEPLOYING: a retry after a throttled or failed call redoes the idempotent creates.
     if not state.transition_version(
         approved.dataset, approved.version, VersionStatus.DEPLOYING, {VersionStatus.APPROVED, VersionStatus.DEPLOYING}

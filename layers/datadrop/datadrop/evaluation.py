@@ -20,10 +20,10 @@ from botocore.exceptions import ClientError
 from datadrop import names, observability, training
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.compute import CapacityError, capacity_error
-from datadrop.events import DatadropEvent, DatasetPrepared, ModelApproved, ModelRejected, RunEvaluated, RunSummary, VersionFailed
+from datadrop.events import DatadropEvent, ModelApproved, ModelRejected, RunEvaluated, RunSummary, VersionFailed
 from datadrop.services import Services
 from datadrop.serving import container_environment
-from datadrop.state import TERMINAL_RUN_STATUSES, ResourceOwner, RunStatus, VersionStatus
+from datadrop.state import TERMINAL_RUN_STATUSES, ResourceOwner, RunRecord, RunStatus, VersionStatus
 from datadrop.storage import split_s3_uri
 
 logger = Logger(child=True)
@@ -127,13 +127,13 @@ class NotOurs(Exception):
     """The event is about something datadrop does not own or no longer waits for: ignore it."""
 
 
-def _owned_run(services: Services, kind: str, job_name: str) -> tuple[names.RunNames, dict[str, Any]]:
+def _owned_run(services: Services, kind: str, job_name: str) -> tuple[names.RunNames, RunRecord]:
     """The run a job belongs to, by lookup (never by parsing the name), and only its current attempt."""
     owner = services.state.find_resource(kind, job_name)
     if owner is None:
         raise NotOurs(f"{kind} {job_name} is not one of ours")
     record = services.state.get_run(owner.dataset, owner.version, owner.run_index)
-    if record is None or int(record.get("attempt", 1)) != owner.attempt:
+    if record is None or record.attempt != owner.attempt:
         raise NotOurs(f"{kind} {job_name} belongs to an earlier attempt of its run")
     run = names.RunNames(services.settings.name_prefix, owner.dataset, owner.version, owner.run_index, owner.attempt)
     observability.correlate(owner.dataset, owner.version)
@@ -182,15 +182,15 @@ def adopt_tuning_training_job(services: Services, job_name: str, tuning_job: str
     state = services.state
     known = state.find_resource("training-job", job_name)
     if known is not None:
-        record = state.get_run(known.dataset, known.version, known.run_index) or {}
-        if "experiment_run" in record.get("milestones", {}):
+        known_record = state.get_run(known.dataset, known.version, known.run_index)
+        if known_record is not None and "experiment_run" in known_record.milestones:
             return known  # adopted before, completely
     tuning_owner = state.find_resource("tuning-job", tuning_job)
     if tuning_owner is None:
         return None
     dataset, version, attempt = tuning_owner.dataset, tuning_owner.version, tuning_owner.attempt
-    version_item = state.get_version(dataset, version) or {}
-    if version_item.get("status") != VersionStatus.TRAINING or int(version_item.get("attempt", 1)) != attempt:
+    version_item = state.get_version(dataset, version)
+    if version_item is None or version_item.status != VersionStatus.TRAINING or version_item.attempt != attempt:
         return None
     observability.correlate(dataset, version)
     job = services.compute.describe_training_job(job_name)
@@ -214,9 +214,9 @@ def adopt_tuning_training_job(services: Services, job_name: str, tuning_job: str
     )
     if owner is None:
         return None
-    record = state.get_run(dataset, version, owner.run_index) or {}
-    if "experiment_run" not in record.get("milestones", {}):
-        prepared = DatasetPrepared.model_validate_json(version_item["prepared"])
+    record = state.get_run(dataset, version, owner.run_index)
+    if record is not None and "experiment_run" not in record.milestones:
+        prepared = version_item.prepared_event()
         services.experiments.start_run(
             services.experiments.handle(dataset, version, owner.run_index, attempt),
             dataset,
@@ -251,7 +251,7 @@ def on_tuning_job_state_change(services: Services, tuning_job: str, status: str,
     if owner is None or version_item is None:
         logger.info(f"tuning job {tuning_job} is not one of ours; ignored")
         return "ignored"
-    if version_item.get("status") != VersionStatus.TRAINING or int(version_item.get("attempt", 1)) != owner.attempt:
+    if version_item.status != VersionStatus.TRAINING or version_item.attempt != owner.attempt:
         logger.info(f"tuning job {tuning_job} belongs to a version that is no longer searching with it; ignored")
         return "ignored"
     observability.correlate(owner.dataset, owner.version)
@@ -269,7 +269,7 @@ def close_tuning(services: Services, owner: ResourceOwner, tuning_job: str, stat
         job_name, job_status = summary["TrainingJobName"], summary["TrainingJobStatus"]
         run_owner = state.find_resource("training-job", job_name)
         record = state.get_run(owner.dataset, owner.version, run_owner.run_index) if run_owner else None
-        if run_owner is None or (record is not None and record.get("status") == RunStatus.TRAINING):
+        if run_owner is None or (record is not None and record.status == RunStatus.TRAINING):
             # Never seen, or its final event was lost: do now what those events would have done.
             on_training_job_state_change(services, job_name, job_status, summary.get("FailureReason"), tuning_job_arn)
     ended: dict[str, Any] = {"tuning_ended": status, "run_count": len(jobs)}
@@ -280,14 +280,14 @@ def close_tuning(services: Services, owner: ResourceOwner, tuning_job: str, stat
     return decide(services, owner.dataset, owner.version) or f"tuning {status}"
 
 
-def _evaluate_trained_model(services: Services, run: names.RunNames, record: dict[str, Any], job_name: str) -> str:
+def _evaluate_trained_model(services: Services, run: names.RunNames, record: RunRecord, job_name: str) -> str:
     """A Completed training job: log its metrics, make its model, and score the test split with it."""
     state = services.state
     handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
     job = services.compute.describe_training_job(job_name)
     model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
     training_metrics = {metric["MetricName"]: float(metric["Value"]) for metric in job.get("FinalMetricDataList", [])}
-    if record.get("status") == RunStatus.TRAINING:
+    if record.status == RunStatus.TRAINING:
         # The run gives its training slot back in the same write, and the next run takes it.
         if not state.leave_training(
             run.dataset,
@@ -301,7 +301,7 @@ def _evaluate_trained_model(services: Services, run: names.RunNames, record: dic
             return "duplicate"
         services.experiments.log_metrics(handle, training_metrics)
         training.fill_slots_of(services, run.dataset, run.version)
-    elif record.get("status") != RunStatus.EVALUATING:
+    elif record.status != RunStatus.EVALUATING:
         return "duplicate"
     # Re-entrant from EVALUATING: a retry after a failure half-way redoes the (idempotent) creates.
     return start_transform(services, run, model_data_url)
@@ -312,7 +312,10 @@ def start_transform(services: Services, run: names.RunNames, model_data_url: str
     state = services.state
     owner = ResourceOwner(run.dataset, run.version, run.run_index, run.attempt)
     handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
-    artifacts = (state.get_version(run.dataset, run.version) or {})["artifacts"]
+    version = state.get_version(run.dataset, run.version)
+    if version is None:
+        raise NotOurs(f"version {run.version} of {run.dataset} is gone")
+    artifacts = version.artifacts
     state.map_resource("transform-job", run.transform_job, owner)
     state.map_resource("model", run.model, owner)
     try:
@@ -342,24 +345,26 @@ def on_transform_job_state_change(services: Services, job_name: str, status: str
         services.state.flush_version(run.dataset, run.version, run.run_index)
 
 
-def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) -> str:
+def _score_run(services: Services, run: names.RunNames, record: RunRecord) -> str:
     state, settings = services.state, services.settings
-    if record.get("status") != RunStatus.EVALUATING:
+    if record.status != RunStatus.EVALUATING:
         decide(services, run.dataset, run.version)  # a retry: make sure the decision was made
         return "duplicate"
     handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
-    version = state.get_version(run.dataset, run.version) or {}
-    artifacts = version["artifacts"]
+    version = state.get_version(run.dataset, run.version)
+    if version is None:
+        raise NotOurs(f"version {run.version} of {run.dataset} is gone")
+    artifacts = version.artifacts
     locations = settings.locations(run.dataset, run.version)
     test_file = split_s3_uri(artifacts["test"])[1].rsplit("/", 1)[-1]
     output_bucket, output_key = split_s3_uri(locations.evaluation_output_uri(run.label) + f"{test_file}.out")
     predictions = parse_predictions(services.objects.read(output_bucket, output_key))
     labels = [str(label) for label in json.loads(services.objects.read_uri(artifacts["test_labels"]))]
-    report = score(labels, predictions, [str(label) for label in version["classes"]])
+    report = score(labels, predictions, [str(label) for label in version.classes])
     report_uri = services.objects.write_json(settings.artifact_bucket_name, locations.report_key(run.label), report)
     headline = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "log_loss": report["log_loss"]}
     # The evaluation has an identity of its own (model x test split), for comparisons across versions.
-    model_data_url = str(record.get("model_data_url", ""))
+    model_data_url = record.model_data_url or ""
     evaluation_id = names.evaluation_id(model_data_url, artifacts["test"])
     state.record_evaluation(
         run.dataset,
@@ -370,17 +375,17 @@ def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) 
             "version": run.version,
             "run_index": run.run_index,
             "attempt": run.attempt,
-            "metric": version.get("metric", "accuracy"),
+            "metric": version.metric,
             "metrics": headline,
             "report": report_uri,
             "rows": report["rows"],
         },
     )
     services.experiments.log_metrics(handle, {f"test:{name}": value for name, value in headline.items()})
-    services.experiments.finish_run(
-        handle, succeeded=True, outputs={"model": record.get("model_data_url", ""), "evaluation": report_uri}
+    services.experiments.finish_run(handle, succeeded=True, outputs={"model": model_data_url, "evaluation": report_uri})
+    summary = _summary(
+        record.model_copy(update={"status": RunStatus.EVALUATED, "metrics": headline, "evaluation_id": evaluation_id})
     )
-    summary = _summary({**record, "status": RunStatus.EVALUATED.value, "metrics": headline, "evaluation_id": evaluation_id})
     evaluated = state.transition_run(
         run.dataset,
         run.version,
@@ -401,12 +406,12 @@ def _score_run(services: Services, run: names.RunNames, record: dict[str, Any]) 
     return "evaluated" if evaluated else "duplicate"
 
 
-def _fail_run(services: Services, run: names.RunNames, record: dict[str, Any], stage: str, status: str, reason: str) -> str:
+def _fail_run(services: Services, run: names.RunNames, record: RunRecord, stage: str, status: str, reason: str) -> str:
     """A training or transform job ended without success: the run fails, with SageMaker's reason."""
     handle = services.experiments.handle(run.dataset, run.version, run.run_index, run.attempt)
     failure_reason = f"{stage} {status}: {reason}"
     state = services.state
-    if record.get("status") == RunStatus.TRAINING:
+    if record.status == RunStatus.TRAINING:
         failed = state.leave_training(
             run.dataset, run.version, run.run_index, run.attempt, RunStatus.FAILED, failure_reason=failure_reason
         )
@@ -429,17 +434,17 @@ def _fail_run(services: Services, run: names.RunNames, record: dict[str, Any], s
     return "failed" if failed else "duplicate"
 
 
-def _summary(record: dict[str, Any]) -> RunSummary:
+def _summary(record: RunRecord) -> RunSummary:
     return RunSummary(
-        run_index=int(record["run_index"]),
-        run_name=record["run_name"],
-        training_job=record["training_job"],
-        status=record["status"],
-        hyperparameters={key: str(value) for key, value in record.get("hyperparameters", {}).items()},
-        metrics={key: float(value) for key, value in record.get("metrics", {}).items()},
-        model_data_url=record.get("model_data_url"),
-        failure_reason=record.get("failure_reason"),
-        evaluation_id=record.get("evaluation_id"),
+        run_index=record.run_index,
+        run_name=record.run_name,
+        training_job=record.training_job,
+        status=record.status,
+        hyperparameters=record.hyperparameters,
+        metrics=record.metrics,
+        model_data_url=record.model_data_url,
+        failure_reason=record.failure_reason,
+        evaluation_id=record.evaluation_id,
     )
 
 
@@ -475,31 +480,32 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
     """
     state = services.state
     version_item = state.get_version(dataset, version)
-    if version_item is None or version_item["status"] != VersionStatus.TRAINING:
+    if version_item is None or version_item.status != VersionStatus.TRAINING:
         return None
-    if version_item.get("tuning_job") and not version_item.get("tuning_ended"):
+    if version_item.tuning_job and not version_item.tuning_ended:
         return None  # a Bayesian search: more runs may come until its tuning job ends
-    if int(version_item.get("running", 0)) > 0:
+    if version_item.running > 0:
         return None  # a run is still training
-    attempt = int(version_item.get("attempt", 1))
+    attempt = version_item.attempt
     # Whether every run is done, from their statuses alone; the whole records only once they are.
     states = state.run_states(dataset, version, attempt)
-    if len(states) < int(version_item.get("run_count", 1)) or any(run.status not in TERMINAL_RUN_STATUSES for run in states):
+    expected = version_item.run_count if version_item.run_count is not None else 1
+    if len(states) < expected or any(run.status not in TERMINAL_RUN_STATUSES for run in states):
         return None
-    records = [record for record in state.list_runs(dataset, version) if int(record.get("attempt", 1)) == attempt]
-    runs = [_summary(record) for record in records]
-    metric = version_item.get("metric", "accuracy")
-    threshold = float(version_item["threshold"])
+    runs = [_summary(record) for record in state.list_runs(dataset, version, attempt)]
+    metric = version_item.metric
+    threshold = float(
+        version_item.threshold if version_item.threshold is not None else services.settings.default_accuracy_threshold
+    )
     best = choose_best(runs, metric)
     failures = [run.failure_reason or run.status for run in runs if run.status == RunStatus.FAILED]
     if best is None:
         outcome, value = VersionStatus.FAILED, None
         shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more (see the leaderboard)" if len(failures) > 3 else "")
         reason = "every run failed: " + shown
-        if not runs and version_item.get("tuning_job"):
-            reason = (
-                f"the tuning job {version_item['tuning_job']} ended {version_item.get('tuning_ended')} without a training job"
-                + (f": {version_item['tuning_failure_reason']}" if version_item.get("tuning_failure_reason") else "")
+        if not runs and version_item.tuning_job:
+            reason = f"the tuning job {version_item.tuning_job} ended {version_item.tuning_ended} without a training job" + (
+                f": {version_item.tuning_failure_reason}" if version_item.tuning_failure_reason else ""
             )
     elif best.metrics[metric] >= threshold:
         outcome, value = VersionStatus.APPROVED, best.metrics[metric]
@@ -582,7 +588,8 @@ def _register_model_package(
             and error.response["Error"]["Code"] != "ResourceInUse"
         ):
             _raise_capacity_or(error)
-    artifacts = (services.state.get_version(dataset, version) or {}).get("artifacts", {})
+    version_item = services.state.get_version(dataset, version)
+    artifacts = version_item.artifacts if version_item else {}
     try:
         response = services.sagemaker.create_model_package(
             ModelPackageGroupName=group,

@@ -110,13 +110,13 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
     existing = services.state.get_version(dataset, version)
     if existing is not None:
         services.state.flush_version(dataset, version)  # a retried invocation publishes what is pending
-        if existing["status"] == VersionStatus.FAILED:
+        if existing.status == VersionStatus.FAILED:
             # The same bytes uploaded again after a failure: the user asks for another attempt.
             from datadrop.recovery import retry_version
 
             retry_version(services, dataset, version)
             return IntakeOutcome("retrying", dataset, version)
-        logger.info("dataset version already in progress or done", dataset=dataset, version=version, status=existing["status"])
+        logger.info("dataset version already in progress or done", dataset=dataset, version=version, status=existing.status.value)
         return IntakeOutcome("duplicate", dataset, version)
 
     started = time.monotonic()

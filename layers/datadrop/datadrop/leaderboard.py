@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datadrop.state import StateStore
+from datadrop.state import RunRecord, StateStore
 
 
 class NoSuchVersion(LookupError):
@@ -67,30 +67,28 @@ def load(state: StateStore, dataset: str, version: str | None = None) -> Leaderb
     if not versions:
         raise NoSuchVersion(f"dataset {dataset!r} has no versions yet: upload to incoming/{dataset}/")
     if version is None:
-        item = max(versions, key=lambda candidate: str(candidate.get("created_at", "")))
+        item = max(versions, key=lambda candidate: candidate.created_at)
     else:
-        matching = [candidate for candidate in versions if candidate["version"] == version]
+        matching = [candidate for candidate in versions if candidate.version == version]
         if not matching:
-            known = ", ".join(sorted(str(candidate["version"]) for candidate in versions))
+            known = ", ".join(sorted(candidate.version for candidate in versions))
             raise NoSuchVersion(f"dataset {dataset!r} has no version {version!r}; it has: {known}")
         item = matching[0]
-    attempt = int(item.get("attempt", 1))
-    metric = str(item.get("metric", "accuracy"))
-    runs = [run for run in state.list_runs(dataset, item["version"]) if int(run.get("attempt", 1)) == attempt]
+    metric = item.metric
 
-    def rank(run: dict[str, Any]) -> tuple[bool, float, int]:
-        value = run.get("metrics", {}).get(metric)
-        return (value is None, -float(value or 0.0), int(run["run_index"]))
+    def rank(run: RunRecord) -> tuple[bool, float, int]:
+        value = run.metrics.get(metric)
+        return (value is None, -float(value or 0.0), run.run_index)
 
-    best = item.get("best_run")
+    runs = sorted(state.list_runs(dataset, item.version, item.attempt), key=rank)
     return Leaderboard(
         dataset=dataset,
-        version=str(item["version"]),
-        status=str(item["status"]),
+        version=item.version,
+        status=item.status.value,
         metric=metric,
-        threshold=float(item["threshold"]) if item.get("threshold") is not None else None,
-        best_run=int(best) if best is not None else None,
-        runs=sorted(runs, key=rank),
+        threshold=item.threshold,
+        best_run=item.best_run,
+        runs=[run.model_dump(mode="json", exclude={"outbox", "milestones"}) for run in runs],
     )
 
 

@@ -18,9 +18,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from datadrop import deployment, evaluation, names, observability, training
-from datadrop.events import DatasetPrepared, DeploymentFailed, ModelApproved, VersionFailed
+from datadrop.events import DatasetPrepared, DeploymentFailed, VersionFailed
 from datadrop.services import Services
-from datadrop.state import OUTBOX, TERMINAL_RUN_STATUSES, ItemKey, ResourceOwner, RunStatus, VersionStatus
+from datadrop.state import OUTBOX, TERMINAL_RUN_STATUSES, ItemKey, ResourceOwner, RunStatus, VersionRecord, VersionStatus
 
 logger = Logger(child=True)
 
@@ -41,13 +41,13 @@ def retry_version(services: Services, dataset: str, version: str) -> int:
         raise RetryRefused(
             f"dataset {dataset!r} has no version {version!r}: the version is in the DatasetPrepared and VersionFailed events"
         )
-    if item["status"] != VersionStatus.FAILED:
+    if item.status != VersionStatus.FAILED:
         raise RetryRefused(
-            f"version {version} of {dataset!r} is {item['status']}; only a FAILED version can be retried "
+            f"version {version} of {dataset!r} is {item.status.value}; only a FAILED version can be retried "
             "(to train again on the same data, change the config: a new config makes a new version)"
         )
-    attempt = int(item.get("attempt", 1)) + 1
-    prepared = DatasetPrepared.model_validate_json(item["prepared"]).model_copy(update={"event_id": None})
+    attempt = item.attempt + 1
+    prepared = item.prepared_event().model_copy(update={"event_id": None})
     if not state.transition_version(
         dataset,
         version,
@@ -129,7 +129,7 @@ class Sweeper:
                 label = f"{item.get('dataset')}/{item.get('version', item['sk'])}"
                 try:
                     if item.get("kind") == "version" and attention != OUTBOX:
-                        self._sweep_version(item, now, label, report)
+                        self._sweep_version(VersionRecord.model_validate(item), now, label, report)
                     else:
                         report.published += state.flush(ItemKey(item["pk"], item["sk"]))
                 except Exception as error:
@@ -143,19 +143,19 @@ class Sweeper:
 
     # -- one version ----------------------------------------------------------------------------
     # Each branch returns what it did, or None when it only looked (SageMaker is still working).
-    def _sweep_version(self, item: dict[str, Any], now: datetime, label: str, report: SweepReport) -> None:
+    def _sweep_version(self, item: VersionRecord, now: datetime, label: str, report: SweepReport) -> None:
         services = self.services
-        dataset, version = item["dataset"], item["version"]
+        dataset, version = item.dataset, item.version
         observability.correlate(dataset, version)
-        status = VersionStatus(item["status"])
+        status = item.status
         # Measured from the version's last change, not from when it entered its status: a long
         # search keeps changing it (each run takes and gives back a training slot), a stuck one does not.
-        since = datetime.fromisoformat(item["updated_at"])
+        since = datetime.fromisoformat(item.updated_at)
         overdue = now - since > self.give_up_after
         stage = "deployment" if status in (VersionStatus.APPROVED, VersionStatus.DEPLOYING) else "training"
         # What an interrupted invocation left in the version's own outbox goes out first (its runs'
         # leftovers are OUTBOX items of their own, which this sweep flushes too).
-        if item.get("outbox"):
+        if item.outbox:
             report.published += services.state.flush(services.state.version_item(dataset, version))
         try:
             if status is VersionStatus.PREPARED:
@@ -163,7 +163,7 @@ class Sweeper:
             elif status is VersionStatus.TRAINING:
                 acted = self._sweep_runs(item)
             elif status is VersionStatus.APPROVED:
-                acted = "deploy: " + deployment.deploy(services, ModelApproved.model_validate_json(item["decision"]))
+                acted = "deploy: " + deployment.deploy(services, item.approval())
             else:
                 acted = self._sweep_deployment(item)
             still_stuck = acted is None or "waiting" in acted or acted.endswith(RunStatus.PENDING.value)
@@ -176,41 +176,41 @@ class Sweeper:
         finally:
             report.published += services.state.flush_version(dataset, version, discover=False)  # what giving up announced
 
-    def _restart_training(self, item: dict[str, Any]) -> str:
-        runs = training.start_training(self.services, DatasetPrepared.model_validate_json(item["prepared"]))
+    def _restart_training(self, item: VersionRecord) -> str:
+        runs = training.start_training(self.services, item.prepared_event())
         return "start training: " + ", ".join(f"{run.training_job} {run.status}" for run in runs)
 
-    def _sweep_runs(self, item: dict[str, Any]) -> str | None:
+    def _sweep_runs(self, item: VersionRecord) -> str | None:
         """Ask SageMaker about each unfinished run of the current attempt and act on the answer."""
         services = self.services
-        dataset, version, attempt = item["dataset"], item["version"], int(item.get("attempt", 1))
-        prepared = DatasetPrepared.model_validate_json(item["prepared"])
+        dataset, version, attempt = item.dataset, item.version, item.attempt
+        prepared = item.prepared_event()
         acted: list[str] = []
-        if item.get("tuning_job") and not item.get("tuning_ended"):
+        if item.tuning_job and not item.tuning_ended:
             acted.extend(self._sweep_tuning(item, prepared))
-        records = [record for record in services.state.list_runs(dataset, version) if int(record.get("attempt", 1)) == attempt]
+        records = services.state.list_runs(dataset, version, attempt)
         for record in records:
-            run = names.RunNames(services.settings.name_prefix, dataset, version, int(record["run_index"]), attempt)
+            run = names.RunNames(services.settings.name_prefix, dataset, version, record.run_index, attempt)
             owner = ResourceOwner(dataset, version, run.run_index, attempt)
-            status = record["status"]
+            status = record.status
             if status == RunStatus.TRAINING:
                 # A tuning job's runs carry SageMaker's name for their job; planned runs carry ours.
-                training_job = str(record.get("training_job") or run.training_job)
+                training_job = record.training_job
                 job = services.compute.find_training_job(training_job)
-                if job is None and not self._no_capacity and not record.get("tuning_job"):
+                if job is None and not self._no_capacity and not record.tuning_job:
                     # It holds a slot, but the invocation that claimed it died before creating its job.
                     started = training.start_training_job(services, prepared, owner)
                     self._no_capacity = started == RunStatus.PENDING
                     acted.append(f"start {run.training_job}: {started}")
                 elif job is not None and job["TrainingJobStatus"] in FINAL_JOB_STATUSES:
                     outcome = evaluation.on_training_job_state_change(
-                        services, training_job, job["TrainingJobStatus"], job.get("FailureReason"), record.get("tuning_job")
+                        services, training_job, job["TrainingJobStatus"], job.get("FailureReason"), record.tuning_job
                     )
                     acted.append(f"{training_job} {job['TrainingJobStatus']}: {outcome}")
             elif status == RunStatus.EVALUATING:
                 job = services.compute.find_transform_job(run.transform_job)
                 if job is None and not self._no_capacity:
-                    started = evaluation.start_transform(services, run, record["model_data_url"])
+                    started = evaluation.start_transform(services, run, record.model_data_url or "")
                     self._no_capacity = started == "waiting"
                     acted.append(f"evaluate {run.training_job}: {started}")
                 elif job is not None and job["TransformJobStatus"] in FINAL_JOB_STATUSES:
@@ -218,28 +218,28 @@ class Sweeper:
                         services, run.transform_job, job["TransformJobStatus"], job.get("FailureReason")
                     )
                     acted.append(f"{run.transform_job} {job['TransformJobStatus']}: {outcome}")
-        if not self._no_capacity and any(record["status"] == RunStatus.PENDING for record in records):
+        if not self._no_capacity and any(record.status == RunStatus.PENDING for record in records):
             filled = training.fill_slots(services, prepared)
             acted.extend(f"start {job}: TRAINING" for job in filled.started)
             if filled.no_capacity:
                 self._no_capacity = True
                 acted.append(f"retried: still {RunStatus.PENDING.value}")
         # A decision needs every run finished: only then (or after this sweep moved a run) is it worth asking.
-        if acted or all(record["status"] in TERMINAL_RUN_STATUSES for record in records):
+        if acted or all(record.status in TERMINAL_RUN_STATUSES for record in records):
             decided = evaluation.decide(services, dataset, version)
             if decided:
                 acted.append(f"decided {decided}")
         return "; ".join(acted) or None
 
-    def _sweep_tuning(self, item: dict[str, Any], prepared: DatasetPrepared) -> list[str]:
+    def _sweep_tuning(self, item: VersionRecord, prepared: DatasetPrepared) -> list[str]:
         """A Bayesian search whose tuning job has not been seen to end: start it if it never was
         (no capacity, or a crash), close it if SageMaker says it ended."""
-        services, name = self.services, str(item["tuning_job"])
+        services, name = self.services, str(item.tuning_job)
         job = services.compute.find_tuning_job(name)
         if job is None:
             if self._no_capacity:
                 return []
-            started = training.start_tuning(services, prepared, int(item.get("attempt", 1)))
+            started = training.start_tuning(services, prepared, item.attempt)
             self._no_capacity = started == "waiting"
             return [f"start tuning job {name}: {started}"]
         status = str(job.get("HyperParameterTuningJobStatus", ""))
@@ -248,15 +248,15 @@ class Sweeper:
             return [f"tuning job {name} {status}: {outcome}"]
         return []
 
-    def _sweep_deployment(self, item: dict[str, Any]) -> str | None:
+    def _sweep_deployment(self, item: VersionRecord) -> str | None:
         services = self.services
-        dataset = item["dataset"]
-        endpoint_name = item.get("endpoint_name") or names.endpoint_name(services.settings.name_prefix, dataset)
-        config_name = item.get("endpoint_config_name")
+        dataset = item.dataset
+        endpoint_name = item.endpoint_name or names.endpoint_name(services.settings.name_prefix, dataset)
+        config_name = item.endpoint_config_name
         endpoint = services.compute.describe_endpoint(endpoint_name)
         if config_name is None or endpoint is None:
             # The endpoint was never asked for (no capacity, or the invocation died): ask again.
-            return "deploy: " + deployment.deploy(services, ModelApproved.model_validate_json(item["decision"]))
+            return "deploy: " + deployment.deploy(services, item.approval())
         status = endpoint.get("EndpointStatus", "")
         if endpoint.get("EndpointConfigName") == config_name and status in deployment.FINAL_ENDPOINT_STATUSES:
             return f"endpoint {status}: " + deployment.on_endpoint_state_change(
@@ -264,17 +264,17 @@ class Sweeper:
             )
         return None
 
-    def _give_up(self, item: dict[str, Any], stage: str, waited: timedelta) -> str:
+    def _give_up(self, item: VersionRecord, stage: str, waited: timedelta) -> str:
         state = self.services.state
-        dataset, version = item["dataset"], item["version"]
+        dataset, version = item.dataset, item.version
         hours = waited.total_seconds() / 3600
-        waiting_reason = f" (last answer from SageMaker: {item['waiting_reason']})" if item.get("waiting_reason") else ""
+        waiting_reason = f" (last answer from SageMaker: {item.waiting_reason})" if item.waiting_reason else ""
         reason = (
-            f"stuck in {item['status']}: no progress for {hours:.1f} h, longer than the {self.give_up_after.total_seconds() / 3600:g} h "
+            f"stuck in {item.status.value}: no progress for {hours:.1f} h, longer than the {self.give_up_after.total_seconds() / 3600:g} h "
             f"allowed{waiting_reason}; `datadrop retry {dataset} {version}` starts it again"
         )
         if stage == "deployment":
-            endpoint_name = item.get("endpoint_name") or names.endpoint_name(self.services.settings.name_prefix, dataset)
+            endpoint_name = item.endpoint_name or names.endpoint_name(self.services.settings.name_prefix, dataset)
             ended = state.transition_version(
                 dataset,
                 version,
@@ -288,9 +288,9 @@ class Sweeper:
                 dataset,
                 version,
                 VersionStatus.FAILED,
-                {VersionStatus(item["status"])},
+                {item.status},
                 publish=[VersionFailed(dataset=dataset, version=version, stage="training", reason=reason)],
-                milestone=f"gave_up#{item.get('attempt', 1)}",
+                milestone=f"gave_up#{item.attempt}",
                 failure_reason=reason,
             )
         return reason if ended else "changed meanwhile; left alone"

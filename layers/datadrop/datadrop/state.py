@@ -35,59 +35,31 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from datadrop.events import DatadropEvent, EventPublisher
+from datadrop.records import (
+    RUN_TRANSITIONS,
+    TERMINAL_RUN_STATUSES,
+    TERMINAL_VERSION_STATUSES,
+    VERSION_TRANSITIONS,
+    RunRecord,
+    RunStatus,
+    VersionRecord,
+    VersionStatus,
+)
+
+__all__ = [  # the state's schema, re-exported: callers import statuses and records from here
+    "RUN_TRANSITIONS",
+    "TERMINAL_RUN_STATUSES",
+    "TERMINAL_VERSION_STATUSES",
+    "VERSION_TRANSITIONS",
+    "RunRecord",
+    "RunStatus",
+    "VersionRecord",
+    "VersionStatus",
+]
 
 ATTENTION_INDEX = "by-attention"
 MAX_ADOPTION_TRIES = 50
 OUTBOX = "OUTBOX"
-
-
-class VersionStatus(StrEnum):
-    PREPARED = "PREPARED"
-    TRAINING = "TRAINING"
-    APPROVED = "APPROVED"
-    REJECTED = "REJECTED"  # evaluated, below the threshold
-    FAILED = "FAILED"  # every run failed, or the sweeper gave up on it
-    DEPLOYING = "DEPLOYING"
-    DEPLOYED = "DEPLOYED"
-    DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
-
-
-class RunStatus(StrEnum):
-    PENDING = "PENDING"  # planned; its training job is not created yet (e.g. waiting for SageMaker capacity)
-    TRAINING = "TRAINING"
-    EVALUATING = "EVALUATING"
-    EVALUATED = "EVALUATED"
-    FAILED = "FAILED"
-
-
-# Which status may follow which. A status listed among its own successors is re-entrant: a retry
-# after a failure half-way through the step repeats its (idempotent) work.
-VERSION_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
-    VersionStatus.PREPARED: frozenset({VersionStatus.TRAINING, VersionStatus.FAILED}),
-    VersionStatus.TRAINING: frozenset(
-        {VersionStatus.TRAINING, VersionStatus.APPROVED, VersionStatus.REJECTED, VersionStatus.FAILED}
-    ),
-    VersionStatus.APPROVED: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYMENT_FAILED}),
-    VersionStatus.DEPLOYING: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYED, VersionStatus.DEPLOYMENT_FAILED}),
-    VersionStatus.REJECTED: frozenset(),
-    VersionStatus.DEPLOYED: frozenset(),
-    # A retry (`datadrop retry`, or uploading the same bytes again) starts a failed version over.
-    VersionStatus.FAILED: frozenset({VersionStatus.PREPARED}),
-    VersionStatus.DEPLOYMENT_FAILED: frozenset(),
-}
-RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    # A run takes one of the version's training slots on PENDING → TRAINING, before its job is
-    # created, and gives it back when it leaves TRAINING (TRAINING → PENDING: SageMaker had no capacity).
-    RunStatus.PENDING: frozenset({RunStatus.TRAINING, RunStatus.FAILED}),
-    RunStatus.TRAINING: frozenset({RunStatus.PENDING, RunStatus.EVALUATING, RunStatus.FAILED}),
-    RunStatus.EVALUATING: frozenset({RunStatus.EVALUATING, RunStatus.EVALUATED, RunStatus.FAILED}),
-    RunStatus.EVALUATED: frozenset(),
-    RunStatus.FAILED: frozenset(),
-}
-TERMINAL_VERSION_STATUSES = frozenset(status for status, successors in VERSION_TRANSITIONS.items() if not successors) | {
-    VersionStatus.FAILED,  # terminal until someone retries it
-}
-TERMINAL_RUN_STATUSES = frozenset(status for status, successors in RUN_TRANSITIONS.items() if not successors)
 
 
 def predecessors(to: StrEnum, table: dict[Any, frozenset[Any]]) -> set[Any]:
@@ -573,18 +545,22 @@ class StateStore:
         item = self.table.get_item(Key=key.as_dict(), ConsistentRead=True).get("Item")
         return _from_dynamo(item) if item else None
 
-    def get_version(self, dataset: str, version: str) -> dict[str, Any] | None:
-        return self.get(self.version_item(dataset, version))
+    def get_version(self, dataset: str, version: str) -> VersionRecord | None:
+        item = self.get(self.version_item(dataset, version))
+        return VersionRecord.model_validate(item) if item else None
 
-    def get_run(self, dataset: str, version: str, run_index: int) -> dict[str, Any] | None:
-        return self.get(self.run_item(dataset, version, run_index))
+    def get_run(self, dataset: str, version: str, run_index: int) -> RunRecord | None:
+        item = self.get(self.run_item(dataset, version, run_index))
+        return RunRecord.model_validate(item) if item else None
 
-    def list_runs(self, dataset: str, version: str) -> list[dict[str, Any]]:
+    def list_runs(self, dataset: str, version: str, attempt: int | None = None) -> list[RunRecord]:
+        """The version's runs by index (of `attempt` only, when given), every page of them."""
         items = self._query_all(
             KeyConditionExpression=Key("pk").eq(dataset_key(dataset)) & Key("sk").begins_with(f"{version_key(version)}#RUN#"),
             ConsistentRead=True,
         )
-        return sorted(items, key=lambda item: int(item["run_index"]))
+        runs = sorted((RunRecord.model_validate(item) for item in items), key=lambda run: run.run_index)
+        return [run for run in runs if attempt is None or run.attempt == attempt]
 
     def run_states(self, dataset: str, version: str, attempt: int | None = None) -> list[RunState]:
         """Each run's index, attempt and status (of `attempt` only, when given), by run index."""
@@ -597,13 +573,13 @@ class StateStore:
         states = [RunState(int(item["run_index"]), int(item.get("attempt", 1)), RunStatus(item["status"])) for item in items]
         return sorted((run for run in states if attempt is None or run.attempt == attempt), key=lambda run: run.run_index)
 
-    def list_versions(self, dataset: str) -> list[dict[str, Any]]:
+    def list_versions(self, dataset: str) -> list[VersionRecord]:
         items = self._query_all(
             KeyConditionExpression=Key("pk").eq(dataset_key(dataset)) & Key("sk").begins_with("VERSION#"),
             FilterExpression=Attr("kind").eq("version"),
             ConsistentRead=True,
         )
-        return items
+        return [VersionRecord.model_validate(item) for item in items]
 
     def needing_attention(self, attention: str, updated_before: str) -> list[dict[str, Any]]:
         """Items in `attention` (a non-terminal status, or OUTBOX) not changed since `updated_before`."""

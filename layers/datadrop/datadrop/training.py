@@ -119,9 +119,9 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
         if version_item is None:
             logger.info("no such dataset version; ignored", dataset=prepared.dataset, version=prepared.version)
             return []
-        attempt = int(version_item.get("attempt", 1))
+        attempt = version_item.attempt
         if prepared.search.strategy == "bayesian":
-            if not version_item.get("tuning_ended"):  # a late duplicate must not reopen an ended search
+            if not version_item.tuning_ended:  # a late duplicate must not reopen an ended search
                 start_tuning(services, prepared, attempt)
             return []
         plan = run_plan(prepared)
@@ -157,14 +157,13 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
         fill_slots(services, prepared)
         summaries = [
             RunSummary(
-                run_index=int(record["run_index"]),
-                run_name=record["run_name"],
-                training_job=record["training_job"],
-                status=record["status"],
-                hyperparameters={key: str(value) for key, value in record.get("hyperparameters", {}).items()},
+                run_index=record.run_index,
+                run_name=record.run_name,
+                training_job=record.training_job,
+                status=record.status,
+                hyperparameters=record.hyperparameters,
             )
-            for record in state.list_runs(prepared.dataset, prepared.version)
-            if int(record.get("attempt", 1)) == attempt
+            for record in state.list_runs(prepared.dataset, prepared.version, attempt)
         ]
         state.record(
             state.version_item(prepared.dataset, prepared.version),
@@ -246,10 +245,10 @@ class Filled:
 
 def fill_slots_of(services: Services, dataset: str, version: str) -> Filled:
     """fill_slots for a version known by name (a run just gave its slot back)."""
-    item = services.state.get_version(dataset, version) or {}
-    if item.get("status") != VersionStatus.TRAINING or "prepared" not in item:
+    item = services.state.get_version(dataset, version)
+    if item is None or item.status != VersionStatus.TRAINING or item.prepared is None:
         return Filled([], no_capacity=False)
-    return fill_slots(services, DatasetPrepared.model_validate_json(item["prepared"]))
+    return fill_slots(services, item.prepared_event())
 
 
 def fill_slots(services: Services, prepared: DatasetPrepared) -> Filled:
@@ -257,14 +256,14 @@ def fill_slots(services: Services, prepared: DatasetPrepared) -> Filled:
     SageMaker has capacity. Safe to call from anywhere, any number of times, concurrently: each
     start claims its slot in one transaction."""
     state = services.state
-    version_item = state.get_version(prepared.dataset, prepared.version) or {}
-    if version_item.get("status") != VersionStatus.TRAINING:
+    version_item = state.get_version(prepared.dataset, prepared.version)
+    if version_item is None or version_item.status != VersionStatus.TRAINING:
         return Filled([], no_capacity=False)
-    attempt = int(version_item.get("attempt", 1))
-    max_parallel = int(version_item.get("max_parallel", prepared.search.max_parallel))
-    if version_item.get("tuning_job") or int(version_item.get("running", 0)) >= max_parallel:
+    attempt = version_item.attempt
+    max_parallel = version_item.max_parallel or prepared.search.max_parallel
+    if version_item.tuning_job or version_item.running >= max_parallel:
         return Filled([], no_capacity=False)  # SageMaker's tuning job starts its runs; or no free slot
-    if int(version_item.get("started", 0)) >= int(version_item.get("run_count", 0)):
+    if version_item.started >= (version_item.run_count or 0):
         return Filled([], no_capacity=False)  # every run has started: none is PENDING
     started: list[str] = []
     for run in state.run_states(prepared.dataset, prepared.version, attempt):
@@ -291,8 +290,8 @@ def start_training_job(services: Services, prepared: DatasetPrepared, owner: Res
     settings, state = services.settings, services.state
     run = names.RunNames(settings.name_prefix, owner.dataset, owner.version, owner.run_index, owner.attempt)
     handle = services.experiments.handle(owner.dataset, owner.version, owner.run_index, owner.attempt)
-    record = state.get_run(owner.dataset, owner.version, owner.run_index) or {}
-    hyperparameters = {key: str(value) for key, value in record.get("hyperparameters", {}).items()}
+    record = state.get_run(owner.dataset, owner.version, owner.run_index)
+    hyperparameters = record.hyperparameters if record else {}
     try:
         # Experiment, run group and run first (each only if absent): the job runs inside the run.
         services.experiments.start_run(

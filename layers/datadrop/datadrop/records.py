@@ -1,0 +1,133 @@
+"""The state table's records, typed: a dataset version and each of its runs, with the one
+transition table that says which status may follow which (datadrop.state writes them, every
+change conditional on that table). Reads return these models, never raw items."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from datadrop.events import DatasetPrepared, ModelApproved
+
+
+class VersionStatus(StrEnum):
+    PREPARED = "PREPARED"
+    TRAINING = "TRAINING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"  # evaluated, below the threshold
+    FAILED = "FAILED"  # every run failed, or the sweeper gave up on it
+    DEPLOYING = "DEPLOYING"
+    DEPLOYED = "DEPLOYED"
+    DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
+
+
+class RunStatus(StrEnum):
+    PENDING = "PENDING"  # planned; its training job is not created yet (e.g. waiting for SageMaker capacity)
+    TRAINING = "TRAINING"
+    EVALUATING = "EVALUATING"
+    EVALUATED = "EVALUATED"
+    FAILED = "FAILED"
+
+
+# Which status may follow which. A status listed among its own successors is re-entrant: a retry
+# after a failure half-way through the step repeats its (idempotent) work.
+VERSION_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
+    VersionStatus.PREPARED: frozenset({VersionStatus.TRAINING, VersionStatus.FAILED}),
+    VersionStatus.TRAINING: frozenset(
+        {VersionStatus.TRAINING, VersionStatus.APPROVED, VersionStatus.REJECTED, VersionStatus.FAILED}
+    ),
+    VersionStatus.APPROVED: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYMENT_FAILED}),
+    VersionStatus.DEPLOYING: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYED, VersionStatus.DEPLOYMENT_FAILED}),
+    VersionStatus.REJECTED: frozenset(),
+    VersionStatus.DEPLOYED: frozenset(),
+    # A retry (`datadrop retry`, or uploading the same bytes again) starts a failed version over.
+    VersionStatus.FAILED: frozenset({VersionStatus.PREPARED}),
+    VersionStatus.DEPLOYMENT_FAILED: frozenset(),
+}
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    # A run takes one of the version's training slots on PENDING → TRAINING, before its job is
+    # created, and gives it back when it leaves TRAINING (TRAINING → PENDING: SageMaker had no capacity).
+    RunStatus.PENDING: frozenset({RunStatus.TRAINING, RunStatus.FAILED}),
+    RunStatus.TRAINING: frozenset({RunStatus.PENDING, RunStatus.EVALUATING, RunStatus.FAILED}),
+    RunStatus.EVALUATING: frozenset({RunStatus.EVALUATING, RunStatus.EVALUATED, RunStatus.FAILED}),
+    RunStatus.EVALUATED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+}
+TERMINAL_VERSION_STATUSES = frozenset(status for status, successors in VERSION_TRANSITIONS.items() if not successors) | {
+    VersionStatus.FAILED,  # terminal until someone retries it
+}
+TERMINAL_RUN_STATUSES = frozenset(status for status, successors in RUN_TRANSITIONS.items() if not successors)
+
+
+class _Record(BaseModel):
+    # Items carry bookkeeping no reader needs (keys, attention); unknown attributes are ignored.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    dataset: str
+    version: str
+    attempt: int = 1
+    outbox: dict[str, Any] = Field(default_factory=dict)  # events written with a change, not yet published
+    milestones: dict[str, str] = Field(default_factory=dict)  # what was recorded once, and when
+    failure_reason: str | None = None
+    waiting_reason: str | None = None  # SageMaker's last "not now"
+    created_at: str = ""
+    updated_at: str = ""
+    status_since: str = ""
+
+
+class VersionRecord(_Record):
+    """One dataset version (sk VERSION#<version>): prepared, trained, decided, deployed."""
+
+    status: VersionStatus
+    prepared: str | None = None  # the DatasetPrepared event, JSON (kept whole for the sweeper and retries)
+    source: dict[str, Any] | None = None
+    rows: dict[str, int] = Field(default_factory=dict)
+    metric: str = "accuracy"
+    threshold: float | None = None
+    problem_type: str | None = None
+    classes: list[str] = Field(default_factory=list)
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    # fan-out and fan-in (datadrop.state: training slots)
+    run_count: int | None = None  # planned runs; a tuning job's budget until it ends, then its job count
+    max_parallel: int | None = None
+    running: int = 0  # runs in TRAINING
+    started: int = 0  # runs of this attempt that left PENDING
+    tuning_job: str | None = None  # a Bayesian search's SageMaker tuning job
+    tuning_ended: str | None = None  # its final status, once seen
+    tuning_failure_reason: str | None = None
+    # the decision and the deployment
+    decision_reason: str | None = None
+    best_run: int | None = None
+    best_value: float | None = None
+    model_package_arn: str | None = None
+    decision: str | None = None  # the ModelApproved/ModelRejected event, JSON
+    endpoint_name: str | None = None
+    endpoint_config_name: str | None = None
+
+    def prepared_event(self) -> DatasetPrepared:
+        if self.prepared is None:
+            raise ValueError(f"version {self.version} of {self.dataset} has no DatasetPrepared event")
+        return DatasetPrepared.model_validate_json(self.prepared)
+
+    def approval(self) -> ModelApproved:
+        if self.decision is None:
+            raise ValueError(f"version {self.version} of {self.dataset} has no decision")
+        return ModelApproved.model_validate_json(self.decision)
+
+
+class RunRecord(_Record):
+    """One attempt of one run (sk VERSION#<version>#RUN#<nnnn>): a training job and its evaluation."""
+
+    run_index: int
+    status: RunStatus
+    run_name: str
+    training_job: str
+    hyperparameters: dict[str, str] = Field(default_factory=dict)
+    tuning_job: str | None = None  # set when a tuning job launched it (adopted)
+    training_metrics: dict[str, float] = Field(default_factory=dict)  # SageMaker's, from DescribeTrainingJob
+    model_data_url: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)  # held-out
+    report: str | None = None
+    evaluation_id: str | None = None
