@@ -2,7 +2,7 @@
 event stays under EventBridge's 256 KB, and the leaderboard in S3 holds all 120.
 
 The slowest test of the suite by design (each run is a real training job, model, batch transform and
-score on this machine, with every API call going through moto): about a minute.
+score on this machine, with every API call going through moto): about a minute on a 2-core VM.
 """
 
 from __future__ import annotations

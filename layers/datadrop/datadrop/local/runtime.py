@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -317,7 +318,28 @@ class LocalStack:
     # -- the pump ---------------------------------------------------------------------------------
     def drain(self, max_steps: int = 1000, max_idle_sweeps: int = MAX_IDLE_SWEEPS) -> None:
         """Deliver events and run local jobs until nothing is left to do; when idle, run the
-        sweeper (as its schedule would) and go on while it finds work to continue."""
+        sweeper (as its schedule would) and go on while it finds work to continue.
+
+        The work runs on a thread of its own, one at a time, and the caller waits for it: a fresh
+        thread's call stack is shallow. Called from deep in another program's stack (a test
+        runner, a notebook), CPython 3.12 can sit at the edge of a frame-stack chunk where moto's
+        recursive (de)serialisation maps and unmaps a chunk on every call: measured under pytest
+        as 700,000 mmap/munmap pairs and 163 s instead of 73 s for a 120-run search."""
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self._drain(max_steps, max_idle_sweeps)
+            except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(error)
+
+        worker = threading.Thread(target=work, name="datadrop-local-drain")
+        worker.start()
+        worker.join()
+        if failure:
+            raise failure[0]
+
+    def _drain(self, max_steps: int, max_idle_sweeps: int) -> None:
         sweeps = 0
         for _ in range(max_steps):
             self._observe()
