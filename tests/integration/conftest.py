@@ -20,6 +20,8 @@ from datadrop.local.runtime import LambdaContext, load_handler_module, local_set
 from datadrop.services import Services, use_services
 from moto import mock_aws
 
+from tests import published_schemas
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -67,7 +69,9 @@ class AwsHarness:
             if not messages:
                 return self.published
             for message in messages:
-                self.published.append(json.loads(message["Body"]))
+                event = json.loads(message["Body"])
+                published_schemas.check(event)  # as subscribers will read it: schemas/
+                self.published.append(event)
                 self._sqs.delete_message(QueueUrl=self._observer, ReceiptHandle=message["ReceiptHandle"])
 
     def details(self, detail_type: str) -> list[dict[str, Any]]:
