@@ -26,7 +26,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("detail-type") == TRAINING:
         detail = TrainingJobStateChange.model_validate(event).detail
         outcome = evaluation.on_training_job_state_change(
-            get_services(), detail.TrainingJobName, detail.TrainingJobStatus, detail.FailureReason, detail.TuningJobArn
+            get_services(), detail.TrainingJobName, detail.TrainingJobStatus, detail.FailureReason, detail.tuning_job
         )
         return {"job": detail.TrainingJobName, "outcome": outcome}
     if event.get("detail-type") == TUNING:

@@ -185,10 +185,10 @@ def shared() -> Iterator[tuple[ShufflingStack, Faults]]:
 _scenario_numbers = iter(range(1, 1000))
 
 
-def _flow(stack: ShufflingStack) -> str:
+def _flow(stack: ShufflingStack, config: str = CONFIG) -> str:
     """Upload the example as a new dataset and drain the stack; returns the dataset name."""
     dataset = f"faults-{next(_scenario_numbers):03d}"
-    stack.put_config(dataset, CONFIG)
+    stack.put_config(dataset, config)
     stack.s3.put_object(Bucket=stack.settings.data_bucket_name, Key=f"incoming/{dataset}/penguins.csv", Body=DATA)
     dead_before = len(stack.dead_letters)
     stack.drain()
@@ -320,16 +320,6 @@ TUNING_CRASH_POINTS = [
 ]
 
 
-def _tuning_flow(stack: ShufflingStack) -> str:
-    dataset = f"faults-{next(_scenario_numbers):03d}"
-    stack.put_config(dataset, BAYESIAN)
-    stack.s3.put_object(Bucket=stack.settings.data_bucket_name, Key=f"incoming/{dataset}/penguins.csv", Body=DATA)
-    dead_before = len(stack.dead_letters)
-    stack.drain()
-    assert stack.dead_letters[dead_before:] == [], [delivery.error for delivery in stack.dead_letters[dead_before:]]
-    return dataset
-
-
 def _assert_searched_exactly_once(stack: LocalStack, dataset: str, may_repeat: frozenset[str] = frozenset()) -> None:
     (version,) = stack.services.state.list_versions(dataset)
     runs = stack.services.state.list_runs(dataset, version.version)
@@ -357,7 +347,7 @@ def test_the_tuning_crash_points_are_writes_the_tuning_flow_makes(shared: tuple[
     stack, faults = shared
     faults.reset()
     start = len(strict_requests.RECORDED)
-    _assert_searched_exactly_once(stack, _tuning_flow(stack))
+    _assert_searched_exactly_once(stack, _flow(stack, BAYESIAN))
     made = {(call.function, call.operation) for call in strict_requests.RECORDED[start:]}
     assert set(TUNING_CRASH_POINTS) <= made
 
@@ -368,7 +358,7 @@ def test_a_crash_after_any_write_of_a_bayesian_search_loses_nothing_and_repeats_
 ) -> None:
     stack, faults = shared
     faults.reset(crash_after=crash_point)
-    dataset = _tuning_flow(stack)
+    dataset = _flow(stack, BAYESIAN)
     assert faults.crashed, f"the flow never made {crash_point}"
     _assert_searched_exactly_once(stack, dataset, may_repeat=frozenset(faults.in_flight))
 
@@ -378,7 +368,7 @@ def test_a_bayesian_search_under_triple_shuffled_delivery_adopts_each_job_once(s
     faults.reset()
     stack.triplicate = True
     try:
-        dataset = _tuning_flow(stack)
+        dataset = _flow(stack, BAYESIAN)
     finally:
         stack.triplicate = False
     _assert_searched_exactly_once(stack, dataset)

@@ -29,6 +29,24 @@ search: {strategy: grid, max_parallel: 2}
 """
 
 
+def _watch_training_starts(stack: LocalStack) -> list[int]:
+    """The job timeline: at each training job SageMaker accepts (datadrop's own or a tuning job's),
+    how many training jobs are in progress; filled in as the stack runs."""
+    in_progress_at_each_start: list[int] = []
+    submit = stack.compute._submit
+
+    def watched_submit(kind: str, name: str, request: dict, create: object) -> bool:
+        created = submit(kind, name, request, create)  # type: ignore[arg-type]
+        if kind == "training":
+            in_progress_at_each_start.append(
+                sum(job.status == "InProgress" for (job_kind, _), job in stack.compute._jobs.items() if job_kind == "training")
+            )
+        return created
+
+    stack.compute._submit = watched_submit  # type: ignore[method-assign]
+    return in_progress_at_each_start
+
+
 @pytest.fixture
 def stack() -> Iterator[LocalStack]:
     with mock_aws(), LocalStack(template_path=REPO / "template.yaml") as local:
@@ -36,17 +54,7 @@ def stack() -> Iterator[LocalStack]:
 
 
 def test_a_2x3_grid_trains_six_runs_in_one_run_group_and_approves_the_best(stack: LocalStack) -> None:
-    in_progress_at_each_start: list[int] = []
-    create = stack.compute.start_training_job
-
-    def watched_create(request: dict) -> bool:
-        created = create(request)
-        in_progress_at_each_start.append(
-            sum(job.status == "InProgress" for (kind, _), job in stack.compute._jobs.items() if kind == "training")
-        )
-        return created
-
-    stack.compute.start_training_job = watched_create  # type: ignore[method-assign]
+    in_progress_at_each_start = _watch_training_starts(stack)
     stack.put_config("penguins-sex", GRID)
     stack.upload(EXAMPLE / "penguins.csv", "penguins-sex")
     stack.drain()
@@ -158,18 +166,7 @@ search: {strategy: bayesian, max_runs: 8, max_parallel: 2, seed: 7}
 
 
 def test_a_bayesian_search_is_a_tuning_job_whose_training_jobs_become_runs_chosen_by_tpe(stack: LocalStack) -> None:
-    in_progress_at_each_start: list[int] = []
-    submit = stack.compute._submit
-
-    def watched_submit(kind: str, name: str, request: dict, create: object) -> bool:
-        created = submit(kind, name, request, create)  # type: ignore[arg-type]
-        if kind == "training":
-            in_progress_at_each_start.append(
-                sum(job.status == "InProgress" for (job_kind, _), job in stack.compute._jobs.items() if job_kind == "training")
-            )
-        return created
-
-    stack.compute._submit = watched_submit  # type: ignore[method-assign]
+    in_progress_at_each_start = _watch_training_starts(stack)
     stack.put_config("penguins-sex", BAYESIAN)
     stack.upload(EXAMPLE / "penguins.csv", "penguins-sex")
     stack.drain()

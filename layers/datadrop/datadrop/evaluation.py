@@ -141,13 +141,13 @@ def _owned_run(services: Services, kind: str, job_name: str) -> tuple[names.RunN
 
 
 def on_training_job_state_change(
-    services: Services, job_name: str, status: str, failure_reason: str | None, tuning_job_arn: str | None = None
+    services: Services, job_name: str, status: str, failure_reason: str | None, tuning_job: str | None = None
 ) -> str:
     final = status == "Completed" or status in TRAINING_FAILED
-    if tuning_job_arn:
+    if tuning_job:
         # A training job of one of our tuning jobs: it becomes a run of the version on first sight.
         try:
-            adopted = adopt_tuning_training_job(services, job_name, tuning_job_arn.rsplit("/", 1)[-1])
+            adopted = adopt_tuning_training_job(services, job_name, tuning_job)
         except CapacityError as error:
             # Adopted, or not yet: either way its next event, or the sweeper, finishes the adoption.
             logger.warning("SageMaker is throttling the run's creation; it waits", job=job_name, reason=str(error))
@@ -264,14 +264,13 @@ def on_tuning_job_state_change(services: Services, tuning_job: str, status: str,
 def close_tuning(services: Services, owner: ResourceOwner, tuning_job: str, status: str, failure_reason: str | None) -> str:
     state = services.state
     jobs = services.compute.list_tuning_training_jobs(tuning_job)
-    tuning_job_arn = f"hyper-parameter-tuning-job/{tuning_job}"
     for summary in jobs:
         job_name, job_status = summary["TrainingJobName"], summary["TrainingJobStatus"]
         run_owner = state.find_resource("training-job", job_name)
         record = state.get_run(owner.dataset, owner.version, run_owner.run_index) if run_owner else None
         if run_owner is None or (record is not None and record.status == RunStatus.TRAINING):
             # Never seen, or its final event was lost: do now what those events would have done.
-            on_training_job_state_change(services, job_name, job_status, summary.get("FailureReason"), tuning_job_arn)
+            on_training_job_state_change(services, job_name, job_status, summary.get("FailureReason"), tuning_job)
     ended: dict[str, Any] = {"tuning_ended": status, "run_count": len(jobs)}
     if failure_reason and status != "Completed":
         ended["tuning_failure_reason"] = failure_reason

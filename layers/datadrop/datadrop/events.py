@@ -285,6 +285,11 @@ class TrainingJobStateChangeDetail(_SageMakerDetail):
     TrainingJobStatus: str
     TuningJobArn: str | None = None  # set when a hyperparameter tuning job launched it
 
+    @property
+    def tuning_job(self) -> str | None:
+        """The name of the tuning job that launched it (the ARN's last part), if one did."""
+        return self.TuningJobArn.rsplit("/", 1)[-1] if self.TuningJobArn else None
+
 
 class TuningJobStateChangeDetail(_SageMakerDetail):
     HyperParameterTuningJobName: str

@@ -254,23 +254,7 @@ class StateStore:
     def plan_run(self, dataset: str, version: str, run_index: int, attempt: int, attributes: dict[str, Any]) -> bool:
         """The run of this attempt, PENDING; an earlier attempt's record of the same run is replaced.
         False when this attempt's record exists already (a retried invocation)."""
-        key = self.run_item(dataset, version, run_index)
-        now = now_iso()
-        item = {
-            **key.as_dict(),
-            "kind": "run",
-            "dataset": dataset,
-            "version": version,
-            "run_index": run_index,
-            "attempt": attempt,
-            "status": RunStatus.PENDING.value,
-            "created_at": now,
-            "updated_at": now,
-            "status_since": now,
-            "outbox": {},
-            "milestones": {},
-            **attributes,
-        }
+        item = self._new_run(dataset, version, run_index, attempt, RunStatus.PENDING, attributes)
         try:
             self.table.put_item(
                 Item=_to_dynamo(item),
@@ -282,6 +266,27 @@ class StateStore:
                 return False
             raise
         return True
+
+    def _new_run(
+        self, dataset: str, version: str, run_index: int, attempt: int, status: RunStatus, attributes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A run's item as first written (planned PENDING, or adopted TRAINING)."""
+        now = now_iso()
+        return {
+            **self.run_item(dataset, version, run_index).as_dict(),
+            "kind": "run",
+            "dataset": dataset,
+            "version": version,
+            "run_index": run_index,
+            "attempt": attempt,
+            "status": status.value,
+            "created_at": now,
+            "updated_at": now,
+            "status_since": now,
+            "outbox": {},
+            "milestones": {},
+            **attributes,
+        }
 
     def adopt_run(
         self, dataset: str, version: str, attempt: int, kind: str, name: str, attributes: Callable[[int], dict[str, Any]]
@@ -296,23 +301,8 @@ class StateStore:
                 return existing
             taken = [run.run_index for run in self.run_states(dataset, version, attempt)]
             run_index = max(taken, default=0) + 1
-            key = self.run_item(dataset, version, run_index)
-            now = now_iso()
-            run = {
-                **key.as_dict(),
-                "kind": "run",
-                "dataset": dataset,
-                "version": version,
-                "run_index": run_index,
-                "attempt": attempt,
-                "status": RunStatus.TRAINING.value,
-                "created_at": now,
-                "updated_at": now,
-                "status_since": now,
-                "outbox": {},
-                "milestones": {},
-                **attributes(run_index),
-            }
+            run = self._new_run(dataset, version, run_index, attempt, RunStatus.TRAINING, attributes(run_index))
+            now = run["created_at"]
             reasons = self._transact(
                 [
                     {

@@ -104,6 +104,28 @@ def run_plan(prepared: DatasetPrepared) -> list[dict[str, str]]:
     return plan_runs(prepared.hyperparameters, prepared.search, xgboost_objective(prepared.problem_type, len(prepared.classes)))
 
 
+def _enter_training(services: Services, prepared: DatasetPrepared, run_count: int, **more: Any) -> bool:
+    """PREPARED (or TRAINING again, on a retry) → TRAINING, with what fan-out and fan-in read from
+    the version; False, logged, when the version is past training."""
+    entered = services.state.transition_version(
+        prepared.dataset,
+        prepared.version,
+        VersionStatus.TRAINING,
+        {VersionStatus.PREPARED, VersionStatus.TRAINING},
+        run_count=run_count,
+        max_parallel=prepared.search.max_parallel,
+        threshold=prepared.threshold,
+        metric=prepared.metric,
+        problem_type=prepared.problem_type,
+        classes=prepared.classes,
+        artifacts=prepared.artifacts.model_dump(),
+        **more,
+    )
+    if not entered:
+        logger.info("version is past training; nothing to do", dataset=prepared.dataset, version=prepared.version)
+    return entered
+
+
 def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSummary]:
     """Plan the version's runs, start as many as `search.max_parallel` allows, and announce
     TrainingStarted once. The others wait (PENDING): each run that finishes training starts the
@@ -125,20 +147,7 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
                 start_tuning(services, prepared, attempt)
             return []
         plan = run_plan(prepared)
-        if not state.transition_version(
-            prepared.dataset,
-            prepared.version,
-            VersionStatus.TRAINING,
-            {VersionStatus.PREPARED, VersionStatus.TRAINING},
-            run_count=len(plan),
-            max_parallel=prepared.search.max_parallel,
-            threshold=prepared.threshold,
-            metric=prepared.metric,
-            problem_type=prepared.problem_type,
-            classes=prepared.classes,
-            artifacts=prepared.artifacts.model_dump(),
-        ):
-            logger.info("version is past training; nothing to do", dataset=prepared.dataset, version=prepared.version)
+        if not _enter_training(services, prepared, run_count=len(plan)):
             return []
         settings = services.settings
         for run_index, hyperparameters in enumerate(plan, start=1):
@@ -192,21 +201,7 @@ def start_tuning(services: Services, prepared: DatasetPrepared, attempt: int) ->
     name = names.tuning_job_name(settings.name_prefix, prepared.dataset, prepared.version, attempt)
     request = tuning_job_request(settings, prepared, name)
     max_runs = request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]
-    if not state.transition_version(
-        prepared.dataset,
-        prepared.version,
-        VersionStatus.TRAINING,
-        {VersionStatus.PREPARED, VersionStatus.TRAINING},
-        run_count=max_runs,  # an upper bound until the tuning job ends
-        max_parallel=prepared.search.max_parallel,
-        tuning_job=name,
-        threshold=prepared.threshold,
-        metric=prepared.metric,
-        problem_type=prepared.problem_type,
-        classes=prepared.classes,
-        artifacts=prepared.artifacts.model_dump(),
-    ):
-        logger.info("version is past training; nothing to do", dataset=prepared.dataset, version=prepared.version)
+    if not _enter_training(services, prepared, run_count=max_runs, tuning_job=name):  # max_runs: a bound until it ends
         return "past"
     state.map_resource("tuning-job", name, ResourceOwner(prepared.dataset, prepared.version, 0, attempt))
     handle = services.experiments.handle(prepared.dataset, prepared.version, 1, attempt)
