@@ -28,12 +28,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import multiprocessing
 import os
+import pickle
 import shutil
+import socket
 import tarfile
 import tempfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +50,7 @@ from moto.core.botocore_stubber import MockRawResponse
 
 from datadrop.compute import CapacityError, SageMakerCompute
 from datadrop.local import runner
+from datadrop.local.pickling import allow_locks
 from datadrop.storage import split_s3_uri
 
 ACCOUNT = "123456789012"
@@ -104,6 +109,11 @@ class LocalCompute(SageMakerCompute):
     _endpoints: dict[str, tuple[str, runner.LocalEndpoint]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     on_log: Any = None  # callable(str): progress for people, e.g. the CLI
+    workers: int = 1  # training jobs at once, each in its own process (`step`; `run_next` runs one here)
+    journal: Path | None = None  # where `save` keeps the state (`datadrop up`); None: in memory only
+    on_finished: Callable[[], None] | None = None  # called (from another thread) when a training process ends
+    _running: dict[str, tuple[Future[runner.TrainingOutcome], Path]] = field(default_factory=dict)
+    _pool: ProcessPoolExecutor | None = None
 
     def __post_init__(self) -> None:
         if self.client is not None:
@@ -137,6 +147,7 @@ class LocalCompute(SageMakerCompute):
             del self._jobs[(kind, name)]
             self._pending.remove((kind, name))
             raise
+        self.save()
         return True
 
     def describe_training_job(self, name: str) -> dict[str, Any]:
@@ -174,9 +185,126 @@ class LocalCompute(SageMakerCompute):
                 self._run_training(name, self._jobs[(kind, name)])
             else:
                 self._run_transform(name, self._jobs[(kind, name)])
+        self.save()
         return name
 
+    def step(self) -> bool:
+        """The service's pump (`datadrop up`): finish the training jobs whose worker process is done,
+        start pending training jobs while fewer than `workers` run, and run transform jobs and tuning
+        decisions (quick) here. Returns whether anything happened. `run_next` is the one-at-a-time
+        form the in-process stack and the tests use."""
+        progressed = False
+        for name, (future, model_dir) in list(self._running.items()):
+            if future.done():
+                del self._running[name]
+                try:
+                    outcome = future.result()
+                except Exception as error:  # noqa: BLE001 - the worker process died: the job failed, as on an instance failure
+                    outcome = ([], f"the training process failed: {type(error).__name__}: {error}"[:1024])
+                    self._pool = None  # a broken pool takes no more work; the next start makes a new one
+                with as_function(SAGEMAKER_ROLE):
+                    self._finish_training(name, self._jobs[("training", name)], model_dir, outcome)
+                progressed = True
+        for kind, name in list(self._pending):
+            if kind == "training" and len(self._running) >= self.workers:
+                continue
+            self._pending.remove((kind, name))
+            progressed = True
+            with as_function(SAGEMAKER_ROLE):
+                if kind == "tuning":
+                    self._advance_tuning(name)
+                elif kind == "transform":
+                    self._run_transform(name, self._jobs[(kind, name)])
+                else:
+                    channels, hyperparameters, model_dir = self._prepare_training(name, self._jobs[(kind, name)])
+                    future = self._process_pool().submit(runner.train_in_process, channels, hyperparameters, model_dir)
+                    if self.on_finished is not None:
+                        future.add_done_callback(lambda _future: self.on_finished() if self.on_finished else None)
+                    self._running[name] = (future, model_dir)
+        if progressed:
+            self.save()
+        return progressed
+
+    def busy(self) -> bool:
+        return bool(self._pending or self._running)
+
+    def _process_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the service process has threads (endpoints, HTTP clients).
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def warm_up(self) -> None:
+        """Start the training processes now, so the first job does not wait for their imports."""
+        if self.workers > 0:
+            pool = self._process_pool()
+            for _ in range(self.workers):
+                pool.submit(runner.warm_up)
+
+    # -- the journal: what SageMaker would remember across a restart of this machine ---------------
+    def save(self) -> None:
+        """Write the jobs, tuning jobs, models, endpoint configs and endpoints (with their ports) to
+        the journal, atomically. A job that was running is still InProgress there: a restarted
+        service runs it again under the same name (one job, as SageMaker would have kept it)."""
+        if self.journal is None:
+            return
+        allow_locks()
+        state = {
+            "format": JOURNAL_FORMAT,
+            "jobs": self._jobs,
+            "tunings": self._tunings,
+            "pending": list(self._pending),
+            "models": self._models,
+            "endpoint_configs": self._endpoint_configs,
+            "endpoints": {name: (config, server.port) for name, (config, server) in self._endpoints.items()},
+        }
+        partial = self.journal.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(partial, self.journal)
+
+    def restore(self) -> list[str]:
+        """Load the journal: re-queue the jobs that were running, serve every endpoint again (on
+        its old port when it is free). Returns what it did, for the service's log."""
+        if self.journal is None or not self.journal.exists():
+            return []
+        allow_locks()
+        try:
+            state = pickle.loads(self.journal.read_bytes())
+            if state.get("format") != JOURNAL_FORMAT:
+                raise ValueError(f"not a journal of format {JOURNAL_FORMAT}")
+        except Exception as error:  # whatever unpickling raises, the file is unreadable
+            raise JournalError(
+                f"the local SageMaker's journal {self.journal} cannot be read ({type(error).__name__}: {error}); "
+                f"move it aside (mv {self.journal} {self.journal}.broken) to start without its jobs and endpoints"
+            ) from error
+        self._jobs, self._tunings, self._models, self._endpoint_configs = (
+            state["jobs"],
+            state["tunings"],
+            state["models"],
+            state["endpoint_configs"],
+        )
+        self._pending = deque(tuple(item) for item in state["pending"])
+        done: list[str] = []
+        for (kind, name), job in self._jobs.items():
+            if job.status == "InProgress" and (kind, name) not in self._pending:
+                self._pending.appendleft((job.kind, name))
+                done.append(f"{kind} job {name} was running: it runs again")
+        for name, (config_name, port) in state["endpoints"].items():
+            with as_function(SAGEMAKER_ROLE):
+                code_dir, model_dir = self._endpoint_model(name, config_name)
+                server = runner.LocalEndpoint(code_dir, model_dir, port=port if _port_is_free(port) else 0)
+                server.start()
+            self._endpoints[name] = (config_name, server)
+            moved = "" if server.port == port else f" (port {port} is taken)"
+            done.append(f"endpoint {name}: serving again at {server.url}{moved}")
+        return done
+
     def _run_training(self, name: str, job: _Job) -> None:
+        channels, hyperparameters, model_dir = self._prepare_training(name, job)
+        self._finish_training(name, job, model_dir, runner.train_in_process(channels, hyperparameters, model_dir))
+
+    def _prepare_training(self, name: str, job: _Job) -> tuple[dict[str, Path], dict[str, str], Path]:
+        """What the training container finds: the channels under input/data, an empty model dir."""
         request = job.request
         root = self.workdir / "training" / name
         shutil.rmtree(root, ignore_errors=True)
@@ -188,13 +316,15 @@ class LocalCompute(SageMakerCompute):
         model_dir = root / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
         self._say(f"training job {name}: xgboost on this machine")
-        try:
-            metrics = runner.train_xgboost(channels, dict(request.get("HyperParameters", {})), model_dir)
-        except runner.TrainingFailed as error:
+        return channels, dict(request.get("HyperParameters", {})), model_dir
+
+    def _finish_training(self, name: str, job: _Job, model_dir: Path, outcome: runner.TrainingOutcome) -> None:
+        metrics, failure = outcome
+        if failure is not None:
             job.status = "Failed"
-            job.result = {"FailureReason": str(error), "SecondaryStatus": "Failed"}
+            job.result = {"FailureReason": failure, "SecondaryStatus": "Failed"}
         else:
-            output_uri = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output/model.tar.gz"
+            output_uri = job.request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output/model.tar.gz"
             self._upload(output_uri, _tar_directory(model_dir))
             job.status = "Completed"
             job.result = {
@@ -298,6 +428,7 @@ class LocalCompute(SageMakerCompute):
             del self._tunings[name]
             self._pending.remove(("tuning", name))
             raise
+        self.save()
         return True
 
     def find_tuning_job(self, name: str) -> dict[str, Any] | None:
@@ -446,6 +577,7 @@ class LocalCompute(SageMakerCompute):
             return False  # SageMaker: "Cannot create already existing model"
         super().create_model(request)
         self._models[request["ModelName"]] = request
+        self.save()
         return True
 
     def create_endpoint_config(self, request: dict[str, Any]) -> bool:
@@ -453,6 +585,7 @@ class LocalCompute(SageMakerCompute):
             return False
         super().create_endpoint_config(request)
         self._endpoint_configs[request["EndpointConfigName"]] = request
+        self.save()
         return True
 
     def create_endpoint(self, request: dict[str, Any]) -> bool:
@@ -466,6 +599,7 @@ class LocalCompute(SageMakerCompute):
             server = runner.LocalEndpoint(code_dir, model_dir)
             server.start()
             self._endpoints[name] = (config_name, server)
+            self.save()
             self._say(f"endpoint {name}: serving at {server.url}")
             self._announce_endpoint(name, config_name, "IN_SERVICE")
         return True
@@ -480,6 +614,7 @@ class LocalCompute(SageMakerCompute):
             code_dir, model_dir = self._endpoint_model(name, config_name)
             server.swap(code_dir, model_dir)
             self._endpoints[name] = (config_name, server)
+            self.save()
             self._announce_endpoint(name, config_name, "IN_SERVICE")
 
     def describe_endpoint(self, name: str) -> dict[str, Any] | None:
@@ -493,14 +628,21 @@ class LocalCompute(SageMakerCompute):
     def invocation_url(self, endpoint_name: str) -> str:
         return self._endpoints[endpoint_name][1].invocations_url
 
+    def endpoint_names(self) -> list[str]:
+        return list(self._endpoints)
+
     def endpoint_url(self, endpoint_name: str) -> str | None:
         served = self._endpoints.get(endpoint_name)
         return served[1].url if served else None
 
     def stop(self) -> None:
+        self.save()
         for _, server in self._endpoints.values():
             server.stop()
         self._endpoints.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def _endpoint_model(self, endpoint: str, config_name: str) -> tuple[Path, Path]:
         config = self._endpoint_configs[config_name]
@@ -572,6 +714,23 @@ class LocalCompute(SageMakerCompute):
     def _upload(self, uri: str, body: bytes) -> None:
         bucket, key = split_s3_uri(uri)
         self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+JOURNAL_FORMAT = 1
+
+
+class JournalError(Exception):
+    """The local SageMaker's journal exists and cannot be read."""
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no obstacle
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _tar_directory(directory: Path) -> bytes:

@@ -421,6 +421,22 @@ def train_xgboost(channels: dict[str, Path], hyperparameters: dict[str, str], mo
 # --------------------------------------------------------------------------- batch transform
 
 
+TrainingOutcome = tuple[list[dict[str, Any]], str | None]  # (final metrics, failure reason)
+
+
+def train_in_process(channels: dict[str, Path], hyperparameters: dict[str, str], model_dir: Path) -> TrainingOutcome:
+    """The training container's work, here or in a worker process (`LocalCompute.step`): the
+    algorithm's final metrics, or why it failed (bad data or hyperparameters, as SageMaker says)."""
+    try:
+        return train_xgboost(channels, hyperparameters, model_dir), None
+    except TrainingFailed as error:
+        return [], str(error)
+
+
+def warm_up() -> None:
+    """Nothing: importing this module (numpy, xgboost) is what a new worker process pays once."""
+
+
 def _csv_records(lines: Iterator[str]) -> Iterator[str]:
     """Group physical lines into CSV records: a quoted field may span lines, a record never splits."""
     pending: list[str] = []

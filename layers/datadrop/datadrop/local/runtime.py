@@ -12,9 +12,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import queue
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ from datadrop.state import ATTENTION_INDEX
 
 REGION = "us-east-1"
 MAX_DELIVERIES = 3  # like a rule's retry policy: then the event goes to the dead letters
+SERVICE_VISIBILITY_SECONDS = 900  # a message being handled is not received again (the Lambda timeout)
+SERVICE_RETRY_SECONDS = 2  # a failed delivery comes back after this (Lambda waits about a minute)
 MAX_IDLE_SWEEPS = 20  # a drain gives up on work that is still waiting (e.g. for capacity) after this many sweeps
 
 
@@ -159,10 +163,13 @@ class LambdaContext:
         return 900_000
 
 
-def provision(settings: Settings, session: boto3.session.Session) -> None:
-    """Create what template.yaml creates, in moto: buckets, bus, tables."""
+def provision(settings: Settings, session: boto3.session.Session) -> bool:
+    """Create what template.yaml creates, in moto: buckets, bus, tables. False when a restarted
+    service finds them there already (the state table is made last)."""
     s3 = session.client("s3")
     dynamodb = session.client("dynamodb")
+    if settings.state_table_name in dynamodb.list_tables()["TableNames"]:
+        return False
     for bucket in (settings.data_bucket_name, settings.artifact_bucket_name):
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -170,6 +177,12 @@ def provision(settings: Settings, session: boto3.session.Session) -> None:
         Bucket=settings.data_bucket_name, NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
     session.client("events").create_event_bus(Name=settings.event_bus_name)
+    dynamodb.create_table(
+        TableName=settings.idempotency_table_name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     dynamodb.create_table(
         TableName=settings.state_table_name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -186,12 +199,7 @@ def provision(settings: Settings, session: boto3.session.Session) -> None:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    dynamodb.create_table(
-        TableName=settings.idempotency_table_name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    return True
 
 
 def local_settings(name_prefix: str = "datadrop", default_threshold: float = 0.8, compute: str = "local") -> Settings:
@@ -233,6 +241,9 @@ class LocalStack:
     dead_letters: list[Delivery] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
     sweeps: list[SweepReport] = field(default_factory=list)
+    compute_workers: int = 1  # training jobs at once in `serve` (each in a process of its own)
+    journal: Path | None = None  # the local SageMaker's saved state (`datadrop up`)
+    keep_history: bool = True  # keep every delivery and event in memory (a long-running service does not)
 
     def __post_init__(self) -> None:
         self.settings = local_settings(self.name_prefix, self.default_threshold)
@@ -259,7 +270,7 @@ class LocalStack:
         self.events_client = session.client("events")
         self.sagemaker = session.client("sagemaker")
         settings = self.settings
-        provision(settings, session)
+        self.provisioned = provision(settings, session)
 
         values = {
             "DataBucket": settings.data_bucket_name,
@@ -283,7 +294,10 @@ class LocalStack:
             events=self.events_client,
             workdir=self.workdir / "compute",
             on_log=lambda message: self.on_compute(message) if self.on_compute else None,
+            workers=self.compute_workers,
+            journal=self.journal,
         )
+        self.restored = self.compute.restore()
         services = Services.from_settings(settings, session)
         services.compute = self.compute
         self.services = services
@@ -354,6 +368,60 @@ class LocalStack:
             return
         raise RuntimeError(f"the local flow did not settle after {max_steps} steps")
 
+    def serve(self, stopping: threading.Event, sweep_every: float = 10.0) -> None:
+        """The service's loop (`datadrop up`), until `stopping` is set.
+
+        A thread per queue long-polls it (moto's server wakes a waiting receive when a message
+        arrives, so a hop costs no polling delay and an idle stack costs no CPU) and hands what it
+        gets to this thread, which runs the handlers one at a time, as the in-process stack does.
+        Training jobs run in up to `compute_workers` processes (`LocalCompute.step`). The sweeper
+        runs once at start, to finish what a crash left, then every `sweep_every` seconds of idle
+        time (its schedule). Unlike `drain`, it never decides the work is done."""
+        inbox: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+
+        def poll(queue_url: str) -> None:
+            while not stopping.is_set():
+                try:
+                    messages = self.sqs.receive_message(
+                        QueueUrl=queue_url,
+                        MaxNumberOfMessages=10,
+                        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                        VisibilityTimeout=SERVICE_VISIBILITY_SECONDS,
+                        WaitTimeSeconds=1,  # short enough to notice `stopping` soon
+                    ).get("Messages", [])
+                except Exception:  # noqa: BLE001 - the server restarting, or going down with us: try again
+                    stopping.wait(0.5)
+                    continue
+                for message in messages:
+                    inbox.put((queue_url, message))
+
+        pollers = [
+            threading.Thread(target=poll, args=(url,), name=f"datadrop-poll-{name}", daemon=True)
+            for url, name in [*((url, name) for url, (_, name) in self._queues.items()), (self._observer_url, "observer")]
+        ]
+        for poller in pollers:
+            poller.start()
+        self.compute.on_finished = lambda: inbox.put(None)  # a training process ended: wake up
+        self.sweep()
+        last_sweep = time.monotonic()
+        while not stopping.is_set():
+            try:
+                item = inbox.get(timeout=0.5)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                queue_url, message = item
+                if queue_url == self._observer_url:
+                    self._record(message)
+                else:
+                    self._handle(queue_url, message, retry_after=SERVICE_RETRY_SECONDS)
+            busy = self.compute.step()
+            if not busy and inbox.empty() and not self.compute.busy() and time.monotonic() - last_sweep >= sweep_every:
+                self.sweep()
+                last_sweep = time.monotonic()
+        for poller in pollers:
+            poller.join(timeout=2)
+
     def sweep(self, stuck_after: timedelta = timedelta(0), now: datetime | None = None) -> SweepReport:
         """One run of the scheduled sweeper (SweepFunction in template.yaml), as that function."""
         sweeper = Sweeper(self.services, stuck_after, timedelta(hours=self.settings.give_up_after_hours))
@@ -365,7 +433,7 @@ class LocalStack:
 
     def _deliver_one_batch(self) -> bool:
         delivered = False
-        for queue_url, (route, _) in self._queues.items():
+        for queue_url in self._queues:
             messages = self.sqs.receive_message(
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=10,
@@ -374,14 +442,25 @@ class LocalStack:
             ).get("Messages", [])
             for message in messages:
                 delivered = True
-                event = _normalise_moto_event(json.loads(message["Body"]))
-                delivery = self._invoke(route, event)
-                attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-                if delivery.error is None or attempts >= MAX_DELIVERIES:
-                    self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-                    if delivery.error is not None:
-                        self.dead_letters.append(delivery)
+                self._handle(queue_url, message)
         return delivered
+
+    def _handle(self, queue_url: str, message: Any, retry_after: int | None = None) -> None:
+        """Invoke the route's handler with the message's event. Done, or failed for the last time
+        (then it is a dead letter): the message goes. Failed before that: it stays, and comes back
+        (at once in `drain`; after `retry_after` seconds in `serve`, as Lambda's retries wait)."""
+        route, _ = self._queues[queue_url]
+        event = _normalise_moto_event(json.loads(message["Body"]))
+        delivery = self._invoke(route, event)
+        attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        if delivery.error is None or attempts >= MAX_DELIVERIES:
+            self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            if delivery.error is not None:
+                self.dead_letters.append(delivery)
+        elif retry_after is not None:
+            self.sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=retry_after
+            )
 
     def _invoke(self, route: Route, event: dict[str, Any]) -> Delivery:
         module = self._handler_module(route.handler_path)
@@ -391,7 +470,8 @@ class LocalStack:
                 delivery.result = getattr(module, route.handler_name)(event, LambdaContext(route.function))
         except Exception as error:  # noqa: BLE001 - a failed invocation is retried, as Lambda would
             delivery.error = f"{type(error).__name__}: {error}"
-        self.deliveries.append(delivery)
+        if self.keep_history:
+            self.deliveries.append(delivery)
         if self.on_delivery:
             self.on_delivery(delivery)
         self._observe()  # what the handler published, printed right after it
@@ -409,11 +489,15 @@ class LocalStack:
             if not messages:
                 return
             for message in messages:
-                event = json.loads(message["Body"])
-                self.published.append(event)
-                if self.on_event:
-                    self.on_event(event)
-                self.sqs.delete_message(QueueUrl=self._observer_url, ReceiptHandle=message["ReceiptHandle"])
+                self._record(message)
+
+    def _record(self, message: Any) -> None:
+        event = json.loads(message["Body"])
+        if self.keep_history:
+            self.published.append(event)
+        if self.on_event:
+            self.on_event(event)
+        self.sqs.delete_message(QueueUrl=self._observer_url, ReceiptHandle=message["ReceiptHandle"])
 
     def events_of(self, detail_type: str) -> list[dict[str, Any]]:
         return [event["detail"] for event in self.published if event["detail-type"] == detail_type]
