@@ -7,6 +7,7 @@ CloudFormation outputs and starts a FAILED version over.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
@@ -310,7 +311,27 @@ def test_retry_help_says_what_it_does_and_what_it_needs(capsys: pytest.CaptureFi
         cli.main(["retry", "--help"])
     assert exited.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "usage: datadrop retry [-h] --stack NAME [--region REGION] DATASET VERSION" in text
+    assert "usage: datadrop retry [-h] [--stack NAME] [--region REGION] [--home DIR] DATASET VERSION" in text
+    assert "on the local stack (`datadrop up`) or, with --stack, on a deployed datadrop stack" in text
     assert "FAILED" in text and "DatasetPrepared" in text
     assert all(output in text for output in cli.STACK_OUTPUTS)
     assert "exit status: 0 when the retry started; 2 when the version cannot be retried" in text
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs", "penguins"],
+        ["plot", "penguins"],
+        ["experiments"],
+        ["retry", "penguins", "0123456789ab"],
+        ["predict", "penguins", "-"],
+    ],
+)
+def test_without_stack_commands_use_the_local_stack_and_say_when_none_runs(
+    command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"a,b\n1,2\n")))
+    assert cli.main(command) == cli.EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "no local stack is running in" in error and "start it with `datadrop up`" in error and "--stack NAME" in error

@@ -54,7 +54,11 @@ def test_runs_shows_one_row_per_run_best_first_with_only_the_varied_hyperparamet
     assert "num_round" not in table[1]  # the same in every run: it explains nothing
 
     assert cli.main(["runs", "penguins", "--stack", STACK, "--region", "us-east-1", "--json"]) == 0
+    every_version = json.loads(capsys.readouterr().out)
+    assert every_version["dataset"] == "penguins" and len(every_version["versions"]) == 1
+    assert cli.main(["runs", "penguins", "--stack", STACK, "--region", "us-east-1", "--json", "--version", VERSION]) == 0
     document = json.loads(capsys.readouterr().out)
+    assert document == every_version["versions"][0]
     assert document["best_run"] == 2 and document["varied"] == ["eta", "max_depth"] and len(document["runs"]) == 3
 
     assert cli.main(["runs", "penguins", "--stack", STACK, "--region", "us-east-1", "--csv"]) == 0

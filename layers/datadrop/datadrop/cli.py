@@ -25,9 +25,11 @@ import os
 import sys
 import time
 import traceback
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -83,17 +85,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--json", action="store_true", help="print exactly one JSON summary on stdout (progress and logs go to stderr)"
     )
+    run.add_argument(
+        "--isolated",
+        action="store_true",
+        help="run in a fresh in-process stack, gone when the command ends, even when `datadrop up` runs one",
+    )
     run.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
     retry = commands.add_parser(
         "retry",
-        help="start a FAILED dataset version over on a deployed stack",
-        description="Start a FAILED dataset version over on a deployed datadrop stack: the version goes back to PREPARED "
+        help="start a FAILED dataset version over (on the local stack, or a deployed one)",
+        description="Start a FAILED dataset version over, on the local stack (`datadrop up`) or, with --stack, on a "
+        "deployed datadrop stack: the version goes back to PREPARED "
         "with a new attempt, and its DatasetPrepared event is published again, so training, evaluation and deployment "
         "run as they did after the upload (new SageMaker names end in -a<attempt>). The uploaded data and the prepared "
-        "splits are reused. The stack's resources are found by its CloudFormation outputs "
+        "splits are reused. A deployed stack's resources are found by its CloudFormation outputs "
         f"({', '.join(STACK_OUTPUTS)}); AWS credentials come from the usual places (AWS_PROFILE, environment, SSO).",
         epilog="exit status: 0 when the retry started; 2 when the version cannot be retried (the reason is printed: "
-        "it does not exist, or it is not FAILED); 64 when the stack is not found or is not a datadrop stack; "
+        "it does not exist, or it is not FAILED); 64 when the stack is not found or is not a datadrop stack (or no "
+        "local stack runs); "
         "1 when AWS refused a call. Find FAILED versions in the VersionFailed/ModelRejected events or the state table.",
     )
     retry.add_argument("dataset", metavar="DATASET", help="the dataset name, as in incoming/<dataset>/ (e.g. penguins)")
@@ -101,26 +110,29 @@ def build_parser() -> argparse.ArgumentParser:
         "version", metavar="VERSION", help="the dataset version that failed (12 hex digits, from its events, e.g. 6b3077daca81)"
     )
     retry.add_argument(
-        "--stack", required=True, metavar="NAME", help="the CloudFormation stack name given to `sam deploy` (e.g. datadrop)"
+        "--stack", metavar="NAME", help="the CloudFormation stack name given to `sam deploy` (default: the local stack)"
     )
     retry.add_argument(
         "--region", metavar="REGION", help="the stack's region (default: AWS_REGION / AWS_DEFAULT_REGION / your AWS config)"
     )
     for name, summary in (
-        ("runs", "the leaderboard of a dataset version on a deployed stack: one row per run, the best marked"),
-        ("plot", "a PNG of the held-out metric against each varied hyperparameter, for a version on a deployed stack"),
+        ("runs", "a dataset's leaderboards, newest version first (or one --version): one row per run, the best marked"),
+        ("plot", "a PNG of the held-out metric against each varied hyperparameter, for one version (default: the newest)"),
     ):
         command = commands.add_parser(
             name,
             help=summary,
-            description=f"Show {summary}. Only the hyperparameters that differ between runs are shown. The stack's "
-            "resources are found by its CloudFormation outputs; AWS credentials come from the usual places.",
+            description=f"Show {summary}. Only the hyperparameters that differ between runs are shown. Without --stack, "
+            "from the local stack (`datadrop up`); with --stack, from a deployed stack, found by its CloudFormation "
+            "outputs (AWS credentials from the usual places).",
             epilog="exit status: 0 when shown; 2 when the dataset or version does not exist; 64 when the stack is not "
             "found or is not a datadrop stack; 1 when AWS refused a call. Locally, `datadrop run --plot FILE` draws the same.",
         )
         command.add_argument("dataset", metavar="DATASET", help="the dataset name, as in incoming/<dataset>/")
-        command.add_argument("--version", metavar="VERSION", help="the dataset version (default: the newest)")
-        command.add_argument("--stack", required=True, metavar="NAME", help="the CloudFormation stack name given to `sam deploy`")
+        command.add_argument(
+            "--version", metavar="VERSION", help="one dataset version (runs: default every version; plot: the newest)"
+        )
+        command.add_argument("--stack", metavar="NAME", help="the stack `sam deploy` made (default: the local stack)")
         command.add_argument("--region", metavar="REGION", help="the stack's region (default: your AWS configuration)")
         if name == "runs":
             shape = command.add_mutually_exclusive_group()
@@ -135,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiments = commands.add_parser(
         "experiments",
-        help="list, show or delete the SageMaker Experiments of a deployed stack",
+        help="list, show or delete the SageMaker Experiments of the local stack or a deployed one",
         description="The SageMaker SDK's Experiment methods as commands, for the experiments datadrop made on a deployed "
         "stack (one per dataset, one run group per dataset version, one run per training job).",
     )
@@ -156,9 +168,79 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "delete":
             command.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
     for command in (experiments, *actions.choices.values()):
-        command.add_argument("--stack", required=command is not experiments, metavar="NAME", help="the stack `sam deploy` made")
+        command.add_argument("--stack", metavar="NAME", help="the stack `sam deploy` made (default: the local stack)")
         command.add_argument("--region", metavar="REGION", help="the stack's region (default: your AWS configuration)")
+    _add_service_commands(commands)
+    for command in (run, retry, experiments, *actions.choices.values(), *(commands.choices[name] for name in ("runs", "plot"))):
+        _add_home(command)
     return parser
+
+
+def _add_home(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the local stack's directory (default: $DATADROP_HOME or ~/.datadrop)",
+    )
+
+
+def _add_service_commands(commands: Any) -> None:
+    """up, down, status, events, predict: the local stack as a service, and what it serves."""
+    up = commands.add_parser(
+        "up",
+        help="start the local stack in the background (AWS on 127.0.0.1, the handlers, local SageMaker)",
+        description="Start datadrop on this machine as a service: moto's server (S3, DynamoDB, EventBridge, SQS, SageMaker) "
+        "on 127.0.0.1, provisioned from template.yaml, and a worker that delivers events to the real handlers, trains "
+        "in up to --workers processes and serves endpoints. Upload with the AWS CLI or boto3 as in AWS; every "
+        "datadrop command without --stack uses it. State (objects, tables, experiments, jobs, endpoints) is kept in "
+        "--home across `datadrop down` and `up`; endpoints come back on their ports.",
+        epilog="exit status: 0 when the stack is up (or was already); 1 when a process did not start (its log is printed); "
+        "64 when the port is taken.",
+    )
+    up.add_argument("--port", type=int, default=None, metavar="N", help="the AWS endpoint's port (default: 4599)")
+    up.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="training jobs at once, each in its own process (default: cores)"
+    )
+    up.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
+    down = commands.add_parser(
+        "down",
+        help="stop the local stack (its state stays for the next `datadrop up`)",
+        description="Stop the worker (it saves its jobs and endpoints), then AWS (it saves its state). Nothing is deleted: "
+        "`datadrop up` brings it all back. To start empty, remove the --home directory.",
+    )
+    status = commands.add_parser(
+        "status",
+        help="what the local stack runs: its processes, endpoints and dataset versions",
+        description="Say whether the local stack's AWS and worker run, list its endpoints and every dataset version "
+        "with its status. Exit status 0 when both run, 1 otherwise.",
+    )
+    events = commands.add_parser(
+        "events",
+        help="print the local stack's events (with --follow, as they are published)",
+        description="Print every event datadrop published on the local stack, oldest first, one line each (or the "
+        "EventBridge JSON with --json); with --follow, keep printing new ones until Ctrl-C. Subscribers in code "
+        "use an EventBridge rule on the bus, as in AWS; this command reads the worker's log of them.",
+    )
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing new events until Ctrl-C")
+    events.add_argument("--dataset", metavar="D", help="only this dataset's events")
+    events.add_argument("--json", action="store_true", help="one EventBridge event (JSON) per line")
+    predict = commands.add_parser(
+        "predict",
+        help="send a CSV file to a dataset's endpoint and print the predictions",
+        description="POST the rows of FILE (CSV with the header row the dataset was uploaded with; the target column "
+        "may be there or not) to the dataset's endpoint: the local stack's, or with --stack a deployed stack's "
+        "(SageMaker InvokeEndpoint). Prints one prediction per row.",
+        epilog="exit status: 0 answered; 2 no endpoint for the dataset, or the endpoint refused the rows (its reason "
+        "is printed); 64 no stack.",
+    )
+    predict.add_argument("dataset", metavar="DATASET")
+    predict.add_argument("file", type=Path, metavar="FILE", help="CSV rows to predict, with a header row ('-' for stdin)")
+    predict.add_argument("--stack", metavar="NAME", help="a deployed stack (default: the local stack)")
+    predict.add_argument("--region", metavar="REGION", help="the deployed stack's region")
+    for command in (up, down, status, events, predict):
+        _add_home(command)
 
 
 def _iso_time(text: str) -> datetime:
@@ -175,8 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", SERVICE)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     with logs_on_stderr():
+        if args.command in ("up", "down", "status", "events"):
+            return service_command(args)
+        if args.command == "predict":
+            return predict_command(args)
         if args.command == "retry":
-            return retry_on_stack(args.dataset, args.version, args.stack, args.region)
+            return retry_on_stack(args.dataset, args.version, args.stack, args.region, args.home)
         if args.command in ("runs", "plot"):
             return leaderboard_on_stack(args)
         if args.command == "experiments":
@@ -194,6 +280,12 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"datadrop: {args.path} is not a file", file=sys.stderr)
         return EXIT_USAGE
     progress = sys.stderr if args.json else sys.stdout
+    if not args.isolated:
+        from datadrop.local import service
+
+        running = service.find_stack(service.StackHome(args.home or service.default_home()))
+        if running is not None and running.worker_alive:
+            return run_on_service(running, args.path, args.dataset, config_text, as_json=args.json, out=progress, plot=args.plot)
     try:
         return run_locally(
             args.path, args.dataset, config_text, args.template, serve=args.serve, as_json=args.json, out=progress, plot=args.plot
@@ -365,6 +457,121 @@ def run_locally(
     return exit_code(summary)
 
 
+TERMINAL_EVENTS = ("ModelDeployed", "ModelRejected", "VersionFailed", "DeploymentFailed")
+
+
+@dataclass
+class _ServiceView:
+    """What `summarise` reads from a stack, for the running local stack: its state table, the events
+    of this upload (from the worker's log) and its endpoints."""
+
+    services: Any
+    settings: Any
+    endpoints: dict[str, str]
+    published: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[Any] = field(default_factory=list)
+
+    @property
+    def compute(self) -> _ServiceView:
+        return self
+
+    def events_of(self, detail_type: str) -> list[dict[str, Any]]:
+        return [event["detail"] for event in self.published if event["detail-type"] == detail_type]
+
+    def endpoint_url(self, endpoint: str) -> str | None:
+        return self.endpoints.get(endpoint)
+
+    def invocation_url(self, endpoint: str) -> str:
+        return f"{self.endpoints[endpoint]}/invocations"
+
+
+def run_on_service(
+    running: Any, path: Path, dataset: str, config_text: str, *, as_json: bool, out: TextIO, plot: Path | None
+) -> int:
+    """`datadrop run` when `datadrop up` runs a stack: upload there, as a user would with the AWS CLI,
+    and follow this upload's events in the worker's log to the end of its version."""
+    import hashlib
+
+    import boto3
+
+    from datadrop import names
+    from datadrop.config import ConfigError, parse_config
+    from datadrop.local import service
+    from datadrop.local.runtime import local_settings
+    from datadrop.services import Services
+
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", file=out, flush=True)
+
+    os.environ.update(running.environment())
+    settings = local_settings()
+    session = boto3.session.Session(region_name=service.REGION)
+    view = _ServiceView(Services.from_settings(settings, session), settings, {})
+    data = path.read_bytes()
+    try:
+        version: str | None = names.dataset_version(
+            hashlib.sha256(data).hexdigest(), parse_config(config_text, "--config").fingerprint()
+        )
+    except ConfigError:
+        version = None  # the service rejects the config, with its reason, as a DatasetRejected event
+    s3 = session.client("s3")
+    s3.put_object(Bucket=settings.data_bucket_name, Key=names.config_keys(dataset)[0], Body=config_text.encode())
+    existing = view.services.state.get_version(dataset, version) if version else None
+    if existing is not None and existing.status.value != "FAILED":
+        say(f"{path} with this config is version {version} of {dataset} already ({existing.status.value}): nothing new to run")
+        say(f"see it with `datadrop runs {dataset} --version {version}`")
+        return EXIT_OK
+    home = running.home
+    position = home.events.stat().st_size if home.events.exists() else 0
+    key = f"{names.INCOMING_PREFIX}{dataset}/{path.name}"
+    uploaded = s3.put_object(Bucket=settings.data_bucket_name, Key=key, Body=data)
+    say(f"uploaded {path} to s3://{settings.data_bucket_name}/{key} on the local stack ({running.endpoint_url})")
+    last_check = time.monotonic()
+    for event in service.read_events(home, follow=True, start=position):
+        detail, kind = event.get("detail", {}), event.get("detail-type")
+        source = detail.get("source") or {}
+        ours_by_upload = source.get("key") == key and source.get("version_id") in (None, uploaded.get("VersionId"))
+        if kind in ("DatasetPrepared", "DatasetRejected") and ours_by_upload:
+            version = detail.get("version") or version
+        elif event.get("_heartbeat") or detail.get("dataset") != dataset or detail.get("version") != version:
+            if time.monotonic() - last_check > 5:
+                last_check = time.monotonic()
+                if not running.worker_alive:
+                    print(
+                        f"datadrop: the local stack's worker stopped; see {home.log('worker')} and `datadrop up`", file=sys.stderr
+                    )
+                    return EXIT_FAILED
+            continue
+        view.published.append(event)
+        say(describe_event(event))
+        if kind == "DatasetRejected" or kind in TERMINAL_EVENTS:
+            break
+    view.endpoints = service.read_endpoints(home)
+    summary = summarise(view, dataset)
+    if summary["status"] == "deployed":
+        summary["example_prediction"] = example_prediction(path, summary["invocation_url"])
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    if plot is not None and summary.get("version"):
+        from datadrop import leaderboard
+
+        board = leaderboard.load(view.services.state, dataset, summary["version"])
+        summary["plot"] = str(plot)
+        say(f"plot of held-out {board.metric} against {', '.join(leaderboard.plot(board, plot))} written to {plot}")
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str), file=sys.stdout, flush=True)
+    else:
+        print_summary(summary, out)
+        if summary["status"] == "deployed":
+            print(f"the endpoint keeps serving until `datadrop down`; `datadrop predict {dataset} FILE` uses it", file=out)
+    if summary["status"] == "input_rejected":
+        print(f"datadrop: input rejected: {summary['reason']}", file=sys.stderr)
+    elif summary["status"] == "failed":
+        print(f"datadrop: failed: {summary.get('reason')}", file=sys.stderr)
+    return exit_code(summary)
+
+
 class StackProblem(Exception):
     """The stack named on the command line is not a (complete) datadrop stack."""
 
@@ -409,22 +616,24 @@ def on_stack(
     command: Callable[[Any, Any], int],
     refusals: tuple[type[Exception], ...] = (),
     refused_as: str = "",
+    home: Path | None = None,
 ) -> int:
     """Run `command(settings, session)` against a deployed stack, found by its CloudFormation outputs,
-    with the exit codes every stack command shares: 64 when the stack is missing or not datadrop's,
-    2 when the command refuses (one of `refusals`, printed after `refused_as`), 1 when AWS says no."""
+    or, without --stack, against the local stack (`datadrop up`), with the exit codes every stack
+    command shares: 64 when the stack is missing or not datadrop's, 2 when the command refuses (one of
+    `refusals`, printed after `refused_as`), 1 when AWS says no."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if not stack:
-        print("datadrop: give --stack NAME (the stack `sam deploy` made)", file=sys.stderr)
-        return EXIT_USAGE
-    session = boto3.session.Session(region_name=region)
-    if session.region_name is None:
-        print("datadrop: which region is the stack in? give --region (or set AWS_REGION)", file=sys.stderr)
-        return EXIT_USAGE
     try:
-        settings = stack_settings(session.client("cloudformation"), stack, session.region_name)
+        if stack:
+            session = boto3.session.Session(region_name=region)
+            if session.region_name is None:
+                print("datadrop: which region is the stack in? give --region (or set AWS_REGION)", file=sys.stderr)
+                return EXIT_USAGE
+            settings = stack_settings(session.client("cloudformation"), stack, session.region_name)
+        else:
+            settings, session = local_stack_settings(home)
         return command(settings, session)
     except StackProblem as problem:
         print(f"datadrop: {problem}", file=sys.stderr)
@@ -437,8 +646,26 @@ def on_stack(
         return EXIT_FAILED
 
 
-def retry_on_stack(dataset: str, version: str, stack: str, region: str | None) -> int:
-    """`datadrop retry`: a FAILED version of a deployed stack starts over (datadrop.recovery.retry_version)."""
+def local_stack_settings(home: Path | None) -> tuple[Any, Any]:
+    """The running local stack's Settings and a boto3 session that talks to it (and only to it)."""
+    import boto3
+
+    from datadrop.local import service
+    from datadrop.local.runtime import local_settings
+
+    stack_home = service.StackHome(home or service.default_home())
+    running = service.find_stack(stack_home)
+    if running is None:
+        raise StackProblem(
+            f"no local stack is running in {stack_home.root}: start it with `datadrop up`, or name a deployed stack "
+            "with --stack NAME --region REGION"
+        )
+    os.environ.update(running.environment())  # every client this command makes goes to the local stack
+    return local_settings(), boto3.session.Session(region_name=service.REGION)
+
+
+def retry_on_stack(dataset: str, version: str, stack: str | None, region: str | None, home: Path | None = None) -> int:
+    """`datadrop retry`: a FAILED version starts over (datadrop.recovery.retry_version)."""
     from datadrop import names
     from datadrop.recovery import RetryRefused, retry_version
     from datadrop.services import Services
@@ -464,32 +691,41 @@ def retry_on_stack(dataset: str, version: str, stack: str, region: str | None) -
         )
         return EXIT_OK
 
-    return on_stack(stack, region, retry, (RetryRefused,), "cannot retry: ")
+    return on_stack(stack, region, retry, (RetryRefused,), "cannot retry: ", home)
 
 
 def leaderboard_on_stack(args: argparse.Namespace) -> int:
-    """`datadrop runs` and `datadrop plot`: a version's runs, read from a deployed stack's state table."""
+    """`datadrop runs` and `datadrop plot`: runs read from the stack's state table."""
     from datadrop import leaderboard
     from datadrop.services import Services
 
     def show(settings: Any, session: Any) -> int:
-        board = leaderboard.load(Services.from_settings(settings, session).state, args.dataset, args.version)
+        state = Services.from_settings(settings, session).state
         if args.command == "plot":
+            board = leaderboard.load(state, args.dataset, args.version)
             plotted = leaderboard.plot(board, args.output)
             print(f"wrote {args.output}: held-out {board.metric} against {', '.join(plotted)} ({len(board.runs)} runs)")
-        elif args.json:
-            print(json.dumps(board.as_dict(), indent=2, default=str))
+            return EXIT_OK
+        # One version when asked for; otherwise every version, newest first.
+        boards = (
+            [leaderboard.load(state, args.dataset, args.version)] if args.version else leaderboard.load_all(state, args.dataset)
+        )
+        if args.json:
+            document = (
+                boards[0].as_dict() if args.version else {"dataset": args.dataset, "versions": [b.as_dict() for b in boards]}
+            )
+            print(json.dumps(document, indent=2, default=str))
         elif args.csv:
-            print(leaderboard.as_csv(board), end="")
+            print(leaderboard.as_csv(*boards), end="")
         else:
-            print(leaderboard.as_table(board), end="")
+            print("\n".join(leaderboard.as_table(board) for board in boards), end="")
         return EXIT_OK
 
-    return on_stack(args.stack, args.region, show, (leaderboard.NoSuchVersion,))
+    return on_stack(args.stack, args.region, show, (leaderboard.NoSuchVersion,), home=args.home)
 
 
 def experiments_on_stack(args: argparse.Namespace) -> int:
-    """`datadrop experiments [list|show|delete]` against a deployed stack's region."""
+    """`datadrop experiments [list|show|delete]` against the stack's SageMaker."""
     from datadrop import experiment_admin, names
 
     def act(settings: Any, session: Any) -> int:
@@ -501,7 +737,7 @@ def experiments_on_stack(args: argparse.Namespace) -> int:
                 created = summary.get("CreationTime")
                 when = f"  created {created:%Y-%m-%d %H:%M}" if created else ""
                 print(f"{summary['ExperimentName']}  {summary.get('DisplayName', '')}{when}")
-            print(f"({len(found)} experiment(s) of stack {args.stack})")
+            print(f"({len(found)} experiment(s) of {f'stack {args.stack}' if args.stack else 'the local stack'})")
             return EXIT_OK
         experiment = names.experiment_name(settings.name_prefix, args.dataset)
         if action == "show":
@@ -528,7 +764,94 @@ def experiments_on_stack(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
 
-    return on_stack(args.stack, args.region, act)
+    return on_stack(args.stack, args.region, act, home=args.home)
+
+
+def service_command(args: argparse.Namespace) -> int:
+    """`datadrop up | down | status | events`: the local stack as a service (datadrop.local.service)."""
+    from datadrop.local import service
+
+    home = service.StackHome(args.home or service.default_home())
+    if args.command == "up":
+        try:
+            stack = service.up(
+                home, args.port or service.DEFAULT_PORT, args.workers or os.cpu_count() or 1, args.template, sys.stdout
+            )
+        except service.StartFailed as error:
+            print(f"datadrop: {error}", file=sys.stderr)
+            return EXIT_USAGE if "is taken" in str(error) else EXIT_FAILED
+        service.describe(stack, sys.stdout)
+        return EXIT_OK
+    if args.command == "down":
+        return EXIT_OK if service.down(home, sys.stdout) else EXIT_FAILED
+    if args.command == "status":
+        return EXIT_OK if service.status(home, sys.stdout) else EXIT_FAILED
+    if not home.events.exists() and service.find_stack(home) is None:
+        print(f"datadrop: no local stack in {home.root}: start one with `datadrop up`", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        for event in service.read_events(home, follow=args.follow):
+            if event.get("_heartbeat"):
+                continue
+            if args.dataset and event.get("detail", {}).get("dataset") != args.dataset:
+                continue
+            if args.json:
+                print(json.dumps(event), flush=True)
+            else:
+                print(f"{event.get('time', '')}  {describe_event(event)}", flush=True)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """`datadrop predict DATASET FILE`: the rows through the dataset's endpoint, one answer per row."""
+    body = sys.stdin.buffer.read() if str(args.file) == "-" else _read_bytes(args.file)
+    if body is None:
+        print(f"datadrop: cannot read {args.file}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def predict(settings: Any, session: Any) -> int:
+        from datadrop import names
+
+        endpoint = names.endpoint_name(settings.name_prefix, args.dataset)
+        if args.stack:
+            runtime = session.client("sagemaker-runtime")
+            try:
+                answer = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv", Body=body)
+            except runtime.exceptions.ValidationError as error:
+                raise PredictionRefused(one_line(str(error))) from error
+            except runtime.exceptions.ModelError as error:
+                raise PredictionRefused(one_line(str(error))) from error
+            print(answer["Body"].read().decode().rstrip("\n"))
+            return EXIT_OK
+        from datadrop.local import service
+
+        url = service.read_endpoints(service.StackHome(args.home or service.default_home())).get(endpoint)
+        if url is None:
+            raise PredictionRefused(f"dataset {args.dataset!r} has no endpoint on the local stack (nothing deployed yet?)")
+        request = urllib.request.Request(
+            f"{url}/invocations", data=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                print(response.read().decode().rstrip("\n"))
+        except urllib.error.HTTPError as error:
+            raise PredictionRefused(f"the endpoint said {error.code}: {error.read().decode(errors='replace').strip()}") from error
+        return EXIT_OK
+
+    return on_stack(args.stack, args.region, predict, (PredictionRefused,), "", args.home)
+
+
+class PredictionRefused(Exception):
+    pass
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def one_line(text: str, limit: int = 300) -> str:

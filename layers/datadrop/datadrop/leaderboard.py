@@ -92,6 +92,14 @@ def load(state: StateStore, dataset: str, version: str | None = None) -> Leaderb
     )
 
 
+def load_all(state: StateStore, dataset: str) -> list[Leaderboard]:
+    """Every version's leaderboard, newest first: how the dataset's data and results moved."""
+    versions = sorted(state.list_versions(dataset), key=lambda candidate: candidate.created_at, reverse=True)
+    if not versions:
+        raise NoSuchVersion(f"dataset {dataset!r} has no versions yet: upload to incoming/{dataset}/")
+    return [load(state, dataset, item.version) for item in versions]
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "*" if value else ""
@@ -116,8 +124,10 @@ def as_table(board: Leaderboard) -> str:
     return "\n".join(lines) + "\n"
 
 
-def as_csv(board: Leaderboard) -> str:
-    rows = board.rows()
+def as_csv(*boards: Leaderboard) -> str:
+    """One row per run; with several versions, each row starts with its version."""
+    several = len(boards) > 1
+    rows = [({"version": board.version} if several else {}) | row for board in boards for row in board.rows()]
     buffer = io.StringIO()
     columns = list(dict.fromkeys(column for row in rows for column in row))
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")

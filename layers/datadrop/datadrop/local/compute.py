@@ -286,9 +286,10 @@ class LocalCompute(SageMakerCompute):
         self._pending = deque(tuple(item) for item in state["pending"])
         done: list[str] = []
         for (kind, name), job in self._jobs.items():
-            if job.status == "InProgress" and (kind, name) not in self._pending:
-                self._pending.appendleft((job.kind, name))
-                done.append(f"{kind} job {name} was running: it runs again")
+            if job.status == "InProgress":
+                if (kind, name) not in self._pending:  # it was running: it goes first
+                    self._pending.appendleft((job.kind, name))
+                done.append(f"{kind} job {name} was in progress: it runs again")
         for name, (config_name, port) in state["endpoints"].items():
             with as_function(SAGEMAKER_ROLE):
                 code_dir, model_dir = self._endpoint_model(name, config_name)

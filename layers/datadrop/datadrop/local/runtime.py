@@ -237,6 +237,7 @@ class LocalStack:
     on_delivery: Callable[[Delivery], None] | None = None
     on_event: Callable[[dict[str, Any]], None] | None = None
     on_compute: Callable[[str], None] | None = None
+    on_dead_letter: Callable[[Delivery], None] | None = None
     deliveries: list[Delivery] = field(default_factory=list)
     dead_letters: list[Delivery] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
@@ -244,6 +245,7 @@ class LocalStack:
     compute_workers: int = 1  # training jobs at once in `serve` (each in a process of its own)
     journal: Path | None = None  # the local SageMaker's saved state (`datadrop up`)
     keep_history: bool = True  # keep every delivery and event in memory (a long-running service does not)
+    inflight_path: Path | None = None  # `serve`: the receipt handles of messages received and not yet handled
 
     def __post_init__(self) -> None:
         self.settings = local_settings(self.name_prefix, self.default_threshold)
@@ -368,6 +370,14 @@ class LocalStack:
             return
         raise RuntimeError(f"the local flow did not settle after {max_steps} steps")
 
+    def warm(self) -> None:
+        """Import every handler, and what prepare imports at its first upload (polars), before the
+        first event: a service's functions are warm (like provisioned concurrency), so a user's first
+        upload does not wait seconds for imports."""
+        for route in self.routes:
+            self._handler_module(route.handler_path)
+        importlib.import_module("datadrop.dataprep")
+
     def serve(self, stopping: threading.Event, sweep_every: float = 10.0) -> None:
         """The service's loop (`datadrop up`), until `stopping` is set.
 
@@ -376,8 +386,15 @@ class LocalStack:
         gets to this thread, which runs the handlers one at a time, as the in-process stack does.
         Training jobs run in up to `compute_workers` processes (`LocalCompute.step`). The sweeper
         runs once at start, to finish what a crash left, then every `sweep_every` seconds of idle
-        time (its schedule). Unlike `drain`, it never decides the work is done."""
+        time (its schedule). Unlike `drain`, it never decides the work is done.
+
+        A received message is invisible to other receives until it is handled (as Lambda's poller
+        keeps it). Its receipt handle is kept in `inflight_path` until then, so that after a crash
+        the next `serve` makes those messages visible again at once, instead of after the
+        visibility timeout; a clean stop does the same before it returns."""
         inbox: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        inflight = _InFlight(self.inflight_path)
+        inflight.release(self.sqs)  # what a crashed worker had received and not finished
 
         def poll(queue_url: str) -> None:
             while not stopping.is_set():
@@ -393,6 +410,7 @@ class LocalStack:
                     stopping.wait(0.5)
                     continue
                 for message in messages:
+                    inflight.add(message["ReceiptHandle"], queue_url)
                     inbox.put((queue_url, message))
 
         pollers = [
@@ -415,12 +433,14 @@ class LocalStack:
                     self._record(message)
                 else:
                     self._handle(queue_url, message, retry_after=SERVICE_RETRY_SECONDS)
+                inflight.discard(message["ReceiptHandle"])
             busy = self.compute.step()
             if not busy and inbox.empty() and not self.compute.busy() and time.monotonic() - last_sweep >= sweep_every:
                 self.sweep()
                 last_sweep = time.monotonic()
         for poller in pollers:
             poller.join(timeout=2)
+        inflight.release(self.sqs)  # received but not handled: for the next start, at once
 
     def sweep(self, stuck_after: timedelta = timedelta(0), now: datetime | None = None) -> SweepReport:
         """One run of the scheduled sweeper (SweepFunction in template.yaml), as that function."""
@@ -457,6 +477,8 @@ class LocalStack:
             self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             if delivery.error is not None:
                 self.dead_letters.append(delivery)
+                if self.on_dead_letter:
+                    self.on_dead_letter(delivery)
         elif retry_after is not None:
             self.sqs.change_message_visibility(
                 QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=retry_after
@@ -501,6 +523,47 @@ class LocalStack:
 
     def events_of(self, detail_type: str) -> list[dict[str, Any]]:
         return [event["detail"] for event in self.published if event["detail-type"] == detail_type]
+
+
+class _InFlight:
+    """Receipt handles of received, unfinished messages (with their queues), mirrored to a file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._handles: dict[str, str] = {}
+        if path is not None and path.exists():
+            try:
+                self._handles = dict(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                self._handles = {}  # at worst those messages come back after their visibility timeout
+
+    def add(self, handle: str, queue_url: str) -> None:
+        with self._lock:
+            self._handles[handle] = queue_url
+            self._write()
+
+    def discard(self, handle: str) -> None:
+        with self._lock:
+            self._handles.pop(handle, None)
+            self._write()
+
+    def release(self, sqs: Any) -> None:
+        """Make every message still in flight visible again."""
+        with self._lock:
+            for handle, queue_url in self._handles.items():
+                try:
+                    sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
+                except Exception:  # noqa: BLE001, S110 - handled and deleted meanwhile, or expired: nothing to release
+                    pass
+            self._handles.clear()
+            self._write()
+
+    def _write(self) -> None:
+        if self.path is not None:
+            partial = self.path.with_suffix(".partial")
+            partial.write_text(json.dumps(self._handles))
+            os.replace(partial, self.path)
 
 
 def _normalise_moto_event(event: dict[str, Any]) -> dict[str, Any]:

@@ -73,6 +73,10 @@ class StackHome:
         return self.root / "endpoints.json"
 
     @property
+    def dead_letters(self) -> Path:
+        return self.root / "dead-letters.jsonl"
+
+    @property
     def ready(self) -> Path:
         return self.root / "worker.ready"
 
@@ -160,6 +164,12 @@ def up(home: StackHome, port: int, workers: int, template: Path, out: TextIO) ->
             _terminate(orphan)  # a worker without its AWS is of no use
         if not _port_is_free(port):
             raise StartFailed(f"port {port} on 127.0.0.1 is taken; give another with --port")
+        if not home.snapshot.exists() and (home.journal.exists() or home.events.exists()):
+            # Never a silent empty stack: jobs and endpoints without their AWS state would be nonsense.
+            raise StartFailed(
+                f"{home.snapshot} (the saved AWS state) is missing, but {home.root} holds a stack's jobs and events: "
+                f"restore the file, or start an empty stack in another --home (or after removing {home.root})"
+            )
         state = f"restoring {home.snapshot}" if home.snapshot.exists() else "new, empty"
         print(f"starting AWS (moto) on 127.0.0.1:{port} ({state}) ...", file=out, flush=True)
         aws = _spawn(
@@ -239,6 +249,9 @@ def status(home: StackHome, out: TextIO) -> bool:
     if aws:
         for line in _versions(stack):
             print(line, file=out)
+    if home.dead_letters.exists():
+        count = len(home.dead_letters.read_text().splitlines())
+        print(f"dead letters {count}: events a handler failed on 3 times, kept in {home.dead_letters}", file=out)
     if aws and not worker:
         print("the worker is not running: `datadrop up` starts it again (and finishes what it left)", file=out)
     return aws and worker
@@ -305,7 +318,15 @@ def work(home: StackHome, workers: int, template: Path) -> int:
         compute_workers=workers,
         journal=home.journal,
         keep_history=False,
+        inflight_path=home.root / "inflight.json",
     )
+
+    def dead_letter(delivery: Any) -> None:
+        with home.dead_letters.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"function": delivery.function, "error": delivery.error, "event": delivery.event}) + "\n")
+        log(f"DEAD LETTER {delivery.function}: {delivery.error} (kept in {home.dead_letters})")
+
+    stack.on_dead_letter = dead_letter
     stack.on_delivery = lambda delivery: log(
         f"{delivery.function} <- {delivery.event.get('detail-type')}: " + (f"FAILED {delivery.error}" if delivery.error else "ok")
     )
@@ -320,6 +341,7 @@ def work(home: StackHome, workers: int, template: Path) -> int:
     try:
         _save_endpoints(home, stack)
         stack.compute.warm_up()
+        stack.warm()
         for line in stack.restored:
             log(line)
         ready = [("provisioned from " + template.name) if stack.provisioned else "found the stack provisioned (restart)"]
@@ -348,11 +370,12 @@ def _save_endpoints(home: StackHome, stack: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 # events.jsonl
 # ---------------------------------------------------------------------------------------------
-def read_events(home: StackHome, follow: bool, poll: float = 0.2) -> Iterator[dict[str, Any]]:
-    """Every event in the log, each once (a worker killed between writing and acknowledging one
-    writes it again after its restart); with `follow`, then the new ones as they come, forever."""
+def read_events(home: StackHome, follow: bool, start: int = 0, poll: float = 0.1) -> Iterator[dict[str, Any]]:
+    """Every event in the log from byte `start`, each once (a worker killed between writing and
+    acknowledging one writes it again after its restart); with `follow`, then the new ones as they
+    come, forever, and `{"_heartbeat": true}` after each quiet `poll` so a follower can look around."""
     seen: set[str] = set()
-    position = 0
+    position = start
     while True:
         try:
             with home.events.open("rb") as handle:
@@ -370,6 +393,7 @@ def read_events(home: StackHome, follow: bool, poll: float = 0.2) -> Iterator[di
         if not follow:
             return
         time.sleep(poll)
+        yield {"_heartbeat": True}
 
 
 # ---------------------------------------------------------------------------------------------
