@@ -116,6 +116,7 @@ class SnapshottingApp:
 def snapshot_bytes() -> bytes:
     from moto.backends import get_backend
 
+    allow_locks()
     state = {name: dict(get_backend(name)) for name in SERVICES}  # type: ignore[call-overload]
     return pickle.dumps({"format": SNAPSHOT_FORMAT, "services": state}, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -135,6 +136,7 @@ def restore_snapshot(path: Path) -> bool:
 
     if not path.exists():
         return False
+    allow_locks()
     try:
         document = pickle.loads(path.read_bytes())
         if not isinstance(document, dict) or document.get("format") != SNAPSHOT_FORMAT:
@@ -156,7 +158,6 @@ def serve(home: Path, port: int, snapshot_every: float = 1.0) -> int:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    allow_locks()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     snapshot_path = home / SNAPSHOT_NAME
     try:

@@ -393,7 +393,7 @@ class LocalStack:
         the next `serve` makes those messages visible again at once, instead of after the
         visibility timeout; a clean stop does the same before it returns."""
         inbox: queue.Queue[tuple[str, Any] | None] = queue.Queue()
-        inflight = _InFlight(self.inflight_path)
+        inflight = InFlightReceipts(self.inflight_path)
         inflight.release(self.sqs)  # what a crashed worker had received and not finished
 
         def poll(queue_url: str) -> None:
@@ -525,7 +525,7 @@ class LocalStack:
         return [event["detail"] for event in self.published if event["detail-type"] == detail_type]
 
 
-class _InFlight:
+class InFlightReceipts:
     """Receipt handles of received, unfinished messages (with their queues), mirrored to a file."""
 
     def __init__(self, path: Path | None) -> None:
