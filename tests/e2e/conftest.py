@@ -1,6 +1,8 @@
 """Fixtures shared by the end-to-end tests."""
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from datadrop.local.runtime import LocalStack
@@ -11,15 +13,14 @@ from tests.e2e.test_cli import deployed_stack  # noqa: F401 - a deployed stack's
 
 @pytest.fixture(autouse=True, scope="session")
 def _every_published_event_matches_its_schema() -> Iterator[None]:
-    """Each event a local stack observes on its bus is checked against schemas/ as it arrives."""
-    observe = LocalStack._observe
+    """Each event a local stack observes on its bus is checked against schemas/ as it arrives (the
+    service's worker, another process, is checked by tests/e2e/test_local_service.py)."""
+    record = LocalStack._record
 
-    def checked(stack: LocalStack) -> None:
-        seen = len(stack.published)
-        observe(stack)
-        for event in stack.published[seen:]:
-            published_schemas.check(event)
+    def checked(stack: LocalStack, message: Any) -> None:
+        record(stack, message)
+        published_schemas.check(json.loads(message["Body"]))
 
-    LocalStack._observe = checked  # type: ignore[method-assign]
+    LocalStack._record = checked  # type: ignore[method-assign]
     yield
-    LocalStack._observe = observe  # type: ignore[method-assign]
+    LocalStack._record = record  # type: ignore[method-assign]
