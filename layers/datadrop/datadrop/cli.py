@@ -201,7 +201,11 @@ def _add_service_commands(commands: Any) -> None:
     )
     up.add_argument("--port", type=int, default=None, metavar="N", help="the AWS endpoint's port (default: 4599)")
     up.add_argument(
-        "--workers", type=int, default=None, metavar="N", help="training jobs at once, each in its own process (default: cores)"
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="training and transform jobs at once, each in its own process (default: cores)",
     )
     up.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
     down = commands.add_parser(

@@ -95,6 +95,21 @@ class _Tuning:
     created: str = ""
 
 
+@dataclass(frozen=True)
+class _TransformWork:
+    """A batch transform's work, fetched: the model, and each input file with its output file."""
+
+    code_dir: Path
+    model_dir: Path
+    files: list[tuple[Path, Path]]
+    content_type: str
+    accept: str
+
+    @property
+    def arguments(self) -> tuple[Path, Path, list[tuple[Path, Path]], str, str]:
+        return self.code_dir, self.model_dir, self.files, self.content_type, self.accept
+
+
 @dataclass
 class LocalCompute(SageMakerCompute):
     s3: Any = None  # boto3 S3 client (moto)
@@ -109,10 +124,10 @@ class LocalCompute(SageMakerCompute):
     _endpoints: dict[str, tuple[str, runner.LocalEndpoint]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     on_log: Any = None  # callable(str): progress for people, e.g. the CLI
-    workers: int = 1  # training jobs at once, each in its own process (`step`; `run_next` runs one here)
+    workers: int = 1  # training and transform jobs at once, each in a worker process (`step`; `run_next` runs one here)
     journal: Path | None = None  # where `save` keeps the state (`datadrop up`); None: in memory only
-    on_finished: Callable[[], None] | None = None  # called (from another thread) when a training process ends
-    _running: dict[str, tuple[Future[runner.TrainingOutcome], Path]] = field(default_factory=dict)
+    on_finished: Callable[[], None] | None = None  # called (from another thread) when a job's worker process is done
+    _running: dict[tuple[str, str], tuple[Future[Any], Callable[[Any], None]]] = field(default_factory=dict)
     _pool: ProcessPoolExecutor | None = None
 
     def __post_init__(self) -> None:
@@ -189,41 +204,61 @@ class LocalCompute(SageMakerCompute):
         return name
 
     def step(self) -> bool:
-        """The service's pump (`datadrop up`): finish the training jobs whose worker process is done,
-        start pending training jobs while fewer than `workers` run, and run transform jobs and tuning
-        decisions (quick) here. Returns whether anything happened. `run_next` is the one-at-a-time
-        form the in-process stack and the tests use."""
+        """The service's pump (`datadrop up`): finish the jobs whose worker process is done, start
+        pending training and transform jobs in worker processes while fewer than `workers` run, and
+        make the tuning jobs' decisions (quick) here. Returns whether anything happened. `run_next`
+        is the one-at-a-time, in-process form the in-process stack and the tests use."""
         progressed = False
-        for name, (future, model_dir) in list(self._running.items()):
+        for (kind, name), (future, finish) in list(self._running.items()):
             if future.done():
-                del self._running[name]
+                del self._running[(kind, name)]
                 try:
                     outcome = future.result()
                 except Exception as error:  # noqa: BLE001 - the worker process died: the job failed, as on an instance failure
-                    outcome = ([], f"the training process failed: {type(error).__name__}: {error}"[:1024])
+                    reason = f"the {kind} process failed: {type(error).__name__}: {error}"[:1024]
+                    outcome = ([], reason) if kind == "training" else reason
                     self._pool = None  # a broken pool takes no more work; the next start makes a new one
                 with as_function(SAGEMAKER_ROLE):
-                    self._finish_training(name, self._jobs[("training", name)], model_dir, outcome)
+                    finish(outcome)
                 progressed = True
         for kind, name in list(self._pending):
-            if kind == "training" and len(self._running) >= self.workers:
+            if kind != "tuning" and len(self._running) >= self.workers:
                 continue
             self._pending.remove((kind, name))
             progressed = True
             with as_function(SAGEMAKER_ROLE):
                 if kind == "tuning":
                     self._advance_tuning(name)
-                elif kind == "transform":
-                    self._run_transform(name, self._jobs[(kind, name)])
                 else:
-                    channels, hyperparameters, model_dir = self._prepare_training(name, self._jobs[(kind, name)])
-                    future = self._process_pool().submit(runner.train_in_process, channels, hyperparameters, model_dir)
-                    if self.on_finished is not None:
-                        future.add_done_callback(lambda _future: self.on_finished() if self.on_finished else None)
-                    self._running[name] = (future, model_dir)
+                    self._start_in_worker_process(kind, name, self._jobs[(kind, name)])
         if progressed:
             self.save()
         return progressed
+
+    def _start_in_worker_process(self, kind: str, name: str, job: _Job) -> None:
+        """Fetch the job's inputs here, run the container's work in a worker process; the outputs
+        are uploaded and the job announced here when it ends (`step`)."""
+        finish: Callable[[Any], None]
+        future: Future[Any]
+        if kind == "training":
+            channels, hyperparameters, model_dir = self._prepare_training(name, job)
+            future = self._process_pool().submit(runner.train_in_process, channels, hyperparameters, model_dir)
+
+            def finish(outcome: Any) -> None:
+                self._finish_training(name, job, model_dir, outcome)
+        else:
+            work = self._prepare_transform(name, job)
+            if isinstance(work, str):  # its inputs could not be fetched: it failed already
+                self._finish_transform(name, job, work)
+                return
+            future = self._process_pool().submit(runner.transform_in_process, *work.arguments)
+
+            def finish(outcome: Any) -> None:
+                self._finish_transform(name, job, outcome, work)
+
+        if self.on_finished is not None:
+            future.add_done_callback(lambda _future: self.on_finished() if self.on_finished else None)
+        self._running[(kind, name)] = (future, finish)
 
     def busy(self) -> bool:
         return bool(self._pending or self._running)
@@ -235,7 +270,7 @@ class LocalCompute(SageMakerCompute):
         return self._pool
 
     def warm_up(self) -> None:
-        """Start the training processes now, so the first job does not wait for their imports."""
+        """Start the worker processes now, so the first job does not wait for their imports."""
         if self.workers > 0:
             pool = self._process_pool()
             for _ in range(self.workers):
@@ -344,34 +379,45 @@ class LocalCompute(SageMakerCompute):
             self._pending.append(("tuning", job.tuning))  # launch the next one, or end
 
     def _run_transform(self, name: str, job: _Job) -> None:
+        work = self._prepare_transform(name, job)
+        if isinstance(work, str):
+            self._finish_transform(name, job, work)
+        else:
+            self._finish_transform(name, job, runner.transform_in_process(*work.arguments), work)
+
+    def _prepare_transform(self, name: str, job: _Job) -> _TransformWork | str:
+        """The model and the input files, on this machine; or why they could not be fetched."""
         request = job.request
         root = self.workdir / "transform" / name
         shutil.rmtree(root, ignore_errors=True)
         try:
             code_dir, model_dir = self._materialise_model(request["ModelName"], root)
             input_uri = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-            input_dir = root / "input"
-            files = self._download_prefix(input_uri, input_dir)
+            files = self._download_prefix(input_uri, root / "input")
             if not files:
                 raise ValueError(f"no input objects under {input_uri}")
-            output_prefix = request["TransformOutput"]["S3OutputPath"].rstrip("/")
-            for local_file in files:
-                output_file = root / "output" / f"{local_file.name}.out"
-                output_file.parent.mkdir(parents=True, exist_ok=True)
-                runner.run_batch_transform(
-                    code_dir,
-                    model_dir,
-                    local_file,
-                    output_file,
-                    content_type=request["TransformInput"].get("ContentType", "text/csv"),
-                    accept=request["TransformOutput"].get("Accept", "text/csv"),
-                )
-                self._upload(f"{output_prefix}/{local_file.name}.out", output_file.read_bytes())
         except Exception as error:  # noqa: BLE001 - a failed job is reported as SageMaker would: status + reason
-            job.status = "Failed"
-            job.result = {"FailureReason": f"{type(error).__name__}: {error}"[:1024]}
-        else:
+            return f"{type(error).__name__}: {error}"[:1024]
+        return _TransformWork(
+            code_dir,
+            model_dir,
+            [(local_file, root / "output" / f"{local_file.name}.out") for local_file in files],
+            request["TransformInput"].get("ContentType", "text/csv"),
+            request["TransformOutput"].get("Accept", "text/csv"),
+        )
+
+    def _finish_transform(self, name: str, job: _Job, failure: str | None, work: _TransformWork | None = None) -> None:
+        """Upload the outputs as `<S3OutputPath>/<input file>.out`, then announce the job's end."""
+        request = job.request
+        if failure is None and work is not None:
+            output_prefix = request["TransformOutput"]["S3OutputPath"].rstrip("/")
+            for source, output in work.files:
+                self._upload(f"{output_prefix}/{source.name}.out", output.read_bytes())
+        if failure is None:
             job.status = "Completed"
+        else:
+            job.status = "Failed"
+            job.result = {"FailureReason": failure}
         self._say(f"transform job {name}: {job.status}")
         detail = {
             "TransformJobName": name,

@@ -433,6 +433,20 @@ def train_in_process(channels: dict[str, Path], hyperparameters: dict[str, str],
         return [], str(error)
 
 
+def transform_in_process(
+    code_dir: Path, model_dir: Path, files: list[tuple[Path, Path]], content_type: str, accept: str
+) -> str | None:
+    """A batch transform job's work, here or in a worker process: each input file through the
+    model into its output file. None when done, or why it failed (as SageMaker would say)."""
+    try:
+        for source, output in files:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            run_batch_transform(code_dir, model_dir, source, output, content_type=content_type, accept=accept)
+    except Exception as error:  # noqa: BLE001 - a failed job is reported as SageMaker would: status + reason
+        return f"{type(error).__name__}: {error}"[:1024]
+    return None
+
+
 def warm_up() -> None:
     """Nothing: importing this module (numpy, xgboost) is what a new worker process pays once."""
 

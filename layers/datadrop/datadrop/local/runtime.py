@@ -242,7 +242,7 @@ class LocalStack:
     dead_letters: list[Delivery] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
     sweeps: list[SweepReport] = field(default_factory=list)
-    compute_workers: int = 1  # training jobs at once in `serve` (each in a process of its own)
+    compute_workers: int = 1  # training and transform jobs at once in `serve` (each in a worker process)
     journal: Path | None = None  # the local SageMaker's saved state (`datadrop up`)
     keep_history: bool = True  # keep every delivery and event in memory (a long-running service does not)
     inflight_path: Path | None = None  # `serve`: the receipt handles of messages received and not yet handled
@@ -384,7 +384,7 @@ class LocalStack:
         A thread per queue long-polls it (moto's server wakes a waiting receive when a message
         arrives, so a hop costs no polling delay and an idle stack costs no CPU) and hands what it
         gets to this thread, which runs the handlers one at a time, as the in-process stack does.
-        Training jobs run in up to `compute_workers` processes (`LocalCompute.step`). The sweeper
+        Training and transform jobs run in up to `compute_workers` processes (`LocalCompute.step`). The sweeper
         runs once at start, to finish what a crash left, then every `sweep_every` seconds of idle
         time (its schedule). Unlike `drain`, it never decides the work is done.
 
@@ -419,7 +419,7 @@ class LocalStack:
         ]
         for poller in pollers:
             poller.start()
-        self.compute.on_finished = lambda: inbox.put(None)  # a training process ended: wake up
+        self.compute.on_finished = lambda: inbox.put(None)  # a job's worker process is done: wake up
         self.sweep()
         last_sweep = time.monotonic()
         while not stopping.is_set():

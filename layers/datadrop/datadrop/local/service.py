@@ -7,7 +7,7 @@ Two background processes, on 127.0.0.1 only, with everything they keep in one ho
            SageMaker control plane, saved to `aws-state.pickle` as it changes;
   worker   this module's `work`: the local runtime (`LocalStack`) against that server. It
            provisions the stack from template.yaml once, delivers rule targets to the real
-           handlers, runs training jobs in up to `--workers` processes, serves the endpoints, runs
+           handlers, runs training and transform jobs in up to `--workers` processes, serves the endpoints, runs
            the sweeper, and appends every event datadrop publishes to `events.jsonl`. The local
            SageMaker's jobs, models and endpoints are saved to `compute-journal.pickle`.
 
@@ -180,7 +180,7 @@ def up(home: StackHome, port: int, workers: int, template: Path, out: TextIO) ->
     else:
         print(f"AWS (moto) is up on {stack.endpoint_url}; the worker is not: starting it", file=out, flush=True)
     home.ready.unlink(missing_ok=True)
-    print(f"starting the worker ({workers} training process(es)) ...", file=out, flush=True)
+    print(f"starting the worker ({workers} job process(es)) ...", file=out, flush=True)
     worker = _spawn(
         [sys.executable, "-m", "datadrop.local.service", "--home", str(home.root), "--port", str(stack.port),
          "--workers", str(workers), "--template", str(template)],
