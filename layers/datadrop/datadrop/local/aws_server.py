@@ -1,8 +1,8 @@
 """The local stack's AWS: moto's server on 127.0.0.1, whose state outlives the process.
 
 State survives a restart as a snapshot of moto's in-memory backends (pickle), written atomically
-to `<home>/aws-state.pickle` about once a second while requests change it, and once more on
-SIGTERM. Why a snapshot and not moto's request recorder: replaying recorded requests would replay
+to `<home>/aws-state.pickle` about once a second while requests change it (less often when a
+snapshot takes longer than a tenth of that), and once more on SIGTERM. Why a snapshot and not moto's request recorder: replaying recorded requests would replay
 their side effects too (every S3 upload would notify EventBridge again, every PutEvents would reach
 the rule targets again), so a restart would run flows a second time. A snapshot restores the
 state, queued messages included, and nothing happens twice.
@@ -176,22 +176,27 @@ def serve(home: Path, port: int, snapshot_every: float = 1.0) -> int:
     stopping = threading.Event()
     saved = {"requests": app.requests}
 
-    def save() -> None:
+    def save() -> float:
+        """Snapshot if anything changed; returns the seconds it took."""
+        started = time.monotonic()
         for _ in range(5):
             with app.lock.exclusive():
                 if app.requests == saved["requests"] and snapshot_path.exists():
-                    return
+                    return 0.0
                 try:
                     data = snapshot_bytes()
                 except RuntimeError:  # a long poll changed a queue while it was pickled: once more
                     continue
                 saved["requests"] = app.requests
             write_snapshot(snapshot_path, data)
-            return
+            break
+        return time.monotonic() - started
 
     def snapshots() -> None:
-        while not stopping.wait(snapshot_every):
-            save()
+        # At most a tenth of the time goes to snapshots: a stack holding big uploads saves less often.
+        wait = snapshot_every
+        while not stopping.wait(wait):
+            wait = max(snapshot_every, 10 * save())
 
     def stop(_signum: int, _frame: Any) -> None:
         stopping.set()
@@ -210,7 +215,7 @@ def serve(home: Path, port: int, snapshot_every: float = 1.0) -> int:
     started = time.monotonic()
     server.serve_forever(poll_interval=0.2)
     server.server_close()
-    save()
+    save()  # the final one, whatever changed since the last
     print(f"datadrop AWS stopped after {time.monotonic() - started:.0f} s; state saved to {snapshot_path}", file=sys.stderr)
     return 0
 
