@@ -495,6 +495,7 @@ def run_on_service(
     """`datadrop run` when `datadrop up` runs a stack: upload there, as a user would with the AWS CLI,
     and follow this upload's events in the worker's log to the end of its version."""
     import hashlib
+    from urllib.parse import quote_plus
 
     import boto3
 
@@ -536,7 +537,11 @@ def run_on_service(
     for event in service.read_events(home, follow=True, start=position):
         detail, kind = event.get("detail", {}), event.get("detail-type")
         source = detail.get("source") or {}
-        ours_by_upload = source.get("key") == key and source.get("version_id") in (None, uploaded.get("VersionId"))
+        # The key as uploaded, or URL-encoded as S3 puts it in some events.
+        ours_by_upload = source.get("key") in (key, quote_plus(key, safe="/")) and source.get("version_id") in (
+            None,
+            uploaded.get("VersionId"),
+        )
         if kind in ("DatasetPrepared", "DatasetRejected") and ours_by_upload:
             version = detail.get("version") or version
         elif event.get("_heartbeat") or detail.get("dataset") != dataset or detail.get("version") != version:
