@@ -33,6 +33,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from datadrop.local.moto_speedups import speed_up_moto
 from datadrop.local.pickling import allow_locks
 
 # The services the local stack uses (template.yaml's resources, the SageMaker control plane, and
@@ -103,8 +104,12 @@ class SnapshottingApp:
         self.requests = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # The whole body, also of a chunked upload (it has no Content-Length).
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        if length:
+            body = environ["wsgi.input"].read(length)
+        else:
+            body = environ["wsgi.input"].read() if environ.get("wsgi.input_terminated") else b""
         environ["wsgi.input"] = BytesIO(body)
         if _is_long_poll(environ, body):
             return list(self.app(environ, start_response))
@@ -159,6 +164,7 @@ def serve(home: Path, port: int, snapshot_every: float = 1.0) -> int:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    speed_up_moto()
     snapshot_path = home / SNAPSHOT_NAME
     try:
         restored = restore_snapshot(snapshot_path)

@@ -448,7 +448,9 @@ def transform_in_process(
 
 
 def warm_up() -> None:
-    """Nothing: importing this module (numpy, xgboost) is what a new worker process pays once."""
+    """What a new worker process pays once, paid before its first job: importing xgboost (which
+    `train_xgboost` and the inference script import when first called)."""
+    import xgboost  # noqa: F401
 
 
 def _csv_records(lines: Iterator[str]) -> Iterator[str]:
