@@ -229,7 +229,11 @@ def reject(data: bytes, **config) -> str:
         (b"target,f1,f2\n", {}, ["no data rows", "3 columns"]),
         (b"target,f1,f2", {}, ["no data rows"]),
         (b"target,f1,f2\n\n ,,\n", {}, ["no data rows"]),
-        (b"target,f1\nA,caf\xc3\xa9\nB,caf\xe9\n", {}, ["not UTF-8", "line 3", "0xe9", "mixes two encodings", "save it as UTF-8"]),
+        (
+            b"target,f1\nA,caf\xc3\xa9\nB,caf\xe9\n",
+            {},
+            ["not UTF-8", "line 3", "0xe9", "mixes two encodings", "save it as UTF-8"],
+        ),
         (gzip.compress(GOOD)[:40], {}, ["gzip", "does not decompress", "cut off"]),
         (gzip.compress(gzip.compress(GOOD)), {}, ["gzip-compressed twice", "compress the CSV file once"]),
         (b"PK\x03\x04\x14\x00\x06\x00", {}, ["Excel", "export", "CSV"]),

@@ -148,11 +148,16 @@ def _decode(data: bytes) -> tuple[bytes, str, bool]:
             "the uploaded file contains NUL bytes, so it is a binary file (or UTF-16 text without a byte order mark), "
             "not CSV text: upload a comma-separated text file encoded as UTF-8"
         )
-    bad = _find_invalid_utf8(data)
+    if _looks_binary(data[:SNIFF_BYTES]):
+        raise DatasetRejected(
+            "the uploaded file is full of control characters, so it is a binary file, not CSV text: "
+            "upload a comma-separated text file encoded as UTF-8"
+        )
+    bad = None if data.isascii() else _find_invalid_utf8(data)
     if bad is None:
         encoding = "utf-8"
     else:
-        if any(char > "\x7f" and char != "\ufffd" for char in data.decode("utf-8", errors="replace")):
+        if not data.decode("utf-8", errors="replace").replace("\ufffd", "").isascii():
             line, byte = bad
             raise DatasetRejected(
                 f"the uploaded file is not UTF-8 text (byte 0x{byte:02x} on line {line} is not valid UTF-8, while other "
@@ -160,15 +165,10 @@ def _decode(data: bytes) -> tuple[bytes, str, bool]:
             )
         try:
             text = data.decode("cp1252")
-            encoding = "cp1252" if any(byte in _CP1252_ONLY for byte in data) else "latin-1"
+            encoding = "cp1252" if len(data.translate(None, _CP1252_ONLY)) < len(data) else "latin-1"
         except UnicodeDecodeError:  # 0x81, 0x8d, 0x8f, 0x90 or 0x9d: not cp1252, so latin-1
             text, encoding = data.decode("latin-1"), "latin-1"
         data = text.encode()
-    if _looks_binary(data[:SNIFF_BYTES]):
-        raise DatasetRejected(
-            "the uploaded file is mostly control characters, so it is a binary file, not CSV text: "
-            "upload a comma-separated text file encoded as UTF-8"
-        )
     return data, encoding, bom
 
 

@@ -1,0 +1,63 @@
+"""The corpus of bad and awkward files (tests/awkward_files.py) through `prepare`: each one prepares,
+and says what it detected, or is rejected with a reason naming the problem and the fix. Nothing
+else may escape: any other exception is a crash."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from datadrop.config import DatasetConfig
+from datadrop.dataprep import DatasetRejected, prepare
+
+from tests.awkward_files import CORPUS, Case
+
+
+def test_the_corpus_is_big_enough_and_mixed() -> None:
+    assert len(CORPUS) >= 20
+    assert sum(case.prepares for case in CORPUS) >= 10 and sum(not case.prepares for case in CORPUS) >= 10
+    assert len({case.name for case in CORPUS}) == len(CORPUS)
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=lambda case: case.name)
+def test_each_awkward_file_prepares_or_is_rejected_with_a_specific_reason(case: Case) -> None:
+    data = case.make()
+    original = bytes(data)
+    config = DatasetConfig(target=case.target)
+    try:
+        prepared = prepare(data, config)
+    except DatasetRejected as rejection:
+        assert not case.prepares, f"rejected: {rejection.reason}"
+        reason = rejection.reason
+        assert reason == str(rejection) and "\n" not in reason and "Traceback" not in reason
+        for word in case.reason_words:
+            assert word in reason, f"{word!r} not in {reason!r}"
+    else:
+        assert case.prepares, f"prepared, but should be rejected with {case.reason_words}"
+        report = prepared.report
+        assert report.detected.bytes == len(data)
+        assert sum(split.rows for split in report.splits.values()) == report.rows.usable
+        train_rows = prepared.train_csv.decode().splitlines()
+        assert len(train_rows) == report.splits["train"].rows
+        test_records = list(csv.reader(io.StringIO(prepared.test_features_csv.decode(), newline="")))
+        assert len(test_records) == len(prepared.test_labels) == report.splits["test"].rows
+        assert [column.name for column in report.columns] == prepared.recipe["columns"]
+        assert case.check is not None
+        case.check(prepared)
+    assert data == original
+
+
+def test_the_same_table_reads_the_same_whatever_its_format() -> None:
+    """CSV, gzip, semicolons, tabs, UTF-16: one table, so the same splits, byte for byte."""
+    by_name = {case.name: case for case in CORPUS}
+    config = DatasetConfig(target="label")
+    reference = prepare(by_name["gzip-compressed CSV"].make(), config)
+    for name in ("tab-separated", "pipe-separated"):
+        other = prepare(by_name[name].make(), config)
+        assert (other.train_csv, other.validation_csv, other.test_features_csv) == (
+            reference.train_csv,
+            reference.validation_csv,
+            reference.test_features_csv,
+        ), name
+    assert reference.report.normalisations[0].step == "decompressed"
