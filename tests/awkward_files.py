@@ -166,7 +166,7 @@ def truncated_gzip() -> bytes:
 
 
 def parquet() -> bytes:
-    header, rows = table()
+    _, rows = table()
     frame = pl.DataFrame(
         {
             "label": [row[0] for row in rows],
