@@ -60,6 +60,7 @@ MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
 NUMERIC_SHARE = 0.95  # share of non-missing training values that must be finite numbers
 ID_LIKE_MIN_DISTINCT = 20  # a categorical column with more distinct values than this ...
 ID_LIKE_DISTINCT_SHARE = 0.9  # ... and distinct / non-missing above this is an identifier
+MAX_REPORTED_VALUE = 200  # characters of a value quoted in the quality report
 
 # polars' string-to-float cast accepts exactly what Python's float() accepts for ASCII text, except
 # PEP 515 underscores ("1_000"); float() also reads any Unicode decimal digit ("١٢" is 12.0).
@@ -232,7 +233,7 @@ def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
         target=TargetReport(name=target, problem_type=problem_type, classes=dict(zip(classes, class_counts))),
         splits=splits,
         columns=column_reports,
-        normalisations=table.normalisations + _cleaning_notes(rows, column_reports, missing_tokens),
+        normalisations=table.normalisations + _cleaning_notes(rows, column_reports),
         warnings=warnings,
     )
     return PreparedDataset(
@@ -245,7 +246,7 @@ def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
     )
 
 
-def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport], missing_tokens: list[str]) -> list[Normalisation]:
+def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport]) -> list[Normalisation]:
     """Every change made on the way from the rows read to the encoded splits, with how much it touched."""
     notes = [Normalisation(step="stripped", detail="surrounding whitespace removed from every value and column name")]
     for step, count, detail in (
@@ -255,17 +256,16 @@ def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport], missing_tokens
     ):
         if count:
             notes.append(Normalisation(step=step, detail=detail, count=count))
-    tokens = _list(missing_tokens, 12)
     for column in columns:
         if column.role == "numeric":
             not_numbers = column.summary.not_numbers if isinstance(column.summary, NumericSummary) else 0
             if column.missing or not_numbers:
+                also = f", and so are {not_numbers} training values that are not numbers" if not_numbers else ""
                 notes.append(
                     Normalisation(
                         step="imputed",
                         column=column.name,
-                        detail=f"missing values ({tokens}) and, in the training rows, {not_numbers} values that are not "
-                        f"numbers, encoded as the training median {column.fill!r}",
+                        detail=f"missing values encoded as the training median {column.fill!r}{also}",
                         count=column.missing,
                     )
                 )
@@ -274,7 +274,7 @@ def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport], missing_tokens
                 Normalisation(
                     step="missing_level",
                     column=column.name,
-                    detail=f"missing values ({tokens}) encoded as the 'missing' level -1 (as are values train never saw)",
+                    detail="missing values encoded as the 'missing' level -1 (as are values the training rows lack)",
                     count=column.missing,
                 )
             )
@@ -679,8 +679,10 @@ def _categorical_summary(train: pl.DataFrame, name: str, missing: list[str]) -> 
     counts = values.filter(~values.is_in(missing)).value_counts(name="\x00count")
     if counts.height == 0:
         return CategoricalSummary(levels=0, top=None, top_count=0)
-    top = counts.sort(["\x00count", name], descending=[True, False]).row(0)
-    return CategoricalSummary(levels=counts.height, top=top[0], top_count=top[1])
+    top, top_count = counts.sort(["\x00count", name], descending=[True, False]).row(0)
+    if len(top) > MAX_REPORTED_VALUE:  # a 5 MB value is kept for the model, not repeated in the report
+        top = top[: MAX_REPORTED_VALUE - 1] + "…"
+    return CategoricalSummary(levels=counts.height, top=top, top_count=top_count)
 
 
 def _encode(

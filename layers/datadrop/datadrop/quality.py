@@ -90,7 +90,9 @@ ColumnRole = Literal["target", "numeric", "categorical", "dropped"]
 class ColumnReport(_Report):
     name: str
     role: ColumnRole
-    type: Literal["number", "text", "empty"] = Field(description="what the values look like")
+    type: Literal["number", "text", "empty"] | None = Field(
+        description="what the training values look like; None for columns listed in drop_columns (not looked at)"
+    )
     missing: int = Field(description="missing values in the rows read")
     missing_share: float = Field(description="missing / rows read (blank rows not counted)")
     summary: NumericSummary | CategoricalSummary | None = Field(
@@ -162,3 +164,57 @@ class QualitySummary(_Report):
     features: int = Field(description="columns used as features")
     dropped_columns: list[str] = Field(description=f"columns not used (the first {MAX_SUMMARY_NAMES})")
     warnings: int = Field(description="how many warnings the report holds")
+
+
+# --------------------------------------------------------------------------------------------
+# The report as text, for people (`datadrop prepare`)
+
+SHOWN_VALUE = 40  # characters of a value shown in the table
+
+
+def _shown(value: str) -> str:
+    text = value if len(value) <= SHOWN_VALUE else value[: SHOWN_VALUE - 1] + "…"
+    return repr(text)
+
+
+def _column_summary(column: ColumnReport) -> str:
+    summary = column.summary
+    if isinstance(summary, NumericSummary):
+        shown = f"min {summary.min:.6g}, median {summary.median:.6g}, max {summary.max:.6g}"
+        return shown + (f"; {summary.not_numbers} not numbers" if summary.not_numbers else "")
+    if isinstance(summary, CategoricalSummary):
+        if summary.top is None:
+            return "no values"
+        return f"{summary.levels} levels, top {_shown(summary.top)} ({summary.top_count})"
+    return f"{column.reason}: {column.detail}" if column.reason else ""
+
+
+def render_table(report: QualityReport) -> str:
+    """The report as a few lines and a table of columns, for a terminal."""
+    name = " ".join(part for part in (report.dataset, report.version) if part)
+    kb = report.detected.bytes / 1000
+    lines = [f"{name}: {report.detected.describe()}, {kb:,.1f} kB" if name else report.detected.describe()]
+    dropped = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in report.rows.dropped.items()) or "none"
+    lines.append(f"rows: {report.rows.read} read, {report.rows.usable} usable (dropped: {dropped})")
+    total = sum(report.target.classes.values()) or 1
+    balance = ", ".join(f"{_shown(label)} {count} ({count / total:.1%})" for label, count in report.target.classes.items())
+    lines.append(f"target {report.target.name!r} ({report.target.problem_type}): {balance}")
+    lines.append("splits: " + ", ".join(f"{split} {part.rows}" for split, part in report.splits.items()))
+    lines.append("")
+    width = min(30, max(len("column"), *(len(column.name) for column in report.columns)))
+    lines.append(f"{'column':<{width}}  {'role':<11}  {'type':<6}  {'missing':>7}  summary")
+    for column in report.columns:
+        shown = column.name if len(column.name) <= width else column.name[: width - 1] + "…"
+        lines.append(
+            f"{shown:<{width}}  {column.role:<11}  {column.type or '-':<6}  {column.missing_share:>7.1%}  {_column_summary(column)}"
+        )
+    if report.normalisations:
+        lines += ["", "normalisations:"]
+        for note in report.normalisations:
+            where = f"{note.column}: " if note.column else ""
+            count = f" ({note.count})" if note.count is not None else ""
+            lines.append(f"  - {where}{note.detail}{count}")
+    if report.warnings:
+        lines += ["", "warnings:"]
+        lines += [f"  ! {warning}" for warning in report.warnings]
+    return "\n".join(lines)
