@@ -11,7 +11,7 @@ import pytest
 from datadrop.config import DatasetConfig
 from datadrop.dataprep import DatasetRejected, prepare
 
-from tests.awkward_files import CORPUS, Case
+from tests.awkward_files import CORPUS, Case, plain
 
 
 def test_the_corpus_is_big_enough_and_mixed() -> None:
@@ -61,3 +61,13 @@ def test_the_same_table_reads_the_same_whatever_its_format() -> None:
             reference.test_features_csv,
         ), name
     assert reference.report.normalisations[0].step == "decompressed"
+
+
+def test_a_gzip_file_that_unpacks_beyond_the_memory_budget_is_rejected_up_front() -> None:
+    by_name = {case.name: case for case in CORPUS}
+    data = by_name["gzip-compressed CSV"].make()
+    unpacked = len(plain())
+    assert prepare(data, DatasetConfig(target="label"), max_bytes=unpacked).report.detected.compression == "gzip"
+    with pytest.raises(DatasetRejected) as rejected:
+        prepare(data, DatasetConfig(target="label"), max_bytes=unpacked - 1)
+    assert "more than" in rejected.value.reason and "MemorySize" in rejected.value.reason

@@ -136,11 +136,14 @@ def _bisect_index(sorted_values: Sequence[str], value: str) -> int | None:
 # prepare
 
 
-def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
-    """Read, validate, clean, split (stratified, deterministic), fit on train, encode. Raises DatasetRejected."""
+def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) -> PreparedDataset:
+    """Read, validate, clean, split (stratified, deterministic), fit on train, encode. Raises DatasetRejected.
+
+    `max_bytes`: the most a compressed upload may decompress to (see `reading.read_table`).
+    """
     missing_tokens = list(dict.fromkeys(config.missing_values))
 
-    table = read_table(data)
+    table = read_table(data, max_bytes)
     columns, frame, rows_read, empty_rows = table.columns, table.frame, table.rows_read, table.empty_rows
     target = _check_columns(columns, config)
     candidates = [name for name in columns if name != target and name not in set(config.drop_columns)]

@@ -121,7 +121,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
 
     started = time.monotonic()
     try:
-        prepared = dataprep.prepare(data, config)
+        prepared = dataprep.prepare(data, config, max_bytes=largest)  # also bounds what a gzip file unpacks to
     except dataprep.DatasetRejected as error:
         raise _Rejection("data", error.reason) from error
     observability.duration("PrepareDuration", (time.monotonic() - started) * 1000)

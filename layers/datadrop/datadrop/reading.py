@@ -78,14 +78,18 @@ class Table:
     may_hold_special_numbers: bool  # False when no value can hold "_" or non-ASCII text (see dataprep)
 
 
-def read_table(data: bytes) -> Table:
-    """Detect the format of `data`, read it and check its header. Raises DatasetRejected."""
+def read_table(data: bytes, max_bytes: int | None = None) -> Table:
+    """Detect the format of `data`, read it and check its header. Raises DatasetRejected.
+
+    `max_bytes` bounds what a compressed file may decompress to (the caller's memory budget; the
+    size of the upload itself is checked before it is read).
+    """
     size = len(data)
     if not data:
         raise DatasetRejected("the uploaded file is empty (0 bytes): upload a CSV file with a header row and data rows")
     compression = "none"
     if data.startswith(_GZIP):
-        data = _gunzip(data)
+        data = _gunzip(data, max_bytes)
         compression = "gzip"
         if not data:
             raise DatasetRejected(
@@ -119,14 +123,22 @@ def read_table(data: bytes) -> Table:
 # Bytes to UTF-8 text
 
 
-def _gunzip(data: bytes) -> bytes:
+def _gunzip(data: bytes, max_bytes: int | None) -> bytes:
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            content = stream.read(-1 if max_bytes is None else max_bytes + 1)
     except (OSError, EOFError, zlib.error) as error:
         raise DatasetRejected(
             f"the uploaded file starts like gzip-compressed data but does not decompress ({error}): it may be cut off; "
             "compress it again (or upload the uncompressed file)"
         ) from None
+    if max_bytes is not None and len(content) > max_bytes:
+        raise DatasetRejected(
+            f"the uploaded file is gzip-compressed and holds more than {max_bytes / 1e6:.1f} MB uncompressed, the most the "
+            "prepare function's memory can prepare: upload a smaller sample, or raise PrepareFunction's MemorySize in "
+            "template.yaml"
+        )
+    return content
 
 
 def _decode(data: bytes) -> tuple[bytes, str, bool]:
