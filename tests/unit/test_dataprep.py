@@ -14,6 +14,7 @@ import json
 import math
 import random
 import statistics
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
@@ -716,6 +717,11 @@ def test_report_gives_roles_types_missing_shares_summaries_and_drops() -> None:
     assert columns["flag"].missing == flag_missing and columns["flag"].missing_share == flag_missing / non_empty
     city = columns["city"].summary
     assert isinstance(city, CategoricalSummary) and city.levels == len(features["city"]["categories"])
+    _, cleaned = ref_clean(to_csv(header, rows), "label", MISSING)
+    where = ref_split(cleaned, "label", 0.15, 0.15, 42)
+    counts = Counter(row["city"] for row, place in zip(cleaned, where) if place == "train" and row["city"] not in MISSING)
+    most = max(counts.values())
+    assert (city.top, city.top_count) == (min(value for value, count in counts.items() if count == most), most)
     assert {column.reason for column in report.dropped_columns} == {"drop_columns", "constant", "all_missing", "id_like"}
     steps = {(note.step, note.column) for note in report.normalisations}
     assert {("imputed", "num"), ("missing_level", "flag"), ("column_dropped", "code"), ("duplicates_dropped", None)} <= steps

@@ -625,7 +625,7 @@ def _fit_features(
                     "detail": "listed in drop_columns",
                 }
             else:
-                notes[name] = {"role": "target", "type": "text", "summary": _categorical_summary(train, name, missing)}
+                notes[name] = {"role": "target", "type": "text"}
             continue
         count, low, high = (stats[f"{name}\x00{key}"] for key in ("count", "min", "max"))
         count = count or 0  # no number at all in the training rows
@@ -658,7 +658,7 @@ def _fit_features(
             else:
                 levels = categories.sort().to_list()
                 features.append({"name": name, "kind": "categorical", "categories": levels})
-                notes[name] = {"role": "categorical", "type": value_type, "summary": _categorical_summary(train, name, missing)}
+                notes[name] = {"role": "categorical", "type": value_type}
                 continue
         dropped.append({"name": name, "reason": reason, "detail": detail})
         notes[name] = {"role": "dropped", "type": value_type, "reason": reason, "detail": detail}
@@ -673,19 +673,34 @@ def _fit_features(
             summary = notes[name].pop("summary")
             notes[name].pop("not_numbers")
             notes[name]["summary"] = NumericSummary(median=fill, **summary)
+    categorical = [name for name, note in notes.items() if note["role"] in ("target", "categorical")]
+    for name, summary in _categorical_summaries(train, categorical, missing).items():
+        notes[name]["summary"] = summary
     return features, dropped, notes, numbers
 
 
-def _categorical_summary(train: pl.DataFrame, name: str, missing: list[str]) -> CategoricalSummary:
-    """Levels and the most frequent one (ties: the first in sorted order) of a column's present training values."""
-    values = train.get_column(name)
-    counts = values.filter(~values.is_in(missing)).value_counts(name="\x00count")
-    if counts.height == 0:
-        return CategoricalSummary(levels=0, top=None, top_count=0)
-    top, top_count = counts.sort(["\x00count", name], descending=[True, False]).row(0)
-    if len(top) > MAX_REPORTED_VALUE:  # a 5 MB value is kept for the model, not repeated in the report
-        top = top[: MAX_REPORTED_VALUE - 1] + "…"
-    return CategoricalSummary(levels=counts.height, top=top, top_count=top_count)
+def _categorical_summaries(train: pl.DataFrame, names: list[str], missing: list[str]) -> dict[str, CategoricalSummary]:
+    """Levels and the most frequent level (ties: the first in sorted order) of the present training values,
+    for all the columns in one pass."""
+    if not names:
+        return {}
+    present = [pl.col(name).filter(~pl.col(name).is_in(missing)) for name in names]
+    stats = train.select(
+        expression
+        for name, values in zip(names, present)
+        for expression in (
+            values.n_unique().alias(f"{name}\x00levels"),
+            values.mode().sort().first().alias(f"{name}\x00top"),
+            values.value_counts().struct.field("count").max().alias(f"{name}\x00count"),
+        )
+    ).row(0, named=True)
+    summaries = {}
+    for name in names:
+        top = stats[f"{name}\x00top"]
+        if top is not None and len(top) > MAX_REPORTED_VALUE:  # a 5 MB value is kept for the model, not in the report
+            top = top[: MAX_REPORTED_VALUE - 1] + "…"
+        summaries[name] = CategoricalSummary(levels=stats[f"{name}\x00levels"], top=top, top_count=stats[f"{name}\x00count"] or 0)
+    return summaries
 
 
 def _encode(
