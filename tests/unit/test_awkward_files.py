@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from datadrop.config import DatasetConfig
@@ -71,3 +72,21 @@ def test_a_gzip_file_that_unpacks_beyond_the_memory_budget_is_rejected_up_front(
     with pytest.raises(DatasetRejected) as rejected:
         prepare(data, DatasetConfig(target="label"), max_bytes=unpacked - 1)
     assert "more than" in rejected.value.reason and "MemorySize" in rejected.value.reason
+
+
+def test_a_very_wide_file_keeps_the_event_summary_small() -> None:
+    long = "a column name that goes on " * 20
+    header = ["label", "x"] + [f"{long}{j}" for j in range(300)]
+    rows = [[["p", "q"][i % 2], str(i)] + ["same"] * 300 for i in range(60)]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
+    summary = prepare(buffer.getvalue().encode(), DatasetConfig(target="label")).report.summary()
+    assert len(summary.dropped_columns) == 20 and all(len(name) <= 100 for name in summary.dropped_columns)
+    assert len(summary.model_dump_json()) < 4000
+
+
+def test_a_column_name_with_a_nul_character_is_rejected_by_name() -> None:
+    lines = [json.dumps({"label": ["p", "q"][i % 2], "x\u0000y": i}) for i in range(40)]
+    with pytest.raises(DatasetRejected) as rejected:
+        prepare("\n".join(lines).encode(), DatasetConfig(target="label"))
+    assert "column 2 of 2 has a NUL character in its name" in rejected.value.reason

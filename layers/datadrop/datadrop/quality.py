@@ -146,12 +146,17 @@ class QualityReport(_Report):
             rows_usable=self.rows.usable,
             rows_dropped=self.rows.dropped,
             features=sum(column.role in ("numeric", "categorical") for column in self.columns),
-            dropped_columns=[column.name for column in self.dropped_columns][:MAX_SUMMARY_NAMES],
+            dropped_columns=[_shortened(column.name, MAX_SUMMARY_NAME) for column in self.dropped_columns][:MAX_SUMMARY_NAMES],
             warnings=len(self.warnings),
         )
 
 
-MAX_SUMMARY_NAMES = 20  # keeps DatasetPrepared small whatever the width of the file
+MAX_SUMMARY_NAMES = 20  # keep DatasetPrepared small whatever the width of the file ...
+MAX_SUMMARY_NAME = 100  # ... and the length of its column names
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class QualitySummary(_Report):
@@ -173,8 +178,7 @@ SHOWN_VALUE = 40  # characters of a value shown in the table
 
 
 def _shown(value: str) -> str:
-    text = value if len(value) <= SHOWN_VALUE else value[: SHOWN_VALUE - 1] + "…"
-    return repr(text)
+    return repr(_shortened(value, SHOWN_VALUE))
 
 
 def _column_summary(column: ColumnReport) -> str:
@@ -204,7 +208,7 @@ def render_table(report: QualityReport) -> str:
     width = min(30, max(len("column"), *(len(column.name) for column in report.columns)))
     lines.append(f"{'column':<{width}}  {'role':<11}  {'type':<6}  {'missing':>7}  summary")
     for column in report.columns:
-        shown = column.name if len(column.name) <= width else column.name[: width - 1] + "…"
+        shown = _shortened(column.name, width)
         lines.append(
             f"{shown:<{width}}  {column.role:<11}  {column.type or '-':<6}  {column.missing_share:>7.1%}  {_column_summary(column)}"
         )

@@ -343,6 +343,10 @@ def _check_header(header: list[str], trailing_separator: str = "comma") -> tuple
     """The stripped column names; rejects empty and duplicate names."""
     columns = [name.strip() for name in header]  # Python strip == WHITESPACE
     for position, name in enumerate(columns, start=1):
+        if "\x00" in name:  # datadrop's own working columns are named with one
+            raise DatasetRejected(
+                f"column {position} of {len(columns)} has a NUL character in its name ({name!r}): rename the column"
+            )
         if not name:
             hint = (
                 f" (every line seems to end with a {trailing_separator}: remove the trailing {trailing_separator}s)"
