@@ -9,6 +9,7 @@ import io
 import json
 
 import pytest
+from datadrop import reading
 from datadrop.config import DatasetConfig
 from datadrop.dataprep import DatasetRejected, prepare
 
@@ -90,3 +91,26 @@ def test_a_column_name_with_a_nul_character_is_rejected_by_name() -> None:
     with pytest.raises(DatasetRejected) as rejected:
         prepare("\n".join(lines).encode(), DatasetConfig(target="label"))
     assert "column 2 of 2 has a NUL character in its name" in rejected.value.reason
+
+
+@pytest.mark.parametrize(
+    ("first_line", "expected"),
+    [
+        ('{"label": "p", "x": 1}', "lines"),
+        ("[", "array"),
+        ('[{"label": "p"},', "array"),
+        ("{id},label,x", None),  # a CSV header may start like JSON
+        ("[id],label,x", None),
+        ("label,x", None),
+    ],
+)
+def test_json_is_told_apart_from_csv_by_its_first_line(first_line: str, expected: str | None) -> None:
+    assert reading._json_shape(f"  {first_line}\n...\n".encode()) == expected
+
+
+def test_a_csv_whose_header_starts_with_a_brace_is_csv() -> None:
+    rows = [[["p", "q"][i % 2], str(i)] for i in range(60)]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([["{label}", "[x]"], *rows])
+    prepared = prepare(buffer.getvalue().encode(), DatasetConfig(target="{label}"))
+    assert prepared.report.detected.format == "csv" and prepared.recipe["columns"] == ["{label}", "[x]"]

@@ -107,16 +107,31 @@ def read_table(data: bytes, max_bytes: int | None = None) -> Table:
     detected = DetectedFormat(format="csv", compression=compression, encoding=encoding, bom=bom, bytes=size)
     if data.isspace():
         raise DatasetRejected("the uploaded file contains only whitespace: upload a CSV file with a header row and data rows")
-    first = data.lstrip()[:1]
-    if first in (b"{", b"["):
-        if first == b"[":
-            raise DatasetRejected(
-                "the uploaded file looks like a JSON array, which datadrop does not read: write one JSON object per line "
-                "(JSON Lines), or upload a CSV file"
-            )
+    shape = _json_shape(data)
+    if shape == "array":
+        raise DatasetRejected(
+            "the uploaded file looks like a JSON array, which datadrop does not read: write one JSON object per line "
+            "(JSON Lines), or upload a CSV file"
+        )
+    if shape == "lines":
         detected = detected.model_copy(update={"format": "jsonl", "line_endings": _line_endings(data)})
         return _read_json_lines(data, detected)
     return _read_csv(data, detected)
+
+
+def _json_shape(data: bytes) -> str | None:
+    """ "lines" when the first line is a JSON object, "array" when the text opens a JSON array, else None
+    (a CSV header may start with "{" or "[" too)."""
+    head = data[:SNIFF_BYTES].lstrip()
+    if head[:1] not in (b"{", b"["):
+        return None
+    first_line = head.split(b"\n", 1)[0].strip()
+    if head.startswith(b"["):
+        return "array" if first_line == b"[" or first_line.startswith((b"[{", b"[ {")) else None
+    try:
+        return "lines" if isinstance(json.loads(first_line), dict) else None
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------------------------
