@@ -68,7 +68,7 @@ MAX_REPORTED_VALUE = 200  # characters of a value quoted in the quality report
 _DIGITS = r"[0-9](?:_?[0-9])*"
 _UNDERSCORE_NUMBER = rf"^[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?$"
 
-# Internal column names; a CSV header cannot produce them because NUL bytes are rejected.
+# Internal column names; no header can produce them because names with a NUL are rejected (datadrop.reading).
 _LABEL = "\x00label"
 _KEY = "\x00key"
 _TRAIN, _VALIDATION, _TEST = 0, 1, 2
