@@ -114,3 +114,20 @@ def test_a_csv_whose_header_starts_with_a_brace_is_csv() -> None:
     csv.writer(buffer, lineterminator="\n").writerows([["{label}", "[x]"], *rows])
     prepared = prepare(buffer.getvalue().encode(), DatasetConfig(target="{label}"))
     assert prepared.report.detected.format == "csv" and prepared.recipe["columns"] == ["{label}", "[x]"]
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "words"),
+    [
+        ("[1, 2]", ["line 4 of the JSON Lines file is a JSON list, not an object"]),
+        ("5", ["line 4 of the JSON Lines file is a JSON int, not an object"]),
+        ('{"label": "p"} {"label": "q"}', ["line 4 of the JSON Lines file is not valid JSON (Extra data"]),
+    ],
+)
+def test_a_json_lines_file_says_which_line_is_not_an_object(bad_line: str, words: list[str]) -> None:
+    lines = [json.dumps({"label": ["p", "q"][i % 2], "x": i}) for i in range(40)]
+    lines[3] = bad_line
+    with pytest.raises(DatasetRejected) as rejected:
+        prepare("\n".join(lines).encode(), DatasetConfig(target="label"))
+    for word in words:
+        assert word in rejected.value.reason

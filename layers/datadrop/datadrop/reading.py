@@ -529,11 +529,15 @@ def _read_parquet(data: bytes, detected: DetectedFormat) -> Table:
 
 
 def _read_json_lines(data: bytes, detected: DetectedFormat) -> Table:
-    names = _json_keys(data)
+    try:  # the keys, in the order first seen; polars widens a key whose type changes from line to line
+        names = list(pl.scan_ndjson(io.BytesIO(data), infer_schema_length=None).collect_schema())
+    except pl.exceptions.PolarsError:  # a bad line: find which, slowly
+        names = _json_keys(data)
     try:
         # Every value as text (numbers, booleans, nested values as their JSON), whatever its type per line.
         frame = pl.read_ndjson(io.BytesIO(data), schema=dict.fromkeys(names, pl.String), ignore_errors=False)
     except pl.exceptions.PolarsError as error:
+        _json_keys(data)  # names the bad line, when one is
         raise DatasetRejected(
             f"the uploaded JSON Lines file could not be read ({str(error).strip().splitlines()[0]}): write one JSON object "
             "per line"
