@@ -63,11 +63,12 @@ def test_target_overrides_the_config(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_reads_a_gzip_file_whatever_its_name(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "penguins.csv"
-    path.write_bytes(gzip.compress(CSV.read_bytes()))
+    packed = gzip.compress(CSV.read_bytes())
+    path.write_bytes(packed)
     code, out, _ = run(capsys, str(path), "--dataset", "penguins", "--target", "species")
     assert code == cli.EXIT_OK
     assert "gzip-compressed" in out.splitlines()[0]
-    assert path.read_bytes() == gzip.compress(CSV.read_bytes())  # the file is only read
+    assert path.read_bytes() == packed  # the file is only read
 
 
 def test_a_rejected_file_exits_2_with_the_reason_on_stderr(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
