@@ -16,7 +16,7 @@ What it runs, per size, alternately (datadrop, baseline, datadrop, ...), with th
             (so polars, pydantic, PyYAML), reads the file into bytes (as the handler gets it from
             S3), runs `prepare(data, parse_config("target: species", "bench"))`. Inside the child:
             seconds for imports, read and prepare, peak RSS so far after each (getrusage), and the
-            rows of the profile (read, missing target, duplicates, train / validation / test).
+            rows of the quality report (read, missing target, duplicates, train / validation / test).
   baseline  `.venv/bin/python -c <BASELINE> FILE`: `polars.read_csv(FILE, infer_schema=False)` and
             `write_csv` of the frame into a BytesIO: the floor of any step that reads a CSV and
             writes one, with no cleaning, no split and no encoding. datadrop minus baseline is
@@ -153,7 +153,7 @@ rss_read = peak_mb()
 prepared = prepare(data, parse_config(f"target: {sys.argv[2]}", "bench"))
 t3 = time.perf_counter()
 rss_prepare = peak_mb()
-profile = prepared.profile
+profile = prepared.report.model_dump()
 print(json.dumps({
     "rows": {**profile["rows"], **{name: split["rows"] for name, split in profile["splits"].items()}},
     "output_bytes": len(prepared.train_csv) + len(prepared.validation_csv) + len(prepared.test_features_csv),

@@ -25,5 +25,7 @@ logger = Logger()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = S3ObjectCreated.model_validate(event)
     uploaded = parsed.detail.object
-    source = SourceObject(bucket=parsed.detail.bucket.name, key=uploaded.key, version_id=uploaded.version_id, etag=uploaded.etag)
+    source = SourceObject(
+        bucket=parsed.detail.bucket.name, key=uploaded.decoded_key, version_id=uploaded.version_id, etag=uploaded.etag
+    )
     return asdict(intake.handle_upload(get_services(), source))

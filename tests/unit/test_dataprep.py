@@ -14,13 +14,15 @@ import json
 import math
 import random
 import statistics
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
 import pytest
-from datadrop import dataprep
+from datadrop import dataprep, reading
 from datadrop.config import DatasetConfig, parse_config
 from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
+from datadrop.quality import CategoricalSummary, NumericSummary
 
 ROOT = Path(__file__).resolve().parents[2]
 PENGUINS = ROOT / "examples" / "penguins"
@@ -118,6 +120,10 @@ def to_csv(header: list[str], rows: list[list[str]], newline: str = "\n") -> byt
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue().encode()
+
+
+def missing_of(prepared: PreparedDataset) -> dict[str, int]:
+    return {column.name: column.missing for column in prepared.report.columns}
 
 
 def same_float(a: float, b: float) -> bool:
@@ -224,13 +230,18 @@ def reject(data: bytes, **config) -> str:
         (b"target,f1,f2\n", {}, ["no data rows", "3 columns"]),
         (b"target,f1,f2", {}, ["no data rows"]),
         (b"target,f1,f2\n\n ,,\n", {}, ["no data rows"]),
-        (b"target,f1\nA,caf\xe9\nB,x\n", {}, ["not UTF-8", "line 2", "0xe9", "save it as UTF-8"]),
-        (gzip.compress(GOOD), {}, ["gzip", "uncompressed"]),
+        (
+            b"target,f1\nA,caf\xc3\xa9\nB,caf\xe9\n",
+            {},
+            ["not UTF-8", "line 3", "0xe9", "mixes two encodings", "save it as UTF-8"],
+        ),
+        (gzip.compress(GOOD)[:40], {}, ["gzip", "does not decompress", "cut off"]),
+        (gzip.compress(gzip.compress(GOOD)), {}, ["gzip-compressed twice", "compress the CSV file once"]),
         (b"PK\x03\x04\x14\x00\x06\x00", {}, ["Excel", "export", "CSV"]),
         (b"\x00\x01\x02\x03binary\x00", {}, ["binary", "NUL", "UTF-8"]),
         (GOOD.replace(b"\n", b"\r"), {}, ["CR only", "LF or CRLF"]),
         (b"\r\n" + GOOD, {}, ["starts with a blank line", "must be the header"]),
-        ("target,f1\nA,1\n".encode("utf-16"), {}, ["UTF-16", "UTF-8"]),
+        ("target,f1\nA,1\n".encode("utf-16-le"), {}, ["NUL bytes", "UTF-16 text without a byte order mark", "UTF-8"]),
         (GOOD + b"a,1,x,extra\n", {}, ["line 62", "4 fields", "header (line 1) has 3", "quotes"]),
         (b"target,f1,f2\na,1,x\nb,2\na,3,x\n", {}, ["line 3", "2 fields", "has 3", "fix or remove that line"]),
         (b"target,f1,f2\na,1,x\nb,2,5'6\"\n", {}, ["line 3", "double quote", "write the quote inside twice"]),
@@ -241,7 +252,7 @@ def reject(data: bytes, **config) -> str:
         (b"target,f1,\na,1,\n", {}, ["column 3 of 3", "trailing commas"]),
         (GOOD, {"target": "Target "}, ["'Target' is not in the file", "did you mean 'target'", "'f1', 'f2'"]),
         (GOOD, {"target": "f_1"}, ["did you mean 'f1'", "set `target`"]),
-        (b"target;f1;f2\na;1;x\n", {}, ["separated by semicolons", "comma-separated"]),
+        (b"target:f1:f2\na:1:x\n", {}, ["separated by colons", "comma, semicolon, tab and pipe"]),
         (GOOD, {"drop_columns": ["F2", "nope"]}, ["'F2' (did you mean 'f2'?)", "'nope'", "fix or remove them"]),
         (GOOD, {"drop_columns": ["target"]}, ["lists the target column", "remove it from drop_columns"]),
         (
@@ -308,7 +319,7 @@ def penguins() -> bytes:
 def test_penguins_examples_prepare(penguins: bytes, config_file: str) -> None:
     config = parse_config((PENGUINS / config_file).read_bytes(), config_file)
     prepared = prepare(penguins, config)
-    profile, recipe = prepared.profile, prepared.recipe
+    profile, recipe = prepared.report.model_dump(), prepared.recipe
     json.dumps(profile), json.dumps(recipe)  # JSON-serialisable
 
     rows = profile["rows"]
@@ -346,7 +357,7 @@ def test_penguins_examples_prepare(penguins: bytes, config_file: str) -> None:
     if config.target == "species":
         assert recipe["problem_type"] == "multiclass" and classes == ["Adelie", "Chinstrap", "Gentoo"]
         assert rows["missing_target"] == 0 and (splits["train"]["rows"], splits["test"]["rows"]) == (240, 52)
-        assert profile["missing_values"]["sex"] == 11 and profile["missing_values"]["bill_length_mm"] == 2
+        assert missing_of(prepared)["sex"] == 11 and missing_of(prepared)["bill_length_mm"] == 2
         sex = next(feature for feature in recipe["features"] if feature["name"] == "sex")
         assert sex["categories"] == ["female", "male"]  # "NA" is missing, not a category
     else:
@@ -388,10 +399,18 @@ def test_dirty_dataset_matches_the_reference_row_by_row() -> None:
     assert "two\nlines" in city["categories"] and city["categories"] == sorted(city["categories"])
     flag = next(feature for feature in recipe["features"] if feature["name"] == "flag")
     assert flag["categories"] == ["yes"]  # one value plus missing still varies (0 / -1): kept
-    profile = prepared.profile
-    assert profile["rows"] == {"read": 154, "empty": 1, "missing_target": 2, "duplicates": 3, "usable": 148}
-    assert profile["target"]["classes"] == {"ant": 49, "bee": 50, "cat": 49}  # rows 5 and 6 have no label
-    assert {entry["name"]: entry["kind"] for entry in profile["columns"]}["label"] == "target"
+    report = prepared.report
+    assert report.rows.model_dump() == {
+        "read": 154,
+        "empty": 1,
+        "missing_target": 2,
+        "duplicates": 3,
+        "malformed": 0,
+        "usable": 148,
+    }
+    assert report.rows.dropped == {"empty": 1, "missing_target": 2, "duplicates": 3}
+    assert report.target.classes == {"ant": 49, "bee": 50, "cat": 49}  # rows 5 and 6 have no label
+    assert {column.name: column.role for column in report.columns}["label"] == "target"
     assert json.loads(json.dumps(recipe)) == recipe
 
 
@@ -507,8 +526,8 @@ def test_duplicates_are_dropped_before_the_split() -> None:
     data = to_csv(["label", "key", "kind"], rows)
     config = DatasetConfig(target="label")
     prepared = prepare(data, config)
-    assert prepared.profile["rows"]["duplicates"] == len(rows) - 40
-    assert prepared.profile["rows"]["usable"] == 40
+    assert prepared.report.rows.duplicates == len(rows) - 40
+    assert prepared.report.rows.usable == 40
     key = [feature["name"] for feature in prepared.recipe["features"]].index("key")
     train_keys = {row[1 + key] for row in parse_matrix(prepared.train_csv)}
     validation_keys = {row[1 + key] for row in parse_matrix(prepared.validation_csv)}
@@ -525,7 +544,7 @@ def test_same_input_gives_the_same_bytes_and_the_seed_changes_the_split(penguins
     assert json.dumps(first.recipe, sort_keys=True) == json.dumps(second.recipe, sort_keys=True)
     other = prepare(penguins, DatasetConfig(target="species", split={"seed": 43}))
     assert other.test_features_csv != first.test_features_csv
-    assert other.profile["splits"] == first.profile["splits"]  # same sizes per class, other rows
+    assert other.report.splits == first.report.splits  # same sizes per class, other rows
 
 
 def test_split_sizes_are_stratified_per_class() -> None:
@@ -533,7 +552,7 @@ def test_split_sizes_are_stratified_per_class() -> None:
     rows = [[name, str(i), "x" if i % 2 else "y"] for name, count in counts.items() for i in range(count)]
     data = to_csv(["label", "n", "s"], rows)
     prepared = prepare(data, DatasetConfig(target="label", split={"validation": 0.4, "test": 0.38}))
-    splits = prepared.profile["splits"]
+    splits = prepared.report.model_dump()["splits"]
     assert splits["test"]["classes"] == {"a": 38, "b": 4, "c": 1, "d": 1}
     # "d" (4 rows) would round to 2 + 2, leaving no train row: the larger (test first) gives one back
     assert splits["validation"]["classes"] == {"a": 40, "b": 4, "c": 1, "d": 2}
@@ -602,8 +621,9 @@ def test_numbers_are_what_python_float_accepts() -> None:
 
 def test_columns_needing_the_exact_number_path_are_found() -> None:
     frame = pl.DataFrame({"a": ["1", "2"], "b": ["1_0", "2"], "c": ["x", "\u0661"], "d": ["e", "f"]})
-    assert dataprep._special_columns(b"a,b,c,d\n1,1_0,x,e\n", frame, ["a", "b", "c", "d"]) == {"b", "c"}
-    assert dataprep._special_columns(b"a_b,c\n1,2\n", frame, ["a", "b"]) == set()  # "_" only in the header
+    table = reading.read_table(b"a,b,c,d\n1,1_0,x,e\n")
+    assert dataprep._special_columns(table, frame, ["a", "b", "c", "d"]) == {"b", "c"}
+    assert dataprep._special_columns(reading.read_table(b"a_b,c\n1,2\n"), frame, ["a", "b"]) == set()  # "_" only in the header
 
 
 def test_the_serving_code_encodes_raw_rows_exactly_like_the_training_data() -> None:
@@ -623,7 +643,7 @@ def test_the_serving_code_encodes_raw_rows_exactly_like_the_training_data() -> N
 
 def test_whitespace_is_exactly_what_str_strip_removes() -> None:
     python = {chr(code) for code in range(0x110000) if chr(code).isspace()}
-    assert set(dataprep.WHITESPACE) == python
+    assert set(reading.WHITESPACE) == python
     padded = [f"\x1c {i}\u3000\u00a0" for i in range(40)]
     data = to_csv(["label", "x"], [[["a", "b"][i % 2], value] for i, value in enumerate(padded)])
     prepared = prepare(data, DatasetConfig(target="label"))
@@ -637,7 +657,7 @@ def test_missing_tokens_come_from_the_config() -> None:
     config = DatasetConfig(target="label", missing_values=["-999", "unknown"])
     prepared = prepare(data, config)
     assert prepared.recipe["missing_tokens"] == ["-999", "unknown"]
-    assert prepared.profile["missing_values"] == {"label": 0, "x": 15, "s": 20}
+    assert missing_of(prepared) == {"label": 0, "x": 15, "s": 20}
     assert next(f for f in prepared.recipe["features"] if f["name"] == "s")["categories"] == ["z"]
     assert_matches_reference(data, config, prepared)
 
@@ -652,14 +672,22 @@ def test_crlf_bom_blank_lines_and_quoted_values_are_read() -> None:
     config = DatasetConfig(target="label", drop_columns=["id"])
     prepared = prepare(data, config)
     assert prepared.recipe["columns"][0] == "id"
-    assert prepared.profile["rows"]["empty"] == 4
+    assert prepared.report.rows.empty == 4
+    assert prepared.report.detected.model_dump(exclude={"bytes"}) == {
+        "format": "csv",
+        "compression": "none",
+        "encoding": "utf-8",
+        "bom": True,
+        "delimiter": ",",
+        "line_endings": "CRLF",
+    }
     assert_matches_reference(data, config, prepared)
 
 
 def test_a_target_column_may_have_any_name() -> None:
     rows = [[["a", "b"][i % 2], str(i)] for i in range(40)]
     prepared = prepare(to_csv(["n", "len"], rows), DatasetConfig(target="n"))
-    assert prepared.profile["target"]["classes"] == {"a": 20, "b": 20}
+    assert prepared.report.target.classes == {"a": 20, "b": 20}
 
 
 def test_a_header_that_looks_like_zlib_is_still_csv() -> None:
@@ -668,15 +696,37 @@ def test_a_header_that_looks_like_zlib_is_still_csv() -> None:
     assert prepared.recipe["classes"] == ["a", "b"]
 
 
-def test_profile_reports_kinds_missing_values_and_drops() -> None:
+def test_report_gives_roles_types_missing_shares_summaries_and_drops() -> None:
     header, rows = dirty_dataset()
     prepared = prepare(to_csv(header, rows), DatasetConfig(target="label", drop_columns=["id"]))
-    profile = prepared.profile
-    columns = {entry["name"]: entry for entry in profile["columns"]}
-    assert columns["num"]["kind"] == "numeric" and columns["num"]["fill"] == next(
-        f["fill"] for f in prepared.recipe["features"] if f["name"] == "num"
-    )
-    assert columns["code"] == {"name": "code", "kind": "dropped", "reason": "id_like", "missing": 0}
-    assert columns["nothing"]["missing"] == profile["rows"]["read"] - profile["rows"]["empty"]
-    assert {item["reason"] for item in profile["dropped_columns"]} == {"drop_columns", "constant", "all_missing", "id_like"}
-    assert all(item["detail"] for item in profile["dropped_columns"])
+    report = prepared.report
+    columns = {column.name: column for column in report.columns}
+    features = {feature["name"]: feature for feature in prepared.recipe["features"]}
+    num = columns["num"]
+    assert (num.role, num.type) == ("numeric", "number") and num.fill == features["num"]["fill"]
+    assert isinstance(num.summary, NumericSummary) and num.summary.median == num.fill
+    assert num.summary.min < num.summary.median < num.summary.max
+    assert num.summary.not_numbers > 0  # "inf", "abc", ... in the training rows
+    code = columns["code"]
+    assert (code.role, code.type, code.reason, code.missing) == ("dropped", "text", "id_like", 0)
+    assert code.detail and "identifier" in code.detail
+    non_empty = report.rows.read - report.rows.empty
+    assert columns["nothing"].missing == non_empty and columns["nothing"].missing_share == 1.0
+    assert columns["nothing"].type == "empty"
+    flag_missing = sum(row[9] == "" for row in rows[:-1])  # the last row is the empty one
+    assert columns["flag"].missing == flag_missing and columns["flag"].missing_share == flag_missing / non_empty
+    city = columns["city"].summary
+    assert isinstance(city, CategoricalSummary) and city.levels == len(features["city"]["categories"])
+    _, cleaned = ref_clean(to_csv(header, rows), "label", MISSING)
+    where = ref_split(cleaned, "label", 0.15, 0.15, 42)
+    counts = Counter(row["city"] for row, place in zip(cleaned, where) if place == "train" and row["city"] not in MISSING)
+    most = max(counts.values())
+    assert (city.top, city.top_count) == (min(value for value, count in counts.items() if count == most), most)
+    assert {column.reason for column in report.dropped_columns} == {"drop_columns", "constant", "all_missing", "id_like"}
+    steps = {(note.step, note.column) for note in report.normalisations}
+    assert {("imputed", "num"), ("missing_level", "flag"), ("column_dropped", "code"), ("duplicates_dropped", None)} <= steps
+    assert next(note.count for note in report.normalisations if note.step == "duplicates_dropped") == 3
+    assert json.loads(report.model_dump_json()) == report.model_dump(mode="json")
+    summary = report.summary()
+    assert summary.rows_dropped == report.rows.dropped and summary.features == len(prepared.recipe["features"])
+    assert summary.detected == "CSV, comma-separated, utf-8, LF line endings"

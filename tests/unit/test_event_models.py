@@ -38,6 +38,28 @@ def test_s3_object_created_reads_what_powertools_reads(name: str) -> None:
     assert ours.time == theirs.time and ours.detail_type == theirs.detail_type == "Object Created"
 
 
+@pytest.mark.parametrize(
+    ("key", "as_s3_writes_it"),
+    [
+        ("incoming/penguins/penguins.csv", "incoming/penguins/penguins.csv"),
+        ("incoming/penguins/my data+v2 (copy) é.csv", "incoming/penguins/my+data%2Bv2+%28copy%29+%C3%A9.csv"),
+        ("incoming/a/100%+50% = x&y.csv", "incoming/a/100%25%2B50%25+%3D+x%26y.csv"),
+    ],
+)
+def test_the_object_key_is_decoded_as_powertools_decodes_it_and_the_local_runtime_encodes_it_as_s3_does(
+    key: str, as_s3_writes_it: str
+) -> None:
+    from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
+    from datadrop.local.runtime import _normalise_moto_event
+
+    moto_event = _load("s3_object_created_eventbridge.docs.json")
+    moto_event["detail"]["object"]["key"] = key  # moto puts the key in as it is
+    delivered = _normalise_moto_event(moto_event)
+    assert delivered["detail"]["object"]["key"] == as_s3_writes_it
+    assert S3ObjectCreated.model_validate(delivered).detail.object.decoded_key == key
+    assert S3EventBridgeNotificationEvent(delivered).detail.object.key == key
+
+
 def test_s3_version_id_is_read() -> None:
     parsed = S3ObjectCreated.model_validate(_load("s3_object_created_eventbridge.docs.json"))
     assert parsed.detail.object.version_id == "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"

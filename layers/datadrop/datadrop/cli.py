@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import yaml
 
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run in a fresh in-process stack, gone when the command ends, even when `datadrop up` runs one",
     )
     run.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
+    _add_prepare_command(commands)
     retry = commands.add_parser(
         "retry",
         help="start a FAILED dataset version over (on the local stack, or a deployed one)",
@@ -174,6 +175,43 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (run, retry, experiments, *actions.choices.values(), *(commands.choices[name] for name in ("runs", "plot"))):
         _add_home(command)
     return parser
+
+
+def _add_prepare_command(commands: Any) -> None:
+    prepare = commands.add_parser(
+        "prepare",
+        help="prepare one file locally and print its data-quality report (nothing uploaded, nothing trained)",
+        description="Run datadrop's prepare step alone, on this machine, with no AWS and no local stack: read PATH "
+        "(CSV with a comma, semicolon, tab or pipe separator, in UTF-8, UTF-16 or cp1252/latin-1; gzip-compressed or "
+        "not; Parquet; JSON Lines: detected from the content, not the name), check it against the dataset config, "
+        "clean it and split it exactly as an upload to incoming/<NAME>/ would be, and print the data-quality report: "
+        "what was detected, rows in and out and why rows were dropped, each column's role, type, missing share and "
+        "summary, the class balance, every normalisation applied, and warnings. Look at your data before anything "
+        "trains.",
+        epilog="exit status: 0 when the file would be prepared (the report is printed); 2 when it would be rejected (the "
+        "reason, which says what to change, is printed on stderr); 64 on a usage error (no such file, no --target or "
+        "--config, a bad dataset name). With --json, stdout holds exactly one JSON object on both 0 and 2.",
+    )
+    prepare.add_argument("path", type=Path, metavar="PATH", help="the data file, as you would upload it")
+    prepare.add_argument("--dataset", required=True, help="dataset name: lowercase letters, digits and '-' (e.g. penguins)")
+    prepare.add_argument("--target", help="column to predict (overrides the config's `target`)")
+    prepare.add_argument("--config", type=Path, help="dataset config (YAML/JSON), as uploaded to config/<dataset>.yaml")
+    prepare.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: {dataset, version, status: prepared, report} or {dataset, status: rejected, stage, reason}",
+    )
+    prepare.error = _usage_error(prepare)  # type: ignore[method-assign]
+
+
+def _usage_error(parser: argparse.ArgumentParser) -> Callable[[str], NoReturn]:
+    """argparse exits with 2 on a usage error, which `prepare` means for a rejected file: 64 instead."""
+
+    def error(message: str) -> NoReturn:
+        parser.print_usage(sys.stderr)
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
+
+    return error
 
 
 def _add_home(command: argparse.ArgumentParser) -> None:
@@ -265,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             return service_command(args)
         if args.command == "predict":
             return predict_command(args)
+        if args.command == "prepare":
+            return prepare_command(args)
         if args.command == "retry":
             return retry_on_stack(args.dataset, args.version, args.stack, args.region, args.home)
         if args.command in ("runs", "plot"):
@@ -272,6 +312,51 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "experiments":
             return experiments_on_stack(args)
         return run_command(args)
+
+
+def prepare_command(args: argparse.Namespace) -> int:
+    """`datadrop prepare`: the prepare step on one local file, its report on stdout."""
+    from datadrop.config import ConfigError, validate_dataset_name
+
+    try:
+        validate_dataset_name(args.dataset)
+        config_text = compose_config(args.config, args.target, None)
+    except (UsageError, ConfigError) as error:
+        print(f"datadrop: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        data = args.path.read_bytes()
+    except OSError as error:
+        print(f"datadrop: cannot read {args.path}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+
+    import hashlib
+
+    from datadrop import dataprep, names, quality
+    from datadrop.config import parse_config
+
+    def rejected(stage: str, reason: str) -> int:
+        if args.json:
+            print(json.dumps({"dataset": args.dataset, "status": "rejected", "stage": stage, "reason": reason}, indent=2))
+        print(f"datadrop: {args.path} would be rejected: {reason}", file=sys.stderr)
+        return EXIT_INPUT_REJECTED
+
+    try:
+        config = parse_config(config_text, str(args.config) if args.config else "--target")
+    except ConfigError as error:
+        return rejected("config", str(error))
+    try:
+        prepared = dataprep.prepare(data, config)
+    except dataprep.DatasetRejected as error:
+        return rejected("data", error.reason)
+    version = names.dataset_version(hashlib.sha256(data).hexdigest(), config.fingerprint())  # as the service names it
+    report = prepared.report.model_copy(update={"dataset": args.dataset, "version": version})
+    if args.json:
+        document = {"dataset": args.dataset, "version": version, "status": "prepared", "report": report.model_dump(mode="json")}
+        print(json.dumps(document, indent=2))
+    else:
+        print(quality.render_table(report))
+    return EXIT_OK
 
 
 def run_command(args: argparse.Namespace) -> int:

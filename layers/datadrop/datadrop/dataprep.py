@@ -1,10 +1,11 @@
-"""Turn an uploaded CSV into train / validation / test data for SageMaker's built-in XGBoost.
+"""Turn an uploaded table into train / validation / test data for SageMaker's built-in XGBoost.
 
-`prepare(data, config)` is pure logic (no AWS): it validates, cleans, splits, fits the feature
-encoding on the training rows only, and encodes. Anything it cannot use raises `DatasetRejected`
-whose `reason` says what is wrong and what to fix.
+`prepare(data, config)` is pure logic (no AWS): it reads (`datadrop.reading`: CSV, Parquet or
+JSON Lines, gzip or not, detected), validates, cleans, splits, fits the feature encoding on the
+training rows only, and encodes; its `QualityReport` (`datadrop.quality`) says what it found and
+did. Anything it cannot use raises `DatasetRejected` whose `reason` says what is wrong and what to fix.
 
-Steps: read every value as text (polars, all columns Utf8) and strip it; drop empty lines, rows
+Steps: read every value as text (all columns Utf8) and strip it; drop empty lines, rows
 whose target is missing, then exact duplicate rows (before splitting, so no test row also sits in
 train); split per class (SplitMix64 keys seeded with `split.seed`, first `test`, then `validation`
 share of each class, at least one row each); decide column kinds and fit fills / categories on the
@@ -27,8 +28,6 @@ with floats written so that `float(field)` gives back the same float64.
 
 from __future__ import annotations
 
-import codecs
-import csv
 import difflib
 import functools
 import io
@@ -41,9 +40,19 @@ from dataclasses import dataclass
 import polars as pl
 
 from datadrop.config import DatasetConfig
+from datadrop.quality import (
+    CategoricalSummary,
+    ColumnReport,
+    Normalisation,
+    NumericSummary,
+    QualityReport,
+    RowCounts,
+    SplitReport,
+    TargetReport,
+)
+from datadrop.reading import DatasetRejected, Table, read_table
 
 RECIPE_FORMAT = "datadrop-recipe/1"
-PROFILE_FORMAT = "datadrop-profile/1"
 
 MIN_USABLE_ROWS = 30
 MAX_CLASSES = 50
@@ -51,12 +60,7 @@ MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
 NUMERIC_SHARE = 0.95  # share of non-missing training values that must be finite numbers
 ID_LIKE_MIN_DISTINCT = 20  # a categorical column with more distinct values than this ...
 ID_LIKE_DISTINCT_SHARE = 0.9  # ... and distinct / non-missing above this is an identifier
-
-# Exactly the characters Python's str.strip() removes (polars' default strip set lacks \x1c-\x1f).
-WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
+MAX_REPORTED_VALUE = 200  # characters of a value quoted in the quality report
 
 # polars' string-to-float cast accepts exactly what Python's float() accepts for ASCII text, except
 # PEP 515 underscores ("1_000"); float() also reads any Unicode decimal digit ("١٢" is 12.0).
@@ -64,7 +68,7 @@ WHITESPACE = (
 _DIGITS = r"[0-9](?:_?[0-9])*"
 _UNDERSCORE_NUMBER = rf"^[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?$"
 
-# Internal column names; a CSV header cannot produce them because NUL bytes are rejected.
+# Internal column names; no header can produce them because names with a NUL are rejected (datadrop.reading).
 _LABEL = "\x00label"
 _KEY = "\x00key"
 _TRAIN, _VALIDATION, _TEST = 0, 1, 2
@@ -77,27 +81,6 @@ _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
 _U64 = (1 << 64) - 1
 
-# First bytes of formats people upload by mistake.
-_MAGIC = (
-    (b"\x1f\x8b", "gzip-compressed data; upload the uncompressed .csv file"),
-    (b"PK\x03\x04", "a ZIP archive or an Excel workbook (.xlsx); export the sheet as CSV (UTF-8) and upload that"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls); export the sheet as CSV (UTF-8) and upload that"),
-    (b"PAR1", "a Parquet file; datadrop reads CSV, so write the table as CSV and upload that"),
-    (b"(\xb5/\xfd", "zstd-compressed data; upload the uncompressed .csv file"),
-    (b"BZh", "bzip2-compressed data; upload the uncompressed .csv file"),
-    (b"%PDF", "a PDF document, not a CSV file"),
-    (b"\xff\xfe", "UTF-16 text; save it as UTF-8 CSV (in Excel: 'CSV UTF-8') and upload again"),
-    (b"\xfe\xff", "UTF-16 text; save it as UTF-8 CSV (in Excel: 'CSV UTF-8') and upload again"),
-)
-
-
-class DatasetRejected(Exception):
-    """Input we cannot use. `reason` is one sentence a person can act on: what is wrong and what to fix."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 @dataclass(frozen=True)
 class PreparedDataset:
@@ -106,7 +89,7 @@ class PreparedDataset:
     test_features_csv: bytes  # test rows' raw (stripped) values, all columns but the target, headerless
     test_labels: list[str]  # raw target value of each test row, same order
     recipe: dict  # how to encode a raw row (JSON-serialisable), see module docstring
-    profile: dict  # what happened, for people (JSON-serialisable)
+    report: QualityReport  # what was read and what happened to it, for people
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,11 +136,15 @@ def _bisect_index(sorted_values: Sequence[str], value: str) -> int | None:
 # prepare
 
 
-def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
-    """Validate, clean, split (stratified, deterministic), fit on train, encode. Raises DatasetRejected."""
+def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) -> PreparedDataset:
+    """Read, validate, clean, split (stratified, deterministic), fit on train, encode. Raises DatasetRejected.
+
+    `max_bytes`: the most a compressed upload may decompress to (see `reading.read_table`).
+    """
     missing_tokens = list(dict.fromkeys(config.missing_values))
 
-    columns, frame, rows_read, empty_rows = _read_csv(data)
+    table = read_table(data, max_bytes)
+    columns, frame, rows_read, empty_rows = table.columns, table.frame, table.rows_read, table.empty_rows
     target = _check_columns(columns, config)
     candidates = [name for name in columns if name != target and name not in set(config.drop_columns)]
 
@@ -188,7 +175,7 @@ def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
             "appear in the train, validation and test splits: add rows for that class or remove its rows"
         )
 
-    special = _special_columns(data, frame, candidates)
+    special = _special_columns(table, frame, candidates)
     split_counts = _split_counts(class_counts, config.split.validation, config.split.test)
     frame = frame.with_columns(pl.col(target).cast(pl.Enum(classes)).to_physical().alias(_LABEL))
     train, validation, test = _assign_splits(frame, config.split.seed, split_counts)
@@ -218,6 +205,7 @@ def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
         "missing_tokens": missing_tokens,
         "dropped": [{"name": item["name"], "reason": item["reason"]} for item in dropped],
     }
+    warnings = _label_warnings(classes, target) + _number_format_warnings(train, column_notes, missing_tokens)
 
     train_csv = _write_csv(_encode(train, features, missing_tokens, special, train_numbers))
     del train, train_numbers
@@ -232,267 +220,122 @@ def prepare(data: bytes, config: DatasetConfig) -> PreparedDataset:
         ("validation", [v for _, v in split_counts]),
         ("test", [t for t, _ in split_counts]),
     ):
-        splits[name] = {"rows": sum(per_class), "classes": dict(zip(classes, per_class))}
+        splits[name] = SplitReport(rows=sum(per_class), classes=dict(zip(classes, per_class)))
 
-    profile = {
-        "format": PROFILE_FORMAT,
-        "rows": {
-            "read": rows_read,
-            "empty": empty_rows,
-            "missing_target": missing_target_rows,
-            "duplicates": duplicate_rows,
-            "usable": usable,
-        },
-        "target": {
-            "name": target,
-            "problem_type": problem_type,
-            "classes": dict(zip(classes, class_counts)),
-        },
-        "splits": splits,
-        "columns": [
-            {"name": name, **column_notes.get(name, {"kind": "target"}), "missing": missing}
-            for name, missing in zip(columns, missing_per_column)
-        ],
-        "dropped_columns": dropped,
-        "missing_values": dict(zip(columns, missing_per_column)),
-    }
+    rows = RowCounts(
+        read=rows_read, empty=empty_rows, missing_target=missing_target_rows, duplicates=duplicate_rows, usable=usable
+    )
+    non_empty = rows_read - empty_rows
+    column_reports = [
+        ColumnReport(name=name, missing=missing, missing_share=missing / non_empty, **column_notes[name])
+        for name, missing in zip(columns, missing_per_column)
+    ]
+    report = QualityReport(
+        detected=table.detected,
+        rows=rows,
+        target=TargetReport(name=target, problem_type=problem_type, classes=dict(zip(classes, class_counts))),
+        splits=splits,
+        columns=column_reports,
+        normalisations=table.normalisations + _cleaning_notes(rows, column_reports),
+        warnings=warnings,
+    )
     return PreparedDataset(
         train_csv=train_csv,
         validation_csv=validation_csv,
         test_features_csv=test_features_csv,
         test_labels=test_labels,
         recipe=recipe,
-        profile=profile,
+        report=report,
     )
+
+
+def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport]) -> list[Normalisation]:
+    """Every change made on the way from the rows read to the encoded splits, with how much it touched."""
+    notes = [Normalisation(step="stripped", detail="surrounding whitespace removed from every value and column name")]
+    for step, count, detail in (
+        ("empty_rows_dropped", rows.empty, "blank rows dropped"),
+        ("missing_target_dropped", rows.missing_target, "rows with a missing target dropped"),
+        ("duplicates_dropped", rows.duplicates, "exact duplicate rows dropped (the first copy kept)"),
+    ):
+        if count:
+            notes.append(Normalisation(step=step, detail=detail, count=count))
+    for column in columns:
+        if column.role == "numeric":
+            not_numbers = column.summary.not_numbers if isinstance(column.summary, NumericSummary) else 0
+            if column.missing or not_numbers:
+                also = f", and so are {not_numbers} training values that are not numbers" if not_numbers else ""
+                notes.append(
+                    Normalisation(
+                        step="imputed",
+                        column=column.name,
+                        detail=f"missing values encoded as the training median {column.fill!r}{also}",
+                        count=column.missing,
+                    )
+                )
+        elif column.role == "categorical" and column.missing:
+            notes.append(
+                Normalisation(
+                    step="missing_level",
+                    column=column.name,
+                    detail="missing values encoded as the 'missing' level -1 (as are values the training rows lack)",
+                    count=column.missing,
+                )
+            )
+        elif column.role == "dropped":
+            notes.append(Normalisation(step="column_dropped", column=column.name, detail=column.detail or ""))
+    return notes
+
+
+def _label_warnings(classes: list[str], target: str) -> list[str]:
+    """Target labels that probably mean the same class: equal but for case or spacing, or the same number."""
+    groups: dict[str, list[str]] = {}
+    for label in classes:
+        number = parse_number(label)
+        key = repr(number) if number is not None else " ".join(label.casefold().split())
+        groups.setdefault(key, []).append(label)
+    return [
+        f"target {target!r} has labels {_list(labels)} that differ only in case, spacing or number format; they are "
+        "separate classes: write them the same way in the file if they mean the same class"
+        for labels in groups.values()
+        if len(labels) > 1
+    ]
+
+
+# Numbers written for people: thousands separators ("1,234,567", "1.234.567,5", "1 234") or a decimal
+# comma ("3,5"), which float() does not read, so such a column becomes categorical (or is dropped).
+_GROUPED_NUMBER = (
+    r"^[+-]?[0-9]{1,3}(?:(?:,[0-9]{3})+(?:\.[0-9]+)?|(?:\.[0-9]{3})+(?:,[0-9]+)?|(?:[ '\u00a0\u202f][0-9]{3})+(?:[.,][0-9]+)?)$"
+)
+_DECIMAL_COMMA = r"^[+-]?[0-9]+,[0-9]+$"
+
+
+def _number_format_warnings(train: pl.DataFrame, notes: dict[str, dict], missing: list[str]) -> list[str]:
+    names = [name for name, note in notes.items() if note["role"] in ("categorical", "dropped") and note["type"] == "text"]
+    if not names:
+        return []
+    shares = train.select(
+        (pl.col(name).str.contains(_GROUPED_NUMBER) | pl.col(name).str.contains(_DECIMAL_COMMA))
+        .filter(~pl.col(name).is_in(missing))
+        .mean()
+        .alias(name)
+        for name in names
+    ).row(0, named=True)
+    return [
+        f"column {name!r} holds numbers written with thousands separators or a decimal comma (e.g. "
+        f"{_first_match(train, name)!r}), which datadrop does not read as numbers, so it is used as categories (or "
+        "dropped): write the numbers without separators and with a decimal point"
+        for name in names
+        if (shares[name] or 0.0) >= NUMERIC_SHARE
+    ]
+
+
+def _first_match(frame: pl.DataFrame, name: str) -> str:
+    column = frame.get_column(name)
+    return str(column.filter(column.str.contains(_GROUPED_NUMBER) | column.str.contains(_DECIMAL_COMMA))[0])
 
 
 # --------------------------------------------------------------------------------------------
-# Reading and validating the file
-
-
-def _read_csv(data: bytes) -> tuple[list[str], pl.DataFrame, int, int]:
-    """Column names, the data rows as stripped strings (empty rows removed), rows read, empty rows."""
-    if not data:
-        raise DatasetRejected("the uploaded file is empty (0 bytes): upload a CSV file with a header row and data rows")
-    if data.isspace():
-        raise DatasetRejected("the uploaded file contains only whitespace: upload a CSV file with a header row and data rows")
-    for magic, what in _MAGIC:
-        if data.startswith(magic):
-            raise DatasetRejected(f"the uploaded file is not a CSV text file: it looks like {what}")
-    if b"\n" not in data and b"\r" in data:
-        raise DatasetRejected(
-            "the uploaded file ends its lines with CR only (old Mac format), so it reads as one long line: "
-            "save it with LF or CRLF line endings (e.g. as 'CSV UTF-8') and upload again"
-        )
-    first_line_end = data.find(b"\n")
-    if first_line_end >= 0 and data[:first_line_end].strip(b" \t\r\xef\xbb\xbf") == b"":
-        raise DatasetRejected(
-            "the uploaded file starts with a blank line, but the first line must be the header: "
-            "remove the blank line(s) before the column names"
-        )
-    if b"\x00" in data:
-        raise DatasetRejected(
-            "the uploaded file contains NUL bytes, so it is a binary file (or UTF-16 text), not CSV text: "
-            "upload a comma-separated text file encoded as UTF-8"
-        )
-
-    # polars sniffs zlib streams by their first two bytes; "x^", "x\x01", "x\x9c" and "x\xda" can start
-    # a real CSV, so hide them behind a blank line that is skipped again.
-    sniffed = data[:1] == b"x" and data[1:2] in (b"\x01", b"^", b"\x9c", b"\xda")
-    try:
-        # Lazy, so that the unstripped strings never exist for the whole file at once.
-        raw = (
-            pl.scan_csv(
-                b"\n" + data if sniffed else data,
-                has_header=False,
-                infer_schema=False,
-                skip_lines=1 if sniffed else 0,
-                truncate_ragged_lines=False,
-                raise_if_empty=False,
-            )
-            # empty fields (and fields missing at the end of a short line) are null: make them ""
-            .select(pl.all().str.strip_chars(WHITESPACE).fill_null(""))
-            .collect()
-        )
-    except (pl.exceptions.PolarsError, OSError) as error:  # malformed input (OSError: polars' zlib sniffing)
-        raise _diagnose(data, None, error) from None
-    if raw.width == 0 or raw.height == 0:
-        raise DatasetRejected("the uploaded file has no header row: upload a CSV file with a header row and data rows")
-
-    header = raw.row(0)
-    columns = [("" if value is None else value).lstrip("\ufeff").strip() for value in header]  # Python strip == WHITESPACE
-    for position, name in enumerate(columns, start=1):
-        if not name:
-            hint = (
-                " (every line seems to end with a comma: remove the trailing commas)"
-                if position == len(columns) and position > 1
-                else ""
-            )
-            raise DatasetRejected(
-                f"column {position} of {len(columns)} in the header has an empty name{hint}: give every column a name"
-            )
-    seen: dict[str, int] = {}
-    for position, name in enumerate(columns, start=1):
-        if name in seen:
-            raise DatasetRejected(
-                f"the header names column {name!r} twice (columns {seen[name]} and {position}): give every column a unique name"
-            )
-        seen[name] = position
-
-    # Count commas in the values (stripping never removes one), for _check_field_counts.
-    value_commas = (
-        int(raw.select(pl.sum_horizontal(pl.all().str.count_matches(",", literal=True).sum())).item())
-        if raw.width > 1 and b'"' in data  # without quotes no value can hold a comma
-        else 0
-    )
-    records = raw.height  # header included
-    body = raw.slice(1)
-    body.columns = columns
-    del raw
-    rows_read = body.height
-    empty = pl.all_horizontal(pl.col(name) == "" for name in columns)
-    empty_rows = int(body.select(empty.sum()).item())
-    _check_field_counts(data, len(columns), records - empty_rows, empty_rows, value_commas)
-    if empty_rows:
-        body = body.filter(~empty)
-    if body.height == 0:
-        raise DatasetRejected(
-            f"the uploaded file has a header ({len(columns)} columns) but no data rows: upload the data rows too"
-        )
-    return columns, body, rows_read, empty_rows
-
-
-def _check_field_counts(data: bytes, width: int, full_records: int, empty_records: int, value_commas: int) -> None:
-    """Reject rows with fewer fields than the header, which polars silently pads.
-
-    polars already raises for rows with *more* fields. Every comma in the file either separates two
-    fields or sits inside a (quoted) value, so with `width` fields per record the file must hold
-    exactly (width - 1) commas per non-empty record, plus the commas inside values, plus up to
-    (width - 1) for each empty record (a blank line has none, ",,," has all of them).
-    """
-    if width < 2:
-        return
-    surplus = data.count(b",") - (width - 1) * full_records - value_commas
-    if surplus >= 0 and surplus % (width - 1) == 0 and surplus // (width - 1) <= empty_records:
-        return
-    raise _diagnose(data, width, None)
-
-
-def _diagnose(data: bytes, width: int | None, error: Exception | None) -> DatasetRejected:
-    """Find out, slowly but precisely, why a file does not parse; only runs for bad input."""
-    bad_utf8 = _find_invalid_utf8(data)
-    if bad_utf8 is not None:
-        line, byte = bad_utf8
-        return DatasetRejected(
-            f"the uploaded file is not UTF-8 text (byte 0x{byte:02x} on line {line} is not valid UTF-8): "
-            "save it as UTF-8 CSV (in Excel: 'CSV UTF-8') and upload again"
-        )
-    quote_problem = _find_quote_problem(data)
-    if quote_problem is not None:
-        return DatasetRejected(quote_problem)
-    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
-    header_line = 1
-    try:
-        for record in reader:
-            if not record or (len(record) == 1 and not record[0].strip()):
-                continue  # blank line
-            if width is None:
-                width = len(record)
-                header_line = reader.line_num
-                continue
-            if len(record) != width:
-                relation = "more" if len(record) > width else "fewer"
-                return DatasetRejected(
-                    f"line {reader.line_num} has {len(record)} fields but the header (line {header_line}) has "
-                    f"{width}; {relation} fields than columns usually means "
-                    + (
-                        "an unquoted comma inside a value: put such values in double quotes"
-                        if relation == "more"
-                        else "a cut-off or unfinished line: fix or remove that line"
-                    )
-                )
-    except csv.Error as csv_error:
-        return DatasetRejected(
-            f"the uploaded file is not valid CSV near line {reader.line_num} ({csv_error}): "
-            "check the quoting on that line (a double quote inside a quoted value must be written twice)"
-        )
-    detail = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else "unknown problem"
-    if width is not None and error is None:
-        return DatasetRejected(
-            f"some rows have fewer fields than the header's {width} columns: make every line have {width} "
-            "comma-separated fields (quote values that contain commas, line breaks or double quotes)"
-        )
-    return DatasetRejected(
-        f"the uploaded file could not be read as comma-separated CSV ({detail}): check that it is a UTF-8 CSV "
-        "file with a header row and one record per line, with values containing commas, line breaks or "
-        "double quotes in double quotes"
-    )
-
-
-def _find_quote_problem(data: bytes) -> str | None:
-    """Where the quoting breaks RFC 4180 (which polars' parser requires), as a reason, or None.
-
-    A value either starts with a double quote and ends at the matching one (a quote inside is
-    written twice), or contains no double quote at all.
-    """
-    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
-    in_quotes = False
-    opened_on = 0
-    for number, line in enumerate(text, start=1):
-        if not in_quotes and '"' not in line:
-            continue
-        field_start = True
-        after_quote = False
-        for char in line:
-            if in_quotes:
-                if char == '"':
-                    in_quotes, after_quote = False, True
-                continue
-            if after_quote:
-                after_quote = False
-                if char == '"':  # a doubled quote inside a quoted value
-                    in_quotes = True
-                    continue
-                if char not in ",\r\n":
-                    return (
-                        f"line {number} has text after the closing double quote of a value: a double quote inside "
-                        'a quoted value must be written twice ("5\'6"" tall"), and the value must end at its closing quote'
-                    )
-            if char == '"':
-                if not field_start:
-                    return (
-                        f"line {number} has a double quote inside a value that does not start with one: put the "
-                        'whole value in double quotes and write the quote inside twice (5\'6" becomes "5\'6"""), '
-                        "with no space before the opening quote"
-                    )
-                in_quotes, opened_on = True, number
-                continue
-            field_start = char in ",\r\n"
-    if in_quotes:
-        return (
-            f"line {opened_on} opens a double-quoted value that is never closed: add the closing double quote "
-            "(and write any double quote inside the value twice)"
-        )
-    return None
-
-
-def _find_invalid_utf8(data: bytes, chunk: int = 1 << 22) -> tuple[int, int] | None:
-    """(line number, byte value) of the first byte that is not valid UTF-8, or None."""
-    start, line = 0, 1
-    if data.startswith(codecs.BOM_UTF8):
-        start = len(codecs.BOM_UTF8)
-    while start < len(data):
-        end = data.find(b"\n", min(start + chunk, len(data)))  # "\n" never splits a UTF-8 sequence
-        end = len(data) if end < 0 else end + 1
-        piece = data[start:end]
-        try:
-            piece.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return line + piece.count(b"\n", 0, error.start), piece[error.start]
-        line += piece.count(b"\n")
-        start = end
-    return None
+# Cleaning and validating
 
 
 def _drop_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
@@ -585,10 +428,14 @@ def _closest(name: str, candidates: Sequence[str]) -> str | None:
 
 
 def _separator_hint(columns: list[str]) -> str:
+    """Why a one-column header may be one: a separator datadrop does not detect."""
     if len(columns) == 1:
-        for separator, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+        for separator, label in ((":", "colons"), (" ", "spaces"), ("^", "carets"), ("~", "tildes")):
             if separator in columns[0]:
-                return f"; the header looks separated by {label}, but datadrop reads comma-separated files"
+                return (
+                    f"; the header looks separated by {label}, but datadrop detects only comma, semicolon, tab and "
+                    "pipe separators"
+                )
     return ""
 
 
@@ -713,11 +560,10 @@ def _number_expr(name: str, missing: list[str], special: bool = True) -> pl.Expr
     return pl.when(parsed.is_finite() & ~value.is_in(missing)).then(parsed).alias(name)
 
 
-def _special_columns(data: bytes, frame: pl.DataFrame, names: list[str]) -> set[str]:
+def _special_columns(table: Table, frame: pl.DataFrame, names: list[str]) -> set[str]:
     """The columns that may hold "_" or non-ASCII text, where the cast alone would differ from float()."""
-    header_end = data.find(b"\n") + 1
-    if not names or (data.isascii() and data.find(b"_", header_end) < 0):
-        return set()  # the usual case, decided at memchr speed
+    if not names or not table.may_hold_special_numbers:
+        return set()  # the usual case, decided at memchr speed while reading
     flags = frame.select(
         (pl.col(name).str.contains("_", literal=True) | (pl.col(name).str.len_bytes() != pl.col(name).str.len_chars()))
         .any()
@@ -744,8 +590,9 @@ def _fit_features(
 ) -> tuple[list[dict], list[dict], dict[str, dict], pl.DataFrame]:
     """Decide kinds and fit fills / categories on the training rows only.
 
-    Returns the recipe features, the dropped columns (name, reason, detail), per-column notes for
-    the profile, and the parsed numbers of the numeric features' training rows (null = use fill).
+    Returns the recipe features, the dropped columns (name, reason, detail), per-column fields of
+    the report (`ColumnReport` less name and missing counts), and the parsed numbers of the numeric
+    features' training rows (null = use fill).
     """
     dropped: list[dict] = []
     notes: dict[str, dict] = {}
@@ -768,26 +615,36 @@ def _fit_features(
     features: list[dict] = []
     numeric: list[str] = []
     for name in columns:
-        if name in drop_columns:
-            dropped.append({"name": name, "reason": "drop_columns", "detail": "listed in drop_columns"})
-            notes[name] = {"kind": "dropped", "reason": "drop_columns"}
+        if name not in present:  # the target, or listed in drop_columns
+            if name in drop_columns:
+                dropped.append({"name": name, "reason": "drop_columns", "detail": "listed in drop_columns"})
+                notes[name] = {
+                    "role": "dropped",
+                    "type": "text",
+                    "reason": "drop_columns",
+                    "detail": "listed in drop_columns",
+                }
+            else:
+                notes[name] = {"role": "target", "type": "text"}
             continue
-        if name not in present:
-            continue  # the target
         count, low, high = (stats[f"{name}\x00{key}"] for key in ("count", "min", "max"))
         count = count or 0  # no number at all in the training rows
         reason = detail = None
         if present[name] == 0:
+            value_type = "empty"
             reason, detail = "all_missing", "every value in the training rows is missing"
         elif count >= NUMERIC_SHARE * present[name]:
+            value_type = "number"
             if low == high:
                 reason, detail = "constant", f"every number in the training rows is {low!r}"
             else:
                 features.append({"name": name, "kind": "numeric", "fill": None})
                 numeric.append(name)
-                notes[name] = {"kind": "numeric", "not_numbers_in_train": present[name] - count}
+                notes[name] = {"role": "numeric", "type": value_type, "not_numbers": present[name] - count}
+                notes[name]["summary"] = {"min": low, "max": high, "not_numbers": present[name] - count}
                 continue
         else:
+            value_type = "text"
             values = train.get_column(name)
             categories = values.filter(~values.is_in(missing)).unique()
             if len(categories) == 1 and present[name] == rows:
@@ -801,17 +658,49 @@ def _fit_features(
             else:
                 levels = categories.sort().to_list()
                 features.append({"name": name, "kind": "categorical", "categories": levels})
-                notes[name] = {"kind": "categorical", "categories": len(levels)}
+                notes[name] = {"role": "categorical", "type": value_type}
                 continue
         dropped.append({"name": name, "reason": reason, "detail": detail})
-        notes[name] = {"kind": "dropped", "reason": reason}
+        notes[name] = {"role": "dropped", "type": value_type, "reason": reason, "detail": detail}
 
     numbers = numbers.select(numeric)
     medians = numbers.select(pl.all().median()).row(0, named=True) if numeric else {}
     for feature in features:
         if feature["kind"] == "numeric":
-            feature["fill"] = notes[feature["name"]]["fill"] = float(medians[feature["name"]])
+            name = feature["name"]
+            fill = float(medians[name])
+            feature["fill"] = notes[name]["fill"] = fill
+            summary = notes[name].pop("summary")
+            notes[name].pop("not_numbers")
+            notes[name]["summary"] = NumericSummary(median=fill, **summary)
+    categorical = [name for name, note in notes.items() if note["role"] in ("target", "categorical")]
+    for name, summary in _categorical_summaries(train, categorical, missing).items():
+        notes[name]["summary"] = summary
     return features, dropped, notes, numbers
+
+
+def _categorical_summaries(train: pl.DataFrame, names: list[str], missing: list[str]) -> dict[str, CategoricalSummary]:
+    """Levels and the most frequent level (ties: the first in sorted order) of the present training values,
+    for all the columns in one pass."""
+    if not names:
+        return {}
+    present = [pl.col(name).filter(~pl.col(name).is_in(missing)) for name in names]
+    stats = train.select(
+        expression
+        for name, values in zip(names, present)
+        for expression in (
+            values.n_unique().alias(f"{name}\x00levels"),
+            values.mode().sort().first().alias(f"{name}\x00top"),
+            values.value_counts().struct.field("count").max().alias(f"{name}\x00count"),
+        )
+    ).row(0, named=True)
+    summaries = {}
+    for name in names:
+        top = stats[f"{name}\x00top"]
+        if top is not None and len(top) > MAX_REPORTED_VALUE:  # a 5 MB value is kept for the model, not in the report
+            top = top[: MAX_REPORTED_VALUE - 1] + "…"
+        summaries[name] = CategoricalSummary(levels=stats[f"{name}\x00levels"], top=top, top_count=stats[f"{name}\x00count"] or 0)
+    return summaries
 
 
 def _encode(

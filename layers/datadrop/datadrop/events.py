@@ -17,10 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
+from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datadrop.config import ExperimentSettings, HyperparameterSpec, SearchConfig
+from datadrop.quality import QualitySummary
 
 SOURCE = "datadrop"
 
@@ -62,7 +64,7 @@ class PreparedArtifacts(BaseModel):
     test_labels: str = Field(description="S3 URI of the held-out labels (JSON list)")
     recipe: str
     serving_bundle: str = Field(description="sourcedir.tar.gz with the inference script and the recipe")
-    profile: str
+    profile: str = Field(description="S3 URI of the data-quality report (JSON, datadrop.quality.QualityReport)")
 
 
 class RunSummary(BaseModel):
@@ -97,6 +99,9 @@ class DatasetPrepared(DatadropEvent):
     )
     search: SearchConfig = Field(default_factory=SearchConfig)
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
+    quality: QualitySummary | None = Field(
+        None, description="the data-quality report in short (the whole report: artifacts.profile); absent in older events"
+    )
 
 
 class DatasetRejected(DatadropEvent):
@@ -261,6 +266,12 @@ class S3Object(BaseModel):
     etag: str
     version_id: str | None = Field(None, alias="version-id")
     sequencer: str | None = None
+
+    @property
+    def decoded_key(self) -> str:
+        """The object's key: S3 writes it URL-encoded into its events ("my data+1.csv" as "my+data%2B1.csv"),
+        as Powertools' S3EventBridgeNotificationObject.key decodes it."""
+        return unquote_plus(self.key)
 
 
 class S3ObjectCreatedDetail(BaseModel):

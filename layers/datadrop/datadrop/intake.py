@@ -121,7 +121,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
 
     started = time.monotonic()
     try:
-        prepared = dataprep.prepare(data, config)
+        prepared = dataprep.prepare(data, config, max_bytes=largest)  # also bounds what a gzip file unpacks to
     except dataprep.DatasetRejected as error:
         raise _Rejection("data", error.reason) from error
     observability.duration("PrepareDuration", (time.monotonic() - started) * 1000)
@@ -134,13 +134,16 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
     services.objects.write(bucket, locations.key(locations.TEST_FEATURES), prepared.test_features_csv, "text/csv")
     services.objects.write_json(bucket, locations.key(locations.TEST_LABELS), prepared.test_labels)
     services.objects.write(bucket, locations.key(locations.RECIPE), recipe_json, "application/json")
-    services.objects.write_json(bucket, locations.key(locations.PROFILE), prepared.profile)
+    report = prepared.report.model_copy(update={"dataset": dataset, "version": version})
+    services.objects.write(
+        bucket, locations.key(locations.PROFILE), report.model_dump_json(indent=2).encode(), "application/json"
+    )
     services.objects.write(bucket, locations.key(locations.SERVING_BUNDLE), build_serving_bundle(recipe_json), "application/gzip")
 
     classes = [str(label) for label in prepared.recipe["classes"]]
     problem_type = prepared.recipe["problem_type"]
     threshold = config.effective_threshold(settings.default_accuracy_threshold)
-    rows = {split: int(prepared.profile["splits"][split]["rows"]) for split in ("train", "validation", "test")}
+    rows = {split: report.splits[split].rows for split in ("train", "validation", "test")}
     event = DatasetPrepared(
         dataset=dataset,
         version=version,
@@ -162,6 +165,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         hyperparameters=config.hyperparameters,  # the space: train plans the runs from it
         search=config.search,
         experiment=config.experiment,
+        quality=report.summary(),
     )
     # The version's record and its announcement are one write; the artefacts above were written
     # first, so nothing half-written is ever announced.

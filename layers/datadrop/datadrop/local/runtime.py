@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Self
+from urllib.parse import quote_plus
 
 import boto3
 import yaml
@@ -574,7 +575,7 @@ class InFlightReceipts:
 def _normalise_moto_event(event: dict[str, Any]) -> dict[str, Any]:
     """Repair what moto delivers differently from EventBridge, and nothing else: events put by
     PutEvents arrive without `account` (EventBridge always sets it), and moto's S3 events say
-    `eTag` where S3 says `etag`."""
+    `eTag` where S3 says `etag` and carry the object's key as it is, where S3 URL-encodes it."""
     event.setdefault("version", "0")
     event.setdefault("account", ACCOUNT)
     event.setdefault("region", REGION)
@@ -583,4 +584,6 @@ def _normalise_moto_event(event: dict[str, Any]) -> dict[str, Any]:
         uploaded = event.get("detail", {}).get("object", {})
         if "eTag" in uploaded and "etag" not in uploaded:
             uploaded["etag"] = uploaded.pop("eTag")
+        if "key" in uploaded:
+            uploaded["key"] = quote_plus(uploaded["key"], safe="/")
     return event

@@ -1,0 +1,224 @@
+"""The data-quality report of a dataset version: what was read, what was done to it, what is left.
+
+`datadrop.dataprep.prepare` builds it; the prepare step stores it as JSON next to the splits (the
+`profile` artefact) before it announces DatasetPrepared, which carries `QualitySummary`, its
+short form. `datadrop prepare` prints it. Pydantic only (no polars), so events and the CLI can
+import it cheaply.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPORT_FORMAT: Final = "datadrop-report/1"
+
+FileFormat = Literal["csv", "parquet", "jsonl"]
+
+
+class _Report(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class DetectedFormat(_Report):
+    """How the uploaded bytes were read: detected from the content, never from the file's name."""
+
+    format: FileFormat
+    compression: Literal["none", "gzip"] = "none"
+    encoding: str | None = Field(None, description="text encoding (utf-8, cp1252, latin-1, utf-16-le, ...); None for Parquet")
+    bom: bool = Field(False, description="the text started with a byte order mark (removed)")
+    delimiter: str | None = Field(None, description="CSV field separator: ',', ';', '\\t' or '|'")
+    line_endings: Literal["LF", "CRLF", "mixed"] | None = None
+    bytes: int = Field(description="size of the uploaded object")
+
+    def describe(self) -> str:
+        """One line for people, e.g. "CSV, ';'-separated, cp1252, CRLF, gzip-compressed"."""
+        parts = [{"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON Lines"}[self.format]]
+        if self.delimiter is not None:
+            parts.append(f"{DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))}-separated")
+        if self.encoding is not None:
+            parts.append(self.encoding + (" with BOM" if self.bom else ""))
+        if self.line_endings is not None:
+            parts.append(f"{self.line_endings} line endings")
+        if self.compression != "none":
+            parts.append(f"{self.compression}-compressed")
+        return ", ".join(parts)
+
+
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+class RowCounts(_Report):
+    read: int = Field(description="data rows in the file (header not counted)")
+    empty: int = Field(description="blank rows, dropped")
+    missing_target: int = Field(description="rows whose target is missing, dropped")
+    duplicates: int = Field(description="exact copies of an earlier row (after stripping), dropped")
+    malformed: int = Field(0, description="rows with the wrong number of fields, dropped")
+    usable: int = Field(description="rows left for the splits")
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Rows dropped per reason (only reasons that dropped any)."""
+        counts = {
+            "empty": self.empty,
+            "missing_target": self.missing_target,
+            "duplicates": self.duplicates,
+            "malformed": self.malformed,
+        }
+        return {reason: count for reason, count in counts.items() if count}
+
+
+class NumericSummary(_Report):
+    kind: Literal["numeric"] = "numeric"
+    min: float
+    median: float
+    max: float
+    not_numbers: int = Field(description="training values present but not a number (encoded as the median)")
+
+
+class CategoricalSummary(_Report):
+    kind: Literal["categorical"] = "categorical"
+    levels: int = Field(description="distinct values")
+    top: str | None = Field(description="most frequent value")
+    top_count: int
+
+
+ColumnRole = Literal["target", "numeric", "categorical", "dropped"]
+
+
+class ColumnReport(_Report):
+    name: str
+    role: ColumnRole
+    type: Literal["number", "text", "empty"] | None = Field(
+        description="what the training values look like; None for columns listed in drop_columns (not looked at)"
+    )
+    missing: int = Field(description="missing values in the rows read")
+    missing_share: float = Field(description="missing / rows read (blank rows not counted)")
+    summary: NumericSummary | CategoricalSummary | None = Field(
+        None, description="over the training rows, which the encoding was fitted on"
+    )
+    fill: float | None = Field(None, description="numeric features: what a missing value is encoded as (training median)")
+    reason: str | None = Field(None, description="dropped columns: why (drop_columns, constant, all_missing, id_like)")
+    detail: str | None = None
+
+
+class SplitReport(_Report):
+    rows: int
+    classes: dict[str, int]
+
+
+class TargetReport(_Report):
+    name: str
+    problem_type: Literal["binary", "multiclass"]
+    classes: dict[str, int] = Field(description="class balance: rows per class, after cleaning")
+
+
+class Normalisation(_Report):
+    """One change datadrop made to the data on its way in; `rows` counts the values or rows it touched."""
+
+    step: str
+    column: str | None = None
+    detail: str
+    count: int | None = None
+
+
+class QualityReport(_Report):
+    format: Literal["datadrop-report/1"] = REPORT_FORMAT
+    dataset: str | None = None
+    version: str | None = None
+    detected: DetectedFormat
+    rows: RowCounts
+    target: TargetReport
+    splits: dict[str, SplitReport]
+    columns: list[ColumnReport]
+    normalisations: list[Normalisation] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list, description="what looks wrong but was not rejected")
+
+    @property
+    def dropped_columns(self) -> list[ColumnReport]:
+        return [column for column in self.columns if column.role == "dropped"]
+
+    def summary(self) -> QualitySummary:
+        return QualitySummary(
+            detected=self.detected.describe(),
+            rows_read=self.rows.read,
+            rows_usable=self.rows.usable,
+            rows_dropped=self.rows.dropped,
+            features=sum(column.role in ("numeric", "categorical") for column in self.columns),
+            dropped_columns=[_shortened(column.name, MAX_SUMMARY_NAME) for column in self.dropped_columns][:MAX_SUMMARY_NAMES],
+            warnings=len(self.warnings),
+        )
+
+
+MAX_SUMMARY_NAMES = 20  # keep DatasetPrepared small whatever the width of the file ...
+MAX_SUMMARY_NAME = 100  # ... and the length of its column names
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class QualitySummary(_Report):
+    """The report in short, as DatasetPrepared carries it (the whole report is the `profile` artefact)."""
+
+    detected: str = Field(description='how the file was read, e.g. "CSV, semicolon-separated, cp1252, CRLF line endings"')
+    rows_read: int
+    rows_usable: int
+    rows_dropped: dict[str, int] = Field(description="rows dropped per reason: empty, missing_target, duplicates, malformed")
+    features: int = Field(description="columns used as features")
+    dropped_columns: list[str] = Field(description=f"columns not used (the first {MAX_SUMMARY_NAMES})")
+    warnings: int = Field(description="how many warnings the report holds")
+
+
+# --------------------------------------------------------------------------------------------
+# The report as text, for people (`datadrop prepare`)
+
+SHOWN_VALUE = 40  # characters of a value shown in the table
+
+
+def _shown(value: str) -> str:
+    return repr(_shortened(value, SHOWN_VALUE))
+
+
+def _column_summary(column: ColumnReport) -> str:
+    summary = column.summary
+    if isinstance(summary, NumericSummary):
+        shown = f"min {summary.min:.6g}, median {summary.median:.6g}, max {summary.max:.6g}"
+        return shown + (f"; {summary.not_numbers} not numbers" if summary.not_numbers else "")
+    if isinstance(summary, CategoricalSummary):
+        if summary.top is None:
+            return "no values"
+        return f"{summary.levels} levels, top {_shown(summary.top)} ({summary.top_count})"
+    return f"{column.reason}: {column.detail}" if column.reason else ""
+
+
+def render_table(report: QualityReport) -> str:
+    """The report as a few lines and a table of columns, for a terminal."""
+    name = " ".join(part for part in (report.dataset, report.version) if part)
+    kb = report.detected.bytes / 1000
+    lines = [f"{name}: {report.detected.describe()}, {kb:,.1f} kB" if name else report.detected.describe()]
+    dropped = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in report.rows.dropped.items()) or "none"
+    lines.append(f"rows: {report.rows.read} read, {report.rows.usable} usable (dropped: {dropped})")
+    total = sum(report.target.classes.values()) or 1
+    balance = ", ".join(f"{_shown(label)} {count} ({count / total:.1%})" for label, count in report.target.classes.items())
+    lines.append(f"target {report.target.name!r} ({report.target.problem_type}): {balance}")
+    lines.append("splits: " + ", ".join(f"{split} {part.rows}" for split, part in report.splits.items()))
+    lines.append("")
+    width = min(30, max(len("column"), *(len(column.name) for column in report.columns)))
+    lines.append(f"{'column':<{width}}  {'role':<11}  {'type':<6}  {'missing':>7}  summary")
+    for column in report.columns:
+        shown = _shortened(column.name, width)
+        lines.append(
+            f"{shown:<{width}}  {column.role:<11}  {column.type or '-':<6}  {column.missing_share:>7.1%}  {_column_summary(column)}"
+        )
+    if report.normalisations:
+        lines += ["", "normalisations:"]
+        for note in report.normalisations:
+            where = f"{note.column}: " if note.column else ""
+            count = f" ({note.count})" if note.count is not None else ""
+            lines.append(f"  - {where}{note.detail}{count}")
+    if report.warnings:
+        lines += ["", "warnings:"]
+        lines += [f"  ! {warning}" for warning in report.warnings]
+    return "\n".join(lines)

@@ -1,0 +1,599 @@
+"""Reading an uploaded dataset: detect what it is, decode it, and diagnose it when it is bad.
+
+`read_table(data)` turns the uploaded bytes into a table of stripped text (every value a string,
+as the encoding contract in `datadrop.dataprep` wants) and says what it detected. Detection looks
+at the content, never at the file's name:
+
+* gzip (first bytes 1f 8b) is decompressed, and the content detected again;
+* Parquet (first bytes `PAR1`) is read with polars, every value cast to text;
+* JSON Lines (the first non-blank character is `{`) is read with polars, every value as text;
+* anything else is CSV text: UTF-8 (with or without a BOM), else UTF-16 with a BOM, else cp1252 /
+  latin-1 (every byte is a character there, so this never fails; a file that is partly UTF-8 is
+  rejected instead, since reading it as cp1252 would garble its UTF-8 part). The field separator
+  is the one of comma, semicolon, tab and pipe that splits the first lines most consistently.
+
+Anything unusable raises `DatasetRejected`, whose reason says what is wrong (which line, which
+column) and what to change. The diagnosis of a file polars cannot parse runs only then, slowly
+but precisely (`_diagnose`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import polars as pl
+
+from datadrop.quality import DELIMITER_NAMES, DetectedFormat, Normalisation
+
+# Exactly the characters Python's str.strip() removes (polars' default strip set lacks \x1c-\x1f).
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+DELIMITERS = (",", ";", "\t", "|")  # in order of preference when two split the file equally well
+SNIFF_BYTES = 1 << 16  # the head of the file the separator is chosen on
+SNIFF_RECORDS = 50
+
+# First bytes of formats people upload by mistake (gzip, Parquet and UTF-16 are read instead).
+_MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive or an Excel workbook (.xlsx); export the sheet as CSV (UTF-8) and upload that"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls); export the sheet as CSV (UTF-8) and upload that"),
+    (b"(\xb5/\xfd", "zstd-compressed data; upload the uncompressed file, or compress it with gzip"),
+    (b"BZh", "bzip2-compressed data; upload the uncompressed file, or compress it with gzip"),
+    (b"%PDF", "a PDF document, not a CSV file"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text; save it as UTF-8 CSV (in Excel: 'CSV UTF-8') and upload again"),
+)
+_GZIP = b"\x1f\x8b"
+_PARQUET = b"PAR1"
+_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_CP1252_ONLY = bytes(range(0x80, 0xA0))  # bytes that are printable in cp1252 but control codes in latin-1
+
+
+class DatasetRejected(Exception):
+    """Input we cannot use. `reason` is one sentence a person can act on: what is wrong and what to fix."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Table:
+    """The uploaded rows as text: what `datadrop.dataprep` cleans and splits."""
+
+    columns: list[str]  # header names, stripped
+    frame: pl.DataFrame  # the data rows, every column String, every value stripped, blank rows removed
+    rows_read: int  # data rows in the file, blank ones included
+    empty_rows: int
+    detected: DetectedFormat
+    normalisations: list[Normalisation]
+    may_hold_special_numbers: bool  # False when no value can hold "_" or non-ASCII text (see dataprep)
+
+
+def read_table(data: bytes, max_bytes: int | None = None) -> Table:
+    """Detect the format of `data`, read it and check its header. Raises DatasetRejected.
+
+    `max_bytes` bounds what a compressed file may decompress to (the caller's memory budget; the
+    size of the upload itself is checked before it is read).
+    """
+    size = len(data)
+    if not data:
+        raise DatasetRejected("the uploaded file is empty (0 bytes): upload a CSV file with a header row and data rows")
+    compression = "none"
+    if data.startswith(_GZIP):
+        data = _gunzip(data, max_bytes)
+        compression = "gzip"
+        if not data:
+            raise DatasetRejected(
+                "the uploaded file is gzip-compressed but holds nothing (0 bytes uncompressed): "
+                "compress the CSV file itself and upload again"
+            )
+    if data.startswith(_PARQUET):
+        return _read_parquet(data, DetectedFormat(format="parquet", compression=compression, bytes=size))
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            raise DatasetRejected(f"the uploaded file is not a CSV text file: it looks like {what}")
+    if data.startswith(_GZIP):
+        raise DatasetRejected("the uploaded file is gzip-compressed twice: compress the CSV file once and upload again")
+    data, encoding, bom = _decode(data)
+    detected = DetectedFormat(format="csv", compression=compression, encoding=encoding, bom=bom, bytes=size)
+    if data.isspace():
+        raise DatasetRejected("the uploaded file contains only whitespace: upload a CSV file with a header row and data rows")
+    shape = _json_shape(data)
+    if shape == "array":
+        raise DatasetRejected(
+            "the uploaded file looks like a JSON array, which datadrop does not read: write one JSON object per line "
+            "(JSON Lines), or upload a CSV file"
+        )
+    if shape == "lines":
+        detected = detected.model_copy(update={"format": "jsonl", "line_endings": _line_endings(data)})
+        return _read_json_lines(data, detected)
+    return _read_csv(data, detected)
+
+
+def _json_shape(data: bytes) -> str | None:
+    """ "lines" when the first line is a JSON object, "array" when the text opens a JSON array, else None
+    (a CSV header may start with "{" or "[" too)."""
+    head = data[:SNIFF_BYTES].lstrip()
+    if head[:1] not in (b"{", b"["):
+        return None
+    first_line = head.split(b"\n", 1)[0].strip()
+    if head.startswith(b"["):
+        return "array" if first_line == b"[" or first_line.startswith((b"[{", b"[ {")) else None
+    try:
+        return "lines" if isinstance(json.loads(first_line), dict) else None
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Bytes to UTF-8 text
+
+
+def _gunzip(data: bytes, max_bytes: int | None) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            content = stream.read(-1 if max_bytes is None else max_bytes + 1)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DatasetRejected(
+            f"the uploaded file starts like gzip-compressed data but does not decompress ({error}): it may be cut off; "
+            "compress it again (or upload the uncompressed file)"
+        ) from None
+    if max_bytes is not None and len(content) > max_bytes:
+        raise DatasetRejected(
+            f"the uploaded file is gzip-compressed and holds more than {max_bytes / 1e6:.1f} MB uncompressed, the most the "
+            "prepare function's memory can prepare: upload a smaller sample, or raise PrepareFunction's MemorySize in "
+            "template.yaml"
+        )
+    return content
+
+
+def _decode(data: bytes) -> tuple[bytes, str, bool]:
+    """(the text as UTF-8 without a BOM, the encoding detected, whether it had a BOM)."""
+    for mark, encoding in _UTF16_BOMS:
+        if data.startswith(mark):
+            try:
+                return data[len(mark) :].decode(encoding).encode(), encoding, True
+            except UnicodeDecodeError as error:
+                raise DatasetRejected(
+                    f"the uploaded file starts with a UTF-16 byte order mark but is not valid UTF-16 (at byte {error.start}): "
+                    "save it as UTF-8 CSV (in Excel: 'CSV UTF-8') and upload again"
+                ) from None
+    bom = data.startswith(codecs.BOM_UTF8)
+    if bom:
+        data = data[len(codecs.BOM_UTF8) :]
+    if b"\x00" in data:
+        raise DatasetRejected(
+            "the uploaded file contains NUL bytes, so it is a binary file (or UTF-16 text without a byte order mark), "
+            "not CSV text: upload a comma-separated text file encoded as UTF-8"
+        )
+    if _looks_binary(data[:SNIFF_BYTES]):
+        raise DatasetRejected(
+            "the uploaded file is full of control characters, so it is a binary file, not CSV text: "
+            "upload a comma-separated text file encoded as UTF-8"
+        )
+    bad = None if data.isascii() else _find_invalid_utf8(data)
+    if bad is None:
+        encoding = "utf-8"
+    else:
+        if not data.decode("utf-8", errors="replace").replace("\ufffd", "").isascii():
+            line, byte = bad
+            raise DatasetRejected(
+                f"the uploaded file is not UTF-8 text (byte 0x{byte:02x} on line {line} is not valid UTF-8, while other "
+                "lines are UTF-8): it mixes two encodings; save it as UTF-8 CSV (in Excel: 'CSV UTF-8') and upload again"
+            )
+        try:
+            text = data.decode("cp1252")
+            encoding = "cp1252" if len(data.translate(None, _CP1252_ONLY)) < len(data) else "latin-1"
+        except UnicodeDecodeError:  # 0x81, 0x8d, 0x8f, 0x90 or 0x9d: not cp1252, so latin-1
+            text, encoding = data.decode("latin-1"), "latin-1"
+        data = text.encode()
+    return data, encoding, bom
+
+
+# Control codes that text does not use (tab, line breaks and the \x1c-\x1f separators Python strips are text).
+_BINARY_CONTROLS = [bytes([code]) for code in (*range(1, 9), *range(0x0E, 0x1C), 0x7F)]
+
+
+def _looks_binary(head: bytes) -> bool:
+    """More than 3% of the bytes are control codes: random bytes hold about 8%, text none."""
+    controls = sum(head.count(code) for code in _BINARY_CONTROLS)
+    return controls > max(8, 3 * len(head) // 100)
+
+
+def _find_invalid_utf8(data: bytes, chunk: int = 1 << 22) -> tuple[int, int] | None:
+    """(line number, byte value) of the first byte that is not valid UTF-8, or None."""
+    start, line = 0, 1
+    while start < len(data):
+        end = data.find(b"\n", min(start + chunk, len(data)))  # "\n" never splits a UTF-8 sequence
+        end = len(data) if end < 0 else end + 1
+        piece = data[start:end]
+        try:
+            piece.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return line + piece.count(b"\n", 0, error.start), piece[error.start]
+        line += piece.count(b"\n")
+        start = end
+    return None
+
+
+def _line_endings(data: bytes) -> str | None:
+    lf, crlf = data.count(b"\n"), data.count(b"\r\n")
+    if lf == 0:
+        return None
+    if crlf == 0:
+        return "LF"
+    # Quoted values may hold bare line feeds, so a file mostly ending its lines with CRLF is CRLF.
+    return "CRLF" if 2 * crlf > lf else "mixed"
+
+
+# --------------------------------------------------------------------------------------------
+# CSV
+
+
+def _read_csv(data: bytes, detected: DetectedFormat) -> Table:
+    if b"\n" not in data and b"\r" in data:
+        raise DatasetRejected(
+            "the uploaded file ends its lines with CR only (old Mac format), so it reads as one long line: "
+            "save it with LF or CRLF line endings (e.g. as 'CSV UTF-8') and upload again"
+        )
+    first_line_end = data.find(b"\n")
+    if first_line_end >= 0 and data[:first_line_end].strip(b" \t\r") == b"":
+        raise DatasetRejected(
+            "the uploaded file starts with a blank line, but the first line must be the header: "
+            "remove the blank line(s) before the column names"
+        )
+    separator = sniff_delimiter(data)
+    detected = detected.model_copy(update={"delimiter": separator, "line_endings": _line_endings(data)})
+
+    # polars sniffs zlib streams by their first two bytes; "x^", "x\x01", "x\x9c" and "x\xda" can start
+    # a real CSV, so hide them behind a blank line that is skipped again.
+    sniffed = data[:1] == b"x" and data[1:2] in (b"\x01", b"^", b"\x9c", b"\xda")
+    try:
+        # Lazy, so that the unstripped strings never exist for the whole file at once.
+        raw = (
+            pl.scan_csv(
+                b"\n" + data if sniffed else data,
+                has_header=False,
+                separator=separator,
+                infer_schema=False,
+                skip_lines=1 if sniffed else 0,
+                truncate_ragged_lines=False,
+                raise_if_empty=False,
+            )
+            # empty fields (and fields missing at the end of a short line) are null: make them ""
+            .select(pl.all().str.strip_chars(WHITESPACE).fill_null(""))
+            .collect()
+        )
+    except (pl.exceptions.PolarsError, OSError) as error:  # malformed input (OSError: polars' zlib sniffing)
+        raise _diagnose(data, None, error, separator) from None
+    if raw.width == 0 or raw.height == 0:
+        raise DatasetRejected("the uploaded file has no header row: upload a CSV file with a header row and data rows")
+
+    header = [value or "" for value in raw.row(0)]
+    columns, normalisations = _check_header(header, trailing_separator=DELIMITER_NAMES[separator])
+
+    # Count separators in the values (stripping never removes one, unless it is a tab), for _check_field_counts.
+    value_separators = (
+        int(raw.select(pl.sum_horizontal(pl.all().str.count_matches(separator, literal=True).sum())).item())
+        if raw.width > 1 and b'"' in data  # without quotes no value can hold a separator
+        else 0
+    )
+    records = raw.height  # header included
+    body = raw.slice(1)
+    body.columns = columns
+    del raw
+    rows_read = body.height
+    empty = pl.all_horizontal(pl.col(name) == "" for name in columns)
+    empty_rows = int(body.select(empty.sum()).item())
+    _check_field_counts(data, separator, len(columns), records - empty_rows, empty_rows, value_separators)
+    if empty_rows:
+        body = body.filter(~empty)
+    if body.height == 0:
+        raise DatasetRejected(
+            f"the uploaded file has a header ({len(columns)} columns) but no data rows: upload the data rows too"
+        )
+    header_end = data.find(b"\n") + 1
+    return Table(
+        columns=columns,
+        frame=body,
+        rows_read=rows_read,
+        empty_rows=empty_rows,
+        detected=detected,
+        normalisations=_decoding_notes(detected) + normalisations,
+        may_hold_special_numbers=not (data.isascii() and data.find(b"_", header_end) < 0),
+    )
+
+
+def sniff_delimiter(data: bytes) -> str:
+    """The candidate that splits the header into the most fields consistently with the next records.
+
+    Each candidate splits the head of the file (quotes respected); one whose header has a single
+    field does not count. Among the rest, the one whose records most often have the header's field
+    count wins, then the one with more fields, then the earlier in DELIMITERS. None: a comma.
+    """
+    head = data[:SNIFF_BYTES]
+    if len(data) > SNIFF_BYTES and b"\n" in head:
+        head = head[: head.rfind(b"\n") + 1]  # whole lines only (a UTF-8 character never spans "\n")
+    text = head.decode("utf-8", errors="replace")
+    best: tuple[float, int, int] | None = None
+    chosen = ","
+    for rank, candidate in enumerate(DELIMITERS):
+        records = _head_records(text, candidate)
+        if not records or len(records[0]) < 2:
+            continue
+        width = len(records[0])
+        body = records[1:]
+        consistent = sum(len(record) == width for record in body) / len(body) if body else 1.0
+        score = (consistent, width, -rank)
+        if best is None or score > best:
+            best, chosen = score, candidate
+    return chosen
+
+
+def _head_records(text: str, delimiter: str) -> list[list[str]]:
+    records: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    try:
+        for record in reader:
+            if not record or all(not field.strip() for field in record):
+                continue
+            records.append(record)
+            if len(records) >= SNIFF_RECORDS:
+                break
+    except csv.Error:
+        pass  # a quoting problem further down: judge on what was read; _diagnose reports it
+    return records
+
+
+def _check_header(header: list[str], trailing_separator: str = "comma") -> tuple[list[str], list[Normalisation]]:
+    """The stripped column names; rejects empty and duplicate names."""
+    columns = [name.strip() for name in header]  # Python strip == WHITESPACE
+    for position, name in enumerate(columns, start=1):
+        if "\x00" in name:  # datadrop's own working columns are named with one
+            raise DatasetRejected(
+                f"column {position} of {len(columns)} has a NUL character in its name ({name!r}): rename the column"
+            )
+        if not name:
+            hint = (
+                f" (every line seems to end with a {trailing_separator}: remove the trailing {trailing_separator}s)"
+                if position == len(columns) and position > 1
+                else ""
+            )
+            raise DatasetRejected(
+                f"column {position} of {len(columns)} in the header has an empty name{hint}: give every column a name"
+            )
+    seen: dict[str, int] = {}
+    for position, name in enumerate(columns, start=1):
+        if name in seen:
+            raise DatasetRejected(
+                f"the header names column {name!r} twice (columns {seen[name]} and {position}): give every column a unique name"
+            )
+        seen[name] = position
+    renamed = [(before, after) for before, after in zip(header, columns) if before != after]
+    notes = [
+        Normalisation(step="header_stripped", column=after, detail=f"column name {before!r} read as {after!r}")
+        for before, after in renamed
+    ]
+    return columns, notes
+
+
+def _decoding_notes(detected: DetectedFormat) -> list[Normalisation]:
+    notes = []
+    if detected.compression != "none":
+        notes.append(Normalisation(step="decompressed", detail=f"{detected.compression}-compressed file decompressed"))
+    if detected.encoding not in (None, "utf-8"):
+        notes.append(Normalisation(step="decoded", detail=f"text decoded from {detected.encoding} to UTF-8"))
+    if detected.bom:
+        notes.append(Normalisation(step="bom_removed", detail="byte order mark at the start of the file removed"))
+    return notes
+
+
+def _check_field_counts(
+    data: bytes, separator: str, width: int, full_records: int, empty_records: int, value_separators: int
+) -> None:
+    """Reject rows with fewer fields than the header, which polars silently pads.
+
+    polars already raises for rows with *more* fields. Every separator in the file either separates
+    two fields or sits inside a (quoted) value, so with `width` fields per record the file must hold
+    exactly (width - 1) separators per non-empty record, plus those inside values, plus up to
+    (width - 1) for each empty record (a blank line has none, ",,," has all of them).
+    """
+    if width < 2:
+        return
+    surplus = data.count(separator.encode()) - (width - 1) * full_records - value_separators
+    if surplus >= 0 and surplus % (width - 1) == 0 and surplus // (width - 1) <= empty_records:
+        return
+    raise _diagnose(data, width, None, separator)
+
+
+def _diagnose(data: bytes, width: int | None, error: Exception | None, separator: str) -> DatasetRejected:
+    """Find out, slowly but precisely, why a file does not parse; only runs for bad input."""
+    name = DELIMITER_NAMES[separator]
+    quote_problem = _find_quote_problem(data, separator)
+    if quote_problem is not None:
+        return DatasetRejected(quote_problem)
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="")
+    reader = csv.reader(text, delimiter=separator)
+    header_line = 1
+    try:
+        for record in reader:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # blank line
+            if width is None:
+                width = len(record)
+                header_line = reader.line_num
+                continue
+            if len(record) != width:
+                relation = "more" if len(record) > width else "fewer"
+                return DatasetRejected(
+                    f"line {reader.line_num} has {len(record)} fields but the header (line {header_line}) has "
+                    f"{width}; {relation} fields than columns usually means "
+                    + (
+                        f"an unquoted {name} inside a value: put such values in double quotes"
+                        if relation == "more"
+                        else "a cut-off or unfinished line: fix or remove that line"
+                    )
+                )
+    except csv.Error as csv_error:
+        return DatasetRejected(
+            f"the uploaded file is not valid CSV near line {reader.line_num} ({csv_error}): "
+            "check the quoting on that line (a double quote inside a quoted value must be written twice)"
+        )
+    detail = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else "unknown problem"
+    if width is not None and error is None:
+        return DatasetRejected(
+            f"some rows have fewer fields than the header's {width} columns: make every line have {width} "
+            f"{name}-separated fields (quote values that contain {name}s, line breaks or double quotes)"
+        )
+    return DatasetRejected(
+        f"the uploaded file could not be read as {name}-separated CSV ({detail}): check that it is a UTF-8 CSV "
+        f"file with a header row and one record per line, with values containing {name}s, line breaks or "
+        "double quotes in double quotes"
+    )
+
+
+def _find_quote_problem(data: bytes, separator: str) -> str | None:
+    """Where the quoting breaks RFC 4180 (which polars' parser requires), as a reason, or None.
+
+    A value either starts with a double quote and ends at the matching one (a quote inside is
+    written twice), or contains no double quote at all.
+    """
+    boundaries = separator + "\r\n"
+    in_quotes = False
+    opened_on = 0
+    for number, line in enumerate(_lines(data), start=1):
+        if not in_quotes and '"' not in line:
+            continue
+        field_start = True
+        after_quote = False
+        for char in line:
+            if in_quotes:
+                if char == '"':
+                    in_quotes, after_quote = False, True
+                continue
+            if after_quote:
+                after_quote = False
+                if char == '"':  # a doubled quote inside a quoted value
+                    in_quotes = True
+                    continue
+                if char not in boundaries:
+                    return (
+                        f"line {number} has text after the closing double quote of a value: a double quote inside "
+                        'a quoted value must be written twice ("5\'6"" tall"), and the value must end at its closing quote'
+                    )
+            if char == '"':
+                if not field_start:
+                    return (
+                        f"line {number} has a double quote inside a value that does not start with one: put the "
+                        'whole value in double quotes and write the quote inside twice (5\'6" becomes "5\'6"""), '
+                        "with no space before the opening quote"
+                    )
+                in_quotes, opened_on = True, number
+                continue
+            field_start = char in boundaries
+    if in_quotes:
+        return (
+            f"line {opened_on} opens a double-quoted value that is never closed: add the closing double quote "
+            "(and write any double quote inside the value twice)"
+        )
+    return None
+
+
+def _lines(data: bytes) -> Iterator[str]:
+    return iter(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=""))
+
+
+# --------------------------------------------------------------------------------------------
+# Parquet and JSON Lines: typed values, cast to text
+
+
+def _read_parquet(data: bytes, detected: DetectedFormat) -> Table:
+    try:
+        frame = pl.read_parquet(io.BytesIO(data))
+    except (pl.exceptions.PolarsError, OSError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DatasetRejected(
+            f"the uploaded file starts like a Parquet file (PAR1) but could not be read ({detail}): it may be cut off or "
+            "written by an unsupported writer; write it again, or upload the table as a UTF-8 CSV file"
+        ) from None
+    return _table_from_frame(frame, detected, "the Parquet file")
+
+
+def _read_json_lines(data: bytes, detected: DetectedFormat) -> Table:
+    try:  # the keys, in the order first seen; polars widens a key whose type changes from line to line
+        names = list(pl.scan_ndjson(io.BytesIO(data), infer_schema_length=None).collect_schema())
+    except pl.exceptions.PolarsError:  # a bad line: find which, slowly
+        names = _json_keys(data)
+    try:
+        # Every value as text (numbers, booleans, nested values as their JSON), whatever its type per line.
+        frame = pl.read_ndjson(io.BytesIO(data), schema=dict.fromkeys(names, pl.String), ignore_errors=False)
+    except pl.exceptions.PolarsError as error:
+        _json_keys(data)  # names the bad line, when one is
+        raise DatasetRejected(
+            f"the uploaded JSON Lines file could not be read ({str(error).strip().splitlines()[0]}): write one JSON object "
+            "per line"
+        ) from None
+    return _table_from_frame(frame, detected, "the JSON Lines file")
+
+
+def _json_keys(data: bytes) -> list[str]:
+    """Every key of every line's object, in the order first seen; rejects a line that is not a JSON object."""
+    keys: dict[str, None] = {}
+    for number, line in enumerate(_lines(data), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetRejected(
+                f"line {number} of the JSON Lines file is not valid JSON ({error.msg} at column {error.colno}): "
+                "write one JSON object per line (a value may not span lines)"
+            ) from None
+        if not isinstance(value, dict):
+            raise DatasetRejected(
+                f"line {number} of the JSON Lines file is a JSON {type(value).__name__}, not an object: "
+                'write one object per line, e.g. {"column": value, ...}'
+            )
+        keys.update(dict.fromkeys(value))
+    return list(keys)
+
+
+def _table_from_frame(frame: pl.DataFrame, detected: DetectedFormat, what: str) -> Table:
+    if frame.width == 0:
+        raise DatasetRejected(f"{what} has no columns: upload a table with a header and data rows")
+    columns, normalisations = _check_header(frame.columns)
+    nested = [name for name, dtype in zip(columns, frame.dtypes) if dtype.is_nested()]
+    if nested:
+        raise DatasetRejected(
+            f"{what} has columns holding lists or structs ({', '.join(repr(name) for name in nested[:10])}): flatten "
+            "them into one column per value, or drop them, and upload again"
+        )
+    frame = frame.select(
+        pl.col(original).cast(pl.String).str.strip_chars(WHITESPACE).fill_null("").alias(name)
+        for original, name in zip(frame.columns, columns)
+    )
+    rows_read = frame.height
+    empty = pl.all_horizontal(pl.col(name) == "" for name in columns)
+    empty_rows = int(frame.select(empty.sum()).item()) if rows_read else 0
+    if empty_rows:
+        frame = frame.filter(~empty)
+    if frame.height == 0:
+        raise DatasetRejected(f"{what} has {len(columns)} columns but no data rows: upload the data rows too")
+    return Table(
+        columns=columns,
+        frame=frame,
+        rows_read=rows_read,
+        empty_rows=empty_rows,
+        detected=detected,
+        normalisations=[*_decoding_notes(detected), *normalisations],
+        may_hold_special_numbers=True,
+    )
