@@ -238,6 +238,9 @@ def test_two_uploads_are_two_versions_of_one_experiment_and_a_subscriber_gets_bo
     assert f"penguins version {first['version']}" in table and f"penguins version {second['version']}" in table
     groups = service.datadrop("experiments", "show", "penguins").stdout
     assert groups.startswith("datadrop--penguins: 2 run group(s)")
+    registry = json.loads(service.datadrop("models", "penguins", "--json").stdout)
+    assert [package["dataset_version"] for package in registry["packages"]] == [second["version"], first["version"]]
+    assert registry["packages"][1]["approval"] == "Approved" and registry["packages"][1]["metrics"]["accuracy"]
 
     received: list[dict[str, Any]] = []
     deadline = time.monotonic() + 30

@@ -281,7 +281,19 @@ def _add_service_commands(commands: Any) -> None:
     predict.add_argument("file", type=Path, metavar="FILE", help="CSV rows to predict, with a header row ('-' for stdin)")
     predict.add_argument("--stack", metavar="NAME", help="a deployed stack (default: the local stack)")
     predict.add_argument("--region", metavar="REGION", help="the deployed stack's region")
-    for command in (up, down, status, events, predict):
+    models = commands.add_parser(
+        "models",
+        help="a dataset's model registry: every evaluated model, Approved or Rejected, newest first",
+        description="List the SageMaker model packages of a dataset's package group (every evaluated best run is "
+        "registered, Approved when it passed the threshold, Rejected when not), with the dataset version, run and "
+        "held-out metric each was registered with. From the local stack, or with --stack from a deployed one.",
+        epilog="exit status: 0 listed (also when there are none yet); 64 no stack; 1 when AWS refused a call.",
+    )
+    models.add_argument("dataset", metavar="DATASET")
+    models.add_argument("--json", action="store_true", help="one JSON object: the group and its packages")
+    models.add_argument("--stack", metavar="NAME", help="a deployed stack (default: the local stack)")
+    models.add_argument("--region", metavar="REGION", help="the deployed stack's region")
+    for command in (up, down, status, events, predict, models):
         _add_home(command)
 
 
@@ -303,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             return service_command(args)
         if args.command == "predict":
             return predict_command(args)
+        if args.command == "models":
+            return models_command(args)
         if args.command == "prepare":
             return prepare_command(args)
         if args.command == "retry":
@@ -935,6 +949,46 @@ def predict_command(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return on_stack(args.stack, args.region, predict, (PredictionRefused,), "", args.home)
+
+
+def models_command(args: argparse.Namespace) -> int:
+    """`datadrop models DATASET`: the dataset's model package group, newest package first."""
+
+    def show(settings: Any, session: Any) -> int:
+        from datadrop import names
+
+        sagemaker = session.client("sagemaker")
+        group = names.model_package_group_name(settings.name_prefix, args.dataset)
+        packages = []
+        for page in sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group):
+            for summary in page["ModelPackageSummaryList"]:
+                described = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+                metadata = described.get("CustomerMetadataProperties", {})
+                packages.append(
+                    {
+                        "package_version": summary.get("ModelPackageVersion"),
+                        "approval": summary.get("ModelApprovalStatus"),
+                        "dataset_version": metadata.get("version"),
+                        "run": metadata.get("run"),
+                        "metrics": {key: value for key, value in metadata.items() if key not in ("dataset", "version", "run")},
+                        "created": summary.get("CreationTime"),
+                        "arn": summary["ModelPackageArn"],
+                    }
+                )
+        packages.sort(key=lambda package: package["package_version"] or 0, reverse=True)
+        if args.json:
+            print(json.dumps({"group": group, "packages": packages}, indent=2, default=str))
+            return EXIT_OK
+        print(f"{group}: {len(packages)} model package(s), newest first")
+        for package in packages:
+            metrics = ", ".join(f"{key} {value}" for key, value in package["metrics"].items())
+            print(
+                f"  v{package['package_version']}  {package['approval']:<8}  version {package['dataset_version']}  "
+                f"run {package['run']}  {metrics}"
+            )
+        return EXIT_OK
+
+    return on_stack(args.stack, args.region, show, home=args.home)
 
 
 class PredictionRefused(Exception):
