@@ -89,6 +89,14 @@ class Service:
     def down(self) -> None:
         self.datadrop("down", check=False)
 
+    def logs(self) -> str:
+        """The ends of the stack's logs, for a failure's message."""
+        found = []
+        for process in ("aws", "worker"):
+            path = self.home / "logs" / f"{process}.log"
+            found.append(f"--- {path}:\n" + (path.read_text()[-2500:] if path.exists() else "(none)"))
+        return "\n".join(found)
+
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=f"http://127.0.0.1:{self.port}", region_name="us-east-1")
 
@@ -200,7 +208,7 @@ def test_a_newcomers_session_from_up_to_curl_survives_down_and_up(service: Servi
     with pytest.raises(subprocess.CalledProcessError):
         _curl(url, rows)  # really down
     restarted = service.up()
-    assert "found the stack provisioned (restart)" in restarted and "serving again at" in restarted
+    assert "found the stack provisioned (restart)" in restarted and "serving again at" in restarted, restarted + service.logs()
     assert _curl(url, rows).split() == labels  # the same model, on the same port
     status = service.datadrop("status").stdout
     assert re.search(r"version\s+penguins \w{12}\s+DEPLOYED", status), status

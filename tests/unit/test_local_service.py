@@ -134,3 +134,24 @@ def test_receipts_in_flight_survive_a_crash_and_are_released_at_the_next_start(t
         again = sqs.receive_message(QueueUrl=queue)["Messages"]
         assert [message["Body"] for message in again] == ["job"]
     assert json.loads(path.read_text()) == {}
+
+
+def test_a_snapshot_taken_while_a_long_poll_waits_restores_a_queue_nobody_waits_on(tmp_path: Path) -> None:
+    snapshot = tmp_path / aws_server.SNAPSHOT_NAME
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        queue = sqs.create_queue(QueueName="work")["QueueUrl"]
+        waiting = threading.Thread(target=lambda: sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2))
+        waiting.start()
+        time.sleep(0.3)  # the receive now waits on the queue's condition
+        aws_server.write_snapshot(snapshot, aws_server.snapshot_bytes())
+        waiting.join()
+    with mock_aws():
+        assert aws_server.restore_snapshot(snapshot)
+        from moto.sqs.models import sqs_backends
+
+        restored = sqs_backends["123456789012"]["us-east-1"].queues["work"]
+        assert not restored._messages_lock._waiters  # a fresh condition, not the dead poller's
+        sqs = boto3.client("sqs")
+        sqs.send_message(QueueUrl=queue, MessageBody="after")
+        assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]] == ["after"]

@@ -183,26 +183,32 @@ def serve(home: Path, port: int, snapshot_every: float = 1.0) -> int:
     saved = {"requests": app.requests}
 
     def save() -> float:
-        """Snapshot if anything changed; returns the seconds it took."""
+        """Snapshot if anything changed; returns the seconds it took. Says so when it cannot."""
         started = time.monotonic()
+        problem: Exception | None = None
         for _ in range(5):
             with app.lock.exclusive():
                 if app.requests == saved["requests"] and snapshot_path.exists():
                     return 0.0
                 try:
                     data = snapshot_bytes()
-                except RuntimeError:  # a long poll changed a queue while it was pickled: once more
+                except RuntimeError as error:  # a long poll changed a queue while it was pickled: once more
+                    problem = error
                     continue
                 saved["requests"] = app.requests
             write_snapshot(snapshot_path, data)
-            break
+            return time.monotonic() - started
+        print(f"datadrop: could not snapshot the AWS state (will try again): {problem}", file=sys.stderr, flush=True)
         return time.monotonic() - started
 
     def snapshots() -> None:
         # At most a tenth of the time goes to snapshots: a stack holding big uploads saves less often.
         wait = snapshot_every
         while not stopping.wait(wait):
-            wait = max(snapshot_every, 10 * save())
+            try:
+                wait = max(snapshot_every, 10 * save())
+            except Exception as error:  # noqa: BLE001 - a snapshot that failed is tried again, never silently dropped
+                print(f"datadrop: could not snapshot the AWS state (will try again): {error!r}", file=sys.stderr, flush=True)
 
     def stop(_signum: int, _frame: Any) -> None:
         stopping.set()
