@@ -233,6 +233,12 @@ def test_two_uploads_are_two_versions_of_one_experiment_and_a_subscriber_gets_bo
 
     first = json.loads(service.datadrop("run", str(PENGUINS), "--dataset", "penguins", "--config", str(SPECIES), "--json").stdout)
     assert first["status"] == "deployed"
+    again = service.datadrop("run", str(PENGUINS), "--dataset", "penguins", "--config", str(SPECIES), "--json")
+    assert "nothing new to run" in again.stderr  # the same bytes and config: no upload, the version's result
+    assert {key: json.loads(again.stdout)[key] for key in ("status", "version")} == {
+        "status": "deployed",
+        "version": first["version"],
+    }
     # Later, new data for the same dataset: the first 250 rows only.
     smaller = tmp_path / "penguins.csv"
     smaller.write_bytes(_rows(250))

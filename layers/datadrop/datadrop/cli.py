@@ -594,7 +594,6 @@ def run_on_service(
     """`datadrop run` when `datadrop up` runs a stack: upload there, as a user would with the AWS CLI,
     and follow this upload's events in the worker's log to the end of its version."""
     import hashlib
-    from urllib.parse import quote_plus
 
     import boto3
 
@@ -602,6 +601,7 @@ def run_on_service(
     from datadrop.config import ConfigError, parse_config
     from datadrop.local import service
     from datadrop.local.runtime import local_settings
+    from datadrop.records import TERMINAL_VERSION_STATUSES, VersionStatus
     from datadrop.services import Services
 
     started = time.monotonic()
@@ -623,39 +623,25 @@ def run_on_service(
     s3 = session.client("s3")
     s3.put_object(Bucket=settings.data_bucket_name, Key=names.config_keys(dataset)[0], Body=config_text.encode())
     existing = view.services.state.get_version(dataset, version) if version else None
-    if existing is not None and existing.status.value != "FAILED":
-        say(f"{path} with this config is version {version} of {dataset} already ({existing.status.value}): nothing new to run")
-        say(f"see it with `datadrop runs {dataset} --version {version}`")
-        return EXIT_OK
     home = running.home
     position = home.events.stat().st_size if home.events.exists() else 0
-    key = f"{names.INCOMING_PREFIX}{dataset}/{path.name}"
-    uploaded = s3.put_object(Bucket=settings.data_bucket_name, Key=key, Body=data)
-    say(f"uploaded {path} to s3://{settings.data_bucket_name}/{key} on the local stack ({running.endpoint_url})")
-    last_check = time.monotonic()
-    for event in service.read_events(home, follow=True, start=position):
-        detail, kind = event.get("detail", {}), event.get("detail-type")
-        source = detail.get("source") or {}
-        # The key as uploaded, or URL-encoded as S3 puts it in some events.
-        ours_by_upload = source.get("key") in (key, quote_plus(key, safe="/")) and source.get("version_id") in (
-            None,
-            uploaded.get("VersionId"),
-        )
-        if kind in ("DatasetPrepared", "DatasetRejected") and ours_by_upload:
-            version = detail.get("version") or version
-        elif event.get("_heartbeat") or detail.get("dataset") != dataset or detail.get("version") != version:
-            if time.monotonic() - last_check > 5:
-                last_check = time.monotonic()
-                if not running.worker_alive:
-                    print(
-                        f"datadrop: the local stack's worker stopped; see {home.log('worker')} and `datadrop up`", file=sys.stderr
-                    )
-                    return EXIT_FAILED
-            continue
-        view.published.append(event)
-        say(describe_event(event))
-        if kind == "DatasetRejected" or kind in TERMINAL_EVENTS:
-            break
+    if existing is not None and existing.status != VersionStatus.FAILED and existing.prepared:
+        # The same bytes and config again: the service would ignore the upload (a FAILED version
+        # would start over). Nothing to upload: the version's result, or its end when it is running.
+        view.published.append({"detail-type": "DatasetPrepared", "detail": existing.prepared_event().model_dump(mode="json")})
+        status = existing.status.value
+        if existing.status in TERMINAL_VERSION_STATUSES:
+            say(f"{path} with this config is version {version} of {dataset} already ({status}): nothing new to run")
+        else:
+            say(f"{path} with this config is version {version} of {dataset}, already {status}: following it to its end")
+            if not _follow_version(running, view, dataset, version, None, position, say):
+                return EXIT_FAILED
+    else:
+        key = f"{names.INCOMING_PREFIX}{dataset}/{path.name}"
+        uploaded = s3.put_object(Bucket=settings.data_bucket_name, Key=key, Body=data)
+        say(f"uploaded {path} to s3://{settings.data_bucket_name}/{key} on the local stack ({running.endpoint_url})")
+        if not _follow_version(running, view, dataset, version, (key, uploaded.get("VersionId")), position, say):
+            return EXIT_FAILED
     view.endpoints = service.read_endpoints(home)
     summary = summarise(view, dataset)
     if summary["status"] == "deployed":
@@ -678,6 +664,49 @@ def run_on_service(
     elif summary["status"] == "failed":
         print(f"datadrop: failed: {summary.get('reason')}", file=sys.stderr)
     return exit_code(summary)
+
+
+def _follow_version(
+    running: Any,
+    view: _ServiceView,
+    dataset: str,
+    version: str | None,
+    upload: tuple[str, str | None] | None,
+    position: int,
+    say: Callable[[str], None],
+) -> bool:
+    """Collect into `view` the events of this upload (`upload`: its key and S3 version id) or of this
+    dataset version, from the worker's log at `position`, until the version's end. False when the
+    worker stopped meanwhile (said on stderr)."""
+    from urllib.parse import quote_plus
+
+    from datadrop.local import service
+
+    home = running.home
+    last_check = time.monotonic()
+    for event in service.read_events(home, follow=True, start=position):
+        detail, kind = event.get("detail", {}), event.get("detail-type")
+        source = detail.get("source") or {}
+        # The key as uploaded, or URL-encoded as S3 puts it in some events.
+        ours_by_upload = upload is not None and (
+            source.get("key") in (upload[0], quote_plus(upload[0], safe="/")) and source.get("version_id") in (None, upload[1])
+        )
+        if kind in ("DatasetPrepared", "DatasetRejected") and ours_by_upload:
+            version = detail.get("version") or version
+        elif event.get("_heartbeat") or detail.get("dataset") != dataset or detail.get("version") != version:
+            if time.monotonic() - last_check > 5:
+                last_check = time.monotonic()
+                if not running.worker_alive:
+                    print(
+                        f"datadrop: the local stack's worker stopped; see {home.log('worker')} and `datadrop up`", file=sys.stderr
+                    )
+                    return False
+            continue
+        view.published.append(event)
+        say(describe_event(event))
+        if kind == "DatasetRejected" or kind in TERMINAL_EVENTS:
+            return True
+    return True
 
 
 class StackProblem(Exception):
