@@ -249,9 +249,12 @@ def all_of(*checks: Callable[[PreparedDataset], None]) -> Callable[[PreparedData
 
 
 def categories(column: str, must_include: set[str]) -> Callable[[PreparedDataset], None]:
+    """The column is categorical and holds these values, case-folded as normalise_categories (the default) does."""
+
     def check(prepared: PreparedDataset) -> None:
         feature = next(feature for feature in prepared.recipe["features"] if feature["name"] == column)
-        assert must_include <= set(feature["categories"]), feature["categories"]
+        assert feature["normalise"] == "casefold"
+        assert {value.casefold() for value in must_include} <= set(feature["categories"]), feature["categories"]
 
     return check
 
@@ -260,6 +263,14 @@ def kinds(**expected: str) -> Callable[[PreparedDataset], None]:
     def check(prepared: PreparedDataset) -> None:
         roles = {column.name: column.role for column in prepared.report.columns}
         assert {name: roles[name] for name in expected} == expected, roles
+
+    return check
+
+
+def normalised(step: str, *words: str) -> Callable[[PreparedDataset], None]:
+    def check(prepared: PreparedDataset) -> None:
+        notes = [note.detail for note in prepared.report.normalisations if note.step == step]
+        assert any(all(word in detail for word in words) for detail in notes), prepared.report.normalisations
 
     return check
 
@@ -358,9 +369,11 @@ CORPUS = [
         "mixed-case labels",
         mixed_case_labels,
         check=all_of(
-            lambda prepared: _classes(prepared, ["No", "Yes", "no", "yes"]),
-            warns("'No', 'no'", "differ only in case"),
-            warns("'Yes', 'yes'"),
+            # equally frequent spellings: the class keeps the first in sorted order
+            lambda prepared: _classes(prepared, ["No", "Yes"]),
+            lambda prepared: _merged(prepared, {"No": ["no"], "Yes": ["yes"]}),
+            normalised("labels_merged", "'no'", "merged into the class 'No'"),
+            normalised("labels_merged", "'yes'", "merged into the class 'Yes'"),
         ),
     ),
     Case("blank line after the header", blank_line_after_header, check=rows(read=ROWS + 1, empty=1, usable=ROWS)),
@@ -404,6 +417,12 @@ def _dropped_as(prepared: PreparedDataset, column: str, reason: str) -> None:
 
 def _classes(prepared: PreparedDataset, expected: list[str]) -> None:
     assert prepared.recipe["classes"] == expected
+
+
+def _merged(prepared: PreparedDataset, expected: dict[str, list[str]]) -> None:
+    assert prepared.report.target.merged == expected
+    assert not prepared.report.warnings, prepared.report.warnings
+    assert set(prepared.test_labels) <= set(expected)
 
 
 def _column_order(prepared: PreparedDataset, expected: list[str]) -> None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DATASET_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?$")
 
-DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?")
+DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?", "-")
 
 DEFAULT_XGBOOST_HYPERPARAMETERS: dict[str, str] = {
     "num_round": "100",
@@ -130,6 +130,12 @@ class DatasetConfig(BaseModel):
     problem_type: Literal["auto", "binary", "multiclass"] = "auto"
     drop_columns: list[str] = Field(default_factory=list, description="columns never used as features")
     missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
+    normalise_categories: bool = Field(
+        True, description="categorical feature values are case-folded, so 'Dream' and 'dream' are one level"
+    )
+    merge_labels: bool = Field(
+        True, description="target labels equal but for case, spacing or number format ('1', '1.0') become one class"
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
     metric: Literal["accuracy"] = "accuracy"
     threshold: float | None = Field(None, ge=0, le=1, description="minimum held-out metric to deploy")

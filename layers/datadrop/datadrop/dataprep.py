@@ -20,7 +20,12 @@ Python, and so does `encode_row` below; tests check both against the CSVs writte
   "A number" is whatever Python's `float()` accepts, including "1_000" and non-ASCII decimal
   digits such as "١٢" (see `parse_number`; the polars code emulates those two cases).
 * categorical feature: index of the text in `categories`, as a float; missing or unseen -> -1.0.
-* label: index of the target text in `recipe["classes"]`.
+  When the feature has `"normalise": "casefold"`, the text (already known not to be missing) is
+  looked up as `str.casefold()` gives it (see `CATEGORY_NORMALISATIONS`), so "Dream" and "dream"
+  are one level.
+* label: index of the target text in `recipe["classes"]`; labels equal but for case, spacing or
+  number format were merged into one class before splitting (`merge_labels`), and the test labels
+  are written merged.
 
 Rows are written as headerless CSV, label first, then the features in `recipe["features"]` order,
 with floats written so that `float(field)` gives back the same float64.
@@ -34,7 +39,7 @@ import io
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -61,6 +66,11 @@ NUMERIC_SHARE = 0.95  # share of non-missing training values that must be finite
 ID_LIKE_MIN_DISTINCT = 20  # a categorical column with more distinct values than this ...
 ID_LIKE_DISTINCT_SHARE = 0.9  # ... and distinct / non-missing above this is an identifier
 MAX_REPORTED_VALUE = 200  # characters of a value quoted in the quality report
+
+# How a categorical feature's (stripped, present) value is normalised, by the name the recipe
+# carries; the inference script has the same table (it cannot import this module) and a test
+# checks they agree.
+CATEGORY_NORMALISATIONS: dict[str, Callable[[str], str]] = {"casefold": str.casefold}
 
 # polars' string-to-float cast accepts exactly what Python's float() accepts for ASCII text, except
 # PEP 515 underscores ("1_000"); float() also reads any Unicode decimal digit ("١٢" is 12.0).
@@ -114,10 +124,12 @@ def encode_row(recipe: Mapping, row: Mapping[str, str]) -> list[float]:
         if feature["kind"] == "numeric":
             number = None if text in missing else parse_number(text)
             encoded.append(feature["fill"] if number is None else number)
+        elif text in missing:
+            encoded.append(-1.0)
         else:
-            categories = feature["categories"]
-            index = _bisect_index(categories, text)
-            encoded.append(-1.0 if index is None or text in missing else float(index))
+            normalise = feature.get("normalise")
+            index = _bisect_index(feature["categories"], CATEGORY_NORMALISATIONS[normalise](text) if normalise else text)
+            encoded.append(-1.0 if index is None else float(index))
     return encoded
 
 
@@ -155,6 +167,10 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     missing_target_rows = missing_per_column[columns.index(target)]
     if missing_target_rows:
         frame = frame.filter(~pl.col(target).is_in(missing_tokens))
+    merged_labels: dict[str, list[str]] = {}
+    relabelled: dict[str, int] = {}
+    if config.merge_labels:
+        frame, merged_labels, relabelled = _merge_labels(frame, target)
     before = frame.height
     frame = _drop_duplicates(frame)
     duplicate_rows = before - frame.height
@@ -181,8 +197,9 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     train, validation, test = _assign_splits(frame, config.split.seed, split_counts)
     del frame
 
+    normalise = "casefold" if config.normalise_categories else None
     features, dropped, column_notes, train_numbers = _fit_features(
-        train, columns, candidates, config.drop_columns, missing_tokens, special
+        train, columns, candidates, config.drop_columns, missing_tokens, special, normalise
     )
     if not features:
         why = "; ".join(f"{item['name']}: {item['detail']}" for item in dropped) or "there are no other columns"
@@ -206,6 +223,16 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         "dropped": [{"name": item["name"], "reason": item["reason"]} for item in dropped],
     }
     warnings = _label_warnings(classes, target) + _number_format_warnings(train, column_notes, missing_tokens)
+    merge_notes = [
+        Normalisation(
+            step="labels_merged",
+            column=target,
+            detail=f"target labels {_list(spellings)} merged into the class {label!r} (they differ only in case, "
+            "spacing or number format; set merge_labels: false to keep them apart)",
+            count=relabelled[label],
+        )
+        for label, spellings in merged_labels.items()
+    ]
 
     train_csv = _write_csv(_encode(train, features, missing_tokens, special, train_numbers))
     del train, train_numbers
@@ -233,10 +260,12 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     report = QualityReport(
         detected=table.detected,
         rows=rows,
-        target=TargetReport(name=target, problem_type=problem_type, classes=dict(zip(classes, class_counts))),
+        target=TargetReport(
+            name=target, problem_type=problem_type, classes=dict(zip(classes, class_counts)), merged=merged_labels
+        ),
         splits=splits,
         columns=column_reports,
-        normalisations=table.normalisations + _cleaning_notes(rows, column_reports),
+        normalisations=table.normalisations + merge_notes + _cleaning_notes(rows, column_reports, normalise),
         warnings=warnings,
     )
     return PreparedDataset(
@@ -249,7 +278,7 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     )
 
 
-def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport]) -> list[Normalisation]:
+def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport], normalise: str | None) -> list[Normalisation]:
     """Every change made on the way from the rows read to the encoded splits, with how much it touched."""
     notes = [Normalisation(step="stripped", detail="surrounding whitespace removed from every value and column name")]
     for step, count, detail in (
@@ -272,7 +301,16 @@ def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport]) -> list[Normal
                         count=column.missing,
                     )
                 )
-        elif column.role == "categorical" and column.missing:
+        elif column.role == "categorical" and normalise:
+            notes.append(
+                Normalisation(
+                    step="categories_normalised",
+                    column=column.name,
+                    detail=f"values compared after {normalise} ('Dream' and 'dream' are one level; set "
+                    "normalise_categories: false to keep case)",
+                )
+            )
+        if column.role == "categorical" and column.missing:
             notes.append(
                 Normalisation(
                     step="missing_level",
@@ -286,13 +324,40 @@ def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport]) -> list[Normal
     return notes
 
 
+def label_key(label: str) -> str:
+    """What target labels that mean the same class share: the same number, or the same words whatever their case."""
+    number = parse_number(label)
+    return repr(number) if number is not None else " ".join(label.casefold().split())
+
+
+def _merge_labels(frame: pl.DataFrame, target: str) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, int]]:
+    """Labels with the same `label_key` rewritten as their most frequent spelling (ties: the first in sorted order).
+
+    Returns the frame and, per merged class, the other spellings merged into it and how many rows were rewritten.
+    """
+    counts = frame.get_column(target).value_counts(sort=False, name=_KEY).sort(target)
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for label, count in counts.iter_rows():
+        groups.setdefault(label_key(label), []).append((label, count))
+    merged: dict[str, list[str]] = {}
+    rewritten: dict[str, int] = {}
+    for spellings in groups.values():
+        if len(spellings) > 1:
+            kept = min(spellings, key=lambda spelling: (-spelling[1], spelling[0]))[0]
+            merged[kept] = [label for label, _ in spellings if label != kept]
+            rewritten[kept] = sum(count for label, count in spellings if label != kept)
+    if not merged:
+        return frame, merged, rewritten
+    old = [label for others in merged.values() for label in others]
+    new = [kept for kept, others in merged.items() for _ in others]
+    return frame.with_columns(pl.col(target).replace(old, new)), dict(sorted(merged.items())), rewritten
+
+
 def _label_warnings(classes: list[str], target: str) -> list[str]:
-    """Target labels that probably mean the same class: equal but for case or spacing, or the same number."""
+    """Target labels that probably mean the same class (when merge_labels is off): see `label_key`."""
     groups: dict[str, list[str]] = {}
     for label in classes:
-        number = parse_number(label)
-        key = repr(number) if number is not None else " ".join(label.casefold().split())
-        groups.setdefault(key, []).append(label)
+        groups.setdefault(label_key(label), []).append(label)
     return [
         f"target {target!r} has labels {_list(labels)} that differ only in case, spacing or number format; they are "
         "separate classes: write them the same way in the file if they mean the same class"
@@ -587,6 +652,7 @@ def _fit_features(
     drop_columns: list[str],
     missing: list[str],
     special: set[str],
+    normalise: str | None,
 ) -> tuple[list[dict], list[dict], dict[str, dict], pl.DataFrame]:
     """Decide kinds and fit fills / categories on the training rows only.
 
@@ -647,6 +713,8 @@ def _fit_features(
             value_type = "text"
             values = train.get_column(name)
             categories = values.filter(~values.is_in(missing)).unique()
+            if normalise:
+                categories = pl.Series(name, sorted(set(map(CATEGORY_NORMALISATIONS[normalise], categories.to_list()))))
             if len(categories) == 1 and present[name] == rows:
                 reason, detail = "constant", f"every training row has the value {categories[0]!r}"
             elif len(categories) > ID_LIKE_MIN_DISTINCT and len(categories) / present[name] > ID_LIKE_DISTINCT_SHARE:
@@ -657,7 +725,10 @@ def _fit_features(
                 )
             else:
                 levels = categories.sort().to_list()
-                features.append({"name": name, "kind": "categorical", "categories": levels})
+                categorical_feature: dict = {"name": name, "kind": "categorical", "categories": levels}
+                if normalise:
+                    categorical_feature["normalise"] = normalise
+                features.append(categorical_feature)
                 notes[name] = {"role": "categorical", "type": value_type}
                 continue
         dropped.append({"name": name, "reason": reason, "detail": detail})
@@ -674,7 +745,14 @@ def _fit_features(
             notes[name].pop("not_numbers")
             notes[name]["summary"] = NumericSummary(median=fill, **summary)
     categorical = [name for name, note in notes.items() if note["role"] in ("target", "categorical")]
-    for name, summary in _categorical_summaries(train, categorical, missing).items():
+    normalised = train.select(pl.col(categorical))
+    if normalise:
+        normalised = normalised.with_columns(
+            _normalised(normalised.get_column(feature["name"]), missing, normalise)
+            for feature in features
+            if feature["kind"] == "categorical"
+        )
+    for name, summary in _categorical_summaries(normalised, categorical, missing).items():
         notes[name]["summary"] = summary
     return features, dropped, notes, numbers
 
@@ -703,20 +781,22 @@ def _categorical_summaries(train: pl.DataFrame, names: list[str], missing: list[
     return summaries
 
 
+def _normalised(values: pl.Series, missing: list[str], normalise: str) -> pl.Series:
+    """Present values normalised (missing tokens kept as they are), one Python call per distinct value."""
+    distinct = values.filter(~values.is_in(missing)).unique().to_list()
+    normalised = list(map(CATEGORY_NORMALISATIONS[normalise], distinct))
+    return values.replace(distinct, normalised)
+
+
 def _encode(
     frame: pl.DataFrame, features: list[dict], missing: list[str], special: set[str], numbers: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """Label (class index) then the encoded features; `numbers` may hold the numeric columns already parsed."""
-    expressions: list[pl.Expr] = [pl.col(_LABEL).cast(pl.Int64)]
+    expressions: list[pl.Expr | pl.Series] = [pl.col(_LABEL).cast(pl.Int64)]
     for feature in features:
         name = feature["name"]
         if feature["kind"] == "categorical":
-            categories = feature["categories"]  # never holds a missing token, so missing maps to -1 too
-            expressions.append(
-                pl.col(name).replace_strict(
-                    categories, [float(index) for index in range(len(categories))], default=-1.0, return_dtype=pl.Float64
-                )
-            )
+            expressions.append(_category_index(frame.get_column(name), feature, missing))
         elif numbers is None:
             expressions.append(_number_expr(name, missing, name in special).fill_null(feature["fill"]))
     encoded = frame.select(expressions)
@@ -725,6 +805,20 @@ def _encode(
         encoded = encoded.hstack(numbers.select(pl.col(name).fill_null(fill) for name, fill in fills.items()))
         encoded = encoded.select(_LABEL, *(feature["name"] for feature in features))
     return encoded
+
+
+def _category_index(values: pl.Series, feature: dict, missing: list[str]) -> pl.Series:
+    """Each value's index in the feature's categories, as a float; missing or unseen -> -1.0 (see `encode_row`)."""
+    categories = feature["categories"]
+    normalise = feature.get("normalise")
+    if normalise is None:  # categories never hold a missing token, so missing maps to -1 too
+        raw, indices = categories, [float(index) for index in range(len(categories))]
+    else:  # a missing token may normalise into a category ("NAN" -> "nan"), so map the present values only
+        position = {category: float(index) for index, category in enumerate(categories)}
+        normalised = CATEGORY_NORMALISATIONS[normalise]
+        raw = values.filter(~values.is_in(missing)).unique().to_list()
+        indices = [position.get(normalised(value), -1.0) for value in raw]
+    return values.replace_strict(raw, indices, default=-1.0, return_dtype=pl.Float64)
 
 
 def _write_csv(frame: pl.DataFrame) -> bytes:

@@ -112,6 +112,9 @@ class TargetReport(_Report):
     name: str
     problem_type: Literal["binary", "multiclass"]
     classes: dict[str, int] = Field(description="class balance: rows per class, after cleaning")
+    merged: dict[str, list[str]] = Field(
+        default_factory=dict, description="class -> the other spellings of it in the file, merged into it (merge_labels)"
+    )
 
 
 class Normalisation(_Report):
