@@ -64,9 +64,9 @@ def ref_encode(recipe: dict, row: dict[str, str]) -> list[float]:
             out.append(feature["fill"] if number is None else number)
         else:
             categories = feature["categories"]
-            if feature.get("normalise") == "casefold":
-                text = text.casefold() if text not in missing else text
-            out.append(float(categories.index(text)) if text in categories and text not in missing else -1.0)
+            # missing is decided on the stripped text as written; only present values are case-folded
+            looked_up = text.casefold() if feature.get("normalise") == "casefold" else text
+            out.append(float(categories.index(looked_up)) if looked_up in categories and text not in missing else -1.0)
     return out
 
 

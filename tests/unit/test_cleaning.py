@@ -1,0 +1,145 @@
+"""Cleaning rules of prepare: look-alike target labels merged, categorical values case-folded, junk tokens
+missing; and the inference script encoding raw rows the same way prepare encoded the training rows."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+from datadrop import dataprep
+from datadrop.config import DEFAULT_MISSING_VALUES, DatasetConfig
+from datadrop.dataprep import prepare
+from datadrop.serving import inference
+
+from tests.unit.test_dataprep import assert_matches_reference, csv_rows, to_csv
+
+ISLANDS = ("Dream", "Biscoe", "Torgersen")
+
+
+def messy_table(n: int = 240, seed: int = 7) -> tuple[list[str], list[list[str]]]:
+    """Labels and a categorical column written inconsistently (case, spaces, '1' vs '1.0'), and junk numbers."""
+    rng = random.Random(seed)
+    label_spellings = {"Adelie": ["Adelie", "Adelie", "adelie", " ADELIE "], "1": ["1", "1", "1.0", "01"]}
+    header = ["species", "island", "mass", "note"]
+    rows = []
+    for i in range(n):
+        label = ["Adelie", "1", "Gentoo"][i % 3]
+        spelling = rng.choice(label_spellings.get(label, [label]))
+        island = ISLANDS[(i + rng.randrange(2)) % 3]
+        island = rng.choice([island, island.lower(), island.upper(), f" {island.lower()} "])
+        mass = rng.choice([f"{3000 + 10 * (i % 3) * 100 + rng.randrange(300)}", "-", "NA", "?", "n/a", "null", "None"])
+        rows.append([spelling, island, mass, rng.choice(["a", "b"])])
+    return header, rows
+
+
+def test_labels_equal_but_for_case_spacing_or_number_format_become_their_most_frequent_spelling() -> None:
+    header, rows = messy_table()
+    prepared = prepare(to_csv(header, rows), DatasetConfig(target="species"))
+    spellings = Counter(row[0].strip() for row in rows)
+    expected_merged = {
+        "Adelie": sorted(label for label in spellings if label.casefold() == "adelie" and label != "Adelie"),
+        "1": sorted(label for label in spellings if label in ("1.0", "01")),
+    }
+    assert spellings["Adelie"] > max(spellings[label] for label in expected_merged["Adelie"])
+    assert prepared.recipe["classes"] == ["1", "Adelie", "Gentoo"]
+    assert prepared.report.target.merged == expected_merged
+    assert sum(prepared.report.target.classes.values()) == prepared.report.rows.usable
+    assert set(prepared.test_labels) == {"1", "Adelie", "Gentoo"}
+    notes = {note.detail: note.count for note in prepared.report.normalisations if note.step == "labels_merged"}
+    assert len(notes) == 2
+    for kept, others in expected_merged.items():
+        (count,) = [count for detail, count in notes.items() if f"into the class {kept!r}" in detail]
+        assert count == sum(spellings[label] for label in others)
+    assert not prepared.report.warnings
+    assert_matches_reference(to_csv(header, rows), DatasetConfig(target="species"), prepared)
+
+
+def test_merge_labels_false_keeps_look_alike_labels_apart_and_warns() -> None:
+    header, rows = messy_table()
+    config = DatasetConfig(target="species", merge_labels=False)
+    prepared = prepare(to_csv(header, rows), config)
+    assert "adelie" in prepared.recipe["classes"] and "1.0" in prepared.recipe["classes"]
+    assert prepared.report.target.merged == {}
+    assert any("differ only in case" in warning for warning in prepared.report.warnings)
+    assert_matches_reference(to_csv(header, rows), config, prepared)
+
+
+def test_categorical_values_are_one_level_whatever_their_case_and_spacing() -> None:
+    header, rows = messy_table()
+    prepared = prepare(to_csv(header, rows), DatasetConfig(target="species"))
+    (island,) = [feature for feature in prepared.recipe["features"] if feature["name"] == "island"]
+    assert island["categories"] == sorted(name.casefold() for name in ISLANDS)
+    assert island["normalise"] == "casefold"
+    summary = next(column for column in prepared.report.columns if column.name == "island").summary
+    assert summary is not None and summary.kind == "categorical" and summary.levels == len(ISLANDS)
+    assert ("categories_normalised", "island") in {(note.step, note.column) for note in prepared.report.normalisations}
+    recipe = inference.compile_recipe(prepared.recipe)
+    position = recipe.feature_names.index("island")
+    for spelling in ("Dream", "dream", " DREAM ", "\tdReAm\n"):
+        row = {"island": spelling, "mass": "3100", "note": "a"}
+        assert recipe.encode(row)[position] == island["categories"].index("dream")
+        assert dataprep.encode_row(prepared.recipe, row) == recipe.encode(row)
+
+
+def test_normalise_categories_false_keeps_case() -> None:
+    header, rows = messy_table()
+    config = DatasetConfig(target="species", normalise_categories=False)
+    prepared = prepare(to_csv(header, rows), config)
+    (island,) = [feature for feature in prepared.recipe["features"] if feature["name"] == "island"]
+    assert "normalise" not in island and {"Dream", "dream", "DREAM"} <= set(island["categories"])
+    assert_matches_reference(to_csv(header, rows), config, prepared)
+
+
+def test_a_present_value_that_folds_into_a_missing_token_encodes_alike_in_prepare_and_serving() -> None:
+    # "NAN" is a value (not a default missing token) whose case-folded form "nan" is one.
+    rows = [[["x", "y"][i % 2], ["NAN", "Red", "red", "NA"][i % 4], str(i)] for i in range(80)]
+    header = ["target", "colour", "n"]
+    config = DatasetConfig(target="target")
+    prepared = prepare(to_csv(header, rows), config)
+    assert_matches_reference(to_csv(header, rows), config, prepared)
+    recipe = inference.compile_recipe(prepared.recipe)
+    for record in csv_rows(prepared.test_features_csv):
+        row = dict(zip(["colour", "n"], record))
+        assert recipe.encode(row) == dataprep.encode_row(prepared.recipe, row)
+
+
+@pytest.mark.parametrize("text", ["Dream", "STRASSE", "Straße", "İstanbul", "ΣΊΣΥΦΟΣ", "ﬁne", "K", "", " a b "])
+def test_the_inference_script_normalises_categories_exactly_as_prepare_does(text: str) -> None:
+    assert set(inference.CATEGORY_NORMALISATIONS) == set(dataprep.CATEGORY_NORMALISATIONS)
+    for name, normalise in dataprep.CATEGORY_NORMALISATIONS.items():
+        assert inference.CATEGORY_NORMALISATIONS[name](text) == normalise(text)
+
+
+def test_an_unknown_normalisation_in_a_recipe_is_refused_by_the_inference_script() -> None:
+    header, rows = messy_table()
+    recipe = prepare(to_csv(header, rows), DatasetConfig(target="species")).recipe
+    for feature in recipe["features"]:
+        if feature["kind"] == "categorical":
+            feature["normalise"] = "uppercase"
+    with pytest.raises(ValueError, match="unknown normalisation 'uppercase'"):
+        inference.compile_recipe(recipe)
+
+
+def test_junk_tokens_in_a_numeric_column_are_missing_and_filled_with_the_training_median() -> None:
+    assert {"", "NA", "n/a", "?", "-", "null", "None"} <= set(DEFAULT_MISSING_VALUES)
+    header, rows = messy_table()
+    prepared = prepare(to_csv(header, rows), DatasetConfig(target="species"))
+    mass = next(column for column in prepared.report.columns if column.name == "mass")
+    assert mass.role == "numeric" and mass.summary is not None and mass.summary.kind == "numeric"
+    assert mass.summary.not_numbers == 0  # every junk token counted as missing, none as "not a number"
+    assert mass.missing == sum(row[2] in DEFAULT_MISSING_VALUES for row in rows)
+    assert mass.fill == mass.summary.median
+
+
+def test_a_messy_file_prepares_to_the_same_bytes_twice() -> None:
+    header, rows = messy_table()
+    data = to_csv(header, rows)
+    first, second = prepare(data, DatasetConfig(target="species")), prepare(data, DatasetConfig(target="species"))
+    assert (first.train_csv, first.validation_csv, first.test_features_csv) == (
+        second.train_csv,
+        second.validation_csv,
+        second.test_features_csv,
+    )
+    assert first.test_labels == second.test_labels and first.recipe == second.recipe
+    assert first.report == second.report
