@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from datadrop import dataprep
@@ -143,3 +144,86 @@ def test_a_messy_file_prepares_to_the_same_bytes_twice() -> None:
     )
     assert first.test_labels == second.test_labels and first.recipe == second.recipe
     assert first.report == second.report
+
+
+def numbers_table(write: Callable[[float], str], n: int = 90) -> tuple[list[str], list[list[str]], list[float]]:
+    """A target, a number column written by `write`, an ID column like "1,2,3" and a text column with a few numbers."""
+    rng = random.Random(11)
+    values = [round(rng.uniform(-5000, 2_000_000), 2) for _ in range(n)]
+    rows = [
+        [["a", "b"][i % 2], write(value), f"{i % 9},{i % 5},{i % 7}", rng.choice(["red", "blue", "1,234"])]
+        for i, value in enumerate(values)
+    ]
+    return ["target", "amount", "ids", "colour"], rows, values
+
+
+def _thousands_comma(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def _decimal_comma(value: float) -> str:
+    return f"{value:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+
+
+def _thousands_space(value: float) -> str:
+    return f"{value:,.2f}".replace(",", " ").replace(".", ",")
+
+
+@pytest.mark.parametrize(
+    ("write", "delimiter", "format_name"),
+    [
+        (_thousands_comma, ",", "thousands_comma"),
+        (_decimal_comma, ";", "decimal_comma"),
+        (_thousands_space, ",", "thousands_space_decimal_comma"),
+        (_thousands_space, "\t", "thousands_space_decimal_comma"),
+        (lambda value: f"{value:,.2f}".replace(",", "'"), ",", "thousands_space"),
+    ],
+)
+def test_numbers_written_with_separators_are_read_as_numbers(
+    write: Callable[[float], str], delimiter: str, format_name: str
+) -> None:
+    header, rows, values = numbers_table(write)
+    data = to_csv(header, rows, delimiter=delimiter)
+    config = DatasetConfig(target="target")
+    prepared = prepare(data, config)
+    (amount,) = [feature for feature in prepared.recipe["features"] if feature["name"] == "amount"]
+    assert amount["kind"] == "numeric" and amount["number_format"]["name"] == format_name
+    report = next(column for column in prepared.report.columns if column.name == "amount")
+    assert report.summary is not None and report.summary.kind == "numeric" and report.summary.not_numbers == 0
+    assert min(values) <= report.summary.min < report.summary.max <= max(values)
+    (note,) = [note for note in prepared.report.normalisations if note.step == "numbers_with_separators"]
+    with_separator = sum(abs(value) >= 1000 for value in values)
+    assert note.column == "amount"
+    assert note.count == (with_separator if format_name in ("thousands_comma", "thousands_space") else len(values))
+    assert {row[0] for row in rows} == set(prepared.recipe["classes"])
+    if delimiter == ",":
+        assert_matches_reference(data, config, prepared)
+    # each raw value is read as the number it was written from, by prepare's reference and the inference script
+    recipe = inference.compile_recipe(prepared.recipe)
+    position = recipe.feature_names.index("amount")
+    for row, value in zip(rows, values):
+        raw = dict(zip(header, row))
+        assert dataprep.encode_row(prepared.recipe, raw)[position] == value
+        assert recipe.encode(raw)[position] == value
+    assert recipe.encode({"amount": str(values[0])})[position] == values[0]  # plain numbers still read
+    assert recipe.encode({"amount": "1,2,3"})[position] == amount["fill"]
+
+
+def test_ids_and_mixed_text_with_commas_are_not_read_as_numbers() -> None:
+    header, rows, _ = numbers_table(_thousands_comma)
+    prepared = prepare(to_csv(header, rows), DatasetConfig(target="target"))
+    roles = {column.name: column.role for column in prepared.report.columns}
+    assert roles["colour"] == "categorical" and roles["ids"] != "numeric"
+    (colour,) = [feature for feature in prepared.recipe["features"] if feature["name"] == "colour"]
+    assert "1,234" in colour["categories"]
+    assert [note.column for note in prepared.report.normalisations if note.step == "numbers_with_separators"] == ["amount"]
+
+
+def test_a_column_mostly_but_not_consistently_written_with_separators_stays_text() -> None:
+    header, rows, _ = numbers_table(_thousands_comma)
+    for row in rows[::5]:
+        row[1] = "about " + row[1]  # a fifth written as text
+    prepared = prepare(to_csv(header, rows), DatasetConfig(target="target"))
+    roles = {column.name: column.role for column in prepared.report.columns}
+    assert roles["amount"] != "numeric"
+    assert not [note for note in prepared.report.normalisations if note.step == "numbers_with_separators"]

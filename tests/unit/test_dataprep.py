@@ -13,6 +13,7 @@ import io
 import json
 import math
 import random
+import re
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -60,6 +61,9 @@ def ref_encode(recipe: dict, row: dict[str, str]) -> list[float]:
     for feature in recipe["features"]:
         text = row[feature["name"]].strip()
         if feature["kind"] == "numeric":
+            written = feature.get("number_format")
+            if written and re.fullmatch(written["pattern"], text):
+                text = re.sub(f"[{re.escape(written['remove'])}]", "", text).replace(written["decimal"], ".")
             number = None if text in missing else ref_number(text)
             out.append(feature["fill"] if number is None else number)
         else:
@@ -141,9 +145,9 @@ def csv_rows(data: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode(), newline="")))
 
 
-def to_csv(header: list[str], rows: list[list[str]], newline: str = "\n") -> bytes:
+def to_csv(header: list[str], rows: list[list[str]], newline: str = "\n", delimiter: str = ",") -> bytes:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator=newline)
+    writer = csv.writer(buffer, lineterminator=newline, delimiter=delimiter)
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue().encode()

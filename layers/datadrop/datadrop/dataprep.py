@@ -16,7 +16,10 @@ Python, and so does `encode_row` below; tests check both against the CSVs writte
 
 * Every value is read as text and stripped with Python's `str.strip()` (no arguments).
 * A value is *missing* when the stripped text is one of `recipe["missing_tokens"]`.
-* numeric feature: missing, not a number, or not finite -> `fill`; else `float(text)`.
+* numeric feature: missing, not a number, or not finite -> `fill`; else `float(text)`. When the
+  feature has a `number_format` (a column written with thousands separators or a decimal comma),
+  a value matching its `pattern` in full first loses every character of `remove` and has its
+  `decimal` character replaced by "." (see `NUMBER_FORMATS`).
   "A number" is whatever Python's `float()` accepts, including "1_000" and non-ASCII decimal
   digits such as "١٢" (see `parse_number`; the polars code emulates those two cases).
 * categorical feature: index of the text in `categories`, as a float; missing or unseen -> -1.0.
@@ -122,7 +125,7 @@ def encode_row(recipe: Mapping, row: Mapping[str, str]) -> list[float]:
     for feature in recipe["features"]:
         text = (row.get(feature["name"]) or "").strip()
         if feature["kind"] == "numeric":
-            number = None if text in missing else parse_number(text)
+            number = None if text in missing else parse_number(_unformatted(text, feature.get("number_format")))
             encoded.append(feature["fill"] if number is None else number)
         elif text in missing:
             encoded.append(-1.0)
@@ -131,6 +134,15 @@ def encode_row(recipe: Mapping, row: Mapping[str, str]) -> list[float]:
             index = _bisect_index(feature["categories"], CATEGORY_NORMALISATIONS[normalise](text) if normalise else text)
             encoded.append(-1.0 if index is None else float(index))
     return encoded
+
+
+def _unformatted(text: str, number_format: Mapping[str, str] | None) -> str:
+    """A number written with separators (matching the format's pattern in full) as float() reads it."""
+    if number_format is None or not re.fullmatch(number_format["pattern"], text):
+        return text
+    for char in number_format["remove"]:
+        text = text.replace(char, "")
+    return text.replace(number_format["decimal"], ".")
 
 
 def _bisect_index(sorted_values: Sequence[str], value: str) -> int | None:
@@ -198,8 +210,9 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     del frame
 
     normalise = "casefold" if config.normalise_categories else None
+    formats = _number_formats(train, candidates, missing_tokens, table.detected.delimiter)
     features, dropped, column_notes, train_numbers = _fit_features(
-        train, columns, candidates, config.drop_columns, missing_tokens, special, normalise
+        train, columns, candidates, config.drop_columns, missing_tokens, special, normalise, formats
     )
     if not features:
         why = "; ".join(f"{item['name']}: {item['detail']}" for item in dropped) or "there are no other columns"
@@ -222,7 +235,7 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         "missing_tokens": missing_tokens,
         "dropped": [{"name": item["name"], "reason": item["reason"]} for item in dropped],
     }
-    warnings = _label_warnings(classes, target) + _number_format_warnings(train, column_notes, missing_tokens)
+    warnings = _label_warnings(classes, target)
     merge_notes = [
         Normalisation(
             step="labels_merged",
@@ -234,6 +247,9 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         for label, spellings in merged_labels.items()
     ]
 
+    format_notes = _number_format_notes(
+        {name: key for name, key in formats.items() if column_notes[name]["role"] == "numeric"}, (train, validation, test)
+    )
     train_csv = _write_csv(_encode(train, features, missing_tokens, special, train_numbers))
     del train, train_numbers
     validation_csv = _write_csv(_encode(validation, features, missing_tokens, special))
@@ -265,7 +281,7 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         ),
         splits=splits,
         columns=column_reports,
-        normalisations=table.normalisations + merge_notes + _cleaning_notes(rows, column_reports, normalise),
+        normalisations=table.normalisations + merge_notes + format_notes + _cleaning_notes(rows, column_reports, normalise),
         warnings=warnings,
     )
     return PreparedDataset(
@@ -366,37 +382,108 @@ def _label_warnings(classes: list[str], target: str) -> list[str]:
     ]
 
 
-# Numbers written for people: thousands separators ("1,234,567", "1.234.567,5", "1 234") or a decimal
-# comma ("3,5"), which float() does not read, so such a column becomes categorical (or is dropped).
-_GROUPED_NUMBER = (
-    r"^[+-]?[0-9]{1,3}(?:(?:,[0-9]{3})+(?:\.[0-9]+)?|(?:\.[0-9]{3})+(?:,[0-9]+)?|(?:[ '\u00a0\u202f][0-9]{3})+(?:[.,][0-9]+)?)$"
-)
-_DECIMAL_COMMA = r"^[+-]?[0-9]+,[0-9]+$"
+# Numbers written for people, which float() does not read: thousands separators ("1,234,567.5",
+# "1.234.567,5", "1 234") or a decimal comma ("3,5"). A text column whose present training values
+# are (NUMERIC_SHARE of them) plain numbers or numbers written in one of these ways, with at least
+# one written that way, is read as numbers in that format. `pattern` is matched in full (no
+# anchors, so Python's re.fullmatch and polars' anchored regex agree); ASCII digits only.
+NUMBER_FORMATS: dict[str, dict[str, str]] = {
+    "thousands_comma": {
+        "pattern": r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?",
+        "remove": ",",
+        "decimal": ".",
+        "example": "1,234.5",
+    },
+    "decimal_comma": {
+        "pattern": r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]+)?|[0-9]+,[0-9]+)",
+        "remove": ".",
+        "decimal": ",",
+        "example": "1.234,5",
+    },
+    "thousands_space": {
+        "pattern": "[+-]?[0-9]{1,3}(?:[ '\u00a0\u202f][0-9]{3})+(?:\\.[0-9]+)?",
+        "remove": " '\u00a0\u202f",
+        "decimal": ".",
+        "example": "1 234.5",
+    },
+    "thousands_space_decimal_comma": {
+        "pattern": "[+-]?(?:[0-9]{1,3}(?:[ '\u00a0\u202f][0-9]{3})+(?:,[0-9]+)?|[0-9]+,[0-9]+)",
+        "remove": " '\u00a0\u202f",
+        "decimal": ",",
+        "example": "1 234,5",
+    },
+}
 
 
-def _number_format_warnings(train: pl.DataFrame, notes: dict[str, dict], missing: list[str]) -> list[str]:
-    names = [name for name, note in notes.items() if note["role"] in ("categorical", "dropped") and note["type"] == "text"]
+def _recipe_number_format(name: str) -> dict[str, str]:
+    """What a numeric feature of this format carries in the recipe (what the inference script needs)."""
+    number_format = NUMBER_FORMATS[name]
+    return {
+        "name": name,
+        "pattern": number_format["pattern"],
+        "remove": number_format["remove"],
+        "decimal": number_format["decimal"],
+    }
+
+
+def _number_formats(train: pl.DataFrame, names: list[str], missing: list[str], delimiter: str | None) -> dict[str, str]:
+    """The columns of `names` written as numbers in one of NUMBER_FORMATS, and which one.
+
+    Decided per column from all its present training values. "1,234" alone fits both thousands_comma
+    and decimal_comma: a semicolon-separated file takes the decimal comma, any other the thousands comma.
+    ("1 234" alone fits both space formats, which read it as the same number.)
+    """
     if not names:
-        return []
-    shares = train.select(
-        (pl.col(name).str.contains(_GROUPED_NUMBER) | pl.col(name).str.contains(_DECIMAL_COMMA))
-        .filter(~pl.col(name).is_in(missing))
-        .mean()
-        .alias(name)
-        for name in names
-    ).row(0, named=True)
-    return [
-        f"column {name!r} holds numbers written with thousands separators or a decimal comma (e.g. "
-        f"{_first_match(train, name)!r}), which datadrop does not read as numbers, so it is used as categories (or "
-        "dropped): write the numbers without separators and with a decimal point"
-        for name in names
-        if (shares[name] or 0.0) >= NUMERIC_SHARE
-    ]
+        return {}
+    maybe = train.select(pl.col(name).str.contains("[0-9][,. '\u00a0\u202f][0-9]").any().alias(name) for name in names).row(0)
+    names = [name for name, flag in zip(names, maybe) if flag]
+    if not names:
+        return {}
+    expressions = []
+    for name in names:
+        value = pl.col(name)
+        present = ~value.is_in(missing)
+        plain = value.cast(pl.Float64, strict=False).is_finite().fill_null(False)
+        expressions.append(present.sum().alias(f"{name}\x00present"))
+        expressions.append((present & plain).sum().alias(f"{name}\x00plain"))
+        for key, number_format in NUMBER_FORMATS.items():
+            written = value.str.contains(f"^(?:{number_format['pattern']})$")
+            expressions.append((present & written & ~plain).sum().alias(f"{name}\x00{key}"))
+    counts = train.select(expressions).row(0, named=True)
+    preference = ["decimal_comma", "thousands_comma"] if delimiter == ";" else ["thousands_comma", "decimal_comma"]
+    found = {}
+    for name in names:
+        present, plain = counts[f"{name}\x00present"], counts[f"{name}\x00plain"]
+        if not present or plain >= NUMERIC_SHARE * present:
+            continue  # already numbers (or nothing there)
+        fitting = [
+            key
+            for key in [*preference, "thousands_space", "thousands_space_decimal_comma"]
+            if counts[f"{name}\x00{key}"] and plain + counts[f"{name}\x00{key}"] >= NUMERIC_SHARE * present
+        ]
+        if fitting:
+            found[name] = fitting[0]
+    return found
 
 
-def _first_match(frame: pl.DataFrame, name: str) -> str:
-    column = frame.get_column(name)
-    return str(column.filter(column.str.contains(_GROUPED_NUMBER) | column.str.contains(_DECIMAL_COMMA))[0])
+def _number_format_notes(formats: dict[str, str], splits: Sequence[pl.DataFrame]) -> list[Normalisation]:
+    """What was read in which number format, and how many values of the file (all splits) were written that way."""
+    notes = []
+    for name, key in formats.items():
+        number_format = NUMBER_FORMATS[key]
+        pattern = f"^(?:{number_format['pattern']})$"
+        written = sum(split.select(pl.col(name).str.contains(pattern).sum()).item() for split in splits)
+        separators = ", ".join(repr(char) for char in number_format["remove"])
+        notes.append(
+            Normalisation(
+                step="numbers_with_separators",
+                column=name,
+                detail=f"numbers written like {number_format['example']!r} read as numbers ({separators} removed as "
+                f"thousands separator, {number_format['decimal']!r} as the decimal mark)",
+                count=written,
+            )
+        )
+    return notes
 
 
 # --------------------------------------------------------------------------------------------
@@ -610,13 +697,19 @@ def _assign_splits(
 # Fitting and encoding
 
 
-def _number_expr(name: str, missing: list[str], special: bool = True) -> pl.Expr:
+def _number_expr(name: str, missing: list[str], special: bool = True, number_format: dict[str, str] | None = None) -> pl.Expr:
     """Float64 of a stripped value that is present and a finite number (see `parse_number`), else null.
 
-    `special` must be true when the column may hold "_" or non-ASCII text (see `_special_columns`).
+    `special` must be true when the column may hold "_" or non-ASCII text (see `_special_columns`);
+    `number_format`: one of NUMBER_FORMATS, when the column is written that way.
     """
     value = pl.col(name)
     text = value
+    if number_format is not None:
+        rewritten = text.str.replace_all(f"[{re.escape(number_format['remove'])}]", "").str.replace_all(
+            number_format["decimal"], ".", literal=True
+        )
+        text = pl.when(text.str.contains(f"^(?:{number_format['pattern']})$")).then(rewritten).otherwise(text)
     if special:
         decimals, digits = _unicode_decimals()
         text = text.str.replace_many(decimals, digits)  # what float() does to "١٢" before parsing
@@ -653,6 +746,7 @@ def _fit_features(
     missing: list[str],
     special: set[str],
     normalise: str | None,
+    formats: dict[str, str],
 ) -> tuple[list[dict], list[dict], dict[str, dict], pl.DataFrame]:
     """Decide kinds and fit fills / categories on the training rows only.
 
@@ -665,7 +759,10 @@ def _fit_features(
     rows = train.height
     present: dict[str, int] = {}
     stats: dict[str, float | int | None] = {}
-    numbers = train.select(_number_expr(name, missing, name in special) for name in candidates)
+    numbers = train.select(
+        _number_expr(name, missing, name in special, NUMBER_FORMATS[formats[name]] if name in formats else None)
+        for name in candidates
+    )
     if candidates:
         present = dict(zip(candidates, train.select((~pl.col(name).is_in(missing)).sum() for name in candidates).row(0)))
         stats = numbers.select(
@@ -704,7 +801,10 @@ def _fit_features(
             if low == high:
                 reason, detail = "constant", f"every number in the training rows is {low!r}"
             else:
-                features.append({"name": name, "kind": "numeric", "fill": None})
+                numeric_feature: dict = {"name": name, "kind": "numeric", "fill": None}
+                if name in formats:
+                    numeric_feature["number_format"] = _recipe_number_format(formats[name])
+                features.append(numeric_feature)
                 numeric.append(name)
                 notes[name] = {"role": "numeric", "type": value_type, "not_numbers": present[name] - count}
                 notes[name]["summary"] = {"min": low, "max": high, "not_numbers": present[name] - count}
@@ -798,7 +898,9 @@ def _encode(
         if feature["kind"] == "categorical":
             expressions.append(_category_index(frame.get_column(name), feature, missing))
         elif numbers is None:
-            expressions.append(_number_expr(name, missing, name in special).fill_null(feature["fill"]))
+            expressions.append(
+                _number_expr(name, missing, name in special, feature.get("number_format")).fill_null(feature["fill"])
+            )
     encoded = frame.select(expressions)
     if numbers is not None:
         fills = {feature["name"]: feature["fill"] for feature in features if feature["kind"] == "numeric"}

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import pickle
+import re
 import threading
 import warnings
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -108,7 +109,11 @@ class CompiledRecipe:
         for f in recipe["features"]:
             kind = f.get("kind")
             if kind == "numeric":
-                self.features.append((str(f["name"]), True, float(f.get("fill", 0.0)), None))
+                number_format = f.get("number_format")
+                written = None
+                if number_format is not None:  # (pattern, separators removed, decimal mark)
+                    written = (re.compile(number_format["pattern"]), number_format["remove"], number_format["decimal"])
+                self.features.append((str(f["name"]), True, float(f.get("fill", 0.0)), written))
             elif kind == "categorical":
                 index = {str(c): float(i) for i, c in enumerate(f.get("categories", []))}
                 normalise = f.get("normalise")
@@ -135,6 +140,10 @@ class CompiledRecipe:
                 if v in missing:
                     out.append(spec)
                     continue
+                if normalise is not None and normalise[0].fullmatch(v):  # e.g. "1,234.5" in a thousands_comma column
+                    for char in normalise[1]:
+                        v = v.replace(char, "")
+                    v = v.replace(normalise[2], ".")
                 try:
                     x = float(v)
                 except ValueError:
@@ -156,7 +165,9 @@ def compile_recipe(recipe: Union[Mapping[str, Any], CompiledRecipe]) -> Compiled
 def encode_row(recipe: Union[Mapping[str, Any], CompiledRecipe], raw: Mapping[str, Optional[str]]) -> List[float]:
     """Encode one raw row with the recipe's rules; the single definition used for serving.
 
-    numeric: stripped value in missing_tokens, unparsable by float() or not finite -> fill.
+    numeric: stripped value in missing_tokens, unparsable by float() or not finite -> fill; a value
+    written as the feature's "number_format" says (its pattern, in full) first loses the separators
+    in "remove" and has its "decimal" mark replaced by ".".
     categorical: index in categories of the stripped value, normalised as the feature's "normalise"
     says (e.g. casefold); anything else (missing, unseen) -> -1.0.
     """
