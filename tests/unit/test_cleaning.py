@@ -227,3 +227,57 @@ def test_a_column_mostly_but_not_consistently_written_with_separators_stays_text
     roles = {column.name: column.role for column in prepared.report.columns}
     assert roles["amount"] != "numeric"
     assert not [note for note in prepared.report.normalisations if note.step == "numbers_with_separators"]
+
+
+def _lines_with_bad_rows(n: int, bad: dict[int, str]) -> tuple[list[str], list[int]]:
+    """CSV lines of a valid table (header first) with some data lines replaced by rows of the wrong field count;
+    and the 1-based line numbers of those."""
+    header, rows = messy_table(n)
+    lines = to_csv(header, rows).decode().splitlines()
+    for index, line in bad.items():
+        lines[index] = line
+    return lines, sorted(index + 1 for index in bad)
+
+
+def test_a_few_malformed_rows_are_dropped_counted_and_named() -> None:
+    lines, bad_lines = _lines_with_bad_rows(300, {7: "Adelie,Dream,3100,a,extra", 120: "Gentoo,Biscoe"})
+    prepared = prepare(("\n".join(lines) + "\n").encode(), DatasetConfig(target="species"))
+    report = prepared.report
+    assert report.rows.malformed == 2 and report.rows.read == 300 and report.summary().rows_dropped["malformed"] == 2
+    (note,) = [note for note in report.normalisations if note.step == "malformed_rows_dropped"]
+    assert note.count == 2 and all(str(line) in note.detail for line in bad_lines)
+    # the same splits as the file without those lines
+    without = [line for number, line in enumerate(lines, 1) if number not in bad_lines]
+    clean = prepare(("\n".join(without) + "\n").encode(), DatasetConfig(target="species"))
+    assert (prepared.train_csv, prepared.validation_csv, prepared.test_features_csv) == (
+        clean.train_csv,
+        clean.validation_csv,
+        clean.test_features_csv,
+    )
+    assert prepared.recipe == clean.recipe
+
+
+def test_malformed_rows_are_found_after_quoted_line_breaks() -> None:
+    header, rows = messy_table(300)
+    rows[3][3] = "two\nlines"
+    lines = to_csv(header, rows).decode().split("\n")  # the quoted value spans lines 5 and 6
+    lines[50] = "Adelie,Dream,3100"
+    prepared = prepare("\n".join(lines).encode(), DatasetConfig(target="species"))
+    (note,) = [note for note in prepared.report.normalisations if note.step == "malformed_rows_dropped"]
+    assert "lines 51)" in note.detail and note.count == 1
+
+
+def test_more_malformed_rows_than_allowed_reject_the_file_with_the_first_bad_lines() -> None:
+    bad = {index: "Adelie,Dream" for index in range(10, 200, 19)}  # 10 of 300 rows: above 1%
+    lines, bad_lines = _lines_with_bad_rows(300, bad)
+    data = ("\n".join(lines) + "\n").encode()
+    with pytest.raises(dataprep.DatasetRejected) as rejected:
+        prepare(data, DatasetConfig(target="species"))
+    reason = rejected.value.reason
+    assert f"line {bad_lines[0]} has 2 fields" in reason and "10 of 300 rows" in reason
+    assert ", ".join(str(line) for line in bad_lines) in reason and "max_malformed_share" in reason
+    assert prepare(data, DatasetConfig(target="species", max_malformed_share=0.05)).report.rows.malformed == 10
+    one_bad = ("\n".join(_lines_with_bad_rows(300, {5: "Adelie,Dream"})[0]) + "\n").encode()
+    assert prepare(one_bad, DatasetConfig(target="species")).report.rows.malformed == 1
+    with pytest.raises(dataprep.DatasetRejected, match="1 of 300 rows .* max_malformed_share"):
+        prepare(one_bad, DatasetConfig(target="species", max_malformed_share=0))

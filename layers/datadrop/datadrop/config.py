@@ -133,6 +133,9 @@ class DatasetConfig(BaseModel):
     normalise_categories: bool = Field(
         True, description="categorical feature values are case-folded, so 'Dream' and 'dream' are one level"
     )
+    max_malformed_share: float = Field(
+        0.01, ge=0, lt=0.5, description="share of rows with the wrong number of fields dropped; more rejects the file"
+    )
     merge_labels: bool = Field(
         True, description="target labels equal but for case, spacing or number format ('1', '1.0') become one class"
     )

@@ -167,7 +167,7 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     """
     missing_tokens = list(dict.fromkeys(config.missing_values))
 
-    table = read_table(data, max_bytes)
+    table = read_table(data, max_bytes, config.max_malformed_share)
     columns, frame, rows_read, empty_rows = table.columns, table.frame, table.rows_read, table.empty_rows
     target = _check_columns(columns, config)
     candidates = [name for name in columns if name != target and name not in set(config.drop_columns)]
@@ -266,9 +266,14 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         splits[name] = SplitReport(rows=sum(per_class), classes=dict(zip(classes, per_class)))
 
     rows = RowCounts(
-        read=rows_read, empty=empty_rows, missing_target=missing_target_rows, duplicates=duplicate_rows, usable=usable
+        read=rows_read,
+        empty=empty_rows,
+        missing_target=missing_target_rows,
+        duplicates=duplicate_rows,
+        malformed=table.malformed_rows,
+        usable=usable,
     )
-    non_empty = rows_read - empty_rows
+    non_empty = rows_read - empty_rows - table.malformed_rows  # the rows whose values were counted
     column_reports = [
         ColumnReport(name=name, missing=missing, missing_share=missing / non_empty, **column_notes[name])
         for name, missing in zip(columns, missing_per_column)
