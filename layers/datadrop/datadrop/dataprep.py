@@ -68,6 +68,8 @@ MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
 NUMERIC_SHARE = 0.95  # share of non-missing training values that must be finite numbers
 ID_LIKE_MIN_DISTINCT = 20  # a categorical column with more distinct values than this ...
 ID_LIKE_DISTINCT_SHARE = 0.9  # ... and distinct / non-missing above this is an identifier
+FREE_TEXT_MIN_CHARS = 30  # a text column whose values average this many characters ...
+FREE_TEXT_DISTINCT_SHARE = 0.5  # ... and are mostly distinct is free text (one-hot levels would not generalise)
 MAX_REPORTED_VALUE = 200  # characters of a value quoted in the quality report
 
 # How a categorical feature's (stripped, present) value is normalised, by the name the recipe
@@ -212,7 +214,15 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     normalise = "casefold" if config.normalise_categories else None
     formats = _number_formats(train, candidates, missing_tokens, table.detected.delimiter)
     features, dropped, column_notes, train_numbers = _fit_features(
-        train, columns, candidates, config.drop_columns, missing_tokens, special, normalise, formats
+        train,
+        columns,
+        candidates,
+        config.drop_columns,
+        missing_tokens,
+        special,
+        normalise,
+        formats,
+        {name: setting.role for name, setting in config.columns.items()},
     )
     if not features:
         why = "; ".join(f"{item['name']}: {item['detail']}" for item in dropped) or "there are no other columns"
@@ -519,21 +529,22 @@ def _check_columns(columns: list[str], config: DatasetConfig) -> str:
             f"the target column {target!r} is not in the file{hint}{_separator_hint(columns)}: set `target` in the "
             f"dataset config to one of the file's columns: {_list(columns)}"
         )
-    unknown = [name for name in config.drop_columns if name not in columns]
-    if unknown:
-        hints = []
-        for name in unknown:
-            suggestion = _closest(name, columns)
-            hints.append(f"{name!r} (did you mean {suggestion!r}?)" if suggestion else repr(name))
-        raise DatasetRejected(
-            f"drop_columns names {'columns' if len(unknown) > 1 else 'a column'} that the file does not have: "
-            f"{', '.join(hints)}; fix or remove {'them' if len(unknown) > 1 else 'it'} in the dataset config "
-            f"(the file's columns are: {_list(columns)})"
-        )
-    if target in config.drop_columns:
-        raise DatasetRejected(
-            f"drop_columns lists the target column {target!r}: remove it from drop_columns (the target is never a feature)"
-        )
+    for key, names in (("drop_columns", config.drop_columns), ("columns", list(config.columns))):
+        unknown = [name for name in names if name not in columns]
+        if unknown:
+            hints = []
+            for name in unknown:
+                suggestion = _closest(name, columns)
+                hints.append(f"{name!r} (did you mean {suggestion!r}?)" if suggestion else repr(name))
+            raise DatasetRejected(
+                f"{key} names {'columns' if len(unknown) > 1 else 'a column'} that the file does not have: "
+                f"{', '.join(hints)}; fix or remove {'them' if len(unknown) > 1 else 'it'} in the dataset config "
+                f"(the file's columns are: {_list(columns)})"
+            )
+        if target in names:
+            raise DatasetRejected(
+                f"{key} lists the target column {target!r}: remove it from {key} (the target is never a feature)"
+            )
     return target
 
 
@@ -752,8 +763,9 @@ def _fit_features(
     special: set[str],
     normalise: str | None,
     formats: dict[str, str],
+    roles: Mapping[str, str],
 ) -> tuple[list[dict], list[dict], dict[str, dict], pl.DataFrame]:
-    """Decide kinds and fit fills / categories on the training rows only.
+    """Decide kinds (unless `roles` pins them) and fit fills / categories on the training rows only.
 
     Returns the recipe features, the dropped columns (name, reason, detail), per-column fields of
     the report (`ColumnReport` less name and missing counts), and the parsed numbers of the numeric
@@ -797,13 +809,23 @@ def _fit_features(
             continue
         count, low, high = (stats[f"{name}\x00{key}"] for key in ("count", "min", "max"))
         count = count or 0  # no number at all in the training rows
+        looks_numeric = present[name] > 0 and count >= NUMERIC_SHARE * present[name]
+        role = roles.get(name)
         reason = detail = None
-        if present[name] == 0:
+        if role in ("text", "id", "drop"):
+            value_type = "empty" if present[name] == 0 else "number" if looks_numeric else "text"
+            reason, detail = "pinned", f"its role is pinned to {role!r} in the dataset config's columns"
+        elif present[name] == 0:
             value_type = "empty"
             reason, detail = "all_missing", "every value in the training rows is missing"
-        elif count >= NUMERIC_SHARE * present[name]:
+        elif role == "numeric" or (role is None and looks_numeric):
             value_type = "number"
-            if low == high:
+            if count == 0:
+                raise DatasetRejected(
+                    f"column {name!r} is pinned as numeric in the dataset config, but none of its training values is a "
+                    "number: fix its values, or pin it as categorical"
+                )
+            if low == high and role is None:
                 reason, detail = "constant", f"every number in the training rows is {low!r}"
             else:
                 numeric_feature: dict = {"name": name, "kind": "numeric", "fill": None}
@@ -820,9 +842,22 @@ def _fit_features(
             categories = values.filter(~values.is_in(missing)).unique()
             if normalise:
                 categories = pl.Series(name, sorted(set(map(CATEGORY_NORMALISATIONS[normalise], categories.to_list()))))
+            distinct_share = len(categories) / present[name]
             if len(categories) == 1 and present[name] == rows:
                 reason, detail = "constant", f"every training row has the value {categories[0]!r}"
-            elif len(categories) > ID_LIKE_MIN_DISTINCT and len(categories) / present[name] > ID_LIKE_DISTINCT_SHARE:
+            elif (
+                role is None
+                and len(categories) > ID_LIKE_MIN_DISTINCT
+                and distinct_share > FREE_TEXT_DISTINCT_SHARE
+                and _mean_chars(values.filter(~values.is_in(missing))) >= FREE_TEXT_MIN_CHARS
+            ):
+                reason = "free_text"
+                detail = (
+                    f"looks like free text: {len(categories)} distinct values in {present[name]} training rows, "
+                    f"{FREE_TEXT_MIN_CHARS} characters or more on average, which datadrop cannot use as categories: "
+                    "pin its role to categorical in the dataset config's columns to keep it"
+                )
+            elif role is None and len(categories) > ID_LIKE_MIN_DISTINCT and distinct_share > ID_LIKE_DISTINCT_SHARE:
                 reason = "id_like"
                 detail = (
                     f"looks like an identifier: {len(categories)} distinct values in {present[name]} training rows, "
@@ -860,6 +895,10 @@ def _fit_features(
     for name, summary in _categorical_summaries(normalised, categorical, missing).items():
         notes[name]["summary"] = summary
     return features, dropped, notes, numbers
+
+
+def _mean_chars(values: pl.Series) -> float:
+    return float(values.str.len_chars().sum()) / max(len(values), 1)
 
 
 def _categorical_summaries(train: pl.DataFrame, names: list[str], missing: list[str]) -> dict[str, CategoricalSummary]:

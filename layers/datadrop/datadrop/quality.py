@@ -99,7 +99,9 @@ class ColumnReport(_Report):
         None, description="over the training rows, which the encoding was fitted on"
     )
     fill: float | None = Field(None, description="numeric features: what a missing value is encoded as (training median)")
-    reason: str | None = Field(None, description="dropped columns: why (drop_columns, constant, all_missing, id_like)")
+    reason: str | None = Field(
+        None, description="dropped columns: why (drop_columns, pinned, constant, all_missing, id_like, free_text)"
+    )
     detail: str | None = None
 
 
