@@ -12,6 +12,7 @@ from datadrop import dataprep
 from datadrop.config import DEFAULT_MISSING_VALUES, DatasetConfig
 from datadrop.dataprep import prepare
 from datadrop.serving import inference
+from pydantic import ValidationError
 
 from tests.unit.test_dataprep import assert_matches_reference, csv_rows, to_csv
 
@@ -281,3 +282,64 @@ def test_more_malformed_rows_than_allowed_reject_the_file_with_the_first_bad_lin
     assert prepare(one_bad, DatasetConfig(target="species")).report.rows.malformed == 1
     with pytest.raises(dataprep.DatasetRejected, match="1 of 300 rows .* max_malformed_share"):
         prepare(one_bad, DatasetConfig(target="species", max_malformed_share=0))
+
+
+def roles_table(n: int = 120) -> tuple[list[str], list[list[str]]]:
+    rng = random.Random(3)
+    words = ["penguin", "island", "colony", "measured", "near", "the", "shore", "at", "dawn", "after", "storm"]
+    rows = [
+        [
+            ["a", "b"][i % 2],
+            str(rng.randrange(5)),  # small whole numbers: numeric unless pinned
+            f"{rng.uniform(0, 10):.2f}",
+            " ".join(rng.choice(words) for _ in range(8)),  # free text
+            rng.choice(["x", "y"]),
+        ]
+        for i in range(n)
+    ]
+    return ["target", "code", "size", "comment", "kind"], rows
+
+
+def _roles(prepared: dataprep.PreparedDataset) -> dict[str, tuple[str, str | None]]:
+    return {column.name: (column.role, column.reason) for column in prepared.report.columns}
+
+
+def test_free_text_columns_are_dropped_and_said_so() -> None:
+    header, rows = roles_table()
+    prepared = prepare(to_csv(header, rows), DatasetConfig(target="target"))
+    roles = _roles(prepared)
+    assert roles["comment"] == ("dropped", "free_text") and roles["code"] == ("numeric", None)
+    assert ("column_dropped", "comment") in {(note.step, note.column) for note in prepared.report.normalisations}
+
+
+def test_the_config_pins_column_roles() -> None:
+    header, rows = roles_table()
+    config = DatasetConfig.model_validate(
+        {
+            "target": "target",
+            "columns": {"code": {"role": "categorical"}, "comment": {"role": "categorical"}, "size": {"role": "id"}},
+        }
+    )
+    prepared = prepare(to_csv(header, rows), config)
+    roles = _roles(prepared)
+    assert roles["code"] == ("categorical", None) and roles["comment"] == ("categorical", None)
+    assert roles["size"] == ("dropped", "pinned") and roles["kind"] == ("categorical", None)
+    (code,) = [feature for feature in prepared.recipe["features"] if feature["name"] == "code"]
+    assert code["kind"] == "categorical" and 2 <= len(code["categories"]) and set(code["categories"]) <= {row[1] for row in rows}
+    assert_matches_reference(to_csv(header, rows), config, prepared)
+    kind_as_numeric = DatasetConfig.model_validate({"target": "target", "columns": {"kind": {"role": "numeric"}}})
+    with pytest.raises(dataprep.DatasetRejected, match="'kind' is pinned as numeric .* none of its training values"):
+        prepare(to_csv(header, rows), kind_as_numeric)
+
+
+def test_pinned_roles_are_checked_against_the_file_and_the_config() -> None:
+    header, rows = roles_table()
+    data = to_csv(header, rows)
+    with pytest.raises(dataprep.DatasetRejected, match=r"columns names a column .* 'Size' \(did you mean 'size'\?\)"):
+        prepare(data, DatasetConfig.model_validate({"target": "target", "columns": {"Size": {"role": "drop"}}}))
+    with pytest.raises(dataprep.DatasetRejected, match="columns lists the target column 'target'"):
+        prepare(data, DatasetConfig.model_validate({"target": "target", "columns": {"target": {"role": "drop"}}}))
+    with pytest.raises(ValidationError, match="role"):
+        DatasetConfig.model_validate({"target": "target", "columns": {"size": {"role": "date"}}})
+    with pytest.raises(ValidationError, match="'size' is in drop_columns but columns.size.role is numeric"):
+        DatasetConfig.model_validate({"target": "t", "drop_columns": ["size"], "columns": {"size": {"role": "numeric"}}})
