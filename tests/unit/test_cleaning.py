@@ -343,3 +343,16 @@ def test_pinned_roles_are_checked_against_the_file_and_the_config() -> None:
         DatasetConfig.model_validate({"target": "target", "columns": {"size": {"role": "date"}}})
     with pytest.raises(ValidationError, match="'size' is in drop_columns but columns.size.role is numeric"):
         DatasetConfig.model_validate({"target": "t", "drop_columns": ["size"], "columns": {"size": {"role": "numeric"}}})
+
+
+def test_thousands_dots_without_decimals_are_read_in_a_semicolon_file() -> None:
+    header, rows, values = numbers_table(lambda value: f"{round(value):,}".replace(",", "."))
+    big = [row for row, value in zip(rows, values) if abs(value) >= 1_000_000]
+    assert big, "some values need two dots"
+    prepared = prepare(to_csv(header, rows, delimiter=";"), DatasetConfig(target="target"))
+    (amount,) = [feature for feature in prepared.recipe["features"] if feature["name"] == "amount"]
+    assert amount["number_format"]["name"] == "decimal_comma"
+    recipe = inference.compile_recipe(prepared.recipe)
+    position = recipe.feature_names.index("amount")
+    for row, value in zip(rows, values):
+        assert recipe.encode(dict(zip(header, row)))[position] == round(value)

@@ -69,7 +69,7 @@ NUMERIC_SHARE = 0.95  # share of non-missing training values that must be finite
 ID_LIKE_MIN_DISTINCT = 20  # a categorical column with more distinct values than this ...
 ID_LIKE_DISTINCT_SHARE = 0.9  # ... and distinct / non-missing above this is an identifier
 FREE_TEXT_MIN_CHARS = 30  # a text column whose values average this many characters ...
-FREE_TEXT_DISTINCT_SHARE = 0.5  # ... and are mostly distinct is free text (one-hot levels would not generalise)
+FREE_TEXT_DISTINCT_SHARE = 0.5  # ... and are mostly distinct is free text (its levels would not generalise)
 MAX_REPORTED_VALUE = 200  # characters of a value quoted in the quality report
 
 # How a categorical feature's (stripped, present) value is normalised, by the name the recipe
@@ -450,7 +450,10 @@ def _number_formats(train: pl.DataFrame, names: list[str], missing: list[str], d
     """
     if not names:
         return {}
-    maybe = train.select(pl.col(name).str.contains("[0-9][,. '\u00a0\u202f][0-9]").any().alias(name) for name in names).row(0)
+    # a quick look first: only a separator between digits (a dot counts when two of them group digits) can qualify
+    maybe = train.select(
+        pl.col(name).str.contains("[0-9][, '\u00a0\u202f][0-9]|[0-9]\\.[0-9]{3}\\.[0-9]").any().alias(name) for name in names
+    ).row(0)
     names = [name for name, flag in zip(names, maybe) if flag]
     if not names:
         return {}
