@@ -249,9 +249,12 @@ def all_of(*checks: Callable[[PreparedDataset], None]) -> Callable[[PreparedData
 
 
 def categories(column: str, must_include: set[str]) -> Callable[[PreparedDataset], None]:
+    """The column is categorical and holds these values, case-folded as normalise_categories (the default) does."""
+
     def check(prepared: PreparedDataset) -> None:
         feature = next(feature for feature in prepared.recipe["features"] if feature["name"] == column)
-        assert must_include <= set(feature["categories"]), feature["categories"]
+        assert feature["normalise"] == "casefold"
+        assert {value.casefold() for value in must_include} <= set(feature["categories"]), feature["categories"]
 
     return check
 
@@ -264,9 +267,10 @@ def kinds(**expected: str) -> Callable[[PreparedDataset], None]:
     return check
 
 
-def warns(*words: str) -> Callable[[PreparedDataset], None]:
+def normalised(step: str, *words: str) -> Callable[[PreparedDataset], None]:
     def check(prepared: PreparedDataset) -> None:
-        assert any(all(word in warning for word in words) for warning in prepared.report.warnings), prepared.report.warnings
+        notes = [note.detail for note in prepared.report.normalisations if note.step == step]
+        assert any(all(word in detail for word in words) for detail in notes), prepared.report.normalisations
 
     return check
 
@@ -352,15 +356,21 @@ CORPUS = [
     Case(
         "thousands separators",
         thousands_separators,
-        check=all_of(kinds(size="dropped"), warns("'size'", "thousands separators", "without separators")),
+        check=all_of(
+            kinds(size="numeric"),
+            normalised("numbers_with_separators", "'1,234.5'", "thousands separator"),
+            lambda prepared: _numbers_read(prepared, "size", low=1000.0, high=1000.0 + 37 * (ROWS - 1)),
+        ),
     ),
     Case(
         "mixed-case labels",
         mixed_case_labels,
         check=all_of(
-            lambda prepared: _classes(prepared, ["No", "Yes", "no", "yes"]),
-            warns("'No', 'no'", "differ only in case"),
-            warns("'Yes', 'yes'"),
+            # equally frequent spellings: the class keeps the first in sorted order
+            lambda prepared: _classes(prepared, ["No", "Yes"]),
+            lambda prepared: _merged(prepared, {"No": ["no"], "Yes": ["yes"]}),
+            normalised("labels_merged", "'no'", "merged into the class 'No'"),
+            normalised("labels_merged", "'yes'", "merged into the class 'Yes'"),
         ),
     ),
     Case("blank line after the header", blank_line_after_header, check=rows(read=ROWS + 1, empty=1, usable=ROWS)),
@@ -391,7 +401,13 @@ CORPUS = [
     Case(
         "semicolons with decimal commas",
         semicolon_decimal_comma,
-        check=all_of(detected(delimiter=";"), warns("'size'", "decimal comma")),
+        # "12,345" fits a thousands comma too: in a semicolon-separated file, the comma is the decimal mark
+        check=all_of(
+            detected(delimiter=";"),
+            kinds(size="numeric"),
+            normalised("numbers_with_separators", "'1.234,5'", "',' as the decimal mark"),
+            lambda prepared: _numbers_read(prepared, "size", low=0.0, high=100.0),
+        ),
     ),
     Case("tab-separated", tab_separated, check=all_of(detected(delimiter="\t"), kinds(size="numeric"))),
     Case("pipe-separated", pipe_separated, check=all_of(detected(delimiter="|"), kinds(size="numeric"))),
@@ -404,6 +420,19 @@ def _dropped_as(prepared: PreparedDataset, column: str, reason: str) -> None:
 
 def _classes(prepared: PreparedDataset, expected: list[str]) -> None:
     assert prepared.recipe["classes"] == expected
+
+
+def _numbers_read(prepared: PreparedDataset, column: str, low: float, high: float) -> None:
+    """The column's training numbers lie in [low, high] and the training rows hold no fill-in for a not-number."""
+    (report,) = [report for report in prepared.report.columns if report.name == column]
+    assert report.summary is not None and report.summary.kind == "numeric", report
+    assert low <= report.summary.min < report.summary.max <= high and report.summary.not_numbers == 0
+
+
+def _merged(prepared: PreparedDataset, expected: dict[str, list[str]]) -> None:
+    assert prepared.report.target.merged == expected
+    assert not prepared.report.warnings, prepared.report.warnings
+    assert set(prepared.test_labels) <= set(expected)
 
 
 def _column_order(prepared: PreparedDataset, expected: list[str]) -> None:

@@ -13,6 +13,7 @@ import io
 import json
 import math
 import random
+import re
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -26,7 +27,7 @@ from datadrop.quality import CategoricalSummary, NumericSummary
 
 ROOT = Path(__file__).resolve().parents[2]
 PENGUINS = ROOT / "examples" / "penguins"
-MISSING = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?"]
+MISSING = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?", "-"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -60,28 +61,58 @@ def ref_encode(recipe: dict, row: dict[str, str]) -> list[float]:
     for feature in recipe["features"]:
         text = row[feature["name"]].strip()
         if feature["kind"] == "numeric":
+            written = feature.get("number_format")
+            if written and re.fullmatch(written["pattern"], text):
+                text = re.sub(f"[{re.escape(written['remove'])}]", "", text).replace(written["decimal"], ".")
             number = None if text in missing else ref_number(text)
             out.append(feature["fill"] if number is None else number)
         else:
             categories = feature["categories"]
-            out.append(float(categories.index(text)) if text in categories and text not in missing else -1.0)
+            # missing is decided on the stripped text as written; only present values are case-folded
+            looked_up = text.casefold() if feature.get("normalise") == "casefold" else text
+            out.append(float(categories.index(looked_up)) if looked_up in categories and text not in missing else -1.0)
     return out
 
 
-def ref_clean(data: bytes, target: str, missing: list[str]) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and cleaned rows (stripped; empty rows, missing targets and duplicates dropped), in order."""
+def ref_label_key(label: str) -> str:
+    number = ref_number(label)
+    return f"number {number!r}" if number is not None else " ".join(label.casefold().split())
+
+
+def ref_merged_labels(labels: list[str]) -> dict[str, str]:
+    """Each label -> its class: of the labels with the same key, the most frequent (ties: the smallest)."""
+    counts = Counter(labels)
+    groups: dict[str, list[str]] = {}
+    for label in counts:
+        groups.setdefault(ref_label_key(label), []).append(label)
+    merged = {}
+    for group in groups.values():
+        kept = min(group, key=lambda label: (-counts[label], label))
+        merged.update({label: kept for label in group})
+    return merged
+
+
+def ref_clean(data: bytes, target: str, missing: list[str], merge_labels: bool = True) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and cleaned rows (stripped; empty rows and missing targets dropped, labels merged, then duplicates
+    dropped), in order."""
     records = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
     header = [name.strip() for name in records[0]]
-    seen, rows = set(), []
+    kept = []
     for record in records[1:]:
         values = tuple(value.strip() for value in record)
         if all(value == "" for value in values):
             continue
         row = dict(zip(header, values))
-        if row[target] in missing or values in seen:
-            continue
-        seen.add(values)
-        rows.append(row)
+        if row[target] not in missing:
+            kept.append(row)
+    merged = ref_merged_labels([row[target] for row in kept]) if merge_labels else {}
+    seen, rows = set(), []
+    for row in kept:
+        row[target] = merged.get(row[target], row[target])
+        values = tuple(row.values())
+        if values not in seen:
+            seen.add(values)
+            rows.append(row)
     return header, rows
 
 
@@ -114,9 +145,9 @@ def csv_rows(data: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode(), newline="")))
 
 
-def to_csv(header: list[str], rows: list[list[str]], newline: str = "\n") -> bytes:
+def to_csv(header: list[str], rows: list[list[str]], newline: str = "\n", delimiter: str = ",") -> bytes:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator=newline)
+    writer = csv.writer(buffer, lineterminator=newline, delimiter=delimiter)
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue().encode()
@@ -133,7 +164,7 @@ def same_float(a: float, b: float) -> bool:
 def assert_matches_reference(data: bytes, config: DatasetConfig, prepared: PreparedDataset) -> None:
     """Every output equals what the rules say, row by row (via the reference clean/split/encode)."""
     target = config.target
-    header, rows = ref_clean(data, target, config.missing_values)
+    header, rows = ref_clean(data, target, config.missing_values, config.merge_labels)
     where = ref_split(rows, target, config.split.validation, config.split.test, config.split.seed)
     recipe = prepared.recipe
     classes = recipe["classes"]
@@ -395,7 +426,8 @@ def test_dirty_dataset_matches_the_reference_row_by_row() -> None:
         {"name": "code", "reason": "id_like"},
     ]
     city = next(feature for feature in recipe["features"] if feature["name"] == "city")
-    assert "NA" not in city["categories"] and "Lima" in city["categories"] and " Lima" not in city["categories"]
+    assert "NA" not in city["categories"] and "na" not in city["categories"] and "lima" in city["categories"]
+    assert " lima" not in city["categories"] and "Lima" not in city["categories"]  # stripped, then case-folded
     assert "two\nlines" in city["categories"] and city["categories"] == sorted(city["categories"])
     flag = next(feature for feature in recipe["features"] if feature["name"] == "flag")
     assert flag["categories"] == ["yes"]  # one value plus missing still varies (0 / -1): kept
@@ -426,10 +458,10 @@ def test_unseen_categories_and_odd_numbers_encode_as_the_rules_say() -> None:
     test_rows = [dict(zip(features_header, record)) for record in csv_rows(prepared.test_features_csv)]
     encoded = [ref_encode(recipe, row) for row in test_rows]
     position = [feature["name"] for feature in recipe["features"]]
-    unseen = [row["city"] for row in test_rows if row["city"] not in city["categories"]]
+    unseen = [row["city"] for row in test_rows if row["city"].casefold() not in city["categories"]]
     assert unseen, "the dataset should put some singleton cities outside train"
     for row, values in zip(test_rows, encoded):
-        if row["city"] not in city["categories"]:
+        if row["city"].casefold() not in city["categories"]:
             assert values[position.index("city")] == -1.0
         if row["num"] in ("inf", "1e400", "1__0", "abc", "NaN", "?"):
             assert values[position.index("num")] == num["fill"]
@@ -439,7 +471,7 @@ def test_unseen_categories_and_odd_numbers_encode_as_the_rules_say() -> None:
     row = blank | {"num": " -0 ", "city": " Zürich ", "count": "1__0", "flag": "NA"}
     expected = [
         -0.0,
-        float(city["categories"].index("Zürich")),
+        float(city["categories"].index("zürich")),
         next(f["fill"] for f in recipe["features"] if f["name"] == "count"),
         -1.0,
     ]
@@ -719,7 +751,9 @@ def test_report_gives_roles_types_missing_shares_summaries_and_drops() -> None:
     assert isinstance(city, CategoricalSummary) and city.levels == len(features["city"]["categories"])
     _, cleaned = ref_clean(to_csv(header, rows), "label", MISSING)
     where = ref_split(cleaned, "label", 0.15, 0.15, 42)
-    counts = Counter(row["city"] for row, place in zip(cleaned, where) if place == "train" and row["city"] not in MISSING)
+    counts = Counter(
+        row["city"].casefold() for row, place in zip(cleaned, where) if place == "train" and row["city"] not in MISSING
+    )
     most = max(counts.values())
     assert (city.top, city.top_count) == (min(value for value, count in counts.items() if count == most), most)
     assert {column.reason for column in report.dropped_columns} == {"drop_columns", "constant", "all_missing", "id_like"}

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DATASET_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?$")
 
-DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?")
+DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?", "-")
 
 DEFAULT_XGBOOST_HYPERPARAMETERS: dict[str, str] = {
     "num_round": "100",
@@ -121,6 +121,20 @@ class ExperimentSettings(BaseModel):
         return tags
 
 
+ColumnRoleSetting = Literal["numeric", "categorical", "text", "id", "drop"]
+
+
+class ColumnSettings(BaseModel):
+    """What the config says about one column, instead of what datadrop would infer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: ColumnRoleSetting = Field(
+        description="numeric or categorical: used as that kind whatever its values look like; "
+        "text, id or drop: not used as a feature"
+    )
+
+
 class DatasetConfig(BaseModel):
     """What a user writes in `config/<dataset>.yaml`. Only `target` is required."""
 
@@ -129,7 +143,19 @@ class DatasetConfig(BaseModel):
     target: str = Field(min_length=1, description="the column to predict")
     problem_type: Literal["auto", "binary", "multiclass"] = "auto"
     drop_columns: list[str] = Field(default_factory=list, description="columns never used as features")
+    columns: dict[str, ColumnSettings] = Field(
+        default_factory=dict, description="per column name, a pinned role: {role: numeric|categorical|text|id|drop}"
+    )
     missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
+    normalise_categories: bool = Field(
+        True, description="categorical feature values are case-folded, so 'Dream' and 'dream' are one level"
+    )
+    max_malformed_share: float = Field(
+        0.01, ge=0, lt=0.5, description="share of rows with the wrong number of fields dropped; more rejects the file"
+    )
+    merge_labels: bool = Field(
+        True, description="target labels equal but for case, spacing or number format ('1', '1.0') become one class"
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
     metric: Literal["accuracy"] = "accuracy"
     threshold: float | None = Field(None, ge=0, le=1, description="minimum held-out metric to deploy")
@@ -146,6 +172,16 @@ class DatasetConfig(BaseModel):
             if isinstance(spec, list) and not spec:
                 raise ValueError(f"hyperparameter {key!r} is an empty list: give at least one value")
         return value
+
+    @model_validator(mode="after")
+    def _roles_agree_with_drop_columns(self) -> DatasetConfig:
+        for name in self.drop_columns:
+            pinned = self.columns.get(name)
+            if pinned is not None and pinned.role in ("numeric", "categorical"):
+                raise ValueError(
+                    f"column {name!r} is in drop_columns but columns.{name}.role is {pinned.role}: keep one of the two"
+                )
+        return self
 
     @model_validator(mode="after")
     def _search_fits_the_space(self) -> DatasetConfig:

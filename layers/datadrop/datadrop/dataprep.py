@@ -16,11 +16,19 @@ Python, and so does `encode_row` below; tests check both against the CSVs writte
 
 * Every value is read as text and stripped with Python's `str.strip()` (no arguments).
 * A value is *missing* when the stripped text is one of `recipe["missing_tokens"]`.
-* numeric feature: missing, not a number, or not finite -> `fill`; else `float(text)`.
+* numeric feature: missing, not a number, or not finite -> `fill`; else `float(text)`. When the
+  feature has a `number_format` (a column written with thousands separators or a decimal comma),
+  a value matching its `pattern` in full first loses every character of `remove` and has its
+  `decimal` character replaced by "." (see `NUMBER_FORMATS`).
   "A number" is whatever Python's `float()` accepts, including "1_000" and non-ASCII decimal
   digits such as "١٢" (see `parse_number`; the polars code emulates those two cases).
 * categorical feature: index of the text in `categories`, as a float; missing or unseen -> -1.0.
-* label: index of the target text in `recipe["classes"]`.
+  When the feature has `"normalise": "casefold"`, the text (already known not to be missing) is
+  looked up as `str.casefold()` gives it (see `CATEGORY_NORMALISATIONS`), so "Dream" and "dream"
+  are one level.
+* label: index of the target text in `recipe["classes"]`; labels equal but for case, spacing or
+  number format were merged into one class before splitting (`merge_labels`), and the test labels
+  are written merged.
 
 Rows are written as headerless CSV, label first, then the features in `recipe["features"]` order,
 with floats written so that `float(field)` gives back the same float64.
@@ -34,7 +42,7 @@ import io
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -60,7 +68,14 @@ MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
 NUMERIC_SHARE = 0.95  # share of non-missing training values that must be finite numbers
 ID_LIKE_MIN_DISTINCT = 20  # a categorical column with more distinct values than this ...
 ID_LIKE_DISTINCT_SHARE = 0.9  # ... and distinct / non-missing above this is an identifier
+FREE_TEXT_MIN_CHARS = 30  # a text column whose values average this many characters ...
+FREE_TEXT_DISTINCT_SHARE = 0.5  # ... and are mostly distinct is free text (its levels would not generalise)
 MAX_REPORTED_VALUE = 200  # characters of a value quoted in the quality report
+
+# How a categorical feature's (stripped, present) value is normalised, by the name the recipe
+# carries; the inference script has the same table (it cannot import this module) and a test
+# checks they agree.
+CATEGORY_NORMALISATIONS: dict[str, Callable[[str], str]] = {"casefold": str.casefold}
 
 # polars' string-to-float cast accepts exactly what Python's float() accepts for ASCII text, except
 # PEP 515 underscores ("1_000"); float() also reads any Unicode decimal digit ("١٢" is 12.0).
@@ -112,13 +127,24 @@ def encode_row(recipe: Mapping, row: Mapping[str, str]) -> list[float]:
     for feature in recipe["features"]:
         text = (row.get(feature["name"]) or "").strip()
         if feature["kind"] == "numeric":
-            number = None if text in missing else parse_number(text)
+            number = None if text in missing else parse_number(_unformatted(text, feature.get("number_format")))
             encoded.append(feature["fill"] if number is None else number)
+        elif text in missing:
+            encoded.append(-1.0)
         else:
-            categories = feature["categories"]
-            index = _bisect_index(categories, text)
-            encoded.append(-1.0 if index is None or text in missing else float(index))
+            normalise = feature.get("normalise")
+            index = _bisect_index(feature["categories"], CATEGORY_NORMALISATIONS[normalise](text) if normalise else text)
+            encoded.append(-1.0 if index is None else float(index))
     return encoded
+
+
+def _unformatted(text: str, number_format: Mapping[str, str] | None) -> str:
+    """A number written with separators (matching the format's pattern in full) as float() reads it."""
+    if number_format is None or not re.fullmatch(number_format["pattern"], text):
+        return text
+    for char in number_format["remove"]:
+        text = text.replace(char, "")
+    return text.replace(number_format["decimal"], ".")
 
 
 def _bisect_index(sorted_values: Sequence[str], value: str) -> int | None:
@@ -143,7 +169,7 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     """
     missing_tokens = list(dict.fromkeys(config.missing_values))
 
-    table = read_table(data, max_bytes)
+    table = read_table(data, max_bytes, config.max_malformed_share)
     columns, frame, rows_read, empty_rows = table.columns, table.frame, table.rows_read, table.empty_rows
     target = _check_columns(columns, config)
     candidates = [name for name in columns if name != target and name not in set(config.drop_columns)]
@@ -155,6 +181,10 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     missing_target_rows = missing_per_column[columns.index(target)]
     if missing_target_rows:
         frame = frame.filter(~pl.col(target).is_in(missing_tokens))
+    merged_labels: dict[str, list[str]] = {}
+    relabelled: dict[str, int] = {}
+    if config.merge_labels:
+        frame, merged_labels, relabelled = _merge_labels(frame, target)
     before = frame.height
     frame = _drop_duplicates(frame)
     duplicate_rows = before - frame.height
@@ -181,8 +211,18 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     train, validation, test = _assign_splits(frame, config.split.seed, split_counts)
     del frame
 
+    normalise = "casefold" if config.normalise_categories else None
+    formats = _number_formats(train, candidates, missing_tokens, table.detected.delimiter)
     features, dropped, column_notes, train_numbers = _fit_features(
-        train, columns, candidates, config.drop_columns, missing_tokens, special
+        train,
+        columns,
+        candidates,
+        config.drop_columns,
+        missing_tokens,
+        special,
+        normalise,
+        formats,
+        {name: setting.role for name, setting in config.columns.items()},
     )
     if not features:
         why = "; ".join(f"{item['name']}: {item['detail']}" for item in dropped) or "there are no other columns"
@@ -205,8 +245,21 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         "missing_tokens": missing_tokens,
         "dropped": [{"name": item["name"], "reason": item["reason"]} for item in dropped],
     }
-    warnings = _label_warnings(classes, target) + _number_format_warnings(train, column_notes, missing_tokens)
+    warnings = _label_warnings(classes, target)
+    merge_notes = [
+        Normalisation(
+            step="labels_merged",
+            column=target,
+            detail=f"target labels {_list(spellings)} merged into the class {label!r} (they differ only in case, "
+            "spacing or number format; set merge_labels: false to keep them apart)",
+            count=relabelled[label],
+        )
+        for label, spellings in merged_labels.items()
+    ]
 
+    format_notes = _number_format_notes(
+        {name: key for name, key in formats.items() if column_notes[name]["role"] == "numeric"}, (train, validation, test)
+    )
     train_csv = _write_csv(_encode(train, features, missing_tokens, special, train_numbers))
     del train, train_numbers
     validation_csv = _write_csv(_encode(validation, features, missing_tokens, special))
@@ -223,9 +276,14 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         splits[name] = SplitReport(rows=sum(per_class), classes=dict(zip(classes, per_class)))
 
     rows = RowCounts(
-        read=rows_read, empty=empty_rows, missing_target=missing_target_rows, duplicates=duplicate_rows, usable=usable
+        read=rows_read,
+        empty=empty_rows,
+        missing_target=missing_target_rows,
+        duplicates=duplicate_rows,
+        malformed=table.malformed_rows,
+        usable=usable,
     )
-    non_empty = rows_read - empty_rows
+    non_empty = rows_read - empty_rows - table.malformed_rows  # the rows whose values were counted
     column_reports = [
         ColumnReport(name=name, missing=missing, missing_share=missing / non_empty, **column_notes[name])
         for name, missing in zip(columns, missing_per_column)
@@ -233,10 +291,12 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     report = QualityReport(
         detected=table.detected,
         rows=rows,
-        target=TargetReport(name=target, problem_type=problem_type, classes=dict(zip(classes, class_counts))),
+        target=TargetReport(
+            name=target, problem_type=problem_type, classes=dict(zip(classes, class_counts)), merged=merged_labels
+        ),
         splits=splits,
         columns=column_reports,
-        normalisations=table.normalisations + _cleaning_notes(rows, column_reports),
+        normalisations=table.normalisations + merge_notes + format_notes + _cleaning_notes(rows, column_reports, normalise),
         warnings=warnings,
     )
     return PreparedDataset(
@@ -249,7 +309,7 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     )
 
 
-def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport]) -> list[Normalisation]:
+def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport], normalise: str | None) -> list[Normalisation]:
     """Every change made on the way from the rows read to the encoded splits, with how much it touched."""
     notes = [Normalisation(step="stripped", detail="surrounding whitespace removed from every value and column name")]
     for step, count, detail in (
@@ -272,7 +332,16 @@ def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport]) -> list[Normal
                         count=column.missing,
                     )
                 )
-        elif column.role == "categorical" and column.missing:
+        elif column.role == "categorical" and normalise:
+            notes.append(
+                Normalisation(
+                    step="categories_normalised",
+                    column=column.name,
+                    detail=f"values compared after {normalise} ('Dream' and 'dream' are one level; set "
+                    "normalise_categories: false to keep case)",
+                )
+            )
+        if column.role == "categorical" and column.missing:
             notes.append(
                 Normalisation(
                     step="missing_level",
@@ -286,13 +355,40 @@ def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport]) -> list[Normal
     return notes
 
 
+def label_key(label: str) -> str:
+    """What target labels that mean the same class share: the same number, or the same words whatever their case."""
+    number = parse_number(label)
+    return repr(number) if number is not None else " ".join(label.casefold().split())
+
+
+def _merge_labels(frame: pl.DataFrame, target: str) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, int]]:
+    """Labels with the same `label_key` rewritten as their most frequent spelling (ties: the first in sorted order).
+
+    Returns the frame and, per merged class, the other spellings merged into it and how many rows were rewritten.
+    """
+    counts = frame.get_column(target).value_counts(sort=False, name=_KEY).sort(target)
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for label, count in counts.iter_rows():
+        groups.setdefault(label_key(label), []).append((label, count))
+    merged: dict[str, list[str]] = {}
+    rewritten: dict[str, int] = {}
+    for spellings in groups.values():
+        if len(spellings) > 1:
+            kept = min(spellings, key=lambda spelling: (-spelling[1], spelling[0]))[0]
+            merged[kept] = [label for label, _ in spellings if label != kept]
+            rewritten[kept] = sum(count for label, count in spellings if label != kept)
+    if not merged:
+        return frame, merged, rewritten
+    old = [label for others in merged.values() for label in others]
+    new = [kept for kept, others in merged.items() for _ in others]
+    return frame.with_columns(pl.col(target).replace(old, new)), dict(sorted(merged.items())), rewritten
+
+
 def _label_warnings(classes: list[str], target: str) -> list[str]:
-    """Target labels that probably mean the same class: equal but for case or spacing, or the same number."""
+    """Target labels that probably mean the same class (when merge_labels is off): see `label_key`."""
     groups: dict[str, list[str]] = {}
     for label in classes:
-        number = parse_number(label)
-        key = repr(number) if number is not None else " ".join(label.casefold().split())
-        groups.setdefault(key, []).append(label)
+        groups.setdefault(label_key(label), []).append(label)
     return [
         f"target {target!r} has labels {_list(labels)} that differ only in case, spacing or number format; they are "
         "separate classes: write them the same way in the file if they mean the same class"
@@ -301,37 +397,111 @@ def _label_warnings(classes: list[str], target: str) -> list[str]:
     ]
 
 
-# Numbers written for people: thousands separators ("1,234,567", "1.234.567,5", "1 234") or a decimal
-# comma ("3,5"), which float() does not read, so such a column becomes categorical (or is dropped).
-_GROUPED_NUMBER = (
-    r"^[+-]?[0-9]{1,3}(?:(?:,[0-9]{3})+(?:\.[0-9]+)?|(?:\.[0-9]{3})+(?:,[0-9]+)?|(?:[ '\u00a0\u202f][0-9]{3})+(?:[.,][0-9]+)?)$"
-)
-_DECIMAL_COMMA = r"^[+-]?[0-9]+,[0-9]+$"
+# Numbers written for people, which float() does not read: thousands separators ("1,234,567.5",
+# "1.234.567,5", "1 234") or a decimal comma ("3,5"). A text column whose present training values
+# are (NUMERIC_SHARE of them) plain numbers or numbers written in one of these ways, with at least
+# one written that way, is read as numbers in that format. `pattern` is matched in full (no
+# anchors, so Python's re.fullmatch and polars' anchored regex agree); ASCII digits only.
+NUMBER_FORMATS: dict[str, dict[str, str]] = {
+    "thousands_comma": {
+        "pattern": r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?",
+        "remove": ",",
+        "decimal": ".",
+        "example": "1,234.5",
+    },
+    "decimal_comma": {
+        "pattern": r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]+)?|[0-9]+,[0-9]+)",
+        "remove": ".",
+        "decimal": ",",
+        "example": "1.234,5",
+    },
+    "thousands_space": {
+        "pattern": "[+-]?[0-9]{1,3}(?:[ '\u00a0\u202f][0-9]{3})+(?:\\.[0-9]+)?",
+        "remove": " '\u00a0\u202f",
+        "decimal": ".",
+        "example": "1 234.5",
+    },
+    "thousands_space_decimal_comma": {
+        "pattern": "[+-]?(?:[0-9]{1,3}(?:[ '\u00a0\u202f][0-9]{3})+(?:,[0-9]+)?|[0-9]+,[0-9]+)",
+        "remove": " '\u00a0\u202f",
+        "decimal": ",",
+        "example": "1 234,5",
+    },
+}
 
 
-def _number_format_warnings(train: pl.DataFrame, notes: dict[str, dict], missing: list[str]) -> list[str]:
-    names = [name for name, note in notes.items() if note["role"] in ("categorical", "dropped") and note["type"] == "text"]
+def _recipe_number_format(name: str) -> dict[str, str]:
+    """What a numeric feature of this format carries in the recipe (what the inference script needs)."""
+    number_format = NUMBER_FORMATS[name]
+    return {
+        "name": name,
+        "pattern": number_format["pattern"],
+        "remove": number_format["remove"],
+        "decimal": number_format["decimal"],
+    }
+
+
+def _number_formats(train: pl.DataFrame, names: list[str], missing: list[str], delimiter: str | None) -> dict[str, str]:
+    """The columns of `names` written as numbers in one of NUMBER_FORMATS, and which one.
+
+    Decided per column from all its present training values. "1,234" alone fits both thousands_comma
+    and decimal_comma: a semicolon-separated file takes the decimal comma, any other the thousands comma.
+    ("1 234" alone fits both space formats, which read it as the same number.)
+    """
     if not names:
-        return []
-    shares = train.select(
-        (pl.col(name).str.contains(_GROUPED_NUMBER) | pl.col(name).str.contains(_DECIMAL_COMMA))
-        .filter(~pl.col(name).is_in(missing))
-        .mean()
-        .alias(name)
-        for name in names
-    ).row(0, named=True)
-    return [
-        f"column {name!r} holds numbers written with thousands separators or a decimal comma (e.g. "
-        f"{_first_match(train, name)!r}), which datadrop does not read as numbers, so it is used as categories (or "
-        "dropped): write the numbers without separators and with a decimal point"
-        for name in names
-        if (shares[name] or 0.0) >= NUMERIC_SHARE
-    ]
+        return {}
+    # a quick look first: only a separator between digits (a dot counts when two of them group digits) can qualify
+    maybe = train.select(
+        pl.col(name).str.contains("[0-9][, '\u00a0\u202f][0-9]|[0-9]\\.[0-9]{3}\\.[0-9]").any().alias(name) for name in names
+    ).row(0)
+    names = [name for name, flag in zip(names, maybe) if flag]
+    if not names:
+        return {}
+    expressions = []
+    for name in names:
+        value = pl.col(name)
+        present = ~value.is_in(missing)
+        plain = value.cast(pl.Float64, strict=False).is_finite().fill_null(False)
+        expressions.append(present.sum().alias(f"{name}\x00present"))
+        expressions.append((present & plain).sum().alias(f"{name}\x00plain"))
+        for key, number_format in NUMBER_FORMATS.items():
+            written = value.str.contains(f"^(?:{number_format['pattern']})$")
+            expressions.append((present & written & ~plain).sum().alias(f"{name}\x00{key}"))
+    counts = train.select(expressions).row(0, named=True)
+    preference = ["decimal_comma", "thousands_comma"] if delimiter == ";" else ["thousands_comma", "decimal_comma"]
+    found = {}
+    for name in names:
+        present, plain = counts[f"{name}\x00present"], counts[f"{name}\x00plain"]
+        if not present or plain >= NUMERIC_SHARE * present:
+            continue  # already numbers (or nothing there)
+        fitting = [
+            key
+            for key in [*preference, "thousands_space", "thousands_space_decimal_comma"]
+            if counts[f"{name}\x00{key}"] and plain + counts[f"{name}\x00{key}"] >= NUMERIC_SHARE * present
+        ]
+        if fitting:
+            found[name] = fitting[0]
+    return found
 
 
-def _first_match(frame: pl.DataFrame, name: str) -> str:
-    column = frame.get_column(name)
-    return str(column.filter(column.str.contains(_GROUPED_NUMBER) | column.str.contains(_DECIMAL_COMMA))[0])
+def _number_format_notes(formats: dict[str, str], splits: Sequence[pl.DataFrame]) -> list[Normalisation]:
+    """What was read in which number format, and how many values of the file (all splits) were written that way."""
+    notes = []
+    for name, key in formats.items():
+        number_format = NUMBER_FORMATS[key]
+        pattern = f"^(?:{number_format['pattern']})$"
+        written = sum(split.select(pl.col(name).str.contains(pattern).sum()).item() for split in splits)
+        separators = ", ".join(repr(char) for char in number_format["remove"])
+        notes.append(
+            Normalisation(
+                step="numbers_with_separators",
+                column=name,
+                detail=f"numbers written like {number_format['example']!r} read as numbers ({separators} removed as "
+                f"thousands separator, {number_format['decimal']!r} as the decimal mark)",
+                count=written,
+            )
+        )
+    return notes
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,21 +532,22 @@ def _check_columns(columns: list[str], config: DatasetConfig) -> str:
             f"the target column {target!r} is not in the file{hint}{_separator_hint(columns)}: set `target` in the "
             f"dataset config to one of the file's columns: {_list(columns)}"
         )
-    unknown = [name for name in config.drop_columns if name not in columns]
-    if unknown:
-        hints = []
-        for name in unknown:
-            suggestion = _closest(name, columns)
-            hints.append(f"{name!r} (did you mean {suggestion!r}?)" if suggestion else repr(name))
-        raise DatasetRejected(
-            f"drop_columns names {'columns' if len(unknown) > 1 else 'a column'} that the file does not have: "
-            f"{', '.join(hints)}; fix or remove {'them' if len(unknown) > 1 else 'it'} in the dataset config "
-            f"(the file's columns are: {_list(columns)})"
-        )
-    if target in config.drop_columns:
-        raise DatasetRejected(
-            f"drop_columns lists the target column {target!r}: remove it from drop_columns (the target is never a feature)"
-        )
+    for key, names in (("drop_columns", config.drop_columns), ("columns", list(config.columns))):
+        unknown = [name for name in names if name not in columns]
+        if unknown:
+            hints = []
+            for name in unknown:
+                suggestion = _closest(name, columns)
+                hints.append(f"{name!r} (did you mean {suggestion!r}?)" if suggestion else repr(name))
+            raise DatasetRejected(
+                f"{key} names {'columns' if len(unknown) > 1 else 'a column'} that the file does not have: "
+                f"{', '.join(hints)}; fix or remove {'them' if len(unknown) > 1 else 'it'} in the dataset config "
+                f"(the file's columns are: {_list(columns)})"
+            )
+        if target in names:
+            raise DatasetRejected(
+                f"{key} lists the target column {target!r}: remove it from {key} (the target is never a feature)"
+            )
     return target
 
 
@@ -545,13 +716,19 @@ def _assign_splits(
 # Fitting and encoding
 
 
-def _number_expr(name: str, missing: list[str], special: bool = True) -> pl.Expr:
+def _number_expr(name: str, missing: list[str], special: bool = True, number_format: dict[str, str] | None = None) -> pl.Expr:
     """Float64 of a stripped value that is present and a finite number (see `parse_number`), else null.
 
-    `special` must be true when the column may hold "_" or non-ASCII text (see `_special_columns`).
+    `special` must be true when the column may hold "_" or non-ASCII text (see `_special_columns`);
+    `number_format`: one of NUMBER_FORMATS, when the column is written that way.
     """
     value = pl.col(name)
     text = value
+    if number_format is not None:
+        rewritten = text.str.replace_all(f"[{re.escape(number_format['remove'])}]", "").str.replace_all(
+            number_format["decimal"], ".", literal=True
+        )
+        text = pl.when(text.str.contains(f"^(?:{number_format['pattern']})$")).then(rewritten).otherwise(text)
     if special:
         decimals, digits = _unicode_decimals()
         text = text.str.replace_many(decimals, digits)  # what float() does to "١٢" before parsing
@@ -587,8 +764,11 @@ def _fit_features(
     drop_columns: list[str],
     missing: list[str],
     special: set[str],
+    normalise: str | None,
+    formats: dict[str, str],
+    roles: Mapping[str, str],
 ) -> tuple[list[dict], list[dict], dict[str, dict], pl.DataFrame]:
-    """Decide kinds and fit fills / categories on the training rows only.
+    """Decide kinds (unless `roles` pins them) and fit fills / categories on the training rows only.
 
     Returns the recipe features, the dropped columns (name, reason, detail), per-column fields of
     the report (`ColumnReport` less name and missing counts), and the parsed numbers of the numeric
@@ -599,7 +779,10 @@ def _fit_features(
     rows = train.height
     present: dict[str, int] = {}
     stats: dict[str, float | int | None] = {}
-    numbers = train.select(_number_expr(name, missing, name in special) for name in candidates)
+    numbers = train.select(
+        _number_expr(name, missing, name in special, NUMBER_FORMATS[formats[name]] if name in formats else None)
+        for name in candidates
+    )
     if candidates:
         present = dict(zip(candidates, train.select((~pl.col(name).is_in(missing)).sum() for name in candidates).row(0)))
         stats = numbers.select(
@@ -629,16 +812,29 @@ def _fit_features(
             continue
         count, low, high = (stats[f"{name}\x00{key}"] for key in ("count", "min", "max"))
         count = count or 0  # no number at all in the training rows
+        looks_numeric = present[name] > 0 and count >= NUMERIC_SHARE * present[name]
+        role = roles.get(name)
         reason = detail = None
-        if present[name] == 0:
+        if role in ("text", "id", "drop"):
+            value_type = "empty" if present[name] == 0 else "number" if looks_numeric else "text"
+            reason, detail = "pinned", f"its role is pinned to {role!r} in the dataset config's columns"
+        elif present[name] == 0:
             value_type = "empty"
             reason, detail = "all_missing", "every value in the training rows is missing"
-        elif count >= NUMERIC_SHARE * present[name]:
+        elif role == "numeric" or (role is None and looks_numeric):
             value_type = "number"
-            if low == high:
+            if count == 0:
+                raise DatasetRejected(
+                    f"column {name!r} is pinned as numeric in the dataset config, but none of its training values is a "
+                    "number: fix its values, or pin it as categorical"
+                )
+            if low == high and role is None:
                 reason, detail = "constant", f"every number in the training rows is {low!r}"
             else:
-                features.append({"name": name, "kind": "numeric", "fill": None})
+                numeric_feature: dict = {"name": name, "kind": "numeric", "fill": None}
+                if name in formats:
+                    numeric_feature["number_format"] = _recipe_number_format(formats[name])
+                features.append(numeric_feature)
                 numeric.append(name)
                 notes[name] = {"role": "numeric", "type": value_type, "not_numbers": present[name] - count}
                 notes[name]["summary"] = {"min": low, "max": high, "not_numbers": present[name] - count}
@@ -647,9 +843,24 @@ def _fit_features(
             value_type = "text"
             values = train.get_column(name)
             categories = values.filter(~values.is_in(missing)).unique()
+            if normalise:
+                categories = pl.Series(name, sorted(set(map(CATEGORY_NORMALISATIONS[normalise], categories.to_list()))))
+            distinct_share = len(categories) / present[name]
             if len(categories) == 1 and present[name] == rows:
                 reason, detail = "constant", f"every training row has the value {categories[0]!r}"
-            elif len(categories) > ID_LIKE_MIN_DISTINCT and len(categories) / present[name] > ID_LIKE_DISTINCT_SHARE:
+            elif (
+                role is None
+                and len(categories) > ID_LIKE_MIN_DISTINCT
+                and distinct_share > FREE_TEXT_DISTINCT_SHARE
+                and _mean_chars(values.filter(~values.is_in(missing))) >= FREE_TEXT_MIN_CHARS
+            ):
+                reason = "free_text"
+                detail = (
+                    f"looks like free text: {len(categories)} distinct values in {present[name]} training rows, "
+                    f"{FREE_TEXT_MIN_CHARS} characters or more on average, which datadrop cannot use as categories: "
+                    "pin its role to categorical in the dataset config's columns to keep it"
+                )
+            elif role is None and len(categories) > ID_LIKE_MIN_DISTINCT and distinct_share > ID_LIKE_DISTINCT_SHARE:
                 reason = "id_like"
                 detail = (
                     f"looks like an identifier: {len(categories)} distinct values in {present[name]} training rows, "
@@ -657,7 +868,10 @@ def _fit_features(
                 )
             else:
                 levels = categories.sort().to_list()
-                features.append({"name": name, "kind": "categorical", "categories": levels})
+                categorical_feature: dict = {"name": name, "kind": "categorical", "categories": levels}
+                if normalise:
+                    categorical_feature["normalise"] = normalise
+                features.append(categorical_feature)
                 notes[name] = {"role": "categorical", "type": value_type}
                 continue
         dropped.append({"name": name, "reason": reason, "detail": detail})
@@ -674,9 +888,20 @@ def _fit_features(
             notes[name].pop("not_numbers")
             notes[name]["summary"] = NumericSummary(median=fill, **summary)
     categorical = [name for name, note in notes.items() if note["role"] in ("target", "categorical")]
-    for name, summary in _categorical_summaries(train, categorical, missing).items():
+    normalised = train.select(pl.col(categorical))
+    if normalise:
+        normalised = normalised.with_columns(
+            _normalised(normalised.get_column(feature["name"]), missing, normalise)
+            for feature in features
+            if feature["kind"] == "categorical"
+        )
+    for name, summary in _categorical_summaries(normalised, categorical, missing).items():
         notes[name]["summary"] = summary
     return features, dropped, notes, numbers
+
+
+def _mean_chars(values: pl.Series) -> float:
+    return float(values.str.len_chars().sum()) / max(len(values), 1)
 
 
 def _categorical_summaries(train: pl.DataFrame, names: list[str], missing: list[str]) -> dict[str, CategoricalSummary]:
@@ -703,28 +928,46 @@ def _categorical_summaries(train: pl.DataFrame, names: list[str], missing: list[
     return summaries
 
 
+def _normalised(values: pl.Series, missing: list[str], normalise: str) -> pl.Series:
+    """Present values normalised (missing tokens kept as they are), one Python call per distinct value."""
+    distinct = values.filter(~values.is_in(missing)).unique().to_list()
+    normalised = list(map(CATEGORY_NORMALISATIONS[normalise], distinct))
+    return values.replace(distinct, normalised)
+
+
 def _encode(
     frame: pl.DataFrame, features: list[dict], missing: list[str], special: set[str], numbers: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """Label (class index) then the encoded features; `numbers` may hold the numeric columns already parsed."""
-    expressions: list[pl.Expr] = [pl.col(_LABEL).cast(pl.Int64)]
+    expressions: list[pl.Expr | pl.Series] = [pl.col(_LABEL).cast(pl.Int64)]
     for feature in features:
         name = feature["name"]
         if feature["kind"] == "categorical":
-            categories = feature["categories"]  # never holds a missing token, so missing maps to -1 too
-            expressions.append(
-                pl.col(name).replace_strict(
-                    categories, [float(index) for index in range(len(categories))], default=-1.0, return_dtype=pl.Float64
-                )
-            )
+            expressions.append(_category_index(frame.get_column(name), feature, missing))
         elif numbers is None:
-            expressions.append(_number_expr(name, missing, name in special).fill_null(feature["fill"]))
+            expressions.append(
+                _number_expr(name, missing, name in special, feature.get("number_format")).fill_null(feature["fill"])
+            )
     encoded = frame.select(expressions)
     if numbers is not None:
         fills = {feature["name"]: feature["fill"] for feature in features if feature["kind"] == "numeric"}
         encoded = encoded.hstack(numbers.select(pl.col(name).fill_null(fill) for name, fill in fills.items()))
         encoded = encoded.select(_LABEL, *(feature["name"] for feature in features))
     return encoded
+
+
+def _category_index(values: pl.Series, feature: dict, missing: list[str]) -> pl.Series:
+    """Each value's index in the feature's categories, as a float; missing or unseen -> -1.0 (see `encode_row`)."""
+    categories = feature["categories"]
+    normalise = feature.get("normalise")
+    if normalise is None:  # categories never hold a missing token, so missing maps to -1 too
+        raw, indices = categories, [float(index) for index in range(len(categories))]
+    else:  # a missing token may normalise into a category ("NAN" -> "nan"), so map the present values only
+        position = {category: float(index) for index, category in enumerate(categories)}
+        normalised = CATEGORY_NORMALISATIONS[normalise]
+        raw = values.filter(~values.is_in(missing)).unique().to_list()
+        indices = [position.get(normalised(value), -1.0) for value in raw]
+    return values.replace_strict(raw, indices, default=-1.0, return_dtype=pl.Float64)
 
 
 def _write_csv(frame: pl.DataFrame) -> bytes:

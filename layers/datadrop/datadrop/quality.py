@@ -99,7 +99,9 @@ class ColumnReport(_Report):
         None, description="over the training rows, which the encoding was fitted on"
     )
     fill: float | None = Field(None, description="numeric features: what a missing value is encoded as (training median)")
-    reason: str | None = Field(None, description="dropped columns: why (drop_columns, constant, all_missing, id_like)")
+    reason: str | None = Field(
+        None, description="dropped columns: why (drop_columns, pinned, constant, all_missing, id_like, free_text)"
+    )
     detail: str | None = None
 
 
@@ -112,6 +114,9 @@ class TargetReport(_Report):
     name: str
     problem_type: Literal["binary", "multiclass"]
     classes: dict[str, int] = Field(description="class balance: rows per class, after cleaning")
+    merged: dict[str, list[str]] = Field(
+        default_factory=dict, description="class -> the other spellings of it in the file, merged into it (merge_labels)"
+    )
 
 
 class Normalisation(_Report):

@@ -24,9 +24,10 @@ import csv
 import gzip
 import io
 import json
+import math
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -76,13 +77,16 @@ class Table:
     detected: DetectedFormat
     normalisations: list[Normalisation]
     may_hold_special_numbers: bool  # False when no value can hold "_" or non-ASCII text (see dataprep)
+    malformed_rows: int = 0  # CSV rows with the wrong number of fields, dropped (counted in rows_read)
 
 
-def read_table(data: bytes, max_bytes: int | None = None) -> Table:
+def read_table(data: bytes, max_bytes: int | None = None, max_malformed_share: float = 0.0) -> Table:
     """Detect the format of `data`, read it and check its header. Raises DatasetRejected.
 
     `max_bytes` bounds what a compressed file may decompress to (the caller's memory budget; the
-    size of the upload itself is checked before it is read).
+    size of the upload itself is checked before it is read). `max_malformed_share`: the share of a
+    CSV file's rows that may have the wrong number of fields; they are dropped and counted. More
+    than that rejects the file, naming the first bad lines.
     """
     size = len(data)
     if not data:
@@ -116,7 +120,7 @@ def read_table(data: bytes, max_bytes: int | None = None) -> Table:
     if shape == "lines":
         detected = detected.model_copy(update={"format": "jsonl", "line_endings": _line_endings(data)})
         return _read_json_lines(data, detected)
-    return _read_csv(data, detected)
+    return _read_csv(data, detected, max_malformed_share)
 
 
 def _json_shape(data: bytes) -> str | None:
@@ -239,7 +243,7 @@ def _line_endings(data: bytes) -> str | None:
 # CSV
 
 
-def _read_csv(data: bytes, detected: DetectedFormat) -> Table:
+def _read_csv(data: bytes, detected: DetectedFormat, max_malformed_share: float = 0.0) -> Table:
     if b"\n" not in data and b"\r" in data:
         raise DatasetRejected(
             "the uploaded file ends its lines with CR only (old Mac format), so it reads as one long line: "
@@ -253,6 +257,80 @@ def _read_csv(data: bytes, detected: DetectedFormat) -> Table:
         )
     separator = sniff_delimiter(data)
     detected = detected.model_copy(update={"delimiter": separator, "line_endings": _line_endings(data)})
+    try:
+        return _parse_csv(data, detected, separator)
+    except DatasetRejected as rejection:
+        kept = _without_malformed_rows(data, separator, max_malformed_share, rejection)
+        if kept is None:
+            raise
+    data, bad_lines = kept
+    table = _parse_csv(data, detected, separator)
+    shown = ", ".join(str(line) for line in bad_lines[:MALFORMED_LINES_SHOWN])
+    more = f" and {len(bad_lines) - MALFORMED_LINES_SHOWN} more" if len(bad_lines) > MALFORMED_LINES_SHOWN else ""
+    note = Normalisation(
+        step="malformed_rows_dropped",
+        detail=f"rows with the wrong number of fields dropped (lines {shown}{more})",
+        count=len(bad_lines),
+    )
+    return replace(
+        table,
+        rows_read=table.rows_read + len(bad_lines),
+        malformed_rows=len(bad_lines),
+        normalisations=[*table.normalisations, note],
+    )
+
+
+MALFORMED_LINES_SHOWN = 10  # first bad line numbers named in a rejection or a note
+
+
+def _without_malformed_rows(
+    data: bytes, separator: str, max_share: float, rejection: DatasetRejected
+) -> tuple[bytes, list[int]] | None:
+    """The CSV rewritten without its rows of the wrong field count, and their line numbers.
+
+    None when no row has the wrong field count (the rejection had another cause). Raises DatasetRejected,
+    naming the first bad lines, when more than `max_share` of the data rows are bad, or the quoting is broken.
+    Only runs for a file that failed to read, so plain Python speed is fine.
+    """
+    if _find_quote_problem(data, separator) is not None:
+        return None  # the caller's rejection already says where the quoting breaks
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="")
+    reader = csv.reader(text, delimiter=separator)
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=separator, lineterminator="\n")
+    width: int | None = None
+    rows = 0
+    bad_lines: list[int] = []
+    try:
+        for record in reader:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                writer.writerow(record)  # a blank line stays, to be counted as one
+                continue
+            if width is None:
+                width = len(record)
+            else:
+                rows += 1
+                if len(record) != width:
+                    bad_lines.append(reader.line_num)
+                    continue
+            writer.writerow(record)
+    except csv.Error:
+        return None  # not a field-count problem; the caller's rejection says what it is
+    if not bad_lines:
+        return None
+    allowed = math.floor(max_share * rows)
+    if len(bad_lines) > allowed:
+        shown = ", ".join(str(line) for line in bad_lines[:MALFORMED_LINES_SHOWN])
+        raise DatasetRejected(
+            f"{rejection.reason.rstrip('.')}; {len(bad_lines)} of {rows} rows have the wrong number of fields (lines "
+            f"{shown}{' ...' if len(bad_lines) > MALFORMED_LINES_SHOWN else ''}), more than max_malformed_share "
+            f"({max_share:g}, {allowed} rows) allows to drop: fix those lines, or raise max_malformed_share in the "
+            "dataset config"
+        )
+    return out.getvalue().encode("utf-8"), bad_lines
+
+
+def _parse_csv(data: bytes, detected: DetectedFormat, separator: str) -> Table:
 
     # polars sniffs zlib streams by their first two bytes; "x^", "x\x01", "x\x9c" and "x\xda" can start
     # a real CSV, so hide them behind a blank line that is skipped again.

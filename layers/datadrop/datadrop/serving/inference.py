@@ -22,6 +22,7 @@ import json
 import math
 import os
 import pickle
+import re
 import threading
 import warnings
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -82,6 +83,10 @@ class UnsupportedAccept(InvalidInput):
 
 # --------------------------------------------------------------------------- recipe
 
+# How a categorical feature's value is normalised before its lookup, by the name the recipe's
+# feature carries ("normalise"); the same table as datadrop.dataprep.CATEGORY_NORMALISATIONS.
+CATEGORY_NORMALISATIONS = {"casefold": str.casefold}
+
 
 class CompiledRecipe:
     """The recipe with its lookups precomputed, so encoding a row is a few dict hits."""
@@ -100,24 +105,31 @@ class CompiledRecipe:
         self.columns = [str(c) for c in recipe["columns"]]
         self.inputs = [c for c in self.columns if c != self.target]  # columns a client sends
         self.missing = frozenset(str(t) for t in recipe.get("missing_tokens", ["", "NA", "NaN", "null"]))
-        self.features = []  # type: List[Tuple[str, bool, Any]]
+        self.features = []  # type: List[Tuple[str, bool, Any, Any]]
         for f in recipe["features"]:
             kind = f.get("kind")
             if kind == "numeric":
-                self.features.append((str(f["name"]), True, float(f.get("fill", 0.0))))
+                number_format = f.get("number_format")
+                written = None
+                if number_format is not None:  # (pattern, separators removed, decimal mark)
+                    written = (re.compile(number_format["pattern"]), number_format["remove"], number_format["decimal"])
+                self.features.append((str(f["name"]), True, float(f.get("fill", 0.0)), written))
             elif kind == "categorical":
                 index = {str(c): float(i) for i, c in enumerate(f.get("categories", []))}
-                self.features.append((str(f["name"]), False, index))
+                normalise = f.get("normalise")
+                if normalise is not None and normalise not in CATEGORY_NORMALISATIONS:
+                    raise ValueError("feature %r has unknown normalisation %r" % (f.get("name"), normalise))
+                self.features.append((str(f["name"]), False, index, CATEGORY_NORMALISATIONS.get(normalise)))
             else:
                 raise ValueError("feature %r has unknown kind %r" % (f.get("name"), kind))
-        self.feature_names = [name for name, _, _ in self.features]
+        self.feature_names = [name for name, _, _, _ in self.features]
         self.known_names = frozenset(self.columns) | frozenset(self.feature_names)
 
     def encode(self, raw: Mapping[str, Optional[str]]) -> List[float]:
         """Encode one raw row (column -> raw string); absent or None means missing."""
         out = []  # type: List[float]
         missing = self.missing
-        for name, numeric, spec in self.features:
+        for name, numeric, spec, normalise in self.features:
             v = raw.get(name)
             if v is None:
                 v = ""
@@ -128,14 +140,20 @@ class CompiledRecipe:
                 if v in missing:
                     out.append(spec)
                     continue
+                if normalise is not None and normalise[0].fullmatch(v):  # e.g. "1,234.5" in a thousands_comma column
+                    for char in normalise[1]:
+                        v = v.replace(char, "")
+                    v = v.replace(normalise[2], ".")
                 try:
                     x = float(v)
                 except ValueError:
                     out.append(spec)
                     continue
                 out.append(x if math.isfinite(x) else spec)
+            elif v in missing:
+                out.append(-1.0)
             else:
-                out.append(spec.get(v, -1.0))
+                out.append(spec.get(normalise(v) if normalise is not None else v, -1.0))
         return out
 
 
@@ -147,8 +165,11 @@ def compile_recipe(recipe: Union[Mapping[str, Any], CompiledRecipe]) -> Compiled
 def encode_row(recipe: Union[Mapping[str, Any], CompiledRecipe], raw: Mapping[str, Optional[str]]) -> List[float]:
     """Encode one raw row with the recipe's rules; the single definition used for serving.
 
-    numeric: stripped value in missing_tokens, unparsable by float() or not finite -> fill.
-    categorical: index in categories, anything else (missing, unseen) -> -1.0.
+    numeric: stripped value in missing_tokens, unparsable by float() or not finite -> fill; a value
+    written as the feature's "number_format" says (its pattern, in full) first loses the separators
+    in "remove" and has its "decimal" mark replaced by ".".
+    categorical: index in categories of the stripped value, normalised as the feature's "normalise"
+    says (e.g. casefold); anything else (missing, unseen) -> -1.0.
     """
     return compile_recipe(recipe).encode(raw)
 
