@@ -150,8 +150,11 @@ def _curl(url: str, body_file: Path) -> str:
     command = ["curl", "-sS", "--fail-with-body", "-H", "Content-Type: text/csv", "--data-binary", f"@{body_file}", url]
     if shutil.which("curl") is None:  # not on every machine; the same request through urllib then
         request = urllib.request.Request(url, data=body_file.read_bytes(), headers={"Content-Type": "text/csv"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.read().decode()
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.read().decode()
+        except OSError as error:  # refused, or an error status: as curl's failure would be
+            raise subprocess.CalledProcessError(7, command, stderr=str(error)) from error
     return subprocess.run(command, capture_output=True, text=True, check=True, timeout=30).stdout
 
 
