@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datadrop.state import RunRecord, StateStore
+from datadrop.state import RunRecord, StateStore, VersionRecord
 
 
 class NoSuchVersion(LookupError):
@@ -63,26 +63,39 @@ class Leaderboard:
 
 def load(state: StateStore, dataset: str, version: str | None = None) -> Leaderboard:
     """The version's leaderboard (the newest version of the dataset when none is given)."""
-    versions = state.list_versions(dataset)
+    versions = _versions(state, dataset)
+    if version is None:
+        return _board(state, versions[0])
+    matching = [candidate for candidate in versions if candidate.version == version]
+    if not matching:
+        known = ", ".join(sorted(candidate.version for candidate in versions))
+        raise NoSuchVersion(f"dataset {dataset!r} has no version {version!r}; it has: {known}")
+    return _board(state, matching[0])
+
+
+def load_all(state: StateStore, dataset: str) -> list[Leaderboard]:
+    """Every version's leaderboard, newest first: how the dataset's data and results moved."""
+    return [_board(state, item) for item in _versions(state, dataset)]
+
+
+def _versions(state: StateStore, dataset: str) -> list[VersionRecord]:
+    """The dataset's versions, newest first; NoSuchVersion when it has none."""
+    versions = sorted(state.list_versions(dataset), key=lambda candidate: candidate.created_at, reverse=True)
     if not versions:
         raise NoSuchVersion(f"dataset {dataset!r} has no versions yet: upload to incoming/{dataset}/")
-    if version is None:
-        item = max(versions, key=lambda candidate: candidate.created_at)
-    else:
-        matching = [candidate for candidate in versions if candidate.version == version]
-        if not matching:
-            known = ", ".join(sorted(candidate.version for candidate in versions))
-            raise NoSuchVersion(f"dataset {dataset!r} has no version {version!r}; it has: {known}")
-        item = matching[0]
+    return versions
+
+
+def _board(state: StateStore, item: VersionRecord) -> Leaderboard:
     metric = item.metric
 
     def rank(run: RunRecord) -> tuple[bool, float, int]:
         value = run.metrics.get(metric)
         return (value is None, -float(value or 0.0), run.run_index)
 
-    runs = sorted(state.list_runs(dataset, item.version, item.attempt), key=rank)
+    runs = sorted(state.list_runs(item.dataset, item.version, item.attempt), key=rank)
     return Leaderboard(
-        dataset=dataset,
+        dataset=item.dataset,
         version=item.version,
         status=item.status.value,
         metric=metric,
@@ -90,14 +103,6 @@ def load(state: StateStore, dataset: str, version: str | None = None) -> Leaderb
         best_run=item.best_run,
         runs=[run.model_dump(mode="json", exclude={"outbox", "milestones"}) for run in runs],
     )
-
-
-def load_all(state: StateStore, dataset: str) -> list[Leaderboard]:
-    """Every version's leaderboard, newest first: how the dataset's data and results moved."""
-    versions = sorted(state.list_versions(dataset), key=lambda candidate: candidate.created_at, reverse=True)
-    if not versions:
-        raise NoSuchVersion(f"dataset {dataset!r} has no versions yet: upload to incoming/{dataset}/")
-    return [load(state, dataset, item.version) for item in versions]
 
 
 def _cell(value: Any) -> str:
