@@ -32,7 +32,6 @@ import multiprocessing
 import os
 import pickle
 import shutil
-import socket
 import tarfile
 import tempfile
 from collections import deque
@@ -49,7 +48,7 @@ from botocore.exceptions import ClientError
 from moto.core.botocore_stubber import MockRawResponse
 
 from datadrop.compute import CapacityError, SageMakerCompute
-from datadrop.local import runner
+from datadrop.local import ports, runner
 from datadrop.local.pickling import allow_locks
 from datadrop.storage import split_s3_uri
 
@@ -328,7 +327,7 @@ class LocalCompute(SageMakerCompute):
         for name, (config_name, port) in state["endpoints"].items():
             with as_function(SAGEMAKER_ROLE):
                 code_dir, model_dir = self._endpoint_model(name, config_name)
-                server = runner.LocalEndpoint(code_dir, model_dir, port=port if _port_is_free(port) else 0)
+                server = runner.LocalEndpoint(code_dir, model_dir, port=port if ports.is_free(port) else 0)
                 server.start()
             self._endpoints[name] = (config_name, server)
             moved = "" if server.port == port else f" (port {port} is taken)"
@@ -768,16 +767,6 @@ JOURNAL_FORMAT = 1
 
 class JournalError(Exception):
     """The local SageMaker's journal exists and cannot be read."""
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no obstacle
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _tar_directory(directory: Path) -> bytes:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from datadrop.local import ports
 from datadrop.local.aws_server import EXIT_BAD_SNAPSHOT, SNAPSHOT_NAME
 
 DEFAULT_PORT = 4599
@@ -162,7 +162,7 @@ def up(home: StackHome, port: int, workers: int, template: Path, out: TextIO) ->
         orphan = recorded.get("worker_pid") if recorded else None
         if orphan and _alive(orphan, "datadrop.local.service"):
             _terminate(orphan)  # a worker without its AWS is of no use
-        if not _port_is_free(port):
+        if not ports.is_free(port):
             raise StartFailed(f"port {port} on 127.0.0.1 is taken; give another with --port")
         if not home.snapshot.exists() and (home.journal.exists() or home.events.exists()):
             # Never a silent empty stack: jobs and endpoints without their AWS state would be nonsense.
@@ -478,16 +478,6 @@ def _answers(url: str) -> bool:
             return True
     except (urllib.error.URLError, OSError):
         return False
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no obstacle
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
