@@ -537,22 +537,44 @@ def run_locally(
         key = stack.upload(path, dataset)
         say(f"uploaded {path} to s3://{stack.settings.data_bucket_name}/{key}")
         stack.drain()
-        summary = summarise(stack, dataset)
-        if summary["status"] == "deployed":
-            summary["example_prediction"] = example_prediction(path, summary["invocation_url"])
-        summary["seconds"] = round(time.monotonic() - started, 1)
-        if plot is not None and summary.get("version"):
-            from datadrop import leaderboard
-
-            board = leaderboard.load(stack.services.state, dataset, summary["version"])
-            summary["plot"] = str(plot)
-            say(f"plot of held-out {board.metric} against {', '.join(leaderboard.plot(board, plot))} written to {plot}")
-        if as_json:
-            print(json.dumps(summary, indent=2, default=str), file=sys.stdout, flush=True)
-        else:
-            print_summary(summary, out)
+        summary = report_run(stack, dataset, path, started, plot=plot, as_json=as_json, out=out, say=say)
         if serve and summary["status"] == "deployed":
             serve_forever(summary, out)
+    return run_exit(summary)
+
+
+def report_run(
+    stack: Any,
+    dataset: str,
+    path: Path,
+    started: float,
+    *,
+    plot: Path | None,
+    as_json: bool,
+    out: TextIO,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """The end of `datadrop run`, wherever the flow ran: the summary (with one real prediction when
+    deployed, and the plot when asked), printed as a table or as exactly one JSON object."""
+    summary = summarise(stack, dataset)
+    if summary["status"] == "deployed":
+        summary["example_prediction"] = example_prediction(path, summary["invocation_url"])
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    if plot is not None and summary.get("version"):
+        from datadrop import leaderboard
+
+        board = leaderboard.load(stack.services.state, dataset, summary["version"])
+        summary["plot"] = str(plot)
+        say(f"plot of held-out {board.metric} against {', '.join(leaderboard.plot(board, plot))} written to {plot}")
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str), file=sys.stdout, flush=True)
+    else:
+        print_summary(summary, out)
+    return summary
+
+
+def run_exit(summary: dict[str, Any]) -> int:
+    """The exit status of `datadrop run`, with the reason on stderr when it is not 0."""
     if summary["status"] == "input_rejected":
         print(f"datadrop: input rejected: {summary['reason']}", file=sys.stderr)
     elif summary["status"] == "failed":
@@ -643,27 +665,10 @@ def run_on_service(
         if not _follow_version(running, view, dataset, version, (key, uploaded.get("VersionId")), position, say):
             return EXIT_FAILED
     view.endpoints = service.read_endpoints(home)
-    summary = summarise(view, dataset)
-    if summary["status"] == "deployed":
-        summary["example_prediction"] = example_prediction(path, summary["invocation_url"])
-    summary["seconds"] = round(time.monotonic() - started, 1)
-    if plot is not None and summary.get("version"):
-        from datadrop import leaderboard
-
-        board = leaderboard.load(view.services.state, dataset, summary["version"])
-        summary["plot"] = str(plot)
-        say(f"plot of held-out {board.metric} against {', '.join(leaderboard.plot(board, plot))} written to {plot}")
-    if as_json:
-        print(json.dumps(summary, indent=2, default=str), file=sys.stdout, flush=True)
-    else:
-        print_summary(summary, out)
-        if summary["status"] == "deployed":
-            print(f"the endpoint keeps serving until `datadrop down`; `datadrop predict {dataset} FILE` uses it", file=out)
-    if summary["status"] == "input_rejected":
-        print(f"datadrop: input rejected: {summary['reason']}", file=sys.stderr)
-    elif summary["status"] == "failed":
-        print(f"datadrop: failed: {summary.get('reason')}", file=sys.stderr)
-    return exit_code(summary)
+    summary = report_run(view, dataset, path, started, plot=plot, as_json=as_json, out=out, say=say)
+    if not as_json and summary["status"] == "deployed":
+        print(f"the endpoint keeps serving until `datadrop down`; `datadrop predict {dataset} FILE` uses it", file=out)
+    return run_exit(summary)
 
 
 def _follow_version(
