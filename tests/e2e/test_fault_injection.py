@@ -332,7 +332,7 @@ def _assert_searched_exactly_once(stack: LocalStack, dataset: str, may_repeat: f
     assert sorted(run.training_job for run in runs) == sorted(jobs) and [run.run_index for run in runs] == [1, 2]
     assert all(run.status == "EVALUATED" for run in runs)
     components = stack.sagemaker.list_trial_components(TrialName=f"datadrop--{dataset}-{version.version}")
-    assert len(components["TrialComponentSummaries"]) == 2
+    assert len(components["TrialComponentSummaries"]) == 3  # two runs and the data preparation's record
 
     published = [event for event in stack.published if event["detail"].get("dataset") == dataset]
     ids_by_type: dict[str, set[str]] = {}

@@ -86,6 +86,19 @@ def test_upload_to_endpoint_issues_the_right_sagemaker_calls(aws: AwsHarness) ->
     assert component["Parameters"]["num_round"] == {"NumberValue": float(training["HyperParameters"]["num_round"])}
     assert component["Parameters"]["objective"] == {"StringValue": "multi:softprob"}  # numbers as numbers, like the SDK
     assert sagemaker.describe_trial(TrialName=f"datadrop--penguins-{version}")["ExperimentName"] == "datadrop--penguins"
+    # ... and the run group records the data preparation beside the runs: the quality report in short
+    preparation = sagemaker.describe_trial_component(TrialComponentName=f"datadrop--penguins-{version}-prepare")
+    assert preparation["Status"]["PrimaryStatus"] == "Completed"
+    assert preparation["Parameters"]["rows_read"] == {"NumberValue": float(prepared["quality"]["rows_read"])}
+    assert preparation["Parameters"]["rows_test"] == {"NumberValue": float(prepared["rows"]["test"])}
+    assert preparation["Parameters"]["detected"] == {"StringValue": prepared["quality"]["detected"]}
+    assert preparation["OutputArtifacts"]["quality-report"] == {"Value": prepared["artifacts"]["profile"]}
+    assert preparation["InputArtifacts"]["upload"]["Value"].startswith("s3://")
+    in_group = sagemaker.list_trial_components(TrialName=f"datadrop--penguins-{version}")["TrialComponentSummaries"]
+    assert sorted(component["TrialComponentName"] for component in in_group) == [
+        f"datadrop--penguins-{version}-prepare",
+        f"datadrop--penguins-{version}-r01",
+    ]
 
     # Training Completed → model from the job's artifact, batch transform of the held-out rows
     aws.invoke("evaluate", sample_event("evaluate_training_job_completed.json", TrainingJobName=job))

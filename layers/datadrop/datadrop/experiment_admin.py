@@ -64,7 +64,12 @@ def run_groups(
         # Filtered here as well: not every implementation of the API honours the time filters (moto does not).
         if (created_after and created and created < created_after) or (created_before and created and created > created_before):
             continue
-        runs = sum(1 for _ in _pages(sagemaker.list_trial_components, "TrialComponentSummaries", TrialName=trial["TrialName"]))
+        components = _pages(sagemaker.list_trial_components, "TrialComponentSummaries", TrialName=trial["TrialName"])
+        runs = sum(
+            1
+            for component in components
+            if not names.is_preparation_component(trial["TrialName"], component["TrialComponentName"])
+        )
         groups.append(RunGroup(trial["TrialName"], trial.get("DisplayName") or trial["TrialName"], created, runs))
     key = (lambda group: group.name) if sort_by == "Name" else (lambda group: group.created or datetime.min)
     return sorted(groups, key=key, reverse=sort_order == "Descending")
@@ -86,7 +91,7 @@ def delete_experiment(sagemaker: Any, experiment: str) -> Deleted:
             name = component["TrialComponentName"]
             sagemaker.disassociate_trial_component(TrialComponentName=name, TrialName=trial["TrialName"])
             sagemaker.delete_trial_component(TrialComponentName=name)
-            deleted.runs += 1
+            deleted.runs += not names.is_preparation_component(trial["TrialName"], name)
         sagemaker.delete_trial(TrialName=trial["TrialName"])
         deleted.run_groups += 1
     sagemaker.delete_experiment(ExperimentName=experiment)

@@ -21,8 +21,21 @@ from datadrop.compute import capacity_error
 from datadrop.config import ExperimentSettings
 
 RUN_TAG = {"Key": "sagemaker:trial-component-source", "Value": "run"}
+PREPARATION_TAG = {"Key": "datadrop:step", "Value": "prepare"}
 METRICS_PER_REQUEST = 10  # BatchPutMetrics' MetricData holds at most 10
 logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class PreparationRecord:
+    """What the prepare step did to a dataset version, as the run group shows it: the data-quality
+    report in short (parameters) and where the upload and the prepared data are (artifacts)."""
+
+    component_name: str
+    display_name: str
+    parameters: dict[str, str]
+    inputs: dict[str, str]
+    outputs: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -99,12 +112,16 @@ class ExperimentTracker:
         inputs: dict[str, str],
         settings: ExperimentSettings | None = None,
         group_exists: bool = False,
+        preparation: PreparationRecord | None = None,
     ) -> None:
         """Create experiment, run group and run (each only if absent) and record what goes in.
         Display name, description and tags come from the dataset config's `experiment`.
         `group_exists`: the caller knows the experiment and run group were made (a tuning job's
         runs: train made them before the tuning job), so only the run is created."""
-        tags = _tags(dataset, version, settings) if group_exists else self.ensure_run_group(handle, dataset, version, settings)
+        if group_exists:
+            tags = _tags(dataset, version, settings)
+        else:
+            tags = self.ensure_run_group(handle, dataset, version, settings, preparation)
         _ignore_exists(
             self.client.create_trial_component,
             TrialComponentName=handle.trial_component_name,
@@ -122,10 +139,16 @@ class ExperimentTracker:
         )
 
     def ensure_run_group(
-        self, handle: RunHandle, dataset: str, version: str, settings: ExperimentSettings | None = None
+        self,
+        handle: RunHandle,
+        dataset: str,
+        version: str,
+        settings: ExperimentSettings | None = None,
+        preparation: PreparationRecord | None = None,
     ) -> list[dict[str, str]]:
-        """The dataset's experiment and the version's run group, each created only if absent.
-        Returns the tags they carry (their runs carry them too)."""
+        """The dataset's experiment and the version's run group, each created only if absent, and
+        in the group the record of the data preparation when given. Returns the tags they carry
+        (their runs carry them too)."""
         settings = settings or ExperimentSettings()
         tags = _tags(dataset, version, settings)
         _ignore_exists(
@@ -143,7 +166,29 @@ class ExperimentTracker:
             DisplayName=f"{dataset}-{version}",
             Tags=tags,
         )
+        if preparation is not None:
+            self._record_preparation(handle, preparation, tags)
         return tags
+
+    def _record_preparation(self, handle: RunHandle, preparation: PreparationRecord, tags: list[dict[str, str]]) -> None:
+        """A Completed trial component in the run group, beside the runs but not tagged as one (so
+        the SDK's run listings and `datadrop runs` leave it out), as SageMaker Pipelines records a
+        processing step: Studio shows the data-quality summary next to the runs it fed."""
+        _ignore_exists(
+            self.client.create_trial_component,
+            TrialComponentName=preparation.component_name,
+            DisplayName=preparation.display_name,
+            Status={"PrimaryStatus": "Completed"},
+            Parameters={key: parameter_value(value) for key, value in preparation.parameters.items()},
+            InputArtifacts={name: {"Value": uri} for name, uri in preparation.inputs.items()},
+            OutputArtifacts={name: {"Value": uri} for name, uri in preparation.outputs.items()},
+            Tags=[*tags, PREPARATION_TAG],
+        )
+        _ignore_exists(
+            self.client.associate_trial_component,
+            TrialComponentName=preparation.component_name,
+            TrialName=handle.run_group,
+        )
 
     def log_metrics(self, handle: RunHandle, metrics: dict[str, float]) -> list[str]:
         """Metrics go through sagemaker-metrics, like Run.log_metric (at most 10 per request).

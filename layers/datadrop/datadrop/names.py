@@ -132,6 +132,16 @@ def trial_component_name(prefix: str, dataset: str, run_name: str) -> str:
     return f"{experiment_name(prefix, dataset)}-{run_name}".lower()
 
 
+def preparation_component_name(prefix: str, dataset: str, version: str) -> str:
+    """The trial component in a version's run group that records its data preparation (not a run)."""
+    return f"{experiment_name(prefix, dataset)}-{version}-prepare".lower()
+
+
+def is_preparation_component(run_group: str, component: str) -> bool:
+    """Whether a trial component of a run group is its data-preparation record rather than a run."""
+    return component == f"{run_group}-prepare".lower()
+
+
 def endpoint_name(prefix: str, dataset: str) -> str:
     """One stable endpoint per dataset: later versions update it in place."""
     return _fitted(f"{owned_prefix(prefix)}{dataset}")

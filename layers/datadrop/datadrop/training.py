@@ -11,7 +11,7 @@ from datadrop import names, observability
 from datadrop.algorithms import xgboost_image_uri, xgboost_objective, xgboost_tuning_objective
 from datadrop.compute import CapacityError
 from datadrop.events import DatasetPrepared, RunSummary, TrainingStarted
-from datadrop.experiments import RunHandle
+from datadrop.experiments import PreparationRecord, RunHandle
 from datadrop.search import plan_runs, plan_size, static_hyperparameters, tuning_ranges
 from datadrop.services import Services
 from datadrop.settings import Settings
@@ -192,6 +192,41 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
         state.flush_version(prepared.dataset, prepared.version)
 
 
+def preparation_record(prefix: str, prepared: DatasetPrepared) -> PreparationRecord:
+    """The data preparation of a version, for its run group (see ExperimentTracker.ensure_run_group)."""
+    parameters = {
+        "problem_type": prepared.problem_type,
+        "classes": str(len(prepared.classes)),
+        **{f"rows_{split}": str(count) for split, count in prepared.rows.items()},
+    }
+    quality = prepared.quality
+    if quality is not None:
+        parameters |= {
+            "detected": quality.detected,
+            "rows_read": str(quality.rows_read),
+            "rows_usable": str(quality.rows_usable),
+            **{f"rows_dropped_{reason}": str(count) for reason, count in quality.rows_dropped.items()},
+            "features": str(quality.features),
+            "columns_dropped": str(len(quality.dropped_columns)),
+            "warnings": str(quality.warnings),
+        }
+    source = prepared.source
+    artifacts = prepared.artifacts
+    return PreparationRecord(
+        component_name=names.preparation_component_name(prefix, prepared.dataset, prepared.version),
+        display_name=f"{prepared.version}-prepare",
+        parameters=parameters,
+        inputs={"upload": f"s3://{source.bucket}/{source.key}"},
+        outputs={
+            "quality-report": artifacts.profile,
+            "recipe": artifacts.recipe,
+            "train": artifacts.train,
+            "validation": artifacts.validation,
+            "test": artifacts.test,
+        },
+    )
+
+
 def start_tuning(services: Services, prepared: DatasetPrepared, attempt: int) -> str:
     """A Bayesian search: one SageMaker hyperparameter tuning job. Its training jobs become the
     version's runs as they appear (evaluation.adopt_tuning_training_job), and its end fixes how
@@ -206,7 +241,13 @@ def start_tuning(services: Services, prepared: DatasetPrepared, attempt: int) ->
     state.map_resource("tuning-job", name, ResourceOwner(prepared.dataset, prepared.version, 0, attempt))
     handle = services.experiments.handle(prepared.dataset, prepared.version, 1, attempt)
     try:
-        services.experiments.ensure_run_group(handle, prepared.dataset, prepared.version, prepared.experiment)
+        services.experiments.ensure_run_group(
+            handle,
+            prepared.dataset,
+            prepared.version,
+            prepared.experiment,
+            preparation_record(settings.name_prefix, prepared),
+        )
         created = services.compute.start_tuning_job(request)
     except CapacityError as error:
         logger.warning("SageMaker has no capacity for the tuning job now; it waits", job=name, reason=str(error))
@@ -300,6 +341,7 @@ def start_training_job(services: Services, prepared: DatasetPrepared, owner: Res
                 "test": prepared.artifacts.test,
             },
             settings=prepared.experiment,
+            preparation=preparation_record(settings.name_prefix, prepared),
         )
         created = services.compute.start_training_job(training_job_request(settings, prepared, run, handle, hyperparameters))
     except CapacityError as error:
