@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import csv
 import io
 import json
 import subprocess
@@ -105,6 +106,16 @@ def test_csv_header_with_unknown_extra_column(inf: ModuleType) -> None:
 def test_csv_quoted_commas_crlf_and_bom(inf: ModuleType) -> None:
     body = '\ufeffAdelie,"Dream, North",39.1,181,male\r\n"Dream, North",40,"190",female\r\n'
     assert _rows(inf.input_fn(body.encode(), "text/csv")) == [[39.1, 181.0, 3.0, 1.0], [40.0, 190.0, 3.0, 0.0]]
+
+
+def test_a_value_longer_than_the_csv_module_s_default_limit_is_served() -> None:
+    """prepare accepts values of any length; the csv module's default limit is 131,072 characters."""
+    csv.field_size_limit(131_072)  # as a fresh process has it: loading the script must lift it
+    module = load_inference_module(INFERENCE_SOURCE.parent)
+    module.use_recipe(RECIPE)
+    long_island = "Dream " * 50_000  # 300,000 characters: an unseen category
+    body = f'Adelie,"{long_island}",39.1,181,male\n'
+    assert _rows(module.input_fn(body, "text/csv")) == [[39.1, 181.0, -1.0, 1.0]]
 
 
 def test_csv_bad_row_count_says_what_was_expected(inf: ModuleType) -> None:

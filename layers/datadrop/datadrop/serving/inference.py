@@ -23,6 +23,7 @@ import math
 import os
 import pickle
 import re
+import sys
 import threading
 import warnings
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -45,6 +46,10 @@ _ALIASES = {
     "application/x-ndjson": JSONLINES,
     "text/json": JSON,
 }
+
+# prepare accepts values of any length (a 5 MB field is among its tests), but the csv module refuses
+# a field over 131,072 characters by default: lift the limit, so every value prepare took is served.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 try:  # present in the SageMaker XGBoost container: lets us pick the HTTP status code there.
     from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError
