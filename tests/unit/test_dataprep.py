@@ -8,6 +8,7 @@ split, so the train/validation CSVs can be compared row by row with what the rul
 from __future__ import annotations
 
 import csv
+import datetime
 import gzip
 import io
 import json
@@ -55,12 +56,44 @@ def ref_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+REF_TRUE, REF_FALSE = {"true", "t", "yes", "y", "1"}, {"false", "f", "no", "n", "0"}
+REF_DATETIME = re.compile(
+    r"(\d{4})[-/](\d{2})[-/](\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?", re.ASCII
+)
+
+
+def ref_datetime(text: str) -> datetime.datetime | None:
+    """The wall-clock time a value writes (zone and fraction of a second ignored), by the datetime module."""
+    match = REF_DATETIME.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(group or 0) for group in match.groups())
+    try:
+        return datetime.datetime(year, month, day, hour, minute, second)
+    except ValueError:  # no such day, hour, ...
+        return None
+
+
+def ref_datetime_part(moment: datetime.datetime, part: str) -> float:
+    if part == "day_of_week":
+        return float(moment.weekday())
+    if part == "epoch_days":
+        return (moment - datetime.datetime(1970, 1, 1)) / datetime.timedelta(days=1)
+    return float(getattr(moment, part))
+
+
 def ref_encode(recipe: dict, row: dict[str, str]) -> list[float]:
     missing = set(recipe["missing_tokens"])
     out = []
     for feature in recipe["features"]:
-        text = row[feature["name"]].strip()
-        if feature["kind"] == "numeric":
+        text = row[feature.get("column", feature["name"])].strip()
+        if feature["kind"] == "boolean":
+            folded = text.casefold()
+            out.append(-1.0 if text in missing else 1.0 if folded in REF_TRUE else 0.0 if folded in REF_FALSE else -1.0)
+        elif feature["kind"] == "datetime":
+            moment = None if text in missing else ref_datetime(text)
+            out.append(feature["fill"] if moment is None else ref_datetime_part(moment, feature["part"]))
+        elif feature["kind"] == "numeric":
             written = feature.get("number_format")
             if written and re.fullmatch(written["pattern"], text):
                 text = re.sub(f"[{re.escape(written['remove'])}]", "", text).replace(written["decimal"], ".")

@@ -197,7 +197,7 @@ def datetime_part(parsed: DateTime, part: str) -> float:
     if part == "day_of_week":  # 1970-01-01 was a Thursday (3); days + _EPOCH_SHIFT >= 0, and _EPOCH_SHIFT % 7 == 1
         return float((days + _EPOCH_SHIFT + 2) % 7)
     if part == "epoch_days":
-        return days + (hour * 3600 + minute * 60 + second) / 86400
+        return (days * 86400 + hour * 3600 + minute * 60 + second) / 86400  # one correctly rounded division
     raise ValueError(f"unknown datetime part {part!r}")
 
 
@@ -242,13 +242,16 @@ def datetime_frame(values: pl.Series, missing: Sequence[str]) -> pl.DataFrame:
     day_of_year = (153 * (month + pl.when(month > 2).then(-3).otherwise(9)) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
     days = era * 146097 + day_of_era - _EPOCH_SHIFT
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second
     parts = {
         "year": year.cast(pl.Float64),
         "month": month.cast(pl.Float64),
         "day": day.cast(pl.Float64),
         "day_of_week": ((days + _EPOCH_SHIFT + 2) % 7).cast(pl.Float64),
         "hour": hour.cast(pl.Float64),
-        "epoch_days": days + (hour * 3600 + minute * 60 + second) / 86400,
+        # Python's int / int is correctly rounded; polars divides by a literal as a multiplication by its
+        # reciprocal (1 ulp off at times), so divide by a column of 86400s instead (exact Int64 -> f64, one division)
+        "epoch_days": seconds / (seconds * 0 + 86400),
     }
     return frame.select(
         *(pl.when(valid).then(expression).alias(part) for part, expression in parts.items()),

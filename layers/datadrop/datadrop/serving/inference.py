@@ -132,7 +132,7 @@ def datetime_part(parsed: Tuple[int, int, int, int, int, int], part: str) -> flo
     days = era * 146097 + year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year - _EPOCH_SHIFT
     if part == "day_of_week":
         return float((days + _EPOCH_SHIFT + 2) % 7)
-    return days + (hour * 3600 + minute * 60 + second) / 86400
+    return (days * 86400 + hour * 3600 + minute * 60 + second) / 86400
 
 
 class CompiledRecipe:
