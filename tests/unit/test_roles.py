@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 from datadrop import dataprep, roles
-from datadrop.config import DatasetConfig, parse_config
+from datadrop.config import ConfigError, DatasetConfig, parse_config
 from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
 from datadrop.local.runner import load_inference_module
 from datadrop.quality import BooleanSummary, DatetimeSummary, render_table
@@ -450,3 +450,34 @@ def test_the_serving_code_reads_a_header_of_raw_column_names() -> None:
     matrix = module.input_fn(body, "text/csv")
     row = {"customer_id": "7", "signup_date": "2022-05-04 10:00:00", "newsletter": "no", "plan": "basic", "visits": "1,200"}
     assert matrix.tolist() == np.asarray([dataprep.encode_row(prepared.recipe, row)], dtype=np.float32).tolist()
+
+
+# ----------------------------------------------------------------------------------------------
+# The config
+
+
+def test_the_config_takes_the_new_roles_and_the_datetime_setting() -> None:
+    config = parse_config("target: y\ndatetime: drop\ncolumns: {a: {role: boolean}, b: {role: datetime}}\n", "c.yaml")
+    assert config.datetime == "drop" and config.columns["a"].role == "boolean"
+    for text, words in (
+        ("target: y\ndatetime: sometimes\n", "datetime"),
+        ("target: y\ncolumns: {a: {role: date}}\n", "columns.a.role"),
+        ("target: y\ndrop_columns: [a]\ncolumns: {a: {role: boolean}}\n", "keep one of the two"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            parse_config(text, "c.yaml")
+
+
+def test_configs_without_the_datetime_setting_keep_their_fingerprint() -> None:
+    # (the dataset version is a hash of the data and this fingerprint: a new version would retrain)
+    plain = parse_config("target: y\n", "c.yaml")
+    assert "datetime" not in plain.fingerprint()
+    assert parse_config("target: y\ndatetime: expand\n", "c.yaml").fingerprint() == plain.fingerprint()
+    assert parse_config("target: y\ndatetime: drop\n", "c.yaml").fingerprint() != plain.fingerprint()
+
+
+def test_a_pinned_boolean_of_long_values_is_rejected_with_one() -> None:
+    n = 60
+    data = labelled({"answer": [["yes", "certainly"][i % 2] for i in range(n)]}, n)
+    with pytest.raises(DatasetRejected, match="such as 'certainly'"):
+        prepare(data, DatasetConfig(target="label", columns={"answer": {"role": "boolean"}}))

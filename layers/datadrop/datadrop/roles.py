@@ -89,7 +89,18 @@ def fit_boolean(
     and for those of `pinned` (pinned as boolean), how those values read as truth values."""
     if not names and not pinned:
         return {}
-    names = [*names, *pinned]
+    # a quick look first: case folding never shortens a text, so a longer value than every spelling rules a column out
+    longest = max(map(len, TRUE_SPELLINGS + FALSE_SPELLINGS))
+    short = (
+        train.select(
+            pl.col(name).filter(~pl.col(name).is_in(missing)).str.len_chars().max().le(longest).alias(name) for name in names
+        ).row(0)
+        if names
+        else ()
+    )
+    names = [name for name, ok in zip(names, short) if ok] + list(pinned)
+    if not names:
+        return {}
     counts = train.select(pl.col(name).filter(~pl.col(name).is_in(missing)).n_unique().alias(name) for name in names).row(0)
     fits = {}
     for name, distinct in zip(names, counts):
