@@ -9,7 +9,9 @@ Steps: read every value as text (all columns Utf8) and strip it; drop empty line
 whose target is missing, then exact duplicate rows (before splitting, so no test row also sits in
 train); split per class (SplitMix64 keys seeded with `split.seed`, first `test`, then `validation`
 share of each class, at least one row each); decide column kinds and fit fills / categories on the
-train rows only; encode train and validation; keep the test rows raw for batch transform.
+train rows only (the boolean, datetime and ID-like integer rules are in `datadrop.roles`; row numbers
+are recognised in file order, before cleaning); encode train and validation; keep the test rows raw
+for batch transform.
 
 The encoding contract. The serving code (`datadrop.serving.inference`) implements it in plain
 Python, and so does `encode_row` below; tests check both against the CSVs written here:
