@@ -289,6 +289,15 @@ def test_dates_without_times_have_no_hour_and_datetime_drop_drops_them() -> None
     assert columns_of(pinned)["day"].role == "datetime"
 
 
+def test_a_column_of_one_date_is_constant() -> None:
+    n = 60
+    prepared = prepare(
+        labelled({"exported": ["2024-03-01" if i % 5 else "2024/03/01" for i in range(n)]}, n), DatasetConfig(target="label")
+    )
+    column = columns_of(prepared)["exported"]
+    assert (column.role, column.reason, column.detail) == ("dropped", "constant", "every date in the training rows is 2024-03-01")
+
+
 def test_a_few_non_dates_are_tolerated_but_many_are_not() -> None:
     n = 100
     few = signup_dates(n)

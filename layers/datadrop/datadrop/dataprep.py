@@ -891,7 +891,9 @@ def _fit_features(
             value_type = "text"
             fit = _fitting_datetime(name, datetimes.get(name), role)
             dated = _datetime_summary(fit)
-            if role is None and not expand_datetimes:
+            if role is None and dated.min == dated.max:
+                reason, detail = "constant", f"every date in the training rows is {dated.min}"
+            elif role is None and not expand_datetimes:
                 reason = "datetime"
                 detail = f"dates ({dated.min} to {dated.max}), dropped because the dataset config says datetime: drop"
             else:
