@@ -57,10 +57,8 @@ import polars as pl
 import datadrop.roles as column_roles
 from datadrop.config import DatasetConfig
 from datadrop.quality import (
-    BooleanSummary,
     CategoricalSummary,
     ColumnReport,
-    DatetimeSummary,
     Normalisation,
     NumericSummary,
     QualityReport,
@@ -852,7 +850,11 @@ def _fit_features(
         elif role == "boolean" or (role is None and name in booleans and column_roles.is_boolean(booleans[name])):
             value_type = "number" if looks_numeric[name] else "text"
             features.append(column_roles.boolean_feature(name))
-            notes[name] = {"role": "boolean", "type": value_type, "summary": _boolean_summary(name, booleans.get(name))}
+            notes[name] = {
+                "role": "boolean",
+                "type": value_type,
+                "summary": column_roles.boolean_summary(name, booleans.get(name)),
+            }
             continue
         elif role == "numeric" or (role is None and looks_numeric[name]):
             value_type = "number"
@@ -889,8 +891,8 @@ def _fit_features(
                 continue
         elif role == "datetime" or (role is None and name in datetimes and datetimes[name].share >= column_roles.DATETIME_SHARE):
             value_type = "text"
-            fit = _fitting_datetime(name, datetimes.get(name), role)
-            dated = _datetime_summary(fit)
+            fit = column_roles.checked_datetime(name, datetimes.get(name), role)
+            dated = column_roles.datetime_summary(fit)
             if role is None and dated.min == dated.max:
                 reason, detail = "constant", f"every date in the training rows is {dated.min}"
             elif role is None and not expand_datetimes:
@@ -962,57 +964,6 @@ def _fit_features(
     for name, summary in _categorical_summaries(normalised, categorical, missing).items():
         notes[name]["summary"] = summary
     return features, dropped, notes, numbers
-
-
-def _boolean_summary(name: str, fit: column_roles.BooleanFit | None) -> BooleanSummary:
-    """The report on a boolean column; a column pinned as boolean must hold only truth values."""
-    if fit is None or not fit.fits:
-        example = f", such as {fit.other_values[0][:MAX_REPORTED_VALUE]!r}," if fit is not None and fit.other_values else ""
-        raise DatasetRejected(
-            f"column {name!r} is pinned as boolean in the dataset config, but training values{example} are not "
-            f"true/false (any case of {', '.join(column_roles.TRUE_SPELLINGS)} / "
-            f"{', '.join(column_roles.FALSE_SPELLINGS)}): fix those values, add them to missing_values, or pin it "
-            "as categorical"
-        )
-    shown = column_roles.MAX_SPELLINGS_REPORTED
-    return BooleanSummary(
-        true=fit.true_count,
-        false=fit.false_count,
-        true_share=fit.true_count / (fit.true_count + fit.false_count),
-        true_values=[value[:MAX_REPORTED_VALUE] for value in fit.true_values[:shown]],
-        false_values=[value[:MAX_REPORTED_VALUE] for value in fit.false_values[:shown]],
-    )
-
-
-def _fitting_datetime(name: str, fit: column_roles.DatetimeFit | None, role: str | None) -> column_roles.DatetimeFit:
-    """The column's dates; a column pinned as datetime needs DATETIME_SHARE of its values to be dates, like any."""
-    if fit is None or fit.share < column_roles.DATETIME_SHARE:
-        dates = fit.dates if fit is not None else 0
-        example = f" (such as {fit.bad_value[:MAX_REPORTED_VALUE]!r})" if fit is not None and fit.bad_value else ""
-        raise DatasetRejected(
-            f"column {name!r} is pinned as {role} in the dataset config, but only {dates} of its present training "
-            f"values are dates{example} and datadrop needs {column_roles.DATETIME_SHARE:.0%}: write dates as "
-            "YYYY-MM-DD, optionally with a time (YYYY-MM-DD HH:MM:SS or 2024-03-01T12:30:00Z), add the other "
-            "values to missing_values, or pin it as categorical"
-        )
-    return fit
-
-
-def _datetime_summary(fit: column_roles.DatetimeFit) -> DatetimeSummary:
-    parts = column_roles.DATETIME_PARTS if fit.with_time else column_roles.DATE_PARTS
-    stats = fit.parts.select(
-        pl.col("epoch_days").min().alias("\x00min"),
-        pl.col("epoch_days").max().alias("\x00max"),
-        *(pl.col(part).median() for part in parts),
-    ).row(0, named=True)
-    return DatetimeSummary(
-        min=column_roles.format_epoch_days(stats["\x00min"], fit.with_time),
-        max=column_roles.format_epoch_days(stats["\x00max"], fit.with_time),
-        with_time=fit.with_time,
-        parts=list(parts),
-        fills={part: float(stats[part]) for part in parts},
-        not_dates=fit.present - fit.dates,
-    )
 
 
 def _mean_chars(values: pl.Series) -> float:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from datadrop.quality import BooleanSummary, ColumnReport, DatetimeSummary, Normalisation
+from datadrop.reading import DatasetRejected
 
 # --------------------------------------------------------------------------------------------
 # boolean
@@ -414,6 +415,63 @@ def encode_value(feature: Mapping, text: str, missing: Sequence[str] | set[str])
         return BOOLEAN_MISSING if value is None else value
     parsed = None if text in missing else parse_datetime(text)
     return feature["fill"] if parsed is None else datetime_part(parsed, feature["part"])
+
+
+# --------------------------------------------------------------------------------------------
+# the report's summaries (and the rejection of a pinned role that does not fit)
+
+MAX_QUOTED = 200  # characters of a value quoted in the report or a rejection (as dataprep.MAX_REPORTED_VALUE)
+
+
+def boolean_summary(name: str, fit: BooleanFit | None) -> BooleanSummary:
+    """The report on a boolean column; a column pinned as boolean must hold only truth values."""
+    if fit is None or not fit.fits:
+        example = f", such as {fit.other_values[0][:MAX_QUOTED]!r}," if fit is not None and fit.other_values else ""
+        raise DatasetRejected(
+            f"column {name!r} is pinned as boolean in the dataset config, but training values{example} are not "
+            f"true/false (any case of {', '.join(TRUE_SPELLINGS)} / "
+            f"{', '.join(FALSE_SPELLINGS)}): fix those values, add them to missing_values, or pin it "
+            "as categorical"
+        )
+    shown = MAX_SPELLINGS_REPORTED
+    return BooleanSummary(
+        true=fit.true_count,
+        false=fit.false_count,
+        true_share=fit.true_count / (fit.true_count + fit.false_count),
+        true_values=[value[:MAX_QUOTED] for value in fit.true_values[:shown]],
+        false_values=[value[:MAX_QUOTED] for value in fit.false_values[:shown]],
+    )
+
+
+def checked_datetime(name: str, fit: DatetimeFit | None, role: str | None) -> DatetimeFit:
+    """The column's dates; a column pinned as datetime needs DATETIME_SHARE of its values to be dates, like any."""
+    if fit is None or fit.share < DATETIME_SHARE:
+        dates = fit.dates if fit is not None else 0
+        example = f" (such as {fit.bad_value[:MAX_QUOTED]!r})" if fit is not None and fit.bad_value else ""
+        raise DatasetRejected(
+            f"column {name!r} is pinned as {role} in the dataset config, but only {dates} of its present training "
+            f"values are dates{example} and datadrop needs {DATETIME_SHARE:.0%}: write dates as "
+            "YYYY-MM-DD, optionally with a time (YYYY-MM-DD HH:MM:SS or 2024-03-01T12:30:00Z), add the other "
+            "values to missing_values, or pin it as categorical"
+        )
+    return fit
+
+
+def datetime_summary(fit: DatetimeFit) -> DatetimeSummary:
+    parts = DATETIME_PARTS if fit.with_time else DATE_PARTS
+    stats = fit.parts.select(
+        pl.col("epoch_days").min().alias("\x00min"),
+        pl.col("epoch_days").max().alias("\x00max"),
+        *(pl.col(part).median() for part in parts),
+    ).row(0, named=True)
+    return DatetimeSummary(
+        min=format_epoch_days(stats["\x00min"], fit.with_time),
+        max=format_epoch_days(stats["\x00max"], fit.with_time),
+        with_time=fit.with_time,
+        parts=list(parts),
+        fills={part: float(stats[part]) for part in parts},
+        not_dates=fit.present - fit.dates,
+    )
 
 
 # --------------------------------------------------------------------------------------------
