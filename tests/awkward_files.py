@@ -385,7 +385,7 @@ CORPUS = [
         parquet,
         check=all_of(
             detected(format="parquet", encoding=None, delimiter=None),
-            kinds(size="numeric", count="numeric", colour="categorical", flag="categorical"),
+            kinds(size="numeric", count="numeric", colour="categorical", flag="boolean"),
         ),
     ),
     Case("UTF-16 with BOM", utf16, check=all_of(detected(encoding="utf-16-le", bom=True), categories("colour", {"Zürich"}))),

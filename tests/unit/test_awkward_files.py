@@ -78,7 +78,7 @@ def test_a_gzip_file_that_unpacks_beyond_the_memory_budget_is_rejected_up_front(
 def test_a_very_wide_file_keeps_the_event_summary_small() -> None:
     long = "a column name that goes on " * 20
     header = ["label", "x"] + [f"{long}{j}" for j in range(300)]
-    rows = [[["p", "q"][i % 2], str(i)] + ["same"] * 300 for i in range(60)]
+    rows = [[["p", "q"][i % 2], str(i * 3)] + ["same"] * 300 for i in range(60)]
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
     summary = prepare(buffer.getvalue().encode(), DatasetConfig(target="label")).report.summary()
@@ -109,7 +109,7 @@ def test_json_is_told_apart_from_csv_by_its_first_line(first_line: str, expected
 
 
 def test_a_csv_whose_header_starts_with_a_brace_is_csv() -> None:
-    rows = [[["p", "q"][i % 2], str(i)] for i in range(60)]
+    rows = [[["p", "q"][i % 2], str(i * 3)] for i in range(60)]
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([["{label}", "[x]"], *rows])
     prepared = prepare(buffer.getvalue().encode(), DatasetConfig(target="{label}"))

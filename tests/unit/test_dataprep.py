@@ -8,6 +8,7 @@ split, so the train/validation CSVs can be compared row by row with what the rul
 from __future__ import annotations
 
 import csv
+import datetime
 import gzip
 import io
 import json
@@ -55,12 +56,44 @@ def ref_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+REF_TRUE, REF_FALSE = {"true", "t", "yes", "y", "1"}, {"false", "f", "no", "n", "0"}
+REF_DATETIME = re.compile(
+    r"(\d{4})[-/](\d{2})[-/](\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?", re.ASCII
+)
+
+
+def ref_datetime(text: str) -> datetime.datetime | None:
+    """The wall-clock time a value writes (zone and fraction of a second ignored), by the datetime module."""
+    match = REF_DATETIME.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(group or 0) for group in match.groups())
+    try:
+        return datetime.datetime(year, month, day, hour, minute, second)
+    except ValueError:  # no such day, hour, ...
+        return None
+
+
+def ref_datetime_part(moment: datetime.datetime, part: str) -> float:
+    if part == "day_of_week":
+        return float(moment.weekday())
+    if part == "epoch_days":
+        return (moment - datetime.datetime(1970, 1, 1)) / datetime.timedelta(days=1)
+    return float(getattr(moment, part))
+
+
 def ref_encode(recipe: dict, row: dict[str, str]) -> list[float]:
     missing = set(recipe["missing_tokens"])
     out = []
     for feature in recipe["features"]:
-        text = row[feature["name"]].strip()
-        if feature["kind"] == "numeric":
+        text = row[feature.get("column", feature["name"])].strip()
+        if feature["kind"] == "boolean":
+            folded = text.casefold()
+            out.append(-1.0 if text in missing else 1.0 if folded in REF_TRUE else 0.0 if folded in REF_FALSE else -1.0)
+        elif feature["kind"] == "datetime":
+            moment = None if text in missing else ref_datetime(text)
+            out.append(feature["fill"] if moment is None else ref_datetime_part(moment, feature["part"]))
+        elif feature["kind"] == "numeric":
             written = feature.get("number_format")
             if written and re.fullmatch(written["pattern"], text):
                 text = re.sub(f"[{re.escape(written['remove'])}]", "", text).replace(written["decimal"], ".")
@@ -624,7 +657,7 @@ def test_floats_round_trip_through_the_csv() -> None:
     values = specials + [repr(rng.uniform(-1e6, 1e6) * 10 ** rng.randint(-20, 20)) for _ in range(200)]
     rows = [[["a", "b"][i % 2], value, str(i)] for i, value in enumerate(values)]
     data = to_csv(["label", "x", "key"], rows)
-    config = DatasetConfig(target="label")
+    config = DatasetConfig(target="label", columns={"key": {"role": "numeric"}})  # row numbers, kept to find the rows
     prepared = prepare(data, config)
     assert_matches_reference(data, config, prepared)  # exact float64 equality, sign of zero included
     names = [feature["name"] for feature in prepared.recipe["features"]]
@@ -676,7 +709,7 @@ def test_the_serving_code_encodes_raw_rows_exactly_like_the_training_data() -> N
 def test_whitespace_is_exactly_what_str_strip_removes() -> None:
     python = {chr(code) for code in range(0x110000) if chr(code).isspace()}
     assert set(reading.WHITESPACE) == python
-    padded = [f"\x1c {i}\u3000\u00a0" for i in range(40)]
+    padded = [f"\x1c {i * 3}\u3000\u00a0" for i in range(40)]
     data = to_csv(["label", "x"], [[["a", "b"][i % 2], value] for i, value in enumerate(padded)])
     prepared = prepare(data, DatasetConfig(target="label"))
     assert prepared.recipe["features"][0]["kind"] == "numeric"
@@ -717,13 +750,13 @@ def test_crlf_bom_blank_lines_and_quoted_values_are_read() -> None:
 
 
 def test_a_target_column_may_have_any_name() -> None:
-    rows = [[["a", "b"][i % 2], str(i)] for i in range(40)]
+    rows = [[["a", "b"][i % 2], str(i * 3)] for i in range(40)]
     prepared = prepare(to_csv(["n", "len"], rows), DatasetConfig(target="n"))
     assert prepared.report.target.classes == {"a": 20, "b": 20}
 
 
 def test_a_header_that_looks_like_zlib_is_still_csv() -> None:
-    rows = [[["a", "b"][i % 2], str(i)] for i in range(40)]
+    rows = [[["a", "b"][i % 2], str(i * 3)] for i in range(40)]
     prepared = prepare(to_csv(["x^2", "y"], rows), DatasetConfig(target="x^2"))
     assert prepared.recipe["classes"] == ["a", "b"]
 

@@ -121,7 +121,8 @@ class ExperimentSettings(BaseModel):
         return tags
 
 
-ColumnRoleSetting = Literal["numeric", "categorical", "text", "id", "drop"]
+ColumnRoleSetting = Literal["numeric", "categorical", "boolean", "datetime", "text", "id", "drop"]
+FEATURE_ROLE_SETTINGS = ("numeric", "categorical", "boolean", "datetime")  # the pinned roles that keep a column
 
 
 class ColumnSettings(BaseModel):
@@ -130,7 +131,8 @@ class ColumnSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: ColumnRoleSetting = Field(
-        description="numeric or categorical: used as that kind whatever its values look like; "
+        description="numeric or categorical: used as that kind whatever its values look like; boolean or "
+        "datetime: used as that kind, and the dataset is rejected when the values are not true/false or dates; "
         "text, id or drop: not used as a feature"
     )
 
@@ -144,7 +146,13 @@ class DatasetConfig(BaseModel):
     problem_type: Literal["auto", "binary", "multiclass"] = "auto"
     drop_columns: list[str] = Field(default_factory=list, description="columns never used as features")
     columns: dict[str, ColumnSettings] = Field(
-        default_factory=dict, description="per column name, a pinned role: {role: numeric|categorical|text|id|drop}"
+        default_factory=dict,
+        description="per column name, a pinned role: {role: numeric|categorical|boolean|datetime|text|id|drop}",
+    )
+    datetime: Literal["expand", "drop"] = Field(
+        "expand",
+        description="columns of dates: expand into numeric parts (year, month, day, day_of_week, hour, epoch_days) or "
+        "drop them; a column pinned as datetime is always expanded",
     )
     missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
     normalise_categories: bool = Field(
@@ -177,7 +185,7 @@ class DatasetConfig(BaseModel):
     def _roles_agree_with_drop_columns(self) -> DatasetConfig:
         for name in self.drop_columns:
             pinned = self.columns.get(name)
-            if pinned is not None and pinned.role in ("numeric", "categorical"):
+            if pinned is not None and pinned.role in FEATURE_ROLE_SETTINGS:
                 raise ValueError(
                     f"column {name!r} is in drop_columns but columns.{name}.role is {pinned.role}: keep one of the two"
                 )
@@ -198,7 +206,9 @@ class DatasetConfig(BaseModel):
 
     def fingerprint(self) -> str:
         """Canonical JSON of the config: part of the dataset version, so a new config retrains."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # `datetime` left out at its default, so configs written before it existed keep their versions
+        unchanged = {"datetime"} if self.datetime == "expand" else None
+        return json.dumps(self.model_dump(mode="json", exclude=unchanged), sort_keys=True, separators=(",", ":"))
 
 
 def parse_config(raw: bytes | str, source: str) -> DatasetConfig:

@@ -9,7 +9,9 @@ Steps: read every value as text (all columns Utf8) and strip it; drop empty line
 whose target is missing, then exact duplicate rows (before splitting, so no test row also sits in
 train); split per class (SplitMix64 keys seeded with `split.seed`, first `test`, then `validation`
 share of each class, at least one row each); decide column kinds and fit fills / categories on the
-train rows only; encode train and validation; keep the test rows raw for batch transform.
+train rows only (the boolean, datetime and ID-like integer rules are in `datadrop.roles`; row numbers
+are recognised in file order, before cleaning); encode train and validation; keep the test rows raw
+for batch transform.
 
 The encoding contract. The serving code (`datadrop.serving.inference`) implements it in plain
 Python, and so does `encode_row` below; tests check both against the CSVs written here:
@@ -26,6 +28,11 @@ Python, and so does `encode_row` below; tests check both against the CSVs writte
   When the feature has `"normalise": "casefold"`, the text (already known not to be missing) is
   looked up as `str.casefold()` gives it (see `CATEGORY_NORMALISATIONS`), so "Dream" and "dream"
   are one level.
+* boolean feature: 1.0 when the text, case-folded, is one of the feature's `true` spellings, 0.0 when
+  one of its `false` spellings; missing or anything else -> -1.0 (see `datadrop.roles`).
+* datetime feature (one per part of a date column, read from the feature's `column`): the feature's
+  `part` of the date the text stands for (`roles.parse_datetime`, `roles.datetime_part`); missing or
+  not a date -> `fill`.
 * label: index of the target text in `recipe["classes"]`; labels equal but for case, spacing or
   number format were merged into one class before splitting (`merge_labels`), and the test labels
   are written merged.
@@ -47,6 +54,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+import datadrop.roles as column_roles
 from datadrop.config import DatasetConfig
 from datadrop.quality import (
     CategoricalSummary,
@@ -125,8 +133,10 @@ def encode_row(recipe: Mapping, row: Mapping[str, str]) -> list[float]:
     missing = set(recipe["missing_tokens"])
     encoded: list[float] = []
     for feature in recipe["features"]:
-        text = (row.get(feature["name"]) or "").strip()
-        if feature["kind"] == "numeric":
+        text = (row.get(column_roles.source_column(feature)) or "").strip()
+        if feature["kind"] in column_roles.KINDS:
+            encoded.append(column_roles.encode_value(feature, text, missing))
+        elif feature["kind"] == "numeric":
             number = None if text in missing else parse_number(_unformatted(text, feature.get("number_format")))
             encoded.append(feature["fill"] if number is None else number)
         elif text in missing:
@@ -173,6 +183,7 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     columns, frame, rows_read, empty_rows = table.columns, table.frame, table.rows_read, table.empty_rows
     target = _check_columns(columns, config)
     candidates = [name for name in columns if name != target and name not in set(config.drop_columns)]
+    row_numbers = column_roles.consecutive_integer_columns(frame, candidates)  # in file order, so before cleaning
 
     missing_per_column = frame.select(pl.col(name).is_in(missing_tokens).sum() for name in columns).row(0)
 
@@ -223,6 +234,8 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         normalise,
         formats,
         {name: setting.role for name, setting in config.columns.items()},
+        row_numbers,
+        expand_datetimes=config.datetime == "expand",
     )
     if not features:
         why = "; ".join(f"{item['name']}: {item['detail']}" for item in dropped) or "there are no other columns"
@@ -352,6 +365,7 @@ def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport], normalise: str
             )
         elif column.role == "dropped":
             notes.append(Normalisation(step="column_dropped", column=column.name, detail=column.detail or ""))
+        notes += column_roles.role_notes(column)
     return notes
 
 
@@ -767,8 +781,12 @@ def _fit_features(
     normalise: str | None,
     formats: dict[str, str],
     roles: Mapping[str, str],
+    row_numbers: Mapping[str, tuple[int, int]],
+    expand_datetimes: bool = True,
 ) -> tuple[list[dict], list[dict], dict[str, dict], pl.DataFrame]:
     """Decide kinds (unless `roles` pins them) and fit fills / categories on the training rows only.
+
+    `row_numbers`: the columns that number the file's rows (`roles.consecutive_integer_columns`), first and last.
 
     Returns the recipe features, the dropped columns (name, reason, detail), per-column fields of
     the report (`ColumnReport` less name and missing counts), and the parsed numbers of the numeric
@@ -795,6 +813,15 @@ def _fit_features(
             )
         ).row(0, named=True)
 
+    looks_numeric = {
+        name: present[name] > 0 and (stats[f"{name}\x00count"] or 0) >= NUMERIC_SHARE * present[name] for name in candidates
+    }
+    pinned = {role: {name for name in candidates if roles.get(name) == role} for role in ("boolean", "datetime")}
+    unpinned = [name for name in candidates if name not in roles]
+    booleans = column_roles.fit_boolean(train, unpinned, missing, pinned["boolean"])
+    datetimes = column_roles.fit_datetime(
+        train, [name for name in unpinned if not looks_numeric[name]], missing, pinned["datetime"]
+    )
     features: list[dict] = []
     numeric: list[str] = []
     for name in columns:
@@ -812,16 +839,24 @@ def _fit_features(
             continue
         count, low, high = (stats[f"{name}\x00{key}"] for key in ("count", "min", "max"))
         count = count or 0  # no number at all in the training rows
-        looks_numeric = present[name] > 0 and count >= NUMERIC_SHARE * present[name]
         role = roles.get(name)
         reason = detail = None
         if role in ("text", "id", "drop"):
-            value_type = "empty" if present[name] == 0 else "number" if looks_numeric else "text"
+            value_type = "empty" if present[name] == 0 else "number" if looks_numeric[name] else "text"
             reason, detail = "pinned", f"its role is pinned to {role!r} in the dataset config's columns"
         elif present[name] == 0:
             value_type = "empty"
             reason, detail = "all_missing", "every value in the training rows is missing"
-        elif role == "numeric" or (role is None and looks_numeric):
+        elif role == "boolean" or (role is None and name in booleans and column_roles.is_boolean(booleans[name])):
+            value_type = "number" if looks_numeric[name] else "text"
+            features.append(column_roles.boolean_feature(name))
+            notes[name] = {
+                "role": "boolean",
+                "type": value_type,
+                "summary": column_roles.boolean_summary(name, booleans.get(name)),
+            }
+            continue
+        elif role == "numeric" or (role is None and looks_numeric[name]):
             value_type = "number"
             if count == 0:
                 raise DatasetRejected(
@@ -830,6 +865,21 @@ def _fit_features(
                 )
             if low == high and role is None:
                 reason, detail = "constant", f"every number in the training rows is {low!r}"
+            elif role is None and name in row_numbers:
+                first, last = row_numbers[name]
+                reason = "id_like"
+                detail = (
+                    f"looks like an identifier: all {abs(last - first) + 1:,} values distinct and consecutive in file "
+                    f"order ({first:,} to {last:,}, row numbers), so it cannot generalise to new rows: pin its role to "
+                    "numeric in the dataset config's columns to keep it"
+                )
+            elif role is None and column_roles.looks_like_id_name(name) and column_roles.distinct_integers(numbers[name]):
+                reason = "id_like"
+                detail = (
+                    f"looks like an identifier: named like one, and its {count:,} training values are all distinct "
+                    "integers, so it cannot generalise to new rows: pin its role to numeric in the dataset config's "
+                    "columns to keep it"
+                )
             else:
                 numeric_feature: dict = {"name": name, "kind": "numeric", "fill": None}
                 if name in formats:
@@ -838,6 +888,22 @@ def _fit_features(
                 numeric.append(name)
                 notes[name] = {"role": "numeric", "type": value_type, "not_numbers": present[name] - count}
                 notes[name]["summary"] = {"min": low, "max": high, "not_numbers": present[name] - count}
+                continue
+        elif role == "datetime" or (role is None and name in datetimes and datetimes[name].share >= column_roles.DATETIME_SHARE):
+            value_type = "text"
+            fit = column_roles.checked_datetime(name, datetimes.get(name), role)
+            dated = column_roles.datetime_summary(fit)
+            if role is None and dated.min == dated.max:
+                reason, detail = "constant", f"every date in the training rows is {dated.min}"
+            elif role is None and not expand_datetimes:
+                reason = "datetime"
+                detail = f"dates ({dated.min} to {dated.max}), dropped because the dataset config says datetime: drop"
+            else:
+                features.extend(
+                    dict(feature, fill=dated.fills[feature["part"]])
+                    for feature in column_roles.datetime_features(name, fit.with_time)
+                )
+                notes[name] = {"role": "datetime", "type": value_type, "summary": dated}
                 continue
         else:
             value_type = "text"
@@ -940,9 +1006,12 @@ def _encode(
 ) -> pl.DataFrame:
     """Label (class index) then the encoded features; `numbers` may hold the numeric columns already parsed."""
     expressions: list[pl.Expr | pl.Series] = [pl.col(_LABEL).cast(pl.Int64)]
+    other_kinds = column_roles.encode_columns(frame, features, missing)
     for feature in features:
         name = feature["name"]
-        if feature["kind"] == "categorical":
+        if feature["kind"] in column_roles.KINDS:
+            expressions.append(other_kinds[column_roles.frame_name(feature)])
+        elif feature["kind"] == "categorical":
             expressions.append(_category_index(frame.get_column(name), feature, missing))
         elif numbers is None:
             expressions.append(
@@ -952,7 +1021,7 @@ def _encode(
     if numbers is not None:
         fills = {feature["name"]: feature["fill"] for feature in features if feature["kind"] == "numeric"}
         encoded = encoded.hstack(numbers.select(pl.col(name).fill_null(fill) for name, fill in fills.items()))
-        encoded = encoded.select(_LABEL, *(feature["name"] for feature in features))
+        encoded = encoded.select(_LABEL, *(column_roles.frame_name(feature) for feature in features))
     return encoded
 
 

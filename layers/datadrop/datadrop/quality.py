@@ -84,7 +84,27 @@ class CategoricalSummary(_Report):
     top_count: int
 
 
-ColumnRole = Literal["target", "numeric", "categorical", "dropped"]
+class BooleanSummary(_Report):
+    kind: Literal["boolean"] = "boolean"
+    true: int = Field(description="training values read as true")
+    false: int = Field(description="training values read as false")
+    true_share: float = Field(description="true / (true + false)")
+    true_values: list[str] = Field(description="how true is written in the training rows, most frequent first")
+    false_values: list[str] = Field(description="how false is written in the training rows, most frequent first")
+
+
+class DatetimeSummary(_Report):
+    kind: Literal["datetime"] = "datetime"
+    min: str = Field(description="earliest training value, as YYYY-MM-DD[ HH:MM:SS]")
+    max: str = Field(description="latest training value")
+    with_time: bool = Field(description="some training value has a time of day (then the hour is a part)")
+    parts: list[str] = Field(description="the numeric features the column is expanded into, in order")
+    fills: dict[str, float] = Field(description="per part, what a missing or unreadable value is encoded as (training median)")
+    not_dates: int = Field(description="training values present but not a date (encoded as the fills)")
+
+
+ColumnRole = Literal["target", "numeric", "categorical", "boolean", "datetime", "dropped"]
+FEATURE_ROLES: Final = ("numeric", "categorical", "boolean", "datetime")
 
 
 class ColumnReport(_Report):
@@ -95,12 +115,12 @@ class ColumnReport(_Report):
     )
     missing: int = Field(description="missing values in the rows read")
     missing_share: float = Field(description="missing / rows read (blank rows not counted)")
-    summary: NumericSummary | CategoricalSummary | None = Field(
+    summary: NumericSummary | CategoricalSummary | BooleanSummary | DatetimeSummary | None = Field(
         None, description="over the training rows, which the encoding was fitted on"
     )
     fill: float | None = Field(None, description="numeric features: what a missing value is encoded as (training median)")
     reason: str | None = Field(
-        None, description="dropped columns: why (drop_columns, pinned, constant, all_missing, id_like, free_text)"
+        None, description="dropped columns: why (drop_columns, pinned, constant, all_missing, id_like, free_text, datetime)"
     )
     detail: str | None = None
 
@@ -150,7 +170,7 @@ class QualityReport(_Report):
             rows_read=self.rows.read,
             rows_usable=self.rows.usable,
             rows_dropped=self.rows.dropped,
-            features=sum(column.role in ("numeric", "categorical") for column in self.columns),
+            features=sum(column.role in FEATURE_ROLES for column in self.columns),
             dropped_columns=[_shortened(column.name, MAX_SUMMARY_NAME) for column in self.dropped_columns][:MAX_SUMMARY_NAMES],
             warnings=len(self.warnings),
         )
@@ -195,6 +215,12 @@ def _column_summary(column: ColumnReport) -> str:
         if summary.top is None:
             return "no values"
         return f"{summary.levels} levels, top {_shown(summary.top)} ({summary.top_count})"
+    if isinstance(summary, BooleanSummary):
+        spelt = "/".join(_shown(value) for value in (summary.true_values[:1] + summary.false_values[:1]))
+        return f"{summary.true_share:.1%} true ({summary.true} of {summary.true + summary.false}), written {spelt}"
+    if isinstance(summary, DatetimeSummary):
+        shown = f"{summary.min} to {summary.max}, parts {', '.join(summary.parts)}"
+        return shown + (f"; {summary.not_dates} not dates" if summary.not_dates else "")
     return f"{column.reason}: {column.detail}" if column.reason else ""
 
 

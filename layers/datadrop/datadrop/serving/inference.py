@@ -92,6 +92,53 @@ class UnsupportedAccept(InvalidInput):
 # feature carries ("normalise"); the same table as datadrop.dataprep.CATEGORY_NORMALISATIONS.
 CATEGORY_NORMALISATIONS = {"casefold": str.casefold}
 
+# Dates as datadrop.roles reads them (DATETIME_PATTERN, parse_datetime, datetime_part; a test checks
+# the two agree): YYYY-MM-DD or YYYY/MM/DD, optionally a time of day and a zone (ignored).
+DATETIME_PATTERN = (
+    r"([0-9]{4})[-/]([0-9]{2})[-/]([0-9]{2})"
+    r"(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,][0-9]{1,9})?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+)
+_DATETIME = re.compile(DATETIME_PATTERN)
+DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour", "epoch_days")
+_EPOCH_SHIFT = 719468  # days from 0000-03-01 to 1970-01-01
+_NUMERIC, _CATEGORICAL, _BOOLEAN, _DATETIME_PART = range(4)
+
+
+def parse_datetime(text: str) -> Optional[Tuple[int, int, int, int, int, int]]:
+    """(year, month, day, hour, minute, second) of a stripped value, or None when it is not a date."""
+    match = _DATETIME.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in match.groups())
+    if month == 2:
+        month_days = 29 if (year % 4 == 0 and year % 100 != 0) or year % 400 == 0 else 28
+    else:
+        month_days = 30 if month in (4, 6, 9, 11) else 31
+    if year < 1 or not 1 <= month <= 12 or not 1 <= day <= month_days or hour > 23 or minute > 59 or second > 59:
+        return None
+    return year, month, day, hour, minute, second
+
+
+def datetime_part(parsed: Tuple[int, int, int, int, int, int], part: str) -> float:
+    """year, month, day, hour; day_of_week (Monday 0); epoch_days (days since 1970-01-01, time as a fraction)."""
+    year, month, day, hour, minute, second = parsed
+    if part == "year":
+        return float(year)
+    if part == "month":
+        return float(month)
+    if part == "day":
+        return float(day)
+    if part == "hour":
+        return float(hour)
+    shifted = year - (1 if month <= 2 else 0)  # H. Hinnant's days_from_civil
+    era = shifted // 400
+    year_of_era = shifted - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    days = era * 146097 + year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year - _EPOCH_SHIFT
+    if part == "day_of_week":
+        return float((days + _EPOCH_SHIFT + 2) % 7)
+    return (days * 86400 + hour * 3600 + minute * 60 + second) / 86400
+
 
 class CompiledRecipe:
     """The recipe with its lookups precomputed, so encoding a row is a few dict hits."""
@@ -110,38 +157,57 @@ class CompiledRecipe:
         self.columns = [str(c) for c in recipe["columns"]]
         self.inputs = [c for c in self.columns if c != self.target]  # columns a client sends
         self.missing = frozenset(str(t) for t in recipe.get("missing_tokens", ["", "NA", "NaN", "null"]))
-        self.features = []  # type: List[Tuple[str, bool, Any, Any]]
+        # (column read, kind, fill or lookup, how to read the value)
+        self.features = []  # type: List[Tuple[str, int, Any, Any]]
         for f in recipe["features"]:
             kind = f.get("kind")
+            column = str(f.get("column", f["name"]))
             if kind == "numeric":
                 number_format = f.get("number_format")
                 written = None
                 if number_format is not None:  # (pattern, separators removed, decimal mark)
                     written = (re.compile(number_format["pattern"]), number_format["remove"], number_format["decimal"])
-                self.features.append((str(f["name"]), True, float(f.get("fill", 0.0)), written))
+                self.features.append((column, _NUMERIC, float(f.get("fill", 0.0)), written))
             elif kind == "categorical":
                 index = {str(c): float(i) for i, c in enumerate(f.get("categories", []))}
                 normalise = f.get("normalise")
                 if normalise is not None and normalise not in CATEGORY_NORMALISATIONS:
                     raise ValueError("feature %r has unknown normalisation %r" % (f.get("name"), normalise))
-                self.features.append((str(f["name"]), False, index, CATEGORY_NORMALISATIONS.get(normalise)))
+                self.features.append((column, _CATEGORICAL, index, CATEGORY_NORMALISATIONS.get(normalise)))
+            elif kind == "boolean":  # case-folded spelling -> 1.0 / 0.0; anything else -1.0
+                truth = {str(t): 1.0 for t in f["true"]}
+                truth.update({str(t): 0.0 for t in f["false"]})
+                self.features.append((column, _BOOLEAN, truth, None))
+            elif kind == "datetime":
+                if f.get("part") not in DATETIME_PARTS:
+                    raise ValueError("feature %r has unknown datetime part %r" % (f.get("name"), f.get("part")))
+                self.features.append((column, _DATETIME_PART, float(f["fill"]), str(f["part"])))
             else:
                 raise ValueError("feature %r has unknown kind %r" % (f.get("name"), kind))
-        self.feature_names = [name for name, _, _, _ in self.features]
-        self.known_names = frozenset(self.columns) | frozenset(self.feature_names)
+        self.feature_names = [str(f["name"]) for f in recipe["features"]]
+        self.feature_columns = [column for column, _, _, _ in self.features]
+        self.known_names = frozenset(self.columns) | frozenset(self.feature_names) | frozenset(self.feature_columns)
 
     def encode(self, raw: Mapping[str, Optional[str]]) -> List[float]:
         """Encode one raw row (column -> raw string); absent or None means missing."""
         out = []  # type: List[float]
         missing = self.missing
-        for name, numeric, spec, normalise in self.features:
+        dates = {}  # type: Dict[str, Any]  # column -> its parsed date (parts of one column share it)
+        for name, kind, spec, normalise in self.features:
             v = raw.get(name)
             if v is None:
                 v = ""
             elif not isinstance(v, str):
                 v = str(v)
             v = v.strip()
-            if numeric:
+            if kind == _DATETIME_PART:
+                if name not in dates:
+                    dates[name] = None if v in missing else parse_datetime(v)
+                parsed = dates[name]
+                out.append(spec if parsed is None else datetime_part(parsed, normalise))
+            elif kind == _BOOLEAN:
+                out.append(-1.0 if v in missing else spec.get(v.casefold(), -1.0))
+            elif kind == _NUMERIC:
                 if v in missing:
                     out.append(spec)
                     continue
@@ -175,6 +241,10 @@ def encode_row(recipe: Union[Mapping[str, Any], CompiledRecipe], raw: Mapping[st
     in "remove" and has its "decimal" mark replaced by ".".
     categorical: index in categories of the stripped value, normalised as the feature's "normalise"
     says (e.g. casefold); anything else (missing, unseen) -> -1.0.
+    boolean: 1.0 / 0.0 when the case-folded stripped value is one of the feature's "true" / "false"
+    spellings; anything else (missing, other text) -> -1.0.
+    datetime: the feature's "part" of the date in its "column" (``parse_datetime``); missing or not a
+    date -> fill.
     """
     return compile_recipe(recipe).encode(raw)
 
@@ -304,7 +374,7 @@ def _is_header(recipe: CompiledRecipe, row: Sequence[str]) -> bool:
     if not cells or len(set(cells)) != len(cells):
         return False
     present = set(cells)
-    return present <= recipe.known_names or set(recipe.feature_names) <= present
+    return present <= recipe.known_names or set(recipe.feature_columns) <= present
 
 
 def _rows_to_matrix(recipe: CompiledRecipe, rows: Iterable[Sequence[str]]) -> np.ndarray:
