@@ -27,6 +27,9 @@ What it does:
    same run: `import boto3` alone. Also, not judged: every handler on the same layers without
    their .pyc, i.e. what a layer built by SAM's python3.12 workflow costs at every cold start.
    Rounds are interleaved, after one discarded warm-up round.
+4. The prepare step's data path (datadrop.dataprep.prepare on examples/penguins as CSV, gzip, Parquet
+   and JSON Lines) in a child with PrepareFunction's layers and boto3 only: polars may need other
+   packages only when it reads or writes, which an import does not show.
 
 A handler fails when the median of its `import app` times is at or over --ratio (1.5) times the
 median of `import boto3`, or when it leaves polars (or another forbidden module, see
@@ -66,6 +69,29 @@ MAX_LAYERS = 5
 RATIO = 1.5
 MIB = 1024 * 1024
 RUNTIME_RECIPE = "v1 boto3 cp312 manylinux2014_x86_64 unchecked-hash"
+EXAMPLE = REPO / "examples" / "penguins"
+
+# Runs in a child with sys.path = [a function's /opt/python, boto3] + stdlib: the prepare step's data
+# path on the example, as CSV, gzip, Parquet and JSON Lines, so a dependency polars loads only when
+# it reads or writes (numpy, pyarrow, ...) would show up here and not on Lambda.
+PREPARE_CHILD = r"""
+import gzip, io, json, sys
+sys.path[:0] = sys.argv[3:]
+import polars as pl
+from datadrop import dataprep
+from datadrop.config import parse_config
+config = parse_config(open(sys.argv[2]).read(), "penguins")
+raw = open(sys.argv[1], "rb").read()
+frame = pl.read_csv(io.BytesIO(raw), infer_schema=False)
+parquet, jsonl = io.BytesIO(), io.BytesIO()
+frame.write_parquet(parquet)
+frame.write_ndjson(jsonl)
+rows = {}
+for name, data in (("csv", raw), ("csv.gz", gzip.compress(raw)), ("parquet", parquet.getvalue()), ("jsonl", jsonl.getvalue())):
+    prepared = dataprep.prepare(data, config)
+    rows[name] = prepared.train_csv.count(b"\n")
+print(json.dumps({"train_rows": rows, "modules": sorted(sys.modules)}))
+"""
 
 
 # ------------------------------------------------------------------ build and template
@@ -247,6 +273,17 @@ def opt_dirs(build_dir: Path, functions: dict[str, list[str]], work: Path, keep_
     return dirs
 
 
+def run_prepare(python: str, opt: Path, runtime: Path) -> dict[str, Any]:
+    """The prepare step's data path on PrepareFunction's layers alone: (ok, what)."""
+    cmd = [python, "-I", "-S", "-B", "-c", PREPARE_CHILD, str(EXAMPLE / "penguins.csv"), str(EXAMPLE / "species.yaml")]
+    proc = subprocess.run([*cmd, str(opt), str(runtime)], capture_output=True, text=True, cwd=tempfile.gettempdir())
+    if proc.returncode != 0:
+        return {"ok": False, "error": "\n".join(proc.stderr.strip().splitlines()[-5:])}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    heavy = [name for name in it.forbidden_in(out["modules"]) if name != "polars"]
+    return {"ok": not heavy, "train_rows": out["train_rows"], "heavy_imported": heavy}
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -331,6 +368,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 report, wall, cpu, _ = it.run_child(python, t, flags)
                 t.samples.append({"import_s": report["import_s"], "process_s": wall, "cpu_s": cpu, "modules": report["modules"]})
         version = report["version"]
+        prepare_check = run_prepare(python, with_pyc["PrepareFunction"], runtime) if "PrepareFunction" in with_pyc else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -373,6 +411,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
         checks.append((len(row["layers"]) <= MAX_LAYERS, f"{function}: {len(row['layers'])} layer(s), limit {MAX_LAYERS}"))
+    if prepare_check is not None:
+        what = (
+            f"PrepareFunction: datadrop.dataprep.prepare runs on its layers alone (examples/penguins as CSV, gzip, "
+            f"Parquet, JSON Lines; train rows {prepare_check.get('train_rows')})"
+        )
+        if prepare_check.get("heavy_imported"):
+            what += f"; but it imported {', '.join(prepare_check['heavy_imported'])}, which no layer ships"
+        if prepare_check.get("error"):
+            what += f"; failed: {prepare_check['error']}"
+        checks.append((prepare_check["ok"], what))
     for row in import_rows:
         if "result" in row:
             checks.append(
@@ -394,6 +442,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "layers": layer_rows,
         "functions": function_rows,
         "imports": import_rows,
+        "prepare_on_its_layers": prepare_check,
         "boto3_median_s": boto3_median,
         "checks": [{"ok": ok, "what": what} for ok, what in checks],
         "passed": all(ok for ok, _ in checks),
