@@ -7,12 +7,12 @@ lazily: `import app` must not pull it in).
 
 What it does:
 
-1. Builds a Lambda-like layer directory once, cached by the hash of layers/datadrop/requirements.txt
-   in bench/.layer-<hash>/python (git-ignored): the layer's requirements plus boto3 (which the
+1. Builds a Lambda-like layer directory once, cached by the hash of layers/*/requirements.txt
+   in bench/.layer-<hash>/python (git-ignored): the layers' requirements plus boto3 (which the
    Lambda runtime provides), as CPython 3.12 manylinux2014 x86_64 wheels, installed with
    `uv pip install --target` (or `pip install --target`). The datadrop package is re-copied into it
-   on every run, so the current source is measured. Like `sam build` output, the layer holds no
-   bytecode.
+   on every run, so the current source is measured. The directory holds no bytecode (`--bytecode`
+   says whether it is compiled before the timed runs).
 2. Runs every handler import in a fresh `python3.12 -I -S -B` process per run, with sys.path =
    [function dir, layer dir] in front of the stdlib (no site, no dev venv), the environment
    variables template.yaml sets plus the Lambda runtime's (fake credentials, us-east-1), times
@@ -23,10 +23,10 @@ What it does:
 
 Bytecode (--bytecode):
   warm  (default) the layer's .pyc exist (compiled once into a private pycache_prefix, in a
-        discarded warm-up run): the best case, e.g. a layer shipped with bytecode, or boto3 from the
+        discarded warm-up run): what the layers' Makefiles ship (bytecode) and boto3 from the
         runtime. A handler over budget here is over budget everywhere.
-  none  sources only, nothing written: what Lambda does with a `sam build` layer (wheels extracted,
-        no .pyc) on the read-only /opt, i.e. every cold start compiles the layer's .py files.
+  none  sources only, nothing written: what a layer without bytecode costs on the read-only /opt
+        (as SAM's python3.12 build made them), i.e. every cold start compiles the layer's .py files.
 
 Exit status: 0 all handlers within budget and clean, 1 a handler over budget or importing a
 forbidden module (the `-X importtime` chain responsible is printed), 2 setup error.
@@ -55,7 +55,9 @@ from machine import describe_machine  # bench/machine.py
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 LAYER_SRC = REPO / "layers" / "datadrop"
-REQUIREMENTS = LAYER_SRC / "requirements.txt"
+# Every layer's requirements (layers/datadrop, layers/polars), merged into one directory: handlers see
+# only what they import, and bench/layers.py measures the layers per function as sam build builds them.
+REQUIREMENTS = sorted((REPO / "layers").glob("*/requirements.txt"))
 FUNCTIONS = REPO / "functions"
 TEMPLATE = REPO / "template.yaml"
 
@@ -94,6 +96,9 @@ TEMPLATE_ENV_VALUES = {
     "EVENT_BUS_NAME": "datadrop-bench-events",
     "DATA_BUCKET_NAME": "datadrop-bench-databucket-bench0000003",
     "ARTIFACT_BUCKET_NAME": "datadrop-bench-artifactbucket-bench0000004",
+    "ARTIFACT_PREFIX": "datasets",
+    "STUCK_AFTER_MINUTES": "30",
+    "GIVE_UP_AFTER_HOURS": "24",
     "NAME_PREFIX": "datadrop",
     "DEFAULT_ACCURACY_THRESHOLD": "0.8",
     "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/datadrop-bench-SageMakerExecutionRole-BENCH0000005",
@@ -227,7 +232,7 @@ def find_uv() -> str | None:
 
 
 def layer_root() -> Path:
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes() + LAYER_RECIPE.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(r.read_bytes() for r in REQUIREMENTS) + LAYER_RECIPE.encode()).hexdigest()[:12]
     return BENCH / f".layer-{digest}"
 
 
@@ -251,7 +256,7 @@ def build_layer(python: str, rebuild: bool) -> tuple[Path, dict]:
         root.mkdir(parents=True)
         staging = Path(tempfile.mkdtemp(prefix="python.", dir=root))
         uv = find_uv()
-        reqs = ["-r", str(REQUIREMENTS), *RUNTIME_PROVIDED]
+        reqs = [arg for r in REQUIREMENTS for arg in ("-r", str(r))] + RUNTIME_PROVIDED
         if uv:
             cmd = [
                 uv,
@@ -305,7 +310,7 @@ def build_layer(python: str, rebuild: bool) -> tuple[Path, dict]:
                 {
                     "installer": installer,
                     "command": cmd,
-                    "requirements": REQUIREMENTS.read_text(),
+                    "requirements": "".join(r.read_text() for r in REQUIREMENTS),
                     "recipe": LAYER_RECIPE,
                     "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 },
@@ -513,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=["warm", "none"],
         default="warm",
         help="warm: the layer's .pyc exist, compiled once in a discarded warm-up run (default; best case); "
-        "none: layer as .py only and nothing written, so every run compiles it, like a `sam build` layer on "
+        "none: layer as .py only and nothing written, so every run compiles it, like a layer without bytecode on "
         "Lambda's read-only /opt (worst case)",
     )
     parser.add_argument(

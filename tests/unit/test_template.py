@@ -265,24 +265,45 @@ def test_functions_and_their_events_are_the_ones_the_local_runtime_expects(resou
     assert not_rules == {("SweepFunction", "Sweep", "ScheduleV2")}
 
 
+def _layers(template: dict[str, Any], function: dict[str, Any]) -> list[Any]:
+    """A function's layers as SAM deploys them: the Globals list first, then the function's own."""
+    return template["Globals"]["Function"].get("Layers", []) + function["Properties"].get("Layers", [])
+
+
 def test_every_function_is_python312_and_uses_the_library_layer(template, resources):
     globals_ = template["Globals"]["Function"]
     assert globals_["Runtime"] == "python3.12"
     assert globals_["Handler"] == "app.handler"
-    assert {"Ref": "LibraryLayer"} in globals_["Layers"]
+    assert globals_["Layers"] == [{"Ref": "LibraryLayer"}]
     for name, function in _functions(resources).items():
         properties = function["Properties"]
         assert properties.get("Runtime", globals_["Runtime"]) == "python3.12", name
-        assert {"Ref": "LibraryLayer"} in properties.get("Layers", globals_["Layers"]), name
+        assert {"Ref": "LibraryLayer"} in _layers(template, function), name
 
 
-def test_library_layer_is_built_for_python312_from_the_library(resources):
-    layer = resources["LibraryLayer"]
-    assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert layer["Metadata"]["BuildMethod"] == "python3.12"
-    assert "python3.12" in layer["Properties"]["CompatibleRuntimes"]
-    content = ROOT / layer["Properties"]["ContentUri"]
+def test_polars_layer_is_attached_to_the_prepare_function_only(template, resources):
+    # polars is most of the code size; tests/unit/test_layers.py checks only prepare's code imports it.
+    layered = {name for name, function in _functions(resources).items() if {"Ref": "PolarsLayer"} in _layers(template, function)}
+    assert layered == {"PrepareFunction"}
+    assert _layers(template, resources["PrepareFunction"]) == [{"Ref": "LibraryLayer"}, {"Ref": "PolarsLayer"}]
+
+
+@pytest.mark.parametrize(("layer", "content_uri"), [("LibraryLayer", "layers/datadrop/"), ("PolarsLayer", "layers/polars/")])
+def test_layers_are_built_by_their_makefile_for_python312(resources, layer, content_uri):
+    resource = resources[layer]
+    assert resource["Type"] == "AWS::Serverless::LayerVersion"
+    # makefile, not python3.12: SAM's python3.12 build ships no bytecode (tests/unit/test_layers.py checks the recipe).
+    assert resource["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "x86_64"}
+    assert resource["Properties"]["ContentUri"] == content_uri
+    assert resource["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    assert resource["Properties"]["CompatibleArchitectures"] == ["x86_64"]
+    content = ROOT / content_uri
+    assert (content / "Makefile").is_file()
     assert (content / "requirements.txt").is_file()
+
+
+def test_library_layer_ships_the_library(resources):
+    content = ROOT / resources["LibraryLayer"]["Properties"]["ContentUri"]
     assert (content / "datadrop" / "__init__.py").is_file()
 
 
