@@ -21,7 +21,7 @@ from datadrop import names, observability, training
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.compute import CapacityError, capacity_error
 from datadrop.events import DatadropEvent, ModelApproved, ModelRejected, RunEvaluated, RunSummary, VersionFailed
-from datadrop.metrics import better_first_key, comparison, passes
+from datadrop.metrics import better_first_key, comparison, passes, spec
 from datadrop.services import Services
 from datadrop.serving import container_environment
 from datadrop.state import TERMINAL_RUN_STATUSES, ResourceOwner, RunRecord, RunStatus, VersionStatus
@@ -520,6 +520,7 @@ def write_leaderboard(
         "dataset": dataset,
         "version": version,
         "metric": metric,
+        "higher_is_better": spec(metric).higher_is_better,
         "threshold": threshold,
         "best_run": best.run_index if best else None,
         "runs": [run.model_dump(mode="json") for run in ranked],
