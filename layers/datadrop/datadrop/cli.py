@@ -354,6 +354,7 @@ def prepare_command(args: argparse.Namespace) -> int:
 
     from datadrop import dataprep, names, quality
     from datadrop.config import parse_config
+    from datadrop.metrics import MetricError
 
     def rejected(stage: str, reason: str) -> int:
         if args.json:
@@ -369,6 +370,10 @@ def prepare_command(args: argparse.Namespace) -> int:
         prepared = dataprep.prepare(data, config)
     except dataprep.DatasetRejected as error:
         return rejected("data", error.reason)
+    try:  # as the prepare step does: with problem_type auto, the metric is checked once the target is known
+        config.judged_by(prepared.recipe["problem_type"], stack_default=0.8)
+    except MetricError as error:
+        return rejected("config", str(error))
     version = names.dataset_version(hashlib.sha256(data).hexdigest(), config.fingerprint())  # as the service names it
     report = prepared.report.model_copy(update={"dataset": args.dataset, "version": version})
     if args.json:

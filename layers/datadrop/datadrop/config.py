@@ -229,8 +229,12 @@ class DatasetConfig(BaseModel):
     def judged_by(self, problem_type: str, stack_default: float) -> tuple[str, float]:
         """The metric and threshold of a dataset of this problem type (`stack_default`: the stack's
         accuracy threshold). Raises MetricError when they do not fit the problem type."""
-        metric = resolve_metric(self.metric, problem_type)
-        return metric, resolve_threshold(metric, self.threshold, stack_default)
+        try:
+            metric = resolve_metric(self.metric, problem_type)
+            return metric, resolve_threshold(metric, self.threshold, stack_default)
+        except MetricError as error:
+            found = f"the target {self.target!r} is a {problem_type} target"
+            raise MetricError(f"{error} (problem_type {self.problem_type}: {found})") from error
 
     def fingerprint(self) -> str:
         """Canonical JSON of the config: part of the dataset version, so a new config retrains."""

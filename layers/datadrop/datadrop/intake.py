@@ -130,9 +130,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
     try:  # with problem_type auto, only now is it known whether the config's metric and threshold fit
         metric, threshold = config.judged_by(problem_type, settings.default_accuracy_threshold)
     except MetricError as error:
-        raise _Rejection(
-            "config", f"{error} (problem_type {config.problem_type}: the target {config.target!r} is a {problem_type} target)"
-        ) from error
+        raise _Rejection("config", str(error)) from error
 
     locations = settings.locations(dataset, version)
     bucket = settings.artifact_bucket_name
