@@ -1065,8 +1065,10 @@ def describe_event(event: dict[str, Any]) -> str:
         kind = detail["problem_type"]
         if kind != "regression":
             kind += f" over {len(detail['classes'])} classes"
+        if detail["metric"] != "accuracy":  # the default of classification goes without saying
+            kind += f", judged by {detail['metric']}"
         return (
-            f"DatasetPrepared {detail['dataset']} version {detail['version']}: {kind}, judged by {detail['metric']}; "
+            f"DatasetPrepared {detail['dataset']} version {detail['version']}: {kind}; "
             f"rows train {rows['train']} / validation {rows['validation']} / test {rows['test']}"
         )
     if kind == "DatasetRejected":
