@@ -320,3 +320,38 @@ def test_recipe_of_a_regression_is_json_and_bundles() -> None:
 
     prepared = prepare(to_csv(HEADER, houses()), regression_config())
     assert build_serving_bundle(json.dumps(prepared.recipe).encode())
+
+
+def test_datadrop_runs_ranks_by_the_metric_s_direction() -> None:
+    from datadrop import leaderboard
+    from datadrop.records import RunRecord, RunStatus, VersionRecord, VersionStatus
+
+    version = VersionRecord(
+        dataset="mass", version="v1", status=VersionStatus.REJECTED, metric="rmse", threshold=100.0, best_run=2
+    )
+    runs = [
+        RunRecord(
+            dataset="mass",
+            version="v1",
+            run_index=index,
+            status=RunStatus.EVALUATED,
+            run_name=f"r{index}",
+            training_job=f"job-{index}",
+            hyperparameters={"max_depth": str(index)},
+            metrics={"rmse": rmse, "r2": 0.8},
+        )
+        for index, rmse in ((1, 350.0), (2, 310.0), (3, 420.0))
+    ]
+
+    class State:
+        def list_runs(self, dataset: str, version_name: str, attempt: int) -> list[RunRecord]:
+            return runs
+
+    board = leaderboard._board(State(), version)  # type: ignore[arg-type]
+    assert [run["run_index"] for run in board.runs] == [2, 1, 3]
+    assert board.as_dict()["higher_is_better"] is False
+    table = leaderboard.as_table(board)
+    assert (
+        table.splitlines()[0]
+        == "mass version v1: REJECTED, 3 run(s), ranked by held-out rmse (lower is better, threshold 100.0000)"
+    )
