@@ -28,3 +28,4 @@ def test_unknown_region_says_which_exist() -> None:
 def test_objectives() -> None:
     assert xgboost_objective("binary", 2) == {"objective": "binary:logistic", "eval_metric": "logloss"}
     assert xgboost_objective("multiclass", 3)["num_class"] == "3"
+    assert xgboost_objective("regression", 0) == {"objective": "reg:squarederror", "eval_metric": "rmse"}

@@ -8,14 +8,16 @@ from datadrop.search import plan_runs
 def test_minimal_config_gets_defaults() -> None:
     config = parse_config("target: species\n", "config/penguins.yaml")
     assert config.target == "species"
-    assert config.threshold is None and config.effective_threshold(0.8) == 0.8
+    assert config.threshold is None and config.metric is None
+    assert config.judged_by("multiclass", 0.8) == ("accuracy", 0.8)
+    assert config.judged_by("regression", 0.8) == ("r2", 0.5)
     (only_run,) = plan_runs(config.hyperparameters, config.search, {})
     assert only_run["num_round"] == "100"
 
 
 def test_json_config_and_hyperparameters_become_strings() -> None:
     config = parse_config('{"target": "y", "threshold": 0.9, "hyperparameters": {"max_depth": 3, "eta": 0.1}}', "c.json")
-    assert config.effective_threshold(0.5) == 0.9
+    assert config.judged_by("binary", 0.5) == ("accuracy", 0.9)
     (only_run,) = plan_runs(config.hyperparameters, config.search, {})
     assert only_run["max_depth"] == "3"
     assert only_run["eta"] == "0.1"
@@ -25,7 +27,15 @@ def test_json_config_and_hyperparameters_become_strings() -> None:
     ("text", "fragment"),
     [
         ("threshold: 0.9\n", "target: Field required"),
-        ("target: y\nthreshold: 1.5\n", "threshold: Input should be less than or equal to 1"),
+        ("target: y\nthreshold: 1.5\n", "threshold 1.5 is above 1, but without a metric"),
+        ("target: y\nmetric: accuracy\nthreshold: 1.5\n", "must be between 0 and 1"),
+        ("target: y\nproblem_type: regression\nmetric: accuracy\n", "metric accuracy is a classification metric"),
+        ("target: y\nproblem_type: binary\nmetric: rmse\nthreshold: 4\n", "metric rmse is a regression metric"),
+        ("target: y\nproblem_type: regression\nmetric: rmse\n", "metric rmse is in the target's units"),
+        ("target: y\nmetric: mae\n", "set `threshold` in the dataset config to the largest held-out mae"),
+        ("target: y\nmetric: rmse\nthreshold: -1\n", "must be at least 0"),
+        ("target: y\nmetric: r2\nthreshold: 1.2\n", "must be at most 1"),
+        ("target: y\nmetric: auc\n", "metric: Input should be 'accuracy', 'macro_f1', 'log_loss', 'r2', 'rmse', 'mae' or 'mape'"),
         ("target: y\ntreshold: 0.9\n", "treshold: Extra inputs are not permitted"),
         ("target: y\nsplit: {validation: 0.4, test: 0.4}\n", "at least 20% of the rows for training"),
         ("- a\n- b\n", "must be a mapping"),

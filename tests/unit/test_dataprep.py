@@ -332,8 +332,23 @@ def reject(data: bytes, **config) -> str:
         ),
         (
             to_csv(GOOD_HEADER, [[f"{i * 1.5}", "1", "x"] for i in range(80)]),
+            {"problem_type": "multiclass"},
+            ["80 distinct values", "at most 50", "regression target", "set problem_type to regression"],
+        ),
+        (
+            to_csv(GOOD_HEADER, [[f"{i}.5" if i % 2 else f"n{i}", "1", "x"] for i in range(80)]),
+            {"problem_type": "regression"},
+            ["problem_type is regression but only 40 of the 80", "'n0', 'n2'"],
+        ),
+        (
+            to_csv(GOOD_HEADER, [["7", str(i), "x"] for i in range(40)]),
+            {"problem_type": "regression"},
+            ["only one value ('7')", "nothing to predict"],
+        ),
+        (
+            to_csv(GOOD_HEADER, [[f"{i * 1.5}", str(i), side] for side in "xy" for i in range(20)]),
             {},
-            ["80 distinct values", "at most 50", "regression target"],
+            ["class '0.0' has 2 rows", "if the target is a number to predict, set problem_type: regression"],
         ),
         (to_csv(GOOD_HEADER, [[f"user-{i}", "1", "x"] for i in range(80)]), {}, ["ID or free-text column"]),
         (
@@ -361,7 +376,7 @@ def test_rejections_say_what_is_wrong_and_what_to_fix(data: bytes, config: dict,
 
 
 def test_rejects_an_id_like_target_also_with_many_rows_per_value() -> None:
-    rows = [[f"{i % 60}", "1", "x"] for i in range(180)]
+    rows = [[f"id{i % 60}", "1", "x"] for i in range(180)]
     assert "60 distinct values" in reject(to_csv(GOOD_HEADER, rows))
 
 
@@ -469,6 +484,7 @@ def test_dirty_dataset_matches_the_reference_row_by_row() -> None:
         "read": 154,
         "empty": 1,
         "missing_target": 2,
+        "non_numeric_target": 0,
         "duplicates": 3,
         "malformed": 0,
         "usable": 148,

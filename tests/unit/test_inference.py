@@ -269,6 +269,35 @@ def test_binary_probabilities_are_one_minus_p_and_p(tmp_path: Path) -> None:
     assert module.output_fn(probs, "text/csv")[0] == "no\nyes"
 
 
+def test_regression_answers_a_number_per_row_in_each_format(tmp_path: Path) -> None:
+    recipe = dict(RECIPE, target="body_mass_g", problem_type="regression", classes=[])
+    recipe["columns"] = ["body_mass_g", *RECIPE["columns"][1:]]
+    rng = np.random.default_rng(2)
+    x = rng.uniform(30, 60, size=(300, len(recipe["features"]))).astype(np.float32)
+    booster = xgb.train({"objective": "reg:squarederror", "nthread": 1, "seed": 0}, xgb.DMatrix(x, label=100 * x[:, 0]), 20)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    booster.save_model(str(model_dir / "xgboost-model.ubj"))
+    (model_dir / "xgboost-model.ubj").rename(model_dir / "xgboost-model")
+    (model_dir / "recipe.json").write_text(json.dumps(recipe))
+    module = load_inference_module(INFERENCE_SOURCE.parent)
+    model = module.model_fn(str(model_dir))
+    data = module.input_fn("island,bill_length_mm,flipper_length_mm,sex\nBiscoe,35,190,male\nDream,55,,\n", "text/csv")
+    values = module.predict_fn(data, model)
+    raw = booster.predict(xgb.DMatrix(data))
+    assert values.shape == (2, 1) and np.array_equal(values[:, 0], raw)
+    expected = [float(str(value)) for value in raw]  # float32's shortest spelling
+    assert np.float32(expected[0]) == raw[0] and 3000 < expected[0] < 4000 < expected[1]
+
+    body, content_type = module.output_fn(values, "text/csv")
+    assert content_type == "text/csv" and [float(line) for line in body.split("\n")] == expected
+    assert body.split("\n")[0] == repr(expected[0])
+    body, content_type = module.output_fn(values, "application/json")
+    assert json.loads(body) == {"predictions": [{"value": value} for value in expected]}
+    body, content_type = module.output_fn(values, "application/jsonlines")
+    assert [json.loads(line) for line in body.splitlines()] == [{"value": value} for value in expected]
+
+
 def test_model_and_recipe_must_agree(tmp_path: Path) -> None:
     _write_model(tmp_path / "model", RECIPE, multiclass=True)
     fewer = dict(RECIPE, features=RECIPE["features"][:2])

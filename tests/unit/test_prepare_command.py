@@ -85,6 +85,25 @@ def test_a_rejected_file_exits_2_with_the_reason_on_stderr(capsys: pytest.Captur
     assert "did you mean 'species'" in document["reason"] and document["reason"] in err
 
 
+def test_a_regression_target_prints_its_values_instead_of_a_class_balance(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, str(CSV), "--dataset", "mass", "--config", str(PENGUINS / "body-mass.yaml"))
+    assert code == cli.EXIT_OK, err
+    assert "target 'body_mass_g' (regression): min 2700, median 4050, mean 4201.75, max 6300" in out
+    assert "splits (target mean): train 242 (" in out
+
+
+def test_a_metric_that_does_not_fit_the_found_problem_type_is_a_config_rejection(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "species.yaml"
+    config.write_text("target: species\nmetric: rmse\nthreshold: 300\n")
+    code, out, err = run(capsys, str(CSV), "--dataset", "penguins", "--config", str(config), "--json")
+    assert code == cli.EXIT_INPUT_REJECTED
+    document = json.loads(out)
+    assert document["stage"] == "config" and "metric rmse is a regression metric" in document["reason"]
+    assert "the target 'species' is a multiclass target" in err
+
+
 def test_a_bad_config_is_a_rejection_naming_the_field(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("target: species\nsplit: {test: 0.9}\n")

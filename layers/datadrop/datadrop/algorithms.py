@@ -75,12 +75,15 @@ def xgboost_image_uri(region: str) -> str:
 
 def xgboost_objective(problem_type: str, num_classes: int) -> dict[str, str]:
     """Objective, class count and evaluation metrics for the built-in algorithm (strings, as SageMaker wants)."""
+    if problem_type == "regression":
+        return {"objective": "reg:squarederror", "eval_metric": "rmse"}
     if problem_type == "binary":
         return {"objective": "binary:logistic", "eval_metric": "logloss"}
     return {"objective": "multi:softprob", "num_class": str(num_classes), "eval_metric": "mlogloss"}
 
 
 def xgboost_tuning_objective(problem_type: str, num_classes: int) -> dict[str, str]:
-    """What a tuning job minimises: the log loss on the validation channel (the metric the
-    container logs for the eval_metric above). Never the test split: that one stays held out."""
+    """What a tuning job minimises: the validation channel's loss (the metric the container logs for
+    the eval_metric above: validation:logloss, validation:mlogloss or validation:rmse, each listed
+    with direction Minimize in SageMaker's XGBoost tuning docs). Never the test split: that one stays held out."""
     return {"Type": "Minimize", "MetricName": f"validation:{xgboost_objective(problem_type, num_classes)['eval_metric']}"}

@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the whole flow locally on one CSV file",
         description="Upload PATH to a local datadrop (moto-backed S3, EventBridge, DynamoDB, SageMaker control plane), "
         "then prepare, train (XGBoost, inside a SageMaker Experiment run), evaluate on held-out rows and, "
-        "if the held-out accuracy reaches the threshold, deploy to a local HTTP endpoint.",
+        "if the held-out metric (accuracy, or r2 for a regression target) passes the threshold, deploy to a local "
+        "HTTP endpoint.",
         epilog="exit status: 0 when the flow ran (deployed, or rejected by the threshold); "
         "2 when the input was rejected (the reason is printed); 1 when a job or deployment failed. "
         "With --json, stdout holds exactly one JSON object on every path; progress and logs go to stderr.",
@@ -80,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", required=True, help="dataset name: lowercase letters, digits and '-' (e.g. penguins)")
     run.add_argument("--target", help="column to predict (overrides the config's `target`)")
     run.add_argument("--config", type=Path, help="dataset config (YAML/JSON), uploaded as config/<dataset>.yaml")
-    run.add_argument("--threshold", type=float, help="minimum held-out accuracy to deploy, 0..1 (overrides the config)")
+    run.add_argument(
+        "--threshold",
+        type=float,
+        help="deploy when the held-out metric is at least this (accuracy, macro_f1, r2) or at most this "
+        "(log_loss, rmse, mae, mape); overrides the config",
+    )
     run.add_argument("--serve", action="store_true", help="keep the endpoint up until Ctrl-C")
     run.add_argument(
         "--json", action="store_true", help="print exactly one JSON summary on stdout (progress and logs go to stderr)"
@@ -348,6 +354,7 @@ def prepare_command(args: argparse.Namespace) -> int:
 
     from datadrop import dataprep, names, quality
     from datadrop.config import parse_config
+    from datadrop.metrics import MetricError
 
     def rejected(stage: str, reason: str) -> int:
         if args.json:
@@ -363,6 +370,10 @@ def prepare_command(args: argparse.Namespace) -> int:
         prepared = dataprep.prepare(data, config)
     except dataprep.DatasetRejected as error:
         return rejected("data", error.reason)
+    try:  # as the prepare step does: with problem_type auto, the metric is checked once the target is known
+        config.judged_by(prepared.recipe["problem_type"], stack_default=0.8)
+    except MetricError as error:
+        return rejected("config", str(error))
     version = names.dataset_version(hashlib.sha256(data).hexdigest(), config.fingerprint())  # as the service names it
     report = prepared.report.model_copy(update={"dataset": args.dataset, "version": version})
     if args.json:
@@ -1051,9 +1062,13 @@ def describe_event(event: dict[str, Any]) -> str:
     detail, kind = event["detail"], event["detail-type"]
     if kind == "DatasetPrepared":
         rows = detail["rows"]
+        kind = detail["problem_type"]
+        if kind != "regression":
+            kind += f" over {len(detail['classes'])} classes"
+        if detail["metric"] != "accuracy":  # the default of classification goes without saying
+            kind += f", judged by {detail['metric']}"
         return (
-            f"DatasetPrepared {detail['dataset']} version {detail['version']}: {detail['problem_type']} over "
-            f"{len(detail['classes'])} classes; "
+            f"DatasetPrepared {detail['dataset']} version {detail['version']}: {kind}; "
             f"rows train {rows['train']} / validation {rows['validation']} / test {rows['test']}"
         )
     if kind == "DatasetRejected":
@@ -1064,8 +1079,12 @@ def describe_event(event: dict[str, Any]) -> str:
             return where + f"Bayesian search: tuning job {detail['tuning_job']}, up to {detail['max_runs']} runs"
         return where + ", ".join(run["training_job"] for run in detail["runs"])
     if kind == "RunEvaluated":
+        from datadrop.metrics import format_value
+
         metrics = detail["run"]["metrics"]
-        return f"RunEvaluated {detail['run']['training_job']}: held-out accuracy {metrics.get('accuracy', float('nan')):.4f}"
+        shown = ("r2", "rmse", "mae") if "r2" in metrics else ("accuracy",)  # regression, or classification
+        values = ", ".join(f"{name} {format_value(metrics.get(name, float('nan')))}" for name in shown)
+        return f"RunEvaluated {detail['run']['training_job']}: held-out {values}"
     if kind in ("ModelApproved", "ModelRejected"):
         return f"{kind}: {detail['reason']}"
     if kind == "VersionFailed":

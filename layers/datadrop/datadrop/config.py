@@ -12,6 +12,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from datadrop.metrics import MetricError, MetricName, resolve_metric, resolve_threshold
+
 DATASET_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?$")
 
 DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?", "-")
@@ -143,7 +145,11 @@ class DatasetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: str = Field(min_length=1, description="the column to predict")
-    problem_type: Literal["auto", "binary", "multiclass"] = "auto"
+    problem_type: Literal["auto", "binary", "multiclass", "regression"] = Field(
+        "auto",
+        description="auto: regression when the target is numbers with more distinct values than a classifier takes, "
+        "else binary (2 classes) or multiclass",
+    )
     drop_columns: list[str] = Field(default_factory=list, description="columns never used as features")
     columns: dict[str, ColumnSettings] = Field(
         default_factory=dict,
@@ -165,8 +171,16 @@ class DatasetConfig(BaseModel):
         True, description="target labels equal but for case, spacing or number format ('1', '1.0') become one class"
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
-    metric: Literal["accuracy"] = "accuracy"
-    threshold: float | None = Field(None, ge=0, le=1, description="minimum held-out metric to deploy")
+    metric: MetricName | None = Field(
+        None,
+        description="held-out metric the best run is chosen and judged by; None: accuracy for classification, r2 for "
+        "regression. accuracy, macro_f1, log_loss (classification); r2, rmse, mae, mape (regression)",
+    )
+    threshold: float | None = Field(
+        None,
+        description="deploy when the held-out metric is at least this (accuracy, macro_f1, r2) or at most this "
+        "(log_loss, rmse, mae, mape); None: the metric's default (required for the lower-is-better metrics)",
+    )
     hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
@@ -201,8 +215,34 @@ class DatasetConfig(BaseModel):
             raise ValueError(str(error)) from error
         return self
 
-    def effective_threshold(self, default: float) -> float:
-        return default if self.threshold is None else self.threshold
+    @model_validator(mode="after")
+    def _metric_fits(self) -> DatasetConfig:
+        """What can be checked before the data is read; with problem_type auto, prepare checks the rest."""
+        try:
+            if self.problem_type != "auto":
+                metric = resolve_metric(self.metric, self.problem_type)
+                resolve_threshold(metric, self.threshold, stack_default=0.0)
+            elif self.metric is not None:
+                resolve_threshold(self.metric, self.threshold, stack_default=0.0)
+            elif self.threshold is not None and self.threshold > 1:
+                raise MetricError(
+                    f"threshold {self.threshold} is above 1, but without a metric the held-out accuracy "
+                    "(classification) or r2 (regression) is judged, and neither exceeds 1: set the threshold, "
+                    "or set metric to rmse, mae or mape for a threshold in the target's units"
+                )
+        except MetricError as error:
+            raise ValueError(str(error)) from error
+        return self
+
+    def judged_by(self, problem_type: str, stack_default: float) -> tuple[str, float]:
+        """The metric and threshold of a dataset of this problem type (`stack_default`: the stack's
+        accuracy threshold). Raises MetricError when they do not fit the problem type."""
+        try:
+            metric = resolve_metric(self.metric, problem_type)
+            return metric, resolve_threshold(metric, self.threshold, stack_default)
+        except MetricError as error:
+            found = f"the target {self.target!r} is a {problem_type} target"
+            raise MetricError(f"{error} (problem_type {self.problem_type}: {found})") from error
 
     def fingerprint(self) -> str:
         """Canonical JSON of the config: part of the dataset version, so a new config retrains."""

@@ -36,6 +36,11 @@ Python, and so does `encode_row` below; tests check both against the CSVs writte
 * label: index of the target text in `recipe["classes"]`; labels equal but for case, spacing or
   number format were merged into one class before splitting (`merge_labels`), and the test labels
   are written merged.
+* regression (`recipe["problem_type"] == "regression"`, `classes` empty): the label is the target's
+  float (as `parse_number` reads it; rows whose target is not a number are dropped and counted), and
+  the test labels are those floats. With problem_type auto, a target is regression when NUMERIC_SHARE
+  of its present values are numbers with more than MAX_CLASSES distinct values; the split is then
+  stratified by the target's quantile bins (`_quantile_bins`) instead of by class.
 
 Rows are written as headerless CSV, label first, then the features in `recipe["features"]` order,
 with floats written so that `float(field)` gives back the same float64.
@@ -65,6 +70,7 @@ from datadrop.quality import (
     RowCounts,
     SplitReport,
     TargetReport,
+    TargetSummary,
 )
 from datadrop.reading import DatasetRejected, Table, read_table
 
@@ -73,6 +79,8 @@ RECIPE_FORMAT = "datadrop-recipe/1"
 MIN_USABLE_ROWS = 30
 MAX_CLASSES = 50
 MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
+MAX_TARGET_BINS = 10  # regression: the target's quantile bins the split is stratified by ...
+ROWS_PER_BIN_SPLIT = 3  # ... each expecting this many test and validation rows (fewer bins for small files)
 NUMERIC_SHARE = 0.95  # share of non-missing training values that must be finite numbers
 ID_LIKE_MIN_DISTINCT = 20  # a categorical column with more distinct values than this ...
 ID_LIKE_DISTINCT_SHARE = 0.9  # ... and distinct / non-missing above this is an identifier
@@ -93,6 +101,7 @@ _UNDERSCORE_NUMBER = rf"^[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[
 
 # Internal column names; no header can produce them because names with a NUL are rejected (datadrop.reading).
 _LABEL = "\x00label"
+_VALUE = "\x00value"  # a regression target's float, while _LABEL holds its stratum
 _KEY = "\x00key"
 _TRAIN, _VALIDATION, _TEST = 0, 1, 2
 _SPLIT_BATCH = 4  # columns split into train/validation/test together (memory vs parallelism)
@@ -110,7 +119,7 @@ class PreparedDataset:
     train_csv: bytes  # headerless, "<class index>,<features...>" (SageMaker XGBoost contract)
     validation_csv: bytes  # same shape
     test_features_csv: bytes  # test rows' raw (stripped) values, all columns but the target, headerless
-    test_labels: list[str]  # raw target value of each test row, same order
+    test_labels: list[str] | list[float]  # each test row's (merged) class, or its number for regression; same order
     recipe: dict  # how to encode a raw row (JSON-serialisable), see module docstring
     report: QualityReport  # what was read and what happened to it, for people
 
@@ -187,40 +196,67 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
 
     missing_per_column = frame.select(pl.col(name).is_in(missing_tokens).sum() for name in columns).row(0)
 
-    # Clean: drop rows without a target, then exact duplicates (before splitting, so no test row
-    # also sits in train or validation).
+    # Clean: drop rows without a target (and, for regression, rows whose target is not a number),
+    # then exact duplicates (before splitting, so no test row also sits in train or validation).
     missing_target_rows = missing_per_column[columns.index(target)]
     if missing_target_rows:
         frame = frame.filter(~pl.col(target).is_in(missing_tokens))
+    # Decided before labels are merged: merging "3750" and "3750.0" means nothing for a number.
+    target_numbers = _number_expr(target, missing_tokens, target in _special_columns(table, frame, [target]))
+    regression = _is_regression(frame, target, target_numbers, config, missing_tokens)
     merged_labels: dict[str, list[str]] = {}
     relabelled: dict[str, int] = {}
-    if config.merge_labels:
+    non_numeric_rows, non_numeric_examples = 0, list[str]()
+    if regression:
+        frame, non_numeric_rows, non_numeric_examples = _numeric_target(frame, target, target_numbers)
+    elif config.merge_labels:
         frame, merged_labels, relabelled = _merge_labels(frame, target)
     before = frame.height
     frame = _drop_duplicates(frame)
     duplicate_rows = before - frame.height
 
-    classes, class_counts = _check_target(frame, target, config, missing_target_rows, missing_tokens)
+    if regression:
+        classes, class_counts = list[str](), list[int]()
+        _check_regression_target(frame, target)
+    else:
+        classes, class_counts = _check_target(frame, target, config, missing_target_rows, missing_tokens)
     usable = frame.height
     if usable < MIN_USABLE_ROWS:
+        not_numbers = f", {non_numeric_rows} whose target is not a number" if non_numeric_rows else ""
         raise DatasetRejected(
             f"only {usable} usable rows are left (read {rows_read}; dropped {missing_target_rows} with a missing "
-            f"target {target!r}, {duplicate_rows} exact duplicates and {empty_rows} empty rows), but datadrop "
+            f"target {target!r}{not_numbers}, {duplicate_rows} exact duplicates and {empty_rows} empty rows), but datadrop "
             f"needs at least {MIN_USABLE_ROWS}: upload more rows"
         )
     small = [(name, count) for name, count in zip(classes, class_counts) if count < MIN_ROWS_PER_CLASS]
     if small:
         listed = ", ".join(f"{name!r} has {count} row{'s' if count != 1 else ''}" for name, count in small[:10])
+        numeric = all(parse_number(name) is not None for name in classes)
+        hint = " (or, if the target is a number to predict, set problem_type: regression)" if numeric else ""
         raise DatasetRejected(
             f"class {listed} of target {target!r}, but every class needs at least {MIN_ROWS_PER_CLASS} rows to "
-            "appear in the train, validation and test splits: add rows for that class or remove its rows"
+            f"appear in the train, validation and test splits: add rows for that class or remove its rows{hint}"
         )
 
     special = _special_columns(table, frame, candidates)
+    if regression:
+        # Strata: quantile bins of the target, so every split sees small, middling and large values.
+        frame = frame.with_columns(target_numbers.alias(_VALUE))
+        target_summary = _target_summary(frame.get_column(_VALUE))
+        frame = frame.with_columns(_quantile_bins(frame.get_column(_VALUE), config.split.validation, config.split.test))
+        class_counts = frame.get_column(_LABEL).value_counts(sort=False).sort(_LABEL).get_column("count").to_list()
+    else:
+        frame = frame.with_columns(pl.col(target).cast(pl.Enum(classes)).to_physical().alias(_LABEL))
     split_counts = _split_counts(class_counts, config.split.validation, config.split.test)
-    frame = frame.with_columns(pl.col(target).cast(pl.Enum(classes)).to_physical().alias(_LABEL))
     train, validation, test = _assign_splits(frame, config.split.seed, split_counts)
     del frame
+    target_summaries = {}
+    if regression:  # the label written is the target itself, not its stratum
+        train, validation, test = (part.drop(_LABEL).rename({_VALUE: _LABEL}) for part in (train, validation, test))
+        target_summaries = {
+            name: _target_summary(part.get_column(_LABEL))
+            for name, part in (("train", train), ("validation", validation), ("test", test))
+        }
 
     normalise = "casefold" if config.normalise_categories else None
     formats = _number_formats(train, candidates, missing_tokens, table.detected.delimiter)
@@ -237,6 +273,15 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         row_numbers,
         expand_datetimes=config.datetime == "expand",
     )
+    if regression:  # the target's column is numbers: summarised as such, over the training rows like the rest
+        train_target = target_summaries["train"]
+        column_notes[target] = {
+            "role": "target",
+            "type": "number",
+            "summary": NumericSummary(
+                min=train_target.min, median=train_target.median, max=train_target.max, not_numbers=0
+            ),  # rows whose target is not a number were dropped (RowCounts.non_numeric_target), not imputed
+        }
     if not features:
         why = "; ".join(f"{item['name']}: {item['detail']}" for item in dropped) or "there are no other columns"
         raise DatasetRejected(
@@ -245,7 +290,9 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         )
 
     problem_type = config.problem_type
-    if problem_type == "auto":
+    if regression:
+        problem_type = "regression"
+    elif problem_type == "auto":
         problem_type = "binary" if len(classes) == 2 else "multiclass"
 
     recipe = {
@@ -277,7 +324,8 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     del train, train_numbers
     validation_csv = _write_csv(_encode(validation, features, missing_tokens, special))
     test_features_csv = _write_csv(test.select(name for name in columns if name != target))
-    test_labels = test.get_column(target).to_list()
+    # Regression: the numbers the test rows are scored against; classification: the (merged) class names.
+    test_labels = test.get_column(_LABEL if regression else target).to_list()
     del test
 
     splits = {}
@@ -286,12 +334,16 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         ("validation", [v for _, v in split_counts]),
         ("test", [t for t, _ in split_counts]),
     ):
-        splits[name] = SplitReport(rows=sum(per_class), classes=dict(zip(classes, per_class)))
+        if regression:
+            splits[name] = SplitReport(rows=sum(per_class), classes={}, target=target_summaries.get(name))
+        else:
+            splits[name] = SplitReport(rows=sum(per_class), classes=dict(zip(classes, per_class)))
 
     rows = RowCounts(
         read=rows_read,
         empty=empty_rows,
         missing_target=missing_target_rows,
+        non_numeric_target=non_numeric_rows,
         duplicates=duplicate_rows,
         malformed=table.malformed_rows,
         usable=usable,
@@ -305,11 +357,18 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
         detected=table.detected,
         rows=rows,
         target=TargetReport(
-            name=target, problem_type=problem_type, classes=dict(zip(classes, class_counts)), merged=merged_labels
+            name=target,
+            problem_type=problem_type,
+            classes=dict(zip(classes, class_counts)),
+            merged=merged_labels,
+            summary=target_summary if regression else None,
         ),
         splits=splits,
         columns=column_reports,
-        normalisations=table.normalisations + merge_notes + format_notes + _cleaning_notes(rows, column_reports, normalise),
+        normalisations=table.normalisations
+        + merge_notes
+        + format_notes
+        + _cleaning_notes(rows, column_reports, normalise, non_numeric_examples),
         warnings=warnings,
     )
     return PreparedDataset(
@@ -322,12 +381,20 @@ def prepare(data: bytes, config: DatasetConfig, max_bytes: int | None = None) ->
     )
 
 
-def _cleaning_notes(rows: RowCounts, columns: list[ColumnReport], normalise: str | None) -> list[Normalisation]:
+def _cleaning_notes(
+    rows: RowCounts, columns: list[ColumnReport], normalise: str | None, non_numeric_examples: Sequence[str] = ()
+) -> list[Normalisation]:
     """Every change made on the way from the rows read to the encoded splits, with how much it touched."""
     notes = [Normalisation(step="stripped", detail="surrounding whitespace removed from every value and column name")]
+    examples = f" (such as {_list(non_numeric_examples)})" if non_numeric_examples else ""
     for step, count, detail in (
         ("empty_rows_dropped", rows.empty, "blank rows dropped"),
         ("missing_target_dropped", rows.missing_target, "rows with a missing target dropped"),
+        (
+            "non_numeric_target_dropped",
+            rows.non_numeric_target,
+            f"rows whose target is not a number dropped: a regression target must be numbers{examples}",
+        ),
         ("duplicates_dropped", rows.duplicates, "exact duplicate rows dropped (the first copy kept)"),
     ):
         if count:
@@ -584,11 +651,16 @@ def _check_target(
         )
     if len(classes) > MAX_CLASSES:
         numeric = frame.select(_number_expr(target, missing_tokens).is_not_null().mean()).item() or 0.0
-        looks_like = "a regression target (a number to predict)" if numeric >= NUMERIC_SHARE else "an ID or free-text column"
+        if numeric >= NUMERIC_SHARE:  # only with problem_type binary or multiclass: auto would have chosen regression
+            raise DatasetRejected(
+                f"the target {target!r} has {len(classes)} distinct values but datadrop classifies into at most "
+                f"{MAX_CLASSES} classes; it looks like a regression target (a number to predict): set problem_type "
+                "to regression (or auto), or bin the values into categories first"
+            )
         raise DatasetRejected(
             f"the target {target!r} has {len(classes)} distinct values but datadrop classifies into at most "
-            f"{MAX_CLASSES} classes; it looks like {looks_like}: choose a column with a few categories as the target "
-            "(or bin the values into categories first)"
+            f"{MAX_CLASSES} classes; it looks like an ID or free-text column: choose a column with a few categories "
+            "as the target (or bin the values into categories first)"
         )
     if config.problem_type == "binary" and len(classes) > 2:
         raise DatasetRejected(
@@ -596,6 +668,84 @@ def _check_target(
             "set problem_type to multiclass (or auto), or remove the extra classes"
         )
     return classes, class_counts
+
+
+def _is_regression(
+    frame: pl.DataFrame,
+    target: str,
+    numbers: pl.Expr,
+    config: DatasetConfig,
+    missing_tokens: list[str],
+) -> bool:
+    """Whether the target is a number to predict: as configured, or (auto) when NUMERIC_SHARE of its present
+    values are finite numbers with more than MAX_CLASSES distinct values. A numeric target with few distinct
+    values (a rating, a count of 0-5) stays a classification target. Raises DatasetRejected for a
+    regression target that is not numbers."""
+    if config.problem_type in ("binary", "multiclass"):
+        return False
+    present = frame.height
+    numeric, distinct = (
+        frame.select(numbers.count().alias("numeric"), numbers.drop_nulls().n_unique().alias("distinct")).row(0)
+        if present
+        else (0, 0)
+    )
+    looks_numeric = present > 0 and numeric >= NUMERIC_SHARE * present
+    if config.problem_type == "auto":
+        return looks_numeric and distinct > MAX_CLASSES
+    if not present:
+        raise DatasetRejected(
+            f"every row has a missing target {target!r} (values counted as missing: {_list(missing_tokens)}): "
+            "fill in the target column, or fix missing_values in the dataset config"
+        )
+    if not looks_numeric:
+        examples = frame.filter(numbers.is_null()).get_column(target).unique(maintain_order=True).head(5).to_list()
+        raise DatasetRejected(
+            f"problem_type is regression but only {numeric} of the {present} present values of the target {target!r} "
+            f"are numbers (others: {_list(examples)}); datadrop drops a few non-numbers, not "
+            f"{1 - NUMERIC_SHARE:.0%} or more: fix the target's values, or set problem_type to auto for classification"
+        )
+    return True
+
+
+def _numeric_target(frame: pl.DataFrame, target: str, numbers: pl.Expr) -> tuple[pl.DataFrame, int, list[str]]:
+    """The rows whose target is a finite number; how many were dropped, and a few of their values."""
+    not_number = numbers.is_null()
+    dropped = frame.select(not_number.sum()).item()
+    if not dropped:
+        return frame, 0, []
+    examples = frame.filter(not_number).get_column(target).unique(maintain_order=True).head(5).to_list()
+    return frame.filter(~not_number), dropped, [_shortened(value) for value in examples]
+
+
+def _shortened(value: str) -> str:
+    return value if len(value) <= MAX_REPORTED_VALUE else value[: MAX_REPORTED_VALUE - 1] + "…"
+
+
+def _check_regression_target(frame: pl.DataFrame, target: str) -> None:
+    if frame.height and frame.select(pl.col(target).n_unique()).item() < 2:
+        value = frame.get_column(target)[0]
+        raise DatasetRejected(
+            f"the target {target!r} has only one value ({_shortened(value)!r}) after cleaning: there is nothing to "
+            "predict; choose another target or upload rows with other values"
+        )
+
+
+def _quantile_bins(values: pl.Series, validation: float, test: float) -> pl.Series:
+    """Each row's quantile bin of `values` (0..bins-1), ties ordered by file position; as many bins
+    (at most MAX_TARGET_BINS) as leave ROWS_PER_BIN_SPLIT test and validation rows in each."""
+    count = len(values)
+    bins = max(1, min(MAX_TARGET_BINS, math.floor(count * min(validation, test) / ROWS_PER_BIN_SPLIT)))
+    ranks = values.rank("ordinal").cast(pl.UInt64) - 1
+    return (ranks * bins // count).cast(pl.UInt32).alias(_LABEL)
+
+
+def _target_summary(values: pl.Series) -> TargetSummary:
+    return TargetSummary(
+        min=float(values.min()),  # type: ignore[arg-type]
+        max=float(values.max()),  # type: ignore[arg-type]
+        mean=float(values.mean()),  # type: ignore[arg-type]
+        median=float(values.median()),  # type: ignore[arg-type]
+    )
 
 
 def _closest(name: str, candidates: Sequence[str]) -> str | None:
@@ -1005,7 +1155,9 @@ def _encode(
     frame: pl.DataFrame, features: list[dict], missing: list[str], special: set[str], numbers: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """Label (class index) then the encoded features; `numbers` may hold the numeric columns already parsed."""
-    expressions: list[pl.Expr | pl.Series] = [pl.col(_LABEL).cast(pl.Int64)]
+    # A class index (classification) or the target's float (regression), written as polars writes them.
+    label = pl.col(_LABEL) if frame.schema[_LABEL] == pl.Float64 else pl.col(_LABEL).cast(pl.Int64)
+    expressions: list[pl.Expr | pl.Series] = [label]
     other_kinds = column_roles.encode_columns(frame, features, missing)
     for feature in features:
         name = feature["name"]

@@ -21,6 +21,7 @@ from datadrop import names, observability, training
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.compute import CapacityError, capacity_error
 from datadrop.events import DatadropEvent, ModelApproved, ModelRejected, RunEvaluated, RunSummary, VersionFailed
+from datadrop.metrics import better_first_key, comparison, passes, spec
 from datadrop.services import Services
 from datadrop.serving import container_environment
 from datadrop.state import TERMINAL_RUN_STATUSES, ResourceOwner, RunRecord, RunStatus, VersionStatus
@@ -67,6 +68,55 @@ def score(labels: list[str], predictions: list[dict[str, Any]], classes: list[st
         "per_class": per_class,
         "confusion_matrix": confusion,
     }
+
+
+def score_regression(truths: list[float], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Regression metrics of predictions ({value}) against the true values.
+
+    rmse, mae and r2 are scikit-learn's mean_squared_error (square-rooted), mean_absolute_error and
+    r2_score (a constant test split scores 1.0 when predicted exactly, else 0.0, as scikit-learn's
+    force_finite does). mape is the mean of |error| / |true value| over the rows whose true value is
+    not 0 (a percentage of 0 is undefined; scikit-learn would divide by machine epsilon instead), as a
+    fraction: 0.1 is 10%. `mape_skipped_rows` says how many rows it left out; with every true value
+    0 there is no mape (None, and no headline mape).
+    """
+    if len(truths) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(truths)} test rows: the transform output is incomplete")
+    if not truths:
+        raise ValueError("no test rows to score")
+    try:
+        predicted = [float(prediction["value"]) for prediction in predictions]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"a regression prediction must be {{'value': <number>}}: {error}") from error
+    count = len(truths)
+    errors = [guess - truth for truth, guess in zip(truths, predicted)]
+    squared = math.fsum(error * error for error in errors)
+    mean_truth = math.fsum(truths) / count
+    total = math.fsum((truth - mean_truth) ** 2 for truth in truths)
+    if total:
+        r2 = 1.0 - squared / total
+    else:
+        r2 = 1.0 if squared == 0 else 0.0
+    relative = [abs(error) / abs(truth) for truth, error in zip(truths, errors) if truth != 0]
+    return {
+        "rows": count,
+        "rmse": math.sqrt(squared / count),
+        "mae": math.fsum(abs(error) for error in errors) / count,
+        "r2": r2,
+        "mape": math.fsum(relative) / len(relative) if relative else None,
+        "mape_skipped_rows": count - len(relative),
+        "mean_error": math.fsum(errors) / count,  # > 0: the model predicts too high on average
+    }
+
+
+REGRESSION_HEADLINE = ("rmse", "mae", "r2", "mape")
+CLASSIFICATION_HEADLINE = ("accuracy", "macro_f1", "log_loss")
+
+
+def headline_metrics(report: dict[str, Any], problem_type: str | None) -> dict[str, float]:
+    """The metrics a run is compared, judged and logged (`test:<name>`) by; an undefined one is left out."""
+    names = REGRESSION_HEADLINE if problem_type == "regression" else CLASSIFICATION_HEADLINE
+    return {name: float(report[name]) for name in names if report.get(name) is not None}
 
 
 def parse_predictions(body: bytes) -> list[dict[str, Any]]:
@@ -358,10 +408,13 @@ def _score_run(services: Services, run: names.RunNames, record: RunRecord) -> st
     test_file = split_s3_uri(artifacts["test"])[1].rsplit("/", 1)[-1]
     output_bucket, output_key = split_s3_uri(locations.evaluation_output_uri(run.label) + f"{test_file}.out")
     predictions = parse_predictions(services.objects.read(output_bucket, output_key))
-    labels = [str(label) for label in json.loads(services.objects.read_uri(artifacts["test_labels"]))]
-    report = score(labels, predictions, [str(label) for label in version.classes])
+    truths = json.loads(services.objects.read_uri(artifacts["test_labels"]))
+    if version.problem_type == "regression":
+        report = score_regression([float(value) for value in truths], predictions)
+    else:
+        report = score([str(label) for label in truths], predictions, [str(label) for label in version.classes])
     report_uri = services.objects.write_json(settings.artifact_bucket_name, locations.report_key(run.label), report)
-    headline = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "log_loss": report["log_loss"]}
+    headline = headline_metrics(report, version.problem_type)
     # The evaluation has an identity of its own (model x test split), for comparisons across versions.
     model_data_url = record.model_data_url or ""
     evaluation_id = names.evaluation_id(model_data_url, artifacts["test"])
@@ -448,20 +501,26 @@ def _summary(record: RunRecord) -> RunSummary:
 
 
 def choose_best(runs: list[RunSummary], metric: str) -> RunSummary | None:
-    """Highest metric wins; ties go to the earlier run."""
+    """The best metric wins (the highest accuracy, the lowest rmse); ties go to the earlier run."""
     scored = [run for run in runs if run.status == RunStatus.EVALUATED and metric in run.metrics]
-    return max(scored, key=lambda run: (run.metrics[metric], -run.run_index), default=None)
+    return min(scored, key=lambda run: (better_first_key(metric, run.metrics[metric]), run.run_index), default=None)
 
 
 def write_leaderboard(
     services: Services, dataset: str, version: str, runs: list[RunSummary], metric: str, threshold: float, best: RunSummary | None
 ) -> str:
     """Every run of the version, best first, as JSON next to the version's artefacts."""
-    ranked = sorted(runs, key=lambda run: (run.metric_or(metric) is None, -(run.metric_or(metric) or 0.0), run.run_index))
+
+    def rank(run: RunSummary) -> tuple[bool, float, int]:
+        value = run.metric_or(metric)
+        return (value is None, better_first_key(metric, value) if value is not None else 0.0, run.run_index)
+
+    ranked = sorted(runs, key=rank)
     document = {
         "dataset": dataset,
         "version": version,
         "metric": metric,
+        "higher_is_better": spec(metric).higher_is_better,
         "threshold": threshold,
         "best_run": best.run_index if best else None,
         "runs": [run.model_dump(mode="json") for run in ranked],
@@ -502,16 +561,16 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
         outcome, value = VersionStatus.FAILED, None
         shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more (see the leaderboard)" if len(failures) > 3 else "")
         reason = "every run failed: " + shown
+        if len(failures) < len(runs):  # evaluated, but the metric is undefined (a mape over true values all 0)
+            reason = f"no run has a held-out {metric} (see each run's report)" + (f"; failed: {shown}" if failures else "")
         if not runs and version_item.tuning_job:
             reason = f"the tuning job {version_item.tuning_job} ended {version_item.tuning_ended} without a training job" + (
                 f": {version_item.tuning_failure_reason}" if version_item.tuning_failure_reason else ""
             )
-    elif best.metrics[metric] >= threshold:
-        outcome, value = VersionStatus.APPROVED, best.metrics[metric]
-        reason = f"held-out {metric} {value:.4f} >= threshold {threshold:.4f}"
     else:
-        outcome, value = VersionStatus.REJECTED, best.metrics[metric]
-        reason = f"held-out {metric} {value:.4f} < threshold {threshold:.4f}: not deployed"
+        value = best.metrics[metric]
+        outcome = VersionStatus.APPROVED if passes(metric, value, threshold) else VersionStatus.REJECTED
+        reason = comparison(metric, value, threshold)  # "held-out rmse 312.1000 <= threshold 400.0000"
     try:
         package_arn = (
             _register_model_package(services, dataset, version, attempt, best, outcome is VersionStatus.APPROVED, metric, value)

@@ -89,8 +89,8 @@ class DatasetPrepared(DatadropEvent):
     version: str
     source: SourceObject
     artifacts: PreparedArtifacts
-    problem_type: Literal["binary", "multiclass"]
-    classes: list[str]
+    problem_type: Literal["binary", "multiclass", "regression"]
+    classes: list[str] = Field(description="the target's classes, in label-index order; empty for regression")
     rows: dict[str, int]
     metric: str
     threshold: float
@@ -131,9 +131,11 @@ class RunEvaluated(DatadropEvent):
 
 class ModelDecision(DatadropEvent):
     version: str
-    metric: str
+    metric: str = Field(description="the held-out metric judged: accuracy, macro_f1, log_loss, r2, rmse, mae or mape")
     value: float | None
-    threshold: float
+    threshold: float = Field(
+        description="a minimum for accuracy, macro_f1 and r2; a maximum for log_loss, rmse, mae and mape (lower is better)"
+    )
     reason: str
     best_run: RunSummary | None
     run_count: int = Field(description="runs in this attempt of the version")

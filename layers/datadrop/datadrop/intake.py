@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 from datadrop import names, observability
 from datadrop.config import ConfigError, DatasetConfig, parse_config, validate_dataset_name
 from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
+from datadrop.metrics import MetricError
 from datadrop.services import Services
 from datadrop.serving import build_serving_bundle
 from datadrop.state import VersionStatus
@@ -125,6 +126,11 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
     except dataprep.DatasetRejected as error:
         raise _Rejection("data", error.reason) from error
     observability.duration("PrepareDuration", (time.monotonic() - started) * 1000)
+    problem_type = prepared.recipe["problem_type"]
+    try:  # with problem_type auto, only now is it known whether the config's metric and threshold fit
+        metric, threshold = config.judged_by(problem_type, settings.default_accuracy_threshold)
+    except MetricError as error:
+        raise _Rejection("config", str(error)) from error
 
     locations = settings.locations(dataset, version)
     bucket = settings.artifact_bucket_name
@@ -141,8 +147,6 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
     services.objects.write(bucket, locations.key(locations.SERVING_BUNDLE), build_serving_bundle(recipe_json), "application/gzip")
 
     classes = [str(label) for label in prepared.recipe["classes"]]
-    problem_type = prepared.recipe["problem_type"]
-    threshold = config.effective_threshold(settings.default_accuracy_threshold)
     rows = {split: report.splits[split].rows for split in ("train", "validation", "test")}
     event = DatasetPrepared(
         dataset=dataset,
@@ -160,7 +164,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         problem_type=problem_type,
         classes=classes,
         rows=rows,
-        metric=config.metric,
+        metric=metric,
         threshold=threshold,
         hyperparameters=config.hyperparameters,  # the space: train plans the runs from it
         search=config.search,
@@ -175,7 +179,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         {
             "source": source.model_dump(),
             "threshold": threshold,
-            "metric": config.metric,
+            "metric": metric,
             "rows": rows,
             "prepared": event.model_dump_json(),
         },  # kept whole (as JSON: never queried into), for the sweeper and retries

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datadrop.metrics import better_first_key, format_value, spec
 from datadrop.state import RunRecord, StateStore, VersionRecord
 
 
@@ -29,6 +30,10 @@ class Leaderboard:
     threshold: float | None
     best_run: int | None
     runs: list[dict[str, Any]] = field(default_factory=list)  # best first, then the rest by index
+
+    @property
+    def higher_is_better(self) -> bool:
+        return spec(self.metric).higher_is_better
 
     @property
     def varied(self) -> list[str]:
@@ -54,6 +59,7 @@ class Leaderboard:
             "version": self.version,
             "status": self.status,
             "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
             "threshold": self.threshold,
             "best_run": self.best_run,
             "varied": self.varied,
@@ -91,7 +97,7 @@ def _board(state: StateStore, item: VersionRecord) -> Leaderboard:
 
     def rank(run: RunRecord) -> tuple[bool, float, int]:
         value = run.metrics.get(metric)
-        return (value is None, -float(value or 0.0), run.run_index)
+        return (value is None, better_first_key(metric, float(value)) if value is not None else 0.0, run.run_index)
 
     runs = sorted(state.list_runs(item.dataset, item.version, item.attempt), key=rank)
     return Leaderboard(
@@ -117,8 +123,11 @@ def as_table(board: Leaderboard) -> str:
     """A plain-text table a person can read in a terminal; the best run is marked with *."""
     rows = board.rows()
     header = f"{board.dataset} version {board.version}: {board.status}, {len(rows)} run(s), ranked by held-out {board.metric}"
+    notes = [] if board.higher_is_better else ["lower is better"]
     if board.threshold is not None:
-        header += f" (threshold {board.threshold:.4f})"
+        notes.append(f"threshold {format_value(board.threshold)}")
+    if notes:
+        header += f" ({', '.join(notes)})"
     if not rows:
         return header + "\n(no runs yet)\n"
     columns = [column for column in rows[0] if column != "failure"] + (["failure"] if any(row["failure"] for row in rows) else [])
@@ -164,7 +173,7 @@ def plot(board: Leaderboard, path: Path) -> list[str]:
         axis.set_xlabel(name)
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"held-out {board.metric}")
-    axes[0][-1].legend(loc="lower right", fontsize="small")
+    axes[0][-1].legend(loc="lower right" if board.higher_is_better else "upper right", fontsize="small")
     figure.suptitle(f"{board.dataset} {board.version}: {len(scored)} scored run(s)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,7 @@ class RowCounts(_Report):
     read: int = Field(description="data rows in the file (header not counted)")
     empty: int = Field(description="blank rows, dropped")
     missing_target: int = Field(description="rows whose target is missing, dropped")
+    non_numeric_target: int = Field(0, description="regression: rows whose target is present but not a number, dropped")
     duplicates: int = Field(description="exact copies of an earlier row (after stripping), dropped")
     malformed: int = Field(0, description="rows with the wrong number of fields, dropped")
     usable: int = Field(description="rows left for the splits")
@@ -63,6 +64,7 @@ class RowCounts(_Report):
         counts = {
             "empty": self.empty,
             "missing_target": self.missing_target,
+            "non_numeric_target": self.non_numeric_target,
             "duplicates": self.duplicates,
             "malformed": self.malformed,
         }
@@ -125,18 +127,29 @@ class ColumnReport(_Report):
     detail: str | None = None
 
 
+class TargetSummary(_Report):
+    """A regression target's values (what a classification target's class balance is to it)."""
+
+    min: float
+    max: float
+    mean: float
+    median: float
+
+
 class SplitReport(_Report):
     rows: int
-    classes: dict[str, int]
+    classes: dict[str, int] = Field(description="rows per class; empty for regression")
+    target: TargetSummary | None = Field(None, description="regression: the split's target values")
 
 
 class TargetReport(_Report):
     name: str
-    problem_type: Literal["binary", "multiclass"]
-    classes: dict[str, int] = Field(description="class balance: rows per class, after cleaning")
+    problem_type: Literal["binary", "multiclass", "regression"]
+    classes: dict[str, int] = Field(description="class balance: rows per class, after cleaning; empty for regression")
     merged: dict[str, list[str]] = Field(
         default_factory=dict, description="class -> the other spellings of it in the file, merged into it (merge_labels)"
     )
+    summary: TargetSummary | None = Field(None, description="regression: the target's values, after cleaning")
 
 
 class Normalisation(_Report):
@@ -190,7 +203,9 @@ class QualitySummary(_Report):
     detected: str = Field(description='how the file was read, e.g. "CSV, semicolon-separated, cp1252, CRLF line endings"')
     rows_read: int
     rows_usable: int
-    rows_dropped: dict[str, int] = Field(description="rows dropped per reason: empty, missing_target, duplicates, malformed")
+    rows_dropped: dict[str, int] = Field(
+        description="rows dropped per reason: empty, missing_target, non_numeric_target, duplicates, malformed"
+    )
     features: int = Field(description="columns used as features")
     dropped_columns: list[str] = Field(description=f"columns not used (the first {MAX_SUMMARY_NAMES})")
     warnings: int = Field(description="how many warnings the report holds")
@@ -231,10 +246,22 @@ def render_table(report: QualityReport) -> str:
     lines = [f"{name}: {report.detected.describe()}, {kb:,.1f} kB" if name else report.detected.describe()]
     dropped = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in report.rows.dropped.items()) or "none"
     lines.append(f"rows: {report.rows.read} read, {report.rows.usable} usable (dropped: {dropped})")
-    total = sum(report.target.classes.values()) or 1
-    balance = ", ".join(f"{_shown(label)} {count} ({count / total:.1%})" for label, count in report.target.classes.items())
-    lines.append(f"target {report.target.name!r} ({report.target.problem_type}): {balance}")
-    lines.append("splits: " + ", ".join(f"{split} {part.rows}" for split, part in report.splits.items()))
+    summary = report.target.summary
+    if summary is not None:  # regression: the values, not a class balance
+        shown = f"min {summary.min:.6g}, median {summary.median:.6g}, mean {summary.mean:.6g}, max {summary.max:.6g}"
+        lines.append(f"target {report.target.name!r} ({report.target.problem_type}): {shown}")
+        lines.append(
+            "splits (target mean): "
+            + ", ".join(
+                f"{split} {part.rows}" + (f" ({part.target.mean:.6g})" if part.target is not None else "")
+                for split, part in report.splits.items()
+            )
+        )
+    else:
+        total = sum(report.target.classes.values()) or 1
+        balance = ", ".join(f"{_shown(label)} {count} ({count / total:.1%})" for label, count in report.target.classes.items())
+        lines.append(f"target {report.target.name!r} ({report.target.problem_type}): {balance}")
+        lines.append("splits: " + ", ".join(f"{split} {part.rows}" for split, part in report.splits.items()))
     lines.append("")
     width = min(30, max(len("column"), *(len(column.name) for column in report.columns)))
     lines.append(f"{'column':<{width}}  {'role':<11}  {'type':<6}  {'missing':>7}  summary")

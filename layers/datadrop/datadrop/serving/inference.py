@@ -12,6 +12,11 @@ bad input into HTTP 400 instead of 500) and keeps to Python 3.8 syntax.
 
 Clients send RAW rows (the columns of the uploaded file); this script applies the recipe's
 encoding, so callers never need to know how features were encoded for training.
+
+Answers, one per row: classification gives the label (text/csv: one per line) or
+``{"label": ..., "probabilities": {class: p}}`` (JSON: under "predictions"; JSON Lines: one per
+line); regression gives the predicted number (text/csv: one per line) or ``{"value": x}`` in the
+same places.
 """
 
 from __future__ import annotations
@@ -288,6 +293,7 @@ class DatadropModel:
         self.booster = booster
         self.recipe = recipe
         self.classes = recipe.classes
+        self.regression = recipe.problem_type == "regression"
         config = json.loads(booster.save_config())
         self.objective = str(config["learner"]["objective"]["name"])
         self.lock = threading.Lock()
@@ -488,7 +494,8 @@ def input_fn(request_body: Union[bytes, str], request_content_type: Optional[str
 
 
 def predict_fn(input_data: np.ndarray, model: DatadropModel) -> np.ndarray:
-    """Class probabilities, shape (n, len(classes)), columns in recipe class order."""
+    """Class probabilities, shape (n, len(classes)), columns in recipe class order; for regression,
+    the predicted values, shape (n, 1)."""
     import xgboost as xgb
 
     data = np.asarray(input_data, dtype=np.float32)
@@ -497,6 +504,8 @@ def predict_fn(input_data: np.ndarray, model: DatadropModel) -> np.ndarray:
     dmatrix = xgb.DMatrix(data, missing=np.nan)
     with model.lock:
         raw = np.asarray(model.booster.predict(dmatrix))
+    if model.regression:
+        return raw.reshape(-1, 1)  # float32, as the booster predicts: output_fn writes it at float32's precision
     k = len(model.classes)
     objective = model.objective
     if objective == "multi:softmax" or objective == "binary:hinge":
@@ -544,10 +553,24 @@ def _choose_accept(accept: Optional[str]) -> str:
     raise UnsupportedAccept("unsupported Accept %r; supported: %s" % (accept, ", ".join(OUTPUT_CONTENT_TYPES)))
 
 
+def _values(prediction: np.ndarray) -> List[float]:
+    """Regression predictions as floats that print as float32's shortest spelling (4012.3457, not
+    4012.345703125): the booster predicts in float32, so more digits would be noise."""
+    return [float(str(value)) for value in np.asarray(prediction, dtype=np.float32).reshape(-1)]
+
+
 def output_fn(prediction: np.ndarray, accept: Optional[str]) -> Tuple[str, str]:
     """Serialize predictions; returns (body, content_type) as the toolkit allows."""
-    classes = _ACTIVE["recipe"].classes if _ACTIVE["recipe"] is not None else _active_recipe().classes
+    recipe = _ACTIVE["recipe"] if _ACTIVE["recipe"] is not None else _active_recipe()
+    classes = recipe.classes
     media = _choose_accept(accept)
+    if recipe.problem_type == "regression":
+        values = _values(prediction)
+        if media == CSV:
+            return "\n".join(repr(value) for value in values), CSV
+        if media == JSON:
+            return json.dumps({"predictions": [{"value": value} for value in values]}), JSON
+        return "\n".join(json.dumps({"value": value}) for value in values), JSONLINES
     prediction = np.asarray(prediction, dtype=np.float64)
     if prediction.ndim == 1:
         prediction = prediction.reshape(1, -1)
