@@ -1,4 +1,5 @@
-"""SageMaker training, transform and tuning job state changes → held-out evaluation → ModelApproved/ModelRejected."""
+"""SageMaker training, transform and tuning job state changes → held-out evaluation → ModelApproved/ModelRejected;
+the model registry's package state changes (a person approving or rejecting) → ModelApproved/ModelRejected."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from datadrop import evaluation
-from datadrop.events import TrainingJobStateChange, TransformJobStateChange, TuningJobStateChange
+from datadrop.events import ModelPackageStateChange, TrainingJobStateChange, TransformJobStateChange, TuningJobStateChange
 from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored
 from datadrop.observability import metrics
 from datadrop.services import get_services
@@ -17,11 +18,12 @@ logger = Logger()
 TRAINING = "SageMaker Training Job State Change"
 TRANSFORM = "SageMaker Transform Job State Change"
 TUNING = "SageMaker HyperParameter Tuning Job State Change"
+MODEL_PACKAGE = "SageMaker Model Package State Change"
 
 
 @logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation
 @metrics.log_metrics
-@idempotent_on(EVENT_KEY, {"aws.sagemaker": {TRAINING, TRANSFORM, TUNING}})
+@idempotent_on(EVENT_KEY, {"aws.sagemaker": {TRAINING, TRANSFORM, TUNING, MODEL_PACKAGE}})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("detail-type") == TRAINING:
         detail = TrainingJobStateChange.model_validate(event).detail
@@ -41,4 +43,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             get_services(), transform.TransformJobName, transform.TransformJobStatus, transform.FailureReason
         )
         return {"job": transform.TransformJobName, "outcome": outcome}
+    if event.get("detail-type") == MODEL_PACKAGE:
+        package = ModelPackageStateChange.model_validate(event).detail
+        outcome = evaluation.on_model_package_state_change(get_services(), package.ModelPackageArn, package.ModelApprovalStatus)
+        if outcome == "ignored":
+            return ignored(f"model package {package.ModelPackageArn} is not waiting for a person's decision")
+        return {"model_package": package.ModelPackageArn, "outcome": outcome}
     return ignored(f"{event.get('detail-type')!r} events are not evaluate's business")

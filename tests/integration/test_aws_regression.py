@@ -79,7 +79,9 @@ def test_a_regression_trains_squared_error_and_is_approved_by_its_rmse(aws: AwsH
     assert scored["r2"] == pytest.approx(expected_r2)
     assert scored["mape"] == pytest.approx(sum(100.0 / truth for truth in truths) / len(truths))
     report = json.loads(aws.services.objects.read_uri(evaluated["report"]))
-    assert report["mean_error"] == pytest.approx(100.0) and report["mape_skipped_rows"] == 0
+    extras = report["datadrop"]
+    assert extras["mean_error"] == pytest.approx(100.0) and extras["mape_skipped_rows"] == 0
+    assert report["regression_metrics"]["rmse"]["value"] == pytest.approx(100.0)
     logged = {metric["MetricName"]: metric["Value"] for request in metrics_sent for metric in request["MetricData"]}
     assert {name: logged[name] for name in ("test:rmse", "test:mae", "test:r2", "test:mape")} == pytest.approx(
         {f"test:{name}": value for name, value in scored.items()}

@@ -33,6 +33,7 @@ EXPECTED_WIRING: dict[str, dict[str, tuple[str | None, str]]] = {
         "TrainingJobStateChange": (None, "aws.sagemaker"),
         "TransformJobStateChange": (None, "aws.sagemaker"),
         "TuningJobStateChange": (None, "aws.sagemaker"),
+        "ModelPackageStateChange": (None, "aws.sagemaker"),
     },
     "DeployFunction": {
         "ModelApproved": ("EventBus", "datadrop"),

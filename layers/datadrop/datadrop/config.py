@@ -123,6 +123,19 @@ class ExperimentSettings(BaseModel):
         return tags
 
 
+class GateConfig(BaseModel):
+    """What a candidate must do besides passing the threshold: beat the model in production."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_improvement: float = Field(
+        0.0,
+        description="how much better than the champion (the model the endpoint serves, re-scored on the new test "
+        "split) the best run must be, in the metric's units: higher for accuracy-like metrics, lower for errors "
+        "and losses. 0.0: at least as good; negative: tolerate that much worse",
+    )
+
+
 ColumnRoleSetting = Literal["numeric", "categorical", "boolean", "datetime", "text", "id", "drop"]
 FEATURE_ROLE_SETTINGS = ("numeric", "categorical", "boolean", "datetime")  # the pinned roles that keep a column
 
@@ -180,6 +193,12 @@ class DatasetConfig(BaseModel):
         None,
         description="deploy when the held-out metric is at least this (accuracy, macro_f1, r2) or at most this "
         "(log_loss, rmse, mae, mape); None: the metric's default (required for the lower-is-better metrics)",
+    )
+    gate: GateConfig = Field(default_factory=GateConfig)
+    approval: Literal["auto", "manual"] = Field(
+        "auto",
+        description="auto: a best run that passes the gate is approved and deployed; manual: it is registered "
+        "PendingManualApproval and deploys when a person approves it (Studio, or `datadrop approve`)",
     )
     hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
@@ -247,8 +266,13 @@ class DatasetConfig(BaseModel):
     def fingerprint(self) -> str:
         """Canonical JSON of the config: part of the dataset version, so a new config retrains."""
         # `datetime` left out at its default, so configs written before it existed keep their versions
-        unchanged = {"datetime"} if self.datetime == "expand" else None
-        return json.dumps(self.model_dump(mode="json", exclude=unchanged), sort_keys=True, separators=(",", ":"))
+        # (and the gate and approval settings at theirs, likewise)
+        unchanged = {"datetime"} if self.datetime == "expand" else set()
+        if self.gate == GateConfig():
+            unchanged.add("gate")
+        if self.approval == "auto":
+            unchanged.add("approval")
+        return json.dumps(self.model_dump(mode="json", exclude=unchanged or None), sort_keys=True, separators=(",", ":"))
 
 
 def parse_config(raw: bytes | str, source: str) -> DatasetConfig:

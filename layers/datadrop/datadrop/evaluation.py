@@ -3,28 +3,52 @@
 A Completed training job gets a SageMaker model (the built-in XGBoost image running datadrop's
 inference script: the exact artefact an endpoint would serve) and a batch transform of the raw
 test rows. When the transform completes, its predictions are scored against labels training
-never saw. When every run of the version is done, the best run is compared with the threshold:
-ModelApproved or ModelRejected, with the model package registered either way.
+never saw (datadrop.scoring: streamed, a report in SageMaker Model Quality's layout). When every
+run of the version is done, the best run goes through the gate: it must pass the threshold and,
+when the dataset's endpoint already serves a model (the champion), beat that model re-scored on
+this version's test split by the configured margin. The best run is registered in the dataset's
+model package group either way, with its report: Approved (ModelApproved), Rejected
+(ModelRejected), or, with `approval: manual`, PendingManualApproval (ModelPendingApproval) until a
+person approves or rejects it; the registry's "SageMaker Model Package State Change" then becomes
+ModelApproved or ModelRejected here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from typing import Any, NoReturn
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from datadrop import names, observability, training
+from datadrop import names, observability, scoring, training
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.compute import CapacityError, capacity_error
-from datadrop.events import DatadropEvent, ModelApproved, ModelRejected, RunEvaluated, RunSummary, VersionFailed
-from datadrop.metrics import better_first_key, comparison, passes, spec
+from datadrop.events import (
+    ChampionScore,
+    DatadropEvent,
+    ModelApproved,
+    ModelDecision,
+    ModelPendingApproval,
+    ModelRejected,
+    RunEvaluated,
+    RunSummary,
+    VersionFailed,
+)
+from datadrop.metrics import beats, better_first_key, champion_comparison, comparison, passes, spec
 from datadrop.services import Services
 from datadrop.serving import container_environment
-from datadrop.state import TERMINAL_RUN_STATUSES, ResourceOwner, RunRecord, RunStatus, VersionStatus
+from datadrop.state import (
+    TERMINAL_RUN_STATUSES,
+    ChampionRecord,
+    ChampionStatus,
+    ResourceOwner,
+    RunRecord,
+    RunStatus,
+    VersionRecord,
+    VersionStatus,
+)
 from datadrop.storage import split_s3_uri
 
 logger = Logger(child=True)
@@ -36,105 +60,42 @@ PREDICTIONS_ACCEPT = "application/jsonlines"
 # Pure logic
 # ---------------------------------------------------------------------------------------------
 def score(labels: list[str], predictions: list[dict[str, Any]], classes: list[str]) -> dict[str, Any]:
-    """Classification metrics of predictions ({label, probabilities}) against the true labels."""
-    if len(labels) != len(predictions):
-        raise ValueError(f"{len(predictions)} predictions for {len(labels)} test rows: the transform output is incomplete")
-    if not labels:
-        raise ValueError("no test rows to score")
-    predicted = [str(prediction["label"]) for prediction in predictions]
-    correct = sum(truth == guess for truth, guess in zip(labels, predicted))
-    confusion = {truth: {guess: 0 for guess in classes} for truth in classes}
-    for truth, guess in zip(labels, predicted):
-        confusion.setdefault(truth, {}).setdefault(guess, 0)
-        confusion[truth][guess] += 1
-    per_class: dict[str, dict[str, float]] = {}
-    for label in classes:
-        true_positive = confusion.get(label, {}).get(label, 0)
-        predicted_as = sum(row.get(label, 0) for row in confusion.values())
-        actual = sum(confusion.get(label, {}).values())
-        precision = true_positive / predicted_as if predicted_as else 0.0
-        recall = true_positive / actual if actual else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
-    log_loss = -sum(
-        math.log(min(max(float(prediction.get("probabilities", {}).get(truth, 0.0)), 1e-15), 1.0))
-        for truth, prediction in zip(labels, predictions)
-    ) / len(labels)
-    return {
-        "rows": len(labels),
-        "accuracy": correct / len(labels),
-        "macro_f1": sum(stats["f1"] for stats in per_class.values()) / len(per_class),
-        "log_loss": log_loss,
-        "per_class": per_class,
-        "confusion_matrix": confusion,
-    }
+    """Classification metrics of predictions ({label, probabilities}) against the true labels
+    (datadrop.scoring.ClassificationScorer, on lists)."""
+    return scoring.score_stream("multiclass", classes, labels, predictions)
 
 
 def score_regression(truths: list[float], predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    """Regression metrics of predictions ({value}) against the true values.
-
-    rmse, mae and r2 are scikit-learn's mean_squared_error (square-rooted), mean_absolute_error and
-    r2_score (a constant test split scores 1.0 when predicted exactly, else 0.0, as scikit-learn's
-    force_finite does). mape is the mean of |error| / |true value| over the rows whose true value is
-    not 0 (a percentage of 0 is undefined; scikit-learn would divide by machine epsilon instead), as a
-    fraction: 0.1 is 10%. `mape_skipped_rows` says how many rows it left out; with every true value
-    0 there is no mape (None, and no headline mape).
-    """
-    if len(truths) != len(predictions):
-        raise ValueError(f"{len(predictions)} predictions for {len(truths)} test rows: the transform output is incomplete")
-    if not truths:
-        raise ValueError("no test rows to score")
-    try:
-        predicted = [float(prediction["value"]) for prediction in predictions]
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"a regression prediction must be {{'value': <number>}}: {error}") from error
-    count = len(truths)
-    errors = [guess - truth for truth, guess in zip(truths, predicted)]
-    squared = math.fsum(error * error for error in errors)
-    mean_truth = math.fsum(truths) / count
-    total = math.fsum((truth - mean_truth) ** 2 for truth in truths)
-    if total:
-        r2 = 1.0 - squared / total
-    else:
-        r2 = 1.0 if squared == 0 else 0.0
-    relative = [abs(error) / abs(truth) for truth, error in zip(truths, errors) if truth != 0]
-    return {
-        "rows": count,
-        "rmse": math.sqrt(squared / count),
-        "mae": math.fsum(abs(error) for error in errors) / count,
-        "r2": r2,
-        "mape": math.fsum(relative) / len(relative) if relative else None,
-        "mape_skipped_rows": count - len(relative),
-        "mean_error": math.fsum(errors) / count,  # > 0: the model predicts too high on average
-    }
-
-
-REGRESSION_HEADLINE = ("rmse", "mae", "r2", "mape")
-CLASSIFICATION_HEADLINE = ("accuracy", "macro_f1", "log_loss")
+    """Regression metrics of predictions ({value}) against the true values (datadrop.scoring.RegressionScorer, on lists)."""
+    return scoring.score_stream("regression", [], truths, predictions)
 
 
 def headline_metrics(report: dict[str, Any], problem_type: str | None) -> dict[str, float]:
     """The metrics a run is compared, judged and logged (`test:<name>`) by; an undefined one is left out."""
-    names = REGRESSION_HEADLINE if problem_type == "regression" else CLASSIFICATION_HEADLINE
-    return {name: float(report[name]) for name in names if report.get(name) is not None}
+    return scoring.scalars(report, problem_type)
 
 
 def parse_predictions(body: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
 
 
+def serving_container(services: Services, model_data_url: str, serving_bundle: str) -> dict[str, Any]:
+    """The one container spec of a model: the SageMaker model (batch transform, endpoint) and the
+    model package in the registry are built from it. Script mode of the XGBoost container: our
+    inference script turns raw rows into features with the recipe and answers in the dataset's own labels."""
+    region = services.settings.region
+    return {
+        "Image": xgboost_image_uri(region),
+        "ModelDataUrl": model_data_url,
+        "Environment": {**container_environment(serving_bundle), "SAGEMAKER_REGION": region},
+    }
+
+
 def model_request(services: Services, run: names.RunNames, model_data_url: str, serving_bundle: str) -> dict[str, Any]:
-    settings = services.settings
     return {
         "ModelName": run.model,
-        "PrimaryContainer": {
-            "Image": xgboost_image_uri(settings.region),
-            "ModelDataUrl": model_data_url,
-            # Script mode of the XGBoost container: our inference script turns raw rows into
-            # features with the recipe and answers in the dataset's own labels.
-            "Environment": {**container_environment(serving_bundle), "SAGEMAKER_REGION": settings.region},
-        },
-        "ExecutionRoleArn": settings.sagemaker_role_arn,
+        "PrimaryContainer": serving_container(services, model_data_url, serving_bundle),
+        "ExecutionRoleArn": services.settings.sagemaker_role_arn,
         "Tags": [{"Key": "datadrop:dataset", "Value": run.dataset}, {"Key": "datadrop:version", "Value": run.version}],
     }
 
@@ -142,11 +103,28 @@ def model_request(services: Services, run: names.RunNames, model_data_url: str, 
 def transform_request(
     services: Services, run: names.RunNames, test_uri: str, experiment_config: dict[str, str]
 ) -> dict[str, Any]:
+    locations = services.settings.locations(run.dataset, run.version)
+    return batch_transform_request(
+        services, run.dataset, run.version, run.transform_job, run.model, test_uri,
+        locations.evaluation_output_uri(run.label), experiment_config,
+    )  # fmt: skip
+
+
+def batch_transform_request(
+    services: Services,
+    dataset: str,
+    version: str,
+    job_name: str,
+    model_name: str,
+    test_uri: str,
+    output_uri: str,
+    experiment_config: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A batch transform of the raw test rows by a model, predictions as JSON Lines (a run's, or the champion's)."""
     settings = services.settings
-    locations = settings.locations(run.dataset, run.version)
-    return {
-        "TransformJobName": run.transform_job,
-        "ModelName": run.model,
+    request: dict[str, Any] = {
+        "TransformJobName": job_name,
+        "ModelName": model_name,
         "BatchStrategy": "MultiRecord",
         "MaxPayloadInMB": 6,
         "TransformInput": {
@@ -154,15 +132,26 @@ def transform_request(
             "ContentType": "text/csv",
             "SplitType": "Line",
         },
-        "TransformOutput": {
-            "S3OutputPath": locations.evaluation_output_uri(run.label),
-            "Accept": PREDICTIONS_ACCEPT,
-            "AssembleWith": "Line",
-        },
+        "TransformOutput": {"S3OutputPath": output_uri, "Accept": PREDICTIONS_ACCEPT, "AssembleWith": "Line"},
         "TransformResources": {"InstanceType": settings.transform_instance_type, "InstanceCount": 1},
-        "ExperimentConfig": experiment_config,
-        "Tags": [{"Key": "datadrop:dataset", "Value": run.dataset}, {"Key": "datadrop:version", "Value": run.version}],
+        "Tags": [{"Key": "datadrop:dataset", "Value": dataset}, {"Key": "datadrop:version", "Value": version}],
     }
+    if experiment_config:
+        request["ExperimentConfig"] = experiment_config
+    return request
+
+
+def _output_uri(services: Services, dataset: str, version: str, label: str, test_uri: str) -> str:
+    """Where a batch transform of the test split wrote its predictions: <output path>/<input file>.out."""
+    test_file = split_s3_uri(test_uri)[1].rsplit("/", 1)[-1]
+    return services.settings.locations(dataset, version).evaluation_output_uri(label) + f"{test_file}.out"
+
+
+def score_output(services: Services, version: VersionRecord, output_uri: str) -> dict[str, Any]:
+    """Stream the predictions and the test labels from S3 and score them (datadrop.scoring)."""
+    truths = scoring.iter_json_array(services.objects.stream_uri(version.artifacts["test_labels"]))
+    predictions = scoring.iter_json_lines(services.objects.stream_uri(output_uri))
+    return scoring.score_stream(version.problem_type, [str(label) for label in version.classes], truths, predictions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,6 +339,7 @@ def _evaluate_trained_model(services: Services, run: names.RunNames, record: Run
             return "duplicate"
         services.experiments.log_metrics(handle, training_metrics)
         training.fill_slots_of(services, run.dataset, run.version)
+        _champion_early(services, run.dataset, run.version)
     elif record.status != RunStatus.EVALUATING:
         return "duplicate"
     # Re-entrant from EVALUATING: a retry after a failure half-way redoes the (idempotent) creates.
@@ -383,6 +373,9 @@ def on_transform_job_state_change(services: Services, job_name: str, status: str
     try:
         run, record = _owned_run(services, "transform-job", job_name)
     except NotOurs as not_ours:
+        champion = services.state.find_champion_transform(job_name)
+        if champion is not None:
+            return on_champion_transform(services, *champion, job_name, status, failure_reason)
         logger.info(f"{not_ours}; ignored")
         return "ignored"
     try:
@@ -405,18 +398,16 @@ def _score_run(services: Services, run: names.RunNames, record: RunRecord) -> st
         raise NotOurs(f"version {run.version} of {run.dataset} is gone")
     artifacts = version.artifacts
     locations = settings.locations(run.dataset, run.version)
-    test_file = split_s3_uri(artifacts["test"])[1].rsplit("/", 1)[-1]
-    output_bucket, output_key = split_s3_uri(locations.evaluation_output_uri(run.label) + f"{test_file}.out")
-    predictions = parse_predictions(services.objects.read(output_bucket, output_key))
-    truths = json.loads(services.objects.read_uri(artifacts["test_labels"]))
-    if version.problem_type == "regression":
-        report = score_regression([float(value) for value in truths], predictions)
-    else:
-        report = score([str(label) for label in truths], predictions, [str(label) for label in version.classes])
-    report_uri = services.objects.write_json(settings.artifact_bucket_name, locations.report_key(run.label), report)
-    headline = headline_metrics(report, version.problem_type)
-    # The evaluation has an identity of its own (model x test split), for comparisons across versions.
+    try:
+        result = score_output(services, version, _output_uri(services, run.dataset, run.version, run.label, artifacts["test"]))
+    except scoring.ScoringError as error:
+        return _fail_run(services, run, record, "evaluation", "unscorable", str(error))
     model_data_url = record.model_data_url or ""
+    about = {"model": model_data_url, "test": artifacts["test"], "run": run.run_name}
+    report = scoring.model_quality_report(result, version.problem_type, about)
+    report_uri = services.objects.write_json(settings.artifact_bucket_name, locations.report_key(run.label), report)
+    headline = headline_metrics(result, version.problem_type)
+    # The evaluation has an identity of its own (model x test split), for comparisons across versions.
     evaluation_id = names.evaluation_id(model_data_url, artifacts["test"])
     state.record_evaluation(
         run.dataset,
@@ -430,7 +421,7 @@ def _score_run(services: Services, run: names.RunNames, record: RunRecord) -> st
             "metric": version.metric,
             "metrics": headline,
             "report": report_uri,
-            "rows": report["rows"],
+            "rows": result["rows"],
         },
     )
     services.experiments.log_metrics(handle, {f"test:{name}": value for name, value in headline.items()})
@@ -529,10 +520,163 @@ def write_leaderboard(
     return services.objects.write_json(services.settings.artifact_bucket_name, locations.key(locations.LEADERBOARD), document)
 
 
+# ---------------------------------------------------------------------------------------------
+# The champion: the model the dataset's endpoint serves, re-scored on the new test split
+# ---------------------------------------------------------------------------------------------
+def current_champion(services: Services, dataset: str, version: str) -> ResourceOwner | None:
+    """The run whose model the dataset's endpoint serves now (its endpoint config, by lookup);
+    None when the dataset has no endpoint yet, or it serves this very version."""
+    endpoint = services.compute.describe_endpoint(names.endpoint_name(services.settings.name_prefix, dataset))
+    config = (endpoint or {}).get("EndpointConfigName")
+    owner = services.state.find_resource("endpoint-config", str(config)) if config else None
+    if owner is None or owner.dataset != dataset or owner.version == version:
+        return None
+    return owner
+
+
+def champion_evaluation(services: Services, item: VersionRecord) -> tuple[ResourceOwner | None, ChampionRecord | None]:
+    """The current champion and its evaluation on `item`'s test split, started when there is none yet."""
+    owner = current_champion(services, item.dataset, item.version)
+    if owner is None:
+        return None, None
+    record = services.state.get_champion(item.dataset, item.version, owner.version)
+    if record is None:
+        record = start_champion(services, item, owner)
+    return owner, record
+
+
+def start_champion(services: Services, item: VersionRecord, owner: ResourceOwner, restart: bool = False) -> ChampionRecord:
+    """A batch transform of the champion's model on `item`'s test split, scored like a run when it
+    ends (on_champion_transform) and never a candidate itself. Idempotent."""
+    state, settings = services.state, services.settings
+    champion_run = state.get_run(owner.dataset, owner.version, owner.run_index)
+    champion_item = state.get_version(owner.dataset, owner.version)
+    names_of = names.RunNames(settings.name_prefix, owner.dataset, owner.version, owner.run_index, owner.attempt)
+    job = names.champion_transform_job(settings.name_prefix, item.dataset, item.version, owner.version)
+    record = ChampionRecord(
+        dataset=item.dataset,
+        version=item.version,
+        champion_version=owner.version,
+        champion_run_index=owner.run_index,
+        champion_attempt=owner.attempt,
+        status=ChampionStatus.EVALUATING,
+        model_name=names_of.model,
+        model_data_url=(champion_run.model_data_url if champion_run else None) or "",
+        transform_job=job,
+    )
+    if not state.start_champion(record) and not restart:
+        return state.get_champion(item.dataset, item.version, owner.version) or record
+    bundle = (champion_item.artifacts if champion_item else {}).get("serving_bundle")
+    if not record.model_data_url or not bundle:
+        why = f"version {owner.version}'s run {owner.run_index} has no model or serving bundle on record"
+        state.finish_champion(item.dataset, item.version, owner.version, ChampionStatus.FAILED, failure_reason=why)
+        return record.model_copy(update={"status": ChampionStatus.FAILED, "failure_reason": why})
+    output = settings.locations(item.dataset, item.version).evaluation_output_uri(names.champion_label(owner.version))
+    try:
+        # The champion's model exists since its own evaluation; made again if someone deleted it.
+        services.compute.create_model(model_request(services, names_of, record.model_data_url, bundle))
+        services.compute.start_transform_job(
+            batch_transform_request(services, item.dataset, item.version, job, names_of.model, item.artifacts["test"], output)
+        )
+    except CapacityError as error:
+        logger.warning("SageMaker has no capacity to re-score the champion now; it waits", job=job, reason=str(error))
+        state.set_attributes(state.champion_item(item.dataset, item.version, owner.version), waiting_reason=str(error))
+    logger.info("champion re-scored on the new test split", champion=owner.version, job=job)
+    return record
+
+
+def _champion_early(services: Services, dataset: str, version: str) -> None:
+    """Start the champion's evaluation with the version's first evaluation, so it runs alongside the
+    runs' (the decision re-checks which model serves, and starts another if it changed)."""
+    item = services.state.get_version(dataset, version)
+    if item is None or item.status != VersionStatus.TRAINING or f"champion#{item.attempt}" in item.milestones:
+        return
+    champion_evaluation(services, item)
+    services.state.record(services.state.version_item(dataset, version), f"champion#{item.attempt}")
+
+
+def on_champion_transform(
+    services: Services, dataset: str, version: str, champion_version: str, job_name: str, status: str, failure_reason: str | None
+) -> str:
+    """The champion's batch transform of a version's test split ended: score it, then decide."""
+    state = services.state
+    observability.correlate(dataset, version)
+    try:
+        record = state.get_champion(dataset, version, champion_version)
+        item = state.get_version(dataset, version)
+        if record is None or item is None or record.status != ChampionStatus.EVALUATING:
+            decide(services, dataset, version)  # a retry: make sure the decision was made
+            return "duplicate"
+        if status != "Completed":
+            reason = failure_reason or services.compute.describe_transform_job(job_name).get("FailureReason") or status
+            state.finish_champion(
+                dataset, version, champion_version, ChampionStatus.FAILED, failure_reason=f"transform {status}: {reason}"
+            )
+            outcome = "champion failed"
+        else:
+            label = names.champion_label(champion_version)
+            try:
+                result = score_output(services, item, _output_uri(services, dataset, version, label, item.artifacts["test"]))
+            except scoring.ScoringError as error:
+                state.finish_champion(dataset, version, champion_version, ChampionStatus.FAILED, failure_reason=str(error))
+                result = None
+            outcome = "champion failed"
+            if result is not None:
+                about = {"model": record.model_data_url, "test": item.artifacts["test"], "champion_version": champion_version}
+                report = scoring.model_quality_report(result, item.problem_type, about)
+                locations = services.settings.locations(dataset, version)
+                report_uri = services.objects.write_json(
+                    services.settings.artifact_bucket_name, locations.report_key(label), report
+                )
+                headline = headline_metrics(result, item.problem_type)
+                evaluation_id = names.evaluation_id(record.model_data_url, item.artifacts["test"])
+                state.record_evaluation(
+                    dataset,
+                    evaluation_id,
+                    {
+                        "model_data_url": record.model_data_url,
+                        "test": item.artifacts["test"],
+                        "version": champion_version,
+                        "run_index": record.champion_run_index,
+                        "attempt": record.champion_attempt,
+                        "scored_for": version,
+                        "metric": item.metric,
+                        "metrics": headline,
+                        "report": report_uri,
+                        "rows": result["rows"],
+                    },
+                )
+                state.finish_champion(
+                    dataset, version, champion_version, ChampionStatus.EVALUATED,
+                    metrics=headline, report=report_uri, evaluation_id=evaluation_id,
+                )  # fmt: skip
+                outcome = "champion evaluated"
+        decide(services, dataset, version)
+        return outcome
+    finally:
+        state.flush_version(dataset, version)
+
+
+# ---------------------------------------------------------------------------------------------
+# The decision
+# ---------------------------------------------------------------------------------------------
+REGISTRY_STATUS = {
+    VersionStatus.APPROVED: "Approved",
+    VersionStatus.REJECTED: "Rejected",
+    VersionStatus.PENDING_APPROVAL: "PendingManualApproval",
+}
+DECISION_EVENT: dict[VersionStatus, type[ModelDecision]] = {
+    VersionStatus.APPROVED: ModelApproved,
+    VersionStatus.REJECTED: ModelRejected,
+    VersionStatus.PENDING_APPROVAL: ModelPendingApproval,
+}
+
+
 def decide(services: Services, dataset: str, version: str) -> str | None:
-    """Once every run of the version is terminal: approve the best run or reject, exactly once.
-    Returns the outcome; None when the runs are not all done (or another call decided); "waiting"
-    when the registry had no capacity (the sweeper decides later).
+    """Once every run of the version is terminal (and the champion, if any, is re-scored): put the
+    best run through the gate, exactly once. Returns the outcome; None when the runs or the
+    champion are not done (or another call decided); "waiting" when the registry had no capacity
+    (the sweeper decides later).
 
     The decision and its announcement are one write (the outbox); the caller's flush publishes it.
     """
@@ -555,8 +699,12 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
     threshold = float(
         version_item.threshold if version_item.threshold is not None else services.settings.default_accuracy_threshold
     )
+    prepared = version_item.prepared_event() if version_item.prepared else None
+    min_improvement = prepared.gate.min_improvement if prepared else 0.0
+    manual = prepared is not None and prepared.approval == "manual"
     best = choose_best(runs, metric)
     failures = [run.failure_reason or run.status for run in runs if run.status == RunStatus.FAILED]
+    champion: ChampionScore | None = None
     if best is None:
         outcome, value = VersionStatus.FAILED, None
         shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more (see the leaderboard)" if len(failures) > 3 else "")
@@ -569,11 +717,35 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
             )
     else:
         value = best.metrics[metric]
-        outcome = VersionStatus.APPROVED if passes(metric, value, threshold) else VersionStatus.REJECTED
+        passed = passes(metric, value, threshold)
         reason = comparison(metric, value, threshold)  # "held-out rmse 312.1000 <= threshold 400.0000"
+        if passed:
+            owner, evaluated = champion_evaluation(services, version_item)
+            if owner is not None and evaluated is not None:
+                if evaluated.status == ChampionStatus.EVALUATING:
+                    return None  # the champion's transform job is still scoring the test split
+                champion_value = evaluated.metrics.get(metric) if evaluated.status == ChampionStatus.EVALUATED else None
+                why = evaluated.failure_reason or f"its {metric} is undefined on this test split"
+                champion = ChampionScore(
+                    version=owner.version,
+                    run_index=owner.run_index,
+                    value=champion_value,
+                    report=evaluated.report,
+                    min_improvement=min_improvement,
+                    failure_reason=None if champion_value is not None else why,
+                )
+                if champion_value is not None:
+                    passed = beats(metric, value, champion_value, min_improvement)
+                    reason += "; " + champion_comparison(metric, value, champion_value, owner.version, min_improvement)
+                else:
+                    reason += f"; the champion (version {owner.version}) could not be re-scored ({why}): the threshold alone decides"
+        outcome = VersionStatus.APPROVED if passed else VersionStatus.REJECTED
+        if passed and manual:
+            outcome = VersionStatus.PENDING_APPROVAL
+            reason += "; waiting for a person to approve it in the model registry (approval: manual)"
     try:
         package_arn = (
-            _register_model_package(services, dataset, version, attempt, best, outcome is VersionStatus.APPROVED, metric, value)
+            _register_model_package(services, version_item, best, REGISTRY_STATUS[outcome], metric, champion)
             if best
             else None
         )
@@ -582,7 +754,7 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
         return "waiting"
     leaderboard = write_leaderboard(services, dataset, version, runs, metric, threshold, best)
     announcement: DatadropEvent
-    decision: ModelApproved | ModelRejected | None = None
+    decision: ModelDecision | None = None
     if outcome is VersionStatus.FAILED:
         # Nothing to judge: a failure, not a rejection, with every run's reason in the leaderboard.
         announcement = VersionFailed(
@@ -590,8 +762,7 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
             run_count=len(runs), failed_runs=len(failures), leaderboard=leaderboard,
         )  # fmt: skip
     else:
-        decision_class = ModelApproved if outcome is VersionStatus.APPROVED else ModelRejected
-        decision = announcement = decision_class(
+        decision = announcement = DECISION_EVENT[outcome](
             dataset=dataset,
             version=version,
             metric=metric,
@@ -603,6 +774,8 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
             failed_runs=len(failures),
             leaderboard=leaderboard,
             model_package_arn=package_arn,
+            champion=champion,
+            approval="manual" if manual else "auto",
         )
     if not state.transition_version(
         dataset,
@@ -618,23 +791,24 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
         decision=decision.model_dump_json() if decision else None,  # kept whole, for the sweeper and retries
     ):
         return None  # another run's evaluation decided first
-    observability.count({"APPROVED": "VersionsApproved", "REJECTED": "VersionsRejected"}.get(outcome.value, "VersionsFailed"))
+    counted = {"APPROVED": "VersionsApproved", "REJECTED": "VersionsRejected", "PENDING_APPROVAL": "VersionsPendingApproval"}
+    observability.count(counted.get(outcome.value, "VersionsFailed"))
     logger.info("decision", dataset=dataset, version=version, outcome=outcome.value, reason=reason)
     return outcome.value
 
 
 def _register_model_package(
     services: Services,
-    dataset: str,
-    version: str,
-    attempt: int,
+    item: VersionRecord,
     best: RunSummary,
-    approved: bool,
+    approval: str,
     metric: str,
-    value: float | None,
-) -> str | None:
-    """Every evaluated model goes to the registry, Approved or Rejected, so the history is complete."""
+    champion: ChampionScore | None,
+) -> str:
+    """Every decided version's best run goes to the dataset's model package group, with its
+    evaluation report as the package's model quality statistics, so the history is complete."""
     settings = services.settings
+    dataset, version, attempt = item.dataset, item.version, item.attempt
     group = names.model_package_group_name(settings.name_prefix, dataset)
     try:
         services.sagemaker.create_model_package_group(
@@ -646,31 +820,89 @@ def _register_model_package(
             and error.response["Error"]["Code"] != "ResourceInUse"
         ):
             _raise_capacity_or(error)
-    version_item = services.state.get_version(dataset, version)
-    artifacts = version_item.artifacts if version_item else {}
+    run = names.RunNames(settings.name_prefix, dataset, version, best.run_index, attempt)
+    locations = settings.locations(dataset, version)
+    report = f"s3://{locations.bucket}/{locations.report_key(run.label)}"
+    metadata = {"dataset": dataset, "version": version, "run": str(best.run_index), "metric": metric}
+    metadata.update({name: f"{value:.6g}" for name, value in best.metrics.items()})
+    if champion is not None:
+        metadata["champion"] = champion.version
+        if champion.value is not None:
+            metadata[f"champion_{metric}"] = f"{champion.value:.6g}"
     try:
         response = services.sagemaker.create_model_package(
             ModelPackageGroupName=group,
-            ModelPackageDescription=f"{dataset} {version} run {best.run_index}: {metric} {value}",
+            ModelPackageDescription=f"{dataset} {version} run {best.run_index}: {metric} {best.metrics.get(metric)}",
             InferenceSpecification={
                 "Containers": [
-                    {
-                        "Image": xgboost_image_uri(settings.region),
-                        "ModelDataUrl": best.model_data_url or "",
-                        "Environment": container_environment(artifacts.get("serving_bundle", "")),
-                    }
+                    serving_container(services, best.model_data_url or "", item.artifacts.get("serving_bundle", ""))
                 ],
                 "SupportedContentTypes": ["text/csv", "application/json"],
                 "SupportedResponseMIMETypes": ["text/csv", "application/json", "application/jsonlines"],
             },
-            ModelApprovalStatus="Approved" if approved else "Rejected",
-            CustomerMetadataProperties={"dataset": dataset, "version": version, "run": str(best.run_index), metric: f"{value}"},
+            ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": report}}},
+            ModelApprovalStatus=approval,
+            CustomerMetadataProperties=metadata,
             # Idempotent: a retried decision gets the same package back instead of a second one.
             ClientToken=hashlib.sha256(f"{dataset}/{version}/{attempt}".encode()).hexdigest()[:36],
         )
     except ClientError as error:
         _raise_capacity_or(error)
-    return response["ModelPackageArn"]
+    arn = str(response["ModelPackageArn"])
+    # The registry's state-change events name the package: they find their version by lookup.
+    services.state.map_resource("model-package", arn, ResourceOwner(dataset, version, best.run_index, attempt))
+    return arn
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry: a person approves or rejects a package (approval: manual)
+# ---------------------------------------------------------------------------------------------
+REGISTRY_DECISIONS = frozenset({"Approved", "Rejected"})
+
+
+def on_model_package_state_change(services: Services, package_arn: str, approval_status: str | None) -> str:
+    """"SageMaker Model Package State Change": a package of ours waiting for a person was Approved
+    (→ ModelApproved, which deploys) or Rejected (→ ModelRejected). Anything else, including a
+    second approval of the same package, changes nothing."""
+    if approval_status not in REGISTRY_DECISIONS:
+        return "ignored"
+    state = services.state
+    owner = state.find_resource("model-package", package_arn)
+    item = state.get_version(owner.dataset, owner.version) if owner else None
+    if owner is None or item is None or item.attempt != owner.attempt:
+        logger.info(f"model package {package_arn} is not one of ours; ignored")
+        return "ignored"
+    observability.correlate(owner.dataset, owner.version)
+    if item.status != VersionStatus.PENDING_APPROVAL or item.decision is None:
+        logger.info("version is not waiting for approval; nothing to do", version=item.version, status=item.status.value)
+        return "ignored"
+    try:
+        pending = ModelPendingApproval.model_validate_json(item.decision)
+        fields = pending.model_dump(exclude={"event_id"})
+        approved = approval_status == "Approved"
+        if approved:
+            fields["reason"] = f"approved in the model registry; {pending.reason.split('; waiting for a person')[0]}"
+            decision: ModelDecision = ModelApproved(**fields)
+        else:
+            fields["reason"] = f"rejected in the model registry; the gate had passed it: {pending.reason.split('; waiting for a person')[0]}"
+            decision = ModelRejected(**fields)
+        to = VersionStatus.APPROVED if approved else VersionStatus.REJECTED
+        if not state.transition_version(
+            item.dataset,
+            item.version,
+            to,
+            {VersionStatus.PENDING_APPROVAL},
+            publish=[decision],
+            milestone=f"registry#{item.attempt}",
+            decision_reason=decision.reason,
+            decision=decision.model_dump_json(),
+        ):
+            return "duplicate"
+        observability.count("VersionsApprovedByHand" if approved else "VersionsRejectedByHand")
+        logger.info("registry decision", version=item.version, approval=approval_status)
+        return to.value.lower()
+    finally:
+        state.flush_version(item.dataset, item.version)
 
 
 def _raise_capacity_or(error: ClientError) -> NoReturn:

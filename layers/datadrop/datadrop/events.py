@@ -21,7 +21,7 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from datadrop.config import ExperimentSettings, HyperparameterSpec, SearchConfig
+from datadrop.config import ExperimentSettings, GateConfig, HyperparameterSpec, SearchConfig
 from datadrop.quality import QualitySummary
 
 SOURCE = "datadrop"
@@ -99,6 +99,8 @@ class DatasetPrepared(DatadropEvent):
     )
     search: SearchConfig = Field(default_factory=SearchConfig)
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
+    gate: GateConfig = Field(default_factory=GateConfig, description="what the best run must beat the champion by")
+    approval: Literal["auto", "manual"] = Field("auto", description="manual: a person approves in the model registry")
     quality: QualitySummary | None = Field(
         None, description="the data-quality report in short (the whole report: artifacts.profile); absent in older events"
     )
@@ -129,6 +131,19 @@ class RunEvaluated(DatadropEvent):
     evaluation_id: str
 
 
+class ChampionScore(BaseModel):
+    """The model the endpoint serves when a version is judged, scored again on the new test rows."""
+
+    model_config = _LAZY
+
+    version: str = Field(description="the dataset version whose model serves")
+    run_index: int
+    value: float | None = Field(description="its held-out metric on the new test split; None when it could not be scored")
+    report: str | None = Field(None, description="S3 URI of its evaluation report on the new test split")
+    min_improvement: float = Field(description="how much better than this the best run had to be")
+    failure_reason: str | None = Field(None, description="why it could not be scored (the decision then used the threshold alone)")
+
+
 class ModelDecision(DatadropEvent):
     version: str
     metric: str = Field(description="the held-out metric judged: accuracy, macro_f1, log_loss, r2, rmse, mae or mape")
@@ -144,6 +159,12 @@ class ModelDecision(DatadropEvent):
         None, description="S3 URI of the leaderboard JSON: every run, best first (kept out of the event, which must stay small)"
     )
     model_package_arn: str | None = None
+    champion: ChampionScore | None = Field(
+        None, description="the model in production, re-scored on this version's test split; None: no endpoint yet"
+    )
+    approval: Literal["auto", "manual"] = Field(
+        "auto", description="auto: the gate approved it; manual: a person approved it in the model registry"
+    )
 
 
 class ModelApproved(ModelDecision):
@@ -152,6 +173,12 @@ class ModelApproved(ModelDecision):
 
 class ModelRejected(ModelDecision):
     DETAIL_TYPE: ClassVar[str] = "ModelRejected"
+
+
+class ModelPendingApproval(ModelDecision):
+    """The best run passed the gate and waits in the model registry for a person (approval: manual)."""
+
+    DETAIL_TYPE: ClassVar[str] = "ModelPendingApproval"
 
 
 class DeploymentStarted(DatadropEvent):
@@ -336,6 +363,17 @@ class EndpointStateChangeDetail(_SageMakerDetail):
     def _one_spelling(cls, value: str) -> str:
         """The docs' sample says IN_SERVICE, DescribeEndpoint says InService: keep the API's."""
         return _ENDPOINT_STATUS.get(value.upper(), value)
+
+
+class ModelPackageStateChangeDetail(_SageMakerDetail):
+    ModelPackageGroupName: str
+    ModelPackageArn: str
+    ModelPackageVersion: int | None = None
+    ModelApprovalStatus: str | None = None
+
+
+class ModelPackageStateChange(EventBridgeModel):
+    detail: ModelPackageStateChangeDetail
 
 
 class TrainingJobStateChange(EventBridgeModel):

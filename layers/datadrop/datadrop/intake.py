@@ -169,6 +169,8 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         hyperparameters=config.hyperparameters,  # the space: train plans the runs from it
         search=config.search,
         experiment=config.experiment,
+        gate=config.gate,
+        approval=config.approval,
         quality=report.summary(),
     )
     # The version's record and its announcement are one write; the artefacts above were written

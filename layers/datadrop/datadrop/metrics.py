@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 ProblemType = Literal["binary", "multiclass", "regression"]
-MetricName = Literal["accuracy", "macro_f1", "log_loss", "r2", "rmse", "mae", "mape"]
+MetricName = Literal[
+    "accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "roc_auc", "log_loss",
+    "r2", "rmse", "mae", "mape",
+]  # fmt: skip
 
 CLASSIFICATION: Final = ("binary", "multiclass")
 
@@ -33,7 +36,11 @@ METRICS: Final[dict[str, MetricSpec]] = {
     spec.name: spec
     for spec in (
         MetricSpec("accuracy", CLASSIFICATION, True, "stack", "share of test rows whose class is right"),
+        MetricSpec("balanced_accuracy", CLASSIFICATION, True, "stack", "recall per class, averaged over the classes"),
+        MetricSpec("macro_precision", CLASSIFICATION, True, "stack", "precision per class, averaged over the classes"),
+        MetricSpec("macro_recall", CLASSIFICATION, True, "stack", "recall per class, averaged over the classes seen"),
         MetricSpec("macro_f1", CLASSIFICATION, True, "stack", "F1 per class, averaged over the classes"),
+        MetricSpec("roc_auc", CLASSIFICATION, True, "stack", "area under the ROC curve (one-vs-rest, averaged, for multiclass)"),
         MetricSpec("log_loss", CLASSIFICATION, False, None, "mean negative log probability of the true class"),
         MetricSpec("r2", ("regression",), True, 0.5, "coefficient of determination (1 is perfect, 0 predicts the mean)"),
         MetricSpec("rmse", ("regression",), False, None, "root mean squared error, in the target's units"),
@@ -92,9 +99,12 @@ def resolve_threshold(metric: str, threshold: float | None, stack_default: float
     return default
 
 
+SHARES: Final = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "roc_auc")
+
+
 def check_threshold(metric: str, threshold: float) -> None:
     """Shares lie in 0..1, R² is at most 1, errors and losses are at least 0."""
-    if metric in ("accuracy", "macro_f1") and not 0 <= threshold <= 1:
+    if metric in SHARES and not 0 <= threshold <= 1:
         raise MetricError(f"threshold {threshold} for metric {metric} must be between 0 and 1 (a share of the test rows)")
     if metric == "r2" and threshold > 1:
         raise MetricError(f"threshold {threshold} for metric r2 must be at most 1 (a perfect fit)")
@@ -126,3 +136,27 @@ def format_value(value: float) -> str:
     if abs(value) < 1000:
         return f"{value:.4f}"
     return f"{value:.1f}"
+
+
+def improvement(metric: str, candidate: float, champion: float) -> float:
+    """How much better the candidate is than the champion, in the metric's units: candidate -
+    champion for a higher-is-better metric, champion - candidate for a lower-is-better one."""
+    return candidate - champion if spec(metric).higher_is_better else champion - candidate
+
+
+def beats(metric: str, candidate: float, champion: float, min_improvement: float) -> bool:
+    """The gate's second test: the candidate is better than the champion by at least min_improvement
+    (0.0: at least as good; a negative margin tolerates that much worse)."""
+    return improvement(metric, candidate, champion) >= min_improvement - 1e-12
+
+
+def champion_comparison(metric: str, candidate: float, champion: float, champion_version: str, min_improvement: float) -> str:
+    """The gate's second test in words."""
+    better = improvement(metric, candidate, champion)
+    verdict = "beats" if beats(metric, candidate, champion, min_improvement) else "does not beat"
+    text = (
+        f"held-out {metric} {format_value(candidate)} {verdict} the champion (version {champion_version}, "
+        f"{format_value(champion)} on the same test rows) by the required {format_value(min_improvement)} "
+        f"(improvement {format_value(better)})"
+    )
+    return text if verdict == "beats" else text + ": not deployed"

@@ -101,6 +101,17 @@ class RunNames:
         return self.training_job
 
 
+def champion_transform_job(prefix: str, dataset: str, version: str, champion_version: str) -> str:
+    """The batch transform that scores the champion (the model of `champion_version`, serving) on
+    the test split of `version`: one per pair, whichever attempt of the version asks."""
+    return _fitted(f"{owned_prefix(prefix)}{dataset}-{version}-champion-{champion_version}")
+
+
+def champion_label(champion_version: str) -> str:
+    """Where the champion's evaluation of a version's test split lives: evaluation/<label>/."""
+    return f"champion-{champion_version}"
+
+
 def evaluation_id(model_data_url: str, test_uri: str) -> str:
     """An evaluation is a model scored on a test split: the same model on the same split is the same
     evaluation, whichever run or version asks (a champion scored on a new version's split is new)."""

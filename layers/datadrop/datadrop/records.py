@@ -16,7 +16,8 @@ class VersionStatus(StrEnum):
     PREPARED = "PREPARED"
     TRAINING = "TRAINING"
     APPROVED = "APPROVED"
-    REJECTED = "REJECTED"  # evaluated, below the threshold
+    PENDING_APPROVAL = "PENDING_APPROVAL"  # passed the gate; approval: manual waits for a person
+    REJECTED = "REJECTED"  # evaluated: below the threshold, not better than the champion, or rejected by a person
     FAILED = "FAILED"  # every run failed, or the sweeper gave up on it
     DEPLOYING = "DEPLOYING"
     DEPLOYED = "DEPLOYED"
@@ -36,8 +37,10 @@ class RunStatus(StrEnum):
 VERSION_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
     VersionStatus.PREPARED: frozenset({VersionStatus.TRAINING, VersionStatus.FAILED}),
     VersionStatus.TRAINING: frozenset(
-        {VersionStatus.TRAINING, VersionStatus.APPROVED, VersionStatus.REJECTED, VersionStatus.FAILED}
+        {VersionStatus.TRAINING, VersionStatus.APPROVED, VersionStatus.REJECTED, VersionStatus.FAILED, VersionStatus.PENDING_APPROVAL}
     ),
+    # A person approves or rejects the package in the model registry (Studio, or `datadrop approve|reject`).
+    VersionStatus.PENDING_APPROVAL: frozenset({VersionStatus.APPROVED, VersionStatus.REJECTED}),
     VersionStatus.APPROVED: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYMENT_FAILED}),
     VersionStatus.DEPLOYING: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYED, VersionStatus.DEPLOYMENT_FAILED}),
     VersionStatus.REJECTED: frozenset(),
@@ -115,6 +118,34 @@ class VersionRecord(_Record):
         if self.decision is None:
             raise ValueError(f"version {self.version} of {self.dataset} has no decision")
         return ModelApproved.model_validate_json(self.decision)
+
+
+class ChampionStatus(StrEnum):
+    EVALUATING = "EVALUATING"
+    EVALUATED = "EVALUATED"
+    FAILED = "FAILED"  # the champion could not score the new test split: the threshold alone judges
+
+
+class ChampionRecord(BaseModel):
+    """The champion (the model the endpoint served when a version was judged) re-scored on that
+    version's test split (sk VERSION#<version>#CHAMPION#<champion version>)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    dataset: str
+    version: str  # the version being judged (its test split)
+    champion_version: str
+    champion_run_index: int
+    champion_attempt: int = 1
+    status: ChampionStatus
+    model_name: str
+    model_data_url: str
+    transform_job: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+    report: str | None = None
+    evaluation_id: str | None = None
+    failure_reason: str | None = None
+    waiting_reason: str | None = None
 
 
 class RunRecord(_Record):

@@ -40,6 +40,8 @@ from datadrop.records import (
     TERMINAL_RUN_STATUSES,
     TERMINAL_VERSION_STATUSES,
     VERSION_TRANSITIONS,
+    ChampionRecord,
+    ChampionStatus,
     RunRecord,
     RunStatus,
     VersionRecord,
@@ -51,6 +53,8 @@ __all__ = [  # the state's schema, re-exported: callers import statuses and reco
     "TERMINAL_RUN_STATUSES",
     "TERMINAL_VERSION_STATUSES",
     "VERSION_TRANSITIONS",
+    "ChampionRecord",
+    "ChampionStatus",
     "RunRecord",
     "RunStatus",
     "VersionRecord",
@@ -222,6 +226,59 @@ class StateStore:
     @staticmethod
     def run_item(dataset: str, version: str, run_index: int) -> ItemKey:
         return ItemKey(dataset_key(dataset), run_key(version, run_index))
+
+    @staticmethod
+    def champion_item(dataset: str, version: str, champion_version: str) -> ItemKey:
+        return ItemKey(dataset_key(dataset), f"{version_key(version)}#CHAMPION#{champion_version}")
+
+    # -- the champion, re-scored on a version's test split ----------------------------------------
+    def start_champion(self, record: ChampionRecord) -> bool:
+        """Record the champion's evaluation of a version's test split, EVALUATING, and map its
+        transform job to it; False when it was recorded before."""
+        key = self.champion_item(record.dataset, record.version, record.champion_version)
+        now = now_iso()
+        item = {**key.as_dict(), "kind": "champion", **record.model_dump(mode="json", exclude_none=True)}
+        item.update(created_at=now, updated_at=now)
+        self.table.put_item(
+            Item={
+                "pk": f"RESOURCE#champion-transform-job#{record.transform_job}",
+                "sk": "RESOURCE",
+                "kind": "resource",
+                "dataset": record.dataset,
+                "version": record.version,
+                "champion_version": record.champion_version,
+            }
+        )
+        try:
+            self.table.put_item(Item=_to_dynamo(item), ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get_champion(self, dataset: str, version: str, champion_version: str) -> ChampionRecord | None:
+        item = self.get(self.champion_item(dataset, version, champion_version))
+        return ChampionRecord.model_validate(item) if item else None
+
+    def find_champion_transform(self, job_name: str) -> tuple[str, str, str] | None:
+        """(dataset, version judged, champion version) of a champion's transform job."""
+        item = self.table.get_item(
+            Key={"pk": f"RESOURCE#champion-transform-job#{job_name}", "sk": "RESOURCE"}, ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        return str(item["dataset"]), str(item["version"]), str(item["champion_version"])
+
+    def finish_champion(
+        self, dataset: str, version: str, champion_version: str, to: ChampionStatus, **attributes: Any
+    ) -> bool:
+        """EVALUATING → EVALUATED or FAILED, once; False when it was not EVALUATING."""
+        update = _Update()
+        update.conditions.append(f"{update.name('status')} = {update.value(ChampionStatus.EVALUATING.value)}")
+        for name, value in {"status": to.value, "updated_at": now_iso(), **attributes}.items():
+            update.set(name, value)
+        return self._update(self.champion_item(dataset, version, champion_version), update)
 
     # -- creation -------------------------------------------------------------------------------
     def create_version(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+STREAM_CHUNK = 1 << 20
 
 
 class ObjectNotFound(Exception):
@@ -49,6 +52,20 @@ class ObjectStore:
 
     def read_uri(self, uri: str) -> bytes:
         return self.read(*split_s3_uri(uri))
+
+    def stream_uri(self, uri: str, chunk_size: int = STREAM_CHUNK) -> Iterator[bytes]:
+        """The object's bytes in chunks, read as they are consumed (never the whole object at once)."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchBucket"):
+                raise ObjectNotFound(uri) from error
+            raise
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
 
     def write(self, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> str:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)

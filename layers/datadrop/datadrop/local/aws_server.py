@@ -33,6 +33,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from datadrop.local.moto_registry import announce_model_package_changes
 from datadrop.local.moto_speedups import speed_up_moto
 from datadrop.local.pickling import allow_locks
 
@@ -165,6 +166,7 @@ def serve(home: Path, port: int, snapshot_every: float = 1.0) -> int:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     speed_up_moto()
+    announce_model_package_changes()
     snapshot_path = home / SNAPSHOT_NAME
     try:
         restored = restore_snapshot(snapshot_path)

@@ -31,6 +31,7 @@ import yaml
 
 from datadrop.local.compute import ACCOUNT, LocalCompute
 from datadrop.local.compute import as_function as _as_function
+from datadrop.local.moto_registry import announce_model_package_changes
 from datadrop.local.moto_speedups import speed_up_moto
 from datadrop.recovery import Sweeper, SweepReport
 from datadrop.services import Services, use_services
@@ -267,6 +268,7 @@ class LocalStack:
 
     def start(self) -> None:
         speed_up_moto()
+        announce_model_package_changes()
         os.environ.update(self.settings.as_environment())
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "datadrop")
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
