@@ -110,10 +110,14 @@ def main() -> int:
     if args.json:
         print(json.dumps({"rows": args.rows, "problem": args.problem, **sizes, "results": results, "machine": machine}, indent=2))
         return 0
-    print(f"{args.rows:,} test rows ({args.problem}): transform output {sizes['output_mb']:.0f} MB, labels {sizes['labels_mb']:.0f} MB")
+    print(
+        f"{args.rows:,} test rows ({args.problem}): transform output {sizes['output_mb']:.0f} MB, labels {sizes['labels_mb']:.0f} MB"
+    )
     print(f"{'mode':<10} {'wall s':>8} {'scoring s':>10} {'peak RSS MB':>12}")
     for result in results:
-        print(f"{result['mode']:<10} {result['wall_seconds']:>8.1f} {result['scoring_seconds']:>10.1f} {result['peak_rss_mb']:>12.0f}")
+        print(
+            f"{result['mode']:<10} {result['wall_seconds']:>8.1f} {result['scoring_seconds']:>10.1f} {result['peak_rss_mb']:>12.0f}"
+        )
     print("metrics (identical in both modes):", ", ".join(f"{k} {v:.4f}" for k, v in results[0]["metrics"].items()))
     print(f"date: {datetime.now(UTC).isoformat(timespec='seconds')}")
     print(

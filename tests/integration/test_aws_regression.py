@@ -127,7 +127,8 @@ def test_a_regression_metric_for_a_class_target_is_a_config_rejection(aws: AwsHa
     (rejected,) = aws.details("DatasetRejected")
     assert rejected["stage"] == "config"
     assert rejected["reason"] == (
-        "metric rmse is a regression metric, but the problem type is multiclass: use one of accuracy, macro_f1, "
-        "log_loss (or leave metric out for accuracy) (problem_type auto: the target 'species' is a multiclass target)"
+        "metric rmse is a regression metric, but the problem type is multiclass: use one of accuracy, balanced_accuracy, "
+        "macro_precision, macro_recall, macro_f1, roc_auc, log_loss (or leave metric out for accuracy) "
+        "(problem_type auto: the target 'species' is a multiclass target)"
     )
     assert aws.details("DatasetPrepared") == []

@@ -255,6 +255,14 @@ class Flow:
         done = sample_event("evaluate_transform_job_completed.json", TransformJobName=self.run.transform_job)
         done = delivered_by_sagemaker(done)
         assert invoke(self.aws, "evaluate", done)["outcome"] == "evaluated"
+        # A model already serves: the gate re-scores it (the champion) on this version's test rows too.
+        for champion in [
+            r for r in self.aws.requests("CreateTransformJob") if f"-{self.version}-champion-" in r["TransformJobName"]
+        ]:
+            bucket, prefix = split_s3_uri(champion["TransformOutput"]["S3OutputPath"])
+            self.aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
+            done = sample_event("evaluate_transform_job_completed.json", TransformJobName=champion["TransformJobName"])
+            assert invoke(self.aws, "evaluate", delivered_by_sagemaker(done))["outcome"] == "champion evaluated"
         self.approved = next(d for d in self.aws.details("ModelApproved") if d["version"] == self.version)
 
     def deploy(self) -> str:

@@ -35,7 +35,10 @@ def test_json_config_and_hyperparameters_become_strings() -> None:
         ("target: y\nmetric: mae\n", "set `threshold` in the dataset config to the largest held-out mae"),
         ("target: y\nmetric: rmse\nthreshold: -1\n", "must be at least 0"),
         ("target: y\nmetric: r2\nthreshold: 1.2\n", "must be at most 1"),
-        ("target: y\nmetric: auc\n", "metric: Input should be 'accuracy', 'balanced_accuracy', 'macro_precision', 'macro_recall', 'macro_f1', 'roc_auc', 'log_loss', 'r2', 'rmse', 'mae' or 'mape'"),
+        (
+            "target: y\nmetric: auc\n",
+            "metric: Input should be 'accuracy', 'balanced_accuracy', 'macro_precision', 'macro_recall', 'macro_f1', 'roc_auc', 'log_loss', 'r2', 'rmse', 'mae' or 'mape'",
+        ),
         ("target: y\ntreshold: 0.9\n", "treshold: Extra inputs are not permitted"),
         ("target: y\nsplit: {validation: 0.4, test: 0.4}\n", "at least 20% of the rows for training"),
         ("- a\n- b\n", "must be a mapping"),

@@ -71,7 +71,12 @@ def ours(result: dict[str, Any]) -> dict[str, float]:
 
 @pytest.mark.parametrize(
     ("classes", "rows", "ties"),
-    [(["no", "yes"], 400, False), (["no", "yes"], 300, True), (["Adelie", "Chinstrap", "Gentoo"], 500, False), (list("abcd"), 200, True)],
+    [
+        (["no", "yes"], 400, False),
+        (["no", "yes"], 300, True),
+        (["Adelie", "Chinstrap", "Gentoo"], 500, False),
+        (list("abcd"), 200, True),
+    ],
 )
 def test_classification_metrics_equal_scikit_learn(classes: list[str], rows: int, ties: bool) -> None:
     truths, predictions = _classification(rows, classes, seed=rows, ties=ties)

@@ -299,7 +299,32 @@ def _add_service_commands(commands: Any) -> None:
     models.add_argument("--json", action="store_true", help="one JSON object: the group and its packages")
     models.add_argument("--stack", metavar="NAME", help="a deployed stack (default: the local stack)")
     models.add_argument("--region", metavar="REGION", help="the deployed stack's region")
-    for command in (up, down, status, events, predict, models):
+    registry_commands = []
+    for verb, decided, effect in (
+        ("approve", "Approved", "it deploys (ModelApproved)"),
+        ("reject", "Rejected", "it is not deployed (ModelRejected)"),
+    ):
+        command = commands.add_parser(
+            verb,
+            help=f"{verb} a dataset version waiting in the model registry (approval: manual): {effect}",
+            description=f"Set the model package of a dataset VERSION that passed the gate and waits for a person "
+            f"(dataset config `approval: manual`) to {decided} in the dataset's model package group, as Studio does "
+            f"(UpdateModelPackage). SageMaker announces the change and the evaluate function turns it into the "
+            f"decision: {effect}. On the local stack, or with --stack on a deployed one.",
+            epilog="exit status: 0 done (also when the package already had that status: nothing happens twice); "
+            "2 the version is not waiting for a decision (its status and reason are printed); 64 no stack; 1 when AWS "
+            "refused a call.",
+        )
+        command.add_argument("dataset", metavar="DATASET")
+        command.add_argument(
+            "version", metavar="VERSION", help="the dataset version (in ModelPendingApproval, `datadrop models`)"
+        )
+        command.add_argument("--reason", help="why, kept as the package's ApprovalDescription")
+        command.add_argument("--stack", metavar="NAME", help="a deployed stack (default: the local stack)")
+        command.add_argument("--region", metavar="REGION", help="the deployed stack's region")
+        command.set_defaults(registry_status=decided)
+        registry_commands.append(command)
+    for command in (up, down, status, events, predict, models, *registry_commands):
         _add_home(command)
 
 
@@ -323,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             return predict_command(args)
         if args.command == "models":
             return models_command(args)
+        if args.command in ("approve", "reject"):
+            return registry_command(args)
         if args.command == "prepare":
             return prepare_command(args)
         if args.command == "retry":
@@ -997,13 +1024,14 @@ def predict_command(args: argparse.Namespace) -> int:
 
 
 def models_command(args: argparse.Namespace) -> int:
-    """`datadrop models DATASET`: the dataset's model package group, newest package first."""
+    """`datadrop models DATASET`: the dataset's model package group, newest package first, and which one serves."""
 
     def show(settings: Any, session: Any) -> int:
         from datadrop import names
 
         sagemaker = session.client("sagemaker")
         group = names.model_package_group_name(settings.name_prefix, args.dataset)
+        serving = serving_version(settings, session, args.dataset)
         packages = []
         for page in sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group):
             for summary in page["ModelPackageSummaryList"]:
@@ -1015,25 +1043,107 @@ def models_command(args: argparse.Namespace) -> int:
                         "approval": summary.get("ModelApprovalStatus"),
                         "dataset_version": metadata.get("version"),
                         "run": metadata.get("run"),
-                        "metrics": {key: value for key, value in metadata.items() if key not in ("dataset", "version", "run")},
+                        "judged_by": metadata.get("metric"),
+                        "metrics": {key: value for key, value in metadata.items() if key in METRIC_NAMES},
+                        "champion": metadata.get("champion"),
+                        "champion_value": next((value for key, value in metadata.items() if key.startswith("champion_")), None),
+                        "serving": serving is not None and metadata.get("version") == serving,
+                        "report": (described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}) or {}).get(
+                            "S3Uri"
+                        ),
                         "created": summary.get("CreationTime"),
                         "arn": summary["ModelPackageArn"],
                     }
                 )
         packages.sort(key=lambda package: package["package_version"] or 0, reverse=True)
         if args.json:
-            print(json.dumps({"group": group, "packages": packages}, indent=2, default=str))
+            print(json.dumps({"group": group, "serving": serving, "packages": packages}, indent=2, default=str))
             return EXIT_OK
-        print(f"{group}: {len(packages)} model package(s), newest first")
+        print(
+            f"{group}: {len(packages)} model package(s), newest first; serving: " + (f"version {serving}" if serving else "none")
+        )
         for package in packages:
-            metrics = ", ".join(f"{key} {value}" for key, value in package["metrics"].items())
+            judged = package["judged_by"]
+            metrics = ", ".join(f"{'*' if key == judged else ''}{key} {value}" for key, value in package["metrics"].items())
+            champion = f"  (champion {package['champion']}: {package['champion_value']})" if package["champion"] else ""
+            marker = "  <- serving" if package["serving"] else ""
             print(
-                f"  v{package['package_version']}  {package['approval']:<8}  version {package['dataset_version']}  "
-                f"run {package['run']}  {metrics}"
+                f"  v{package['package_version']}  {package['approval']:<21}  version {package['dataset_version']}  "
+                f"run {package['run']}  {metrics}{champion}{marker}"
             )
         return EXIT_OK
 
     return on_stack(args.stack, args.region, show, home=args.home)
+
+
+METRIC_NAMES = frozenset(
+    {"accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "roc_auc", "log_loss",
+     "r2", "rmse", "mae", "mape"}
+)  # fmt: skip
+
+
+def serving_version(settings: Any, session: Any, dataset: str) -> str | None:
+    """The dataset version whose model the dataset's endpoint serves (its endpoint config, by lookup)."""
+    from datadrop import names
+    from datadrop.compute import SageMakerCompute
+    from datadrop.state import StateStore
+
+    endpoint = SageMakerCompute(session.client("sagemaker"), settings.region).describe_endpoint(
+        names.endpoint_name(settings.name_prefix, dataset)
+    )
+    config = (endpoint or {}).get("EndpointConfigName")
+    if not config:
+        return None
+    state = StateStore(session.resource("dynamodb").Table(settings.state_table_name))
+    owner = state.find_resource("endpoint-config", str(config))
+    return owner.version if owner else None
+
+
+class RegistryRefused(Exception):
+    pass
+
+
+def request_registry_decision(services: Any, dataset: str, version: str, status: str, reason: str | None = None) -> str:
+    """Set the model package of a version waiting for a person to `status` (Approved or Rejected), as
+    Studio does; SageMaker's state-change event does the rest. Returns what happened, in words;
+    RegistryRefused when the version is not waiting for a decision."""
+    from datadrop.state import VersionStatus
+
+    item = services.state.get_version(dataset, version)
+    if item is None:
+        raise RegistryRefused(f"dataset {dataset!r} has no version {version!r} (`datadrop models {dataset}` lists them)")
+    arn = item.model_package_arn
+    if arn is None:
+        raise RegistryRefused(f"version {version} of {dataset!r} is {item.status.value} and has no model package")
+    current = services.sagemaker.describe_model_package(ModelPackageName=arn).get("ModelApprovalStatus")
+    if current == status:
+        return f"the package of version {version} is {status} already: nothing to do"
+    if item.status != VersionStatus.PENDING_APPROVAL:
+        raise RegistryRefused(
+            f"version {version} of {dataset!r} is not waiting for a person's decision: it is {item.status.value}"
+            + (f" ({item.decision_reason})" if item.decision_reason else "")
+        )
+    who = os.environ.get("USER") or "someone"
+    services.sagemaker.update_model_package(
+        ModelPackageArn=arn,
+        ModelApprovalStatus=status,
+        ApprovalDescription=(reason or f"{status.lower()} with datadrop by {who}")[:1000],
+    )
+    then = "it deploys" if status == "Approved" else "it stays undeployed"
+    return f"package {arn} of version {version}: {status}; SageMaker announces it and {then}"
+
+
+def registry_command(args: argparse.Namespace) -> int:
+    """`datadrop approve|reject DATASET VERSION`."""
+
+    def decide(settings: Any, session: Any) -> int:
+        from datadrop.services import Services
+
+        print(request_registry_decision(Services.from_settings(settings, session), args.dataset, args.version,
+                                        args.registry_status, args.reason))  # fmt: skip
+        return EXIT_OK
+
+    return on_stack(args.stack, args.region, decide, (RegistryRefused,), "", args.home)
 
 
 class PredictionRefused(Exception):

@@ -738,16 +738,16 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
                     passed = beats(metric, value, champion_value, min_improvement)
                     reason += "; " + champion_comparison(metric, value, champion_value, owner.version, min_improvement)
                 else:
-                    reason += f"; the champion (version {owner.version}) could not be re-scored ({why}): the threshold alone decides"
+                    reason += (
+                        f"; the champion (version {owner.version}) could not be re-scored ({why}): the threshold alone decides"
+                    )
         outcome = VersionStatus.APPROVED if passed else VersionStatus.REJECTED
         if passed and manual:
             outcome = VersionStatus.PENDING_APPROVAL
             reason += "; waiting for a person to approve it in the model registry (approval: manual)"
     try:
         package_arn = (
-            _register_model_package(services, version_item, best, REGISTRY_STATUS[outcome], metric, champion)
-            if best
-            else None
+            _register_model_package(services, version_item, best, REGISTRY_STATUS[outcome], metric, champion) if best else None
         )
     except CapacityError as error:
         logger.warning("the model registry is throttling; the decision waits for the sweeper", reason=str(error))
@@ -834,9 +834,7 @@ def _register_model_package(
             ModelPackageGroupName=group,
             ModelPackageDescription=f"{dataset} {version} run {best.run_index}: {metric} {best.metrics.get(metric)}",
             InferenceSpecification={
-                "Containers": [
-                    serving_container(services, best.model_data_url or "", item.artifacts.get("serving_bundle", ""))
-                ],
+                "Containers": [serving_container(services, best.model_data_url or "", item.artifacts.get("serving_bundle", ""))],
                 "SupportedContentTypes": ["text/csv", "application/json"],
                 "SupportedResponseMIMETypes": ["text/csv", "application/json", "application/jsonlines"],
             },
@@ -861,7 +859,7 @@ REGISTRY_DECISIONS = frozenset({"Approved", "Rejected"})
 
 
 def on_model_package_state_change(services: Services, package_arn: str, approval_status: str | None) -> str:
-    """"SageMaker Model Package State Change": a package of ours waiting for a person was Approved
+    """ "SageMaker Model Package State Change": a package of ours waiting for a person was Approved
     (→ ModelApproved, which deploys) or Rejected (→ ModelRejected). Anything else, including a
     second approval of the same package, changes nothing."""
     if approval_status not in REGISTRY_DECISIONS:
@@ -884,7 +882,9 @@ def on_model_package_state_change(services: Services, package_arn: str, approval
             fields["reason"] = f"approved in the model registry; {pending.reason.split('; waiting for a person')[0]}"
             decision: ModelDecision = ModelApproved(**fields)
         else:
-            fields["reason"] = f"rejected in the model registry; the gate had passed it: {pending.reason.split('; waiting for a person')[0]}"
+            fields["reason"] = (
+                f"rejected in the model registry; the gate had passed it: {pending.reason.split('; waiting for a person')[0]}"
+            )
             decision = ModelRejected(**fields)
         to = VersionStatus.APPROVED if approved else VersionStatus.REJECTED
         if not state.transition_version(

@@ -141,7 +141,9 @@ class ChampionScore(BaseModel):
     value: float | None = Field(description="its held-out metric on the new test split; None when it could not be scored")
     report: str | None = Field(None, description="S3 URI of its evaluation report on the new test split")
     min_improvement: float = Field(description="how much better than this the best run had to be")
-    failure_reason: str | None = Field(None, description="why it could not be scored (the decision then used the threshold alone)")
+    failure_reason: str | None = Field(
+        None, description="why it could not be scored (the decision then used the threshold alone)"
+    )
 
 
 class ModelDecision(DatadropEvent):

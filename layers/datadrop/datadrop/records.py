@@ -37,7 +37,13 @@ class RunStatus(StrEnum):
 VERSION_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
     VersionStatus.PREPARED: frozenset({VersionStatus.TRAINING, VersionStatus.FAILED}),
     VersionStatus.TRAINING: frozenset(
-        {VersionStatus.TRAINING, VersionStatus.APPROVED, VersionStatus.REJECTED, VersionStatus.FAILED, VersionStatus.PENDING_APPROVAL}
+        {
+            VersionStatus.TRAINING,
+            VersionStatus.APPROVED,
+            VersionStatus.REJECTED,
+            VersionStatus.FAILED,
+            VersionStatus.PENDING_APPROVAL,
+        }
     ),
     # A person approves or rejects the package in the model registry (Studio, or `datadrop approve|reject`).
     VersionStatus.PENDING_APPROVAL: frozenset({VersionStatus.APPROVED, VersionStatus.REJECTED}),

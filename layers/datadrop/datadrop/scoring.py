@@ -1,9 +1,10 @@
 """Scoring a batch transform's predictions against the held-out labels, streaming.
 
 The evaluate step reads the transform output (JSON Lines, one prediction per test row) and the
-test labels (one JSON list) as streams of chunks and scores them row by row: running sums, the
-confusion counts, and for ROC AUC one `array('d')` of scores per class and side (8 bytes a row,
-never a Python object per row). 1M test rows score in a few tens of MB (bench/evaluation.py).
+test labels (one JSON list) as streams of chunks and scores them row by row: the confusion counts,
+each row's loss (or error and true value) in an `array('d')`, summed exactly with math.fsum at the
+end, and for ROC AUC one `array('d')` of scores per class and side: 8 bytes per row and number,
+never a Python object per row. 1M test rows score in a few tens of MB (bench/evaluation.py).
 Stdlib only: it runs in the evaluate Lambda, whose layer stays small.
 
 Every metric is scikit-learn's definition (a unit test compares each with scikit-learn to 1e-9):
@@ -62,27 +63,35 @@ class ScoringError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Streams
 # ---------------------------------------------------------------------------------------------
-def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The non-blank lines of a byte stream given in chunks of any size."""
-    rest = b""
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The non-blank lines of a UTF-8 byte stream given in chunks of any size."""
+    text = codecs.getincrementaldecoder("utf-8")()
+    rest = ""
     for chunk in chunks:
         if not chunk:
             continue
-        lines = (rest + chunk).split(b"\n")
+        lines = (rest + text.decode(chunk)).split("\n")
         rest = lines.pop()
         for line in lines:
-            if line.strip():
+            if line and not line.isspace():
                 yield line
+    rest += text.decode(b"", final=True)
     if rest.strip():
         yield rest
 
 
 def iter_json_lines(chunks: Iterable[bytes]) -> Iterator[Any]:
+    decoder = json.JSONDecoder()
+    raw_decode, decode = decoder.raw_decode, decoder.decode
     for number, line in enumerate(iter_lines(chunks), start=1):
         try:
-            yield json.loads(line)
-        except ValueError as error:
-            raise ScoringError(f"line {number} of the transform output is not JSON: {error}") from error
+            value, end = raw_decode(line)  # the common case: one object and nothing around it
+            yield value if end == len(line) else decode(line)
+        except ValueError:
+            try:
+                yield decode(line)  # whitespace around it
+            except ValueError as error:
+                raise ScoringError(f"line {number} of the transform output is not JSON: {error}") from error
 
 
 _WHITESPACE = " \t\r\n"
@@ -101,11 +110,11 @@ def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Any]:
         except StopIteration:
             chunk, final = b"", True
         buffer = buffer[position:] + text.decode(chunk, final=final)
-        position = 0
+        position, size = 0, len(buffer)
         while True:
-            while position < len(buffer) and buffer[position] in _WHITESPACE:
+            while position < size and buffer[position] in _WHITESPACE:
                 position += 1
-            if position >= len(buffer):
+            if position >= size:
                 break
             if not started:
                 if buffer[position] != "[":
@@ -124,12 +133,12 @@ def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Any]:
                     raise ScoringError(f"the test labels are not a JSON list (at character {position})") from None
                 break  # the item continues in the next chunk
             after = end
-            while after < len(buffer) and buffer[after] in _WHITESPACE:
+            while after < size and buffer[after] in _WHITESPACE:
                 after += 1
-            if after >= len(buffer) or buffer[after] not in ",]":
+            if after >= size or buffer[after] not in ",]":
                 if not final:
                     break  # a number may go on in the next chunk ("1" of "1e-7"): decode it again with more
-                if after < len(buffer):
+                if after < size:
                     raise ScoringError(f"the test labels are not a JSON list (at character {after})")
             yield value
             position = end
@@ -138,30 +147,8 @@ def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sums and sorts
+# Sorts
 # ---------------------------------------------------------------------------------------------
-class Sum:
-    """Neumaier's compensated sum: as exact as math.fsum for these sizes, one value at a time."""
-
-    __slots__ = ("compensation", "total")
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.compensation = 0.0
-
-    def add(self, value: float) -> None:
-        total = self.total + value
-        if abs(self.total) >= abs(value):
-            self.compensation += (self.total - total) + value
-        else:
-            self.compensation += (value - total) + self.total
-        self.total = total
-
-    @property
-    def value(self) -> float:
-        return self.total + self.compensation
-
-
 def sorted_floats(values: array) -> array:  # type: ignore[type-arg]
     """`values` ascending, as a new array: runs of SORT_RUN sorted as Python floats, then merged,
     so at no time are there more than SORT_RUN float objects."""
@@ -204,8 +191,7 @@ class ClassificationScorer:
         self.labels = list(self.classes)  # the dataset's classes, then any other label seen
         self.confusion: list[list[int]] = [[0] * len(self.labels) for _ in self.labels]
         self.rows = 0
-        self.loss = Sum()
-        self.loss_squares = Sum()
+        self.losses = array("d")  # per row, summed exactly (math.fsum) at the end
         # ROC AUC: binary, the second class's probability; multiclass, each class's (one-vs-rest).
         self.scored = self.classes[1:2] if len(self.classes) == 2 else list(self.classes)
         self.positives = {label: array("d") for label in self.scored}
@@ -231,12 +217,10 @@ class ClassificationScorer:
         self.confusion[self._position(actual)][self._position(guess)] += 1
         self.rows += 1
         probability = min(max(float(probabilities.get(actual, 0.0)), EPS), 1.0 - EPS)
-        loss = -math.log(probability)
-        self.loss.add(loss)
-        self.loss_squares.add(loss * loss)
+        self.losses.append(-math.log(probability))
+        positives, negatives = self.positives, self.negatives
         for label in self.scored:
-            side = self.positives if label == actual else self.negatives
-            side[label].append(float(probabilities.get(label, 0.0)))
+            (positives if label == actual else negatives)[label].append(float(probabilities.get(label, 0.0)))
 
     def result(self) -> dict[str, Any]:
         if not self.rows:
@@ -272,7 +256,9 @@ class ClassificationScorer:
         if auc is None:
             undefined["roc_auc"] = "every test row has the same class: ROC AUC needs rows of two classes"
         accuracy = sum(confusion[position][position] for position in range(size)) / rows
-        loss = self.loss.value / rows
+        loss = math.fsum(self.losses) / rows
+        loss_squares = math.fsum(value * value for value in self.losses)
+        self.losses = array("d")
         return {
             "rows": rows,
             "classes": labels,
@@ -285,12 +271,11 @@ class ClassificationScorer:
             "log_loss": loss,
             "per_class": per_class,
             "confusion_matrix": {
-                truth: {guess: confusion[row][column] for column, guess in enumerate(labels)}
-                for row, truth in enumerate(labels)
+                truth: {guess: confusion[row][column] for column, guess in enumerate(labels)} for row, truth in enumerate(labels)
             },
             "standard_errors": {
                 "accuracy": math.sqrt(accuracy * (1 - accuracy) / rows),
-                "log_loss": _standard_error(self.loss_squares.value, loss, rows),
+                "log_loss": _standard_error(loss_squares, loss, rows),
             },
             "undefined": undefined,
         }
@@ -307,13 +292,12 @@ class RegressionScorer:
     """
 
     def __init__(self) -> None:
-        self.rows = 0
-        self.errors, self.squares, self.squares_squared = Sum(), Sum(), Sum()
-        self.absolute, self.absolute_squared = Sum(), Sum()
-        self.relative, self.relative_squared = Sum(), Sum()
-        self.relative_rows = 0
-        self.mean = 0.0  # Welford: the true values' running mean and sum of squared deviations
-        self.deviations = 0.0
+        self.truths = array("d")  # per row: 16 bytes a row, summed exactly (math.fsum) at the end
+        self.errors = array("d")
+
+    @property
+    def rows(self) -> int:
+        return len(self.truths)
 
     def add(self, truth: Any, prediction: Any) -> None:
         try:
@@ -321,41 +305,32 @@ class RegressionScorer:
         except (KeyError, TypeError, ValueError) as error:
             raise ScoringError(f"a regression prediction must be {{'value': <number>}}: {error!r}") from error
         actual = float(truth)
-        error = guess - actual
-        self.rows += 1
-        self.errors.add(error)
-        square = error * error
-        self.squares.add(square)
-        self.squares_squared.add(square * square)
-        self.absolute.add(abs(error))
-        self.absolute_squared.add(square)
-        if actual != 0:
-            relative = abs(error) / abs(actual)
-            self.relative.add(relative)
-            self.relative_squared.add(relative * relative)
-            self.relative_rows += 1
-        delta = actual - self.mean
-        self.mean += delta / self.rows
-        self.deviations += delta * (actual - self.mean)
+        self.truths.append(actual)
+        self.errors.append(guess - actual)
 
     def result(self) -> dict[str, Any]:
-        rows = self.rows
+        rows, truths, errors = self.rows, self.truths, self.errors
         if not rows:
             raise ScoringError("no test rows to score")
-        squared = self.squares.value
-        if self.deviations:
-            r2 = 1.0 - squared / self.deviations
+        squared = math.fsum(error * error for error in errors)
+        mean_truth = math.fsum(truths) / rows
+        total = math.fsum((truth - mean_truth) ** 2 for truth in truths)
+        if total:
+            r2 = 1.0 - squared / total
         else:
             r2 = 1.0 if squared == 0 else 0.0
-        mse, mae = squared / rows, self.absolute.value / rows
-        mape = self.relative.value / self.relative_rows if self.relative_rows else None
-        undefined = {} if mape is not None else {"mape": "every true value in the test split is 0: a percentage of 0 is undefined"}
-        errors = {
-            "mse": _standard_error(self.squares_squared.value, mse, rows),
-            "mae": _standard_error(self.absolute_squared.value, mae, rows),
+        mse, mae = squared / rows, math.fsum(abs(error) for error in errors) / rows
+        relative = array("d", (abs(error) / abs(truth) for truth, error in zip(truths, errors) if truth != 0))
+        mape = math.fsum(relative) / len(relative) if relative else None
+        undefined = (
+            {} if mape is not None else {"mape": "every true value in the test split is 0: a percentage of 0 is undefined"}
+        )
+        standard_errors = {
+            "mse": _standard_error(math.fsum(error**4 for error in errors), mse, rows),
+            "mae": _standard_error(squared, mae, rows),
         }
         if mape is not None:
-            errors["mape"] = _standard_error(self.relative_squared.value, mape, self.relative_rows)
+            standard_errors["mape"] = _standard_error(math.fsum(value * value for value in relative), mape, len(relative))
         return {
             "rows": rows,
             "rmse": math.sqrt(mse),
@@ -363,9 +338,9 @@ class RegressionScorer:
             "mae": mae,
             "r2": r2,
             "mape": mape,
-            "mape_skipped_rows": rows - self.relative_rows,
-            "mean_error": self.errors.value / rows,  # > 0: the model predicts too high on average
-            "standard_errors": errors,
+            "mape_skipped_rows": rows - len(relative),
+            "mean_error": math.fsum(errors) / rows,  # > 0: the model predicts too high on average
+            "standard_errors": standard_errors,
             "undefined": undefined,
         }
 
@@ -422,9 +397,7 @@ def model_quality_report(result: dict[str, Any], problem_type: str | None, about
             for name in ("precision", "recall", "f1"):
                 section[name] = metric(name, result["per_class"].get(positive, {}).get(name))
             section["auc"] = metric("auc", result.get("roc_auc"))
-    extras = {
-        key: value for key, value in result.items() if key not in section and key not in ("standard_errors", "rows")
-    }
+    extras = {key: value for key, value in result.items() if key not in section and key not in ("standard_errors", "rows")}
     return {
         "version": 0.0,
         "dataset": {"item_count": result["rows"], "evaluation_time": datetime.now(UTC).isoformat(timespec="seconds")},

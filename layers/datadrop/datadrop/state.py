@@ -270,9 +270,7 @@ class StateStore:
             return None
         return str(item["dataset"]), str(item["version"]), str(item["champion_version"])
 
-    def finish_champion(
-        self, dataset: str, version: str, champion_version: str, to: ChampionStatus, **attributes: Any
-    ) -> bool:
+    def finish_champion(self, dataset: str, version: str, champion_version: str, to: ChampionStatus, **attributes: Any) -> bool:
         """EVALUATING → EVALUATED or FAILED, once; False when it was not EVALUATING."""
         update = _Update()
         update.conditions.append(f"{update.name('status')} = {update.value(ChampionStatus.EVALUATING.value)}")
