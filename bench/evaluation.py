@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]

@@ -9,11 +9,13 @@ plays SageMaker's part where moto cannot, as test_aws_flow does.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from datadrop import cli, names
+from datadrop.recovery import Sweeper
 from datadrop.storage import split_s3_uri
 
 from tests.conftest import sample_event
@@ -176,3 +178,18 @@ def test_the_champion_is_re_scored_on_the_new_split_and_a_worse_version_is_rejec
     # The champion's evaluation of v2's split is recorded like a run's, under its own identity.
     record = aws.services.state.get_champion("penguins", v2, v1)
     assert record is not None and record.status == "EVALUATED" and record.report == rejected["champion"]["report"]
+
+
+def test_the_sweeper_catches_up_an_approval_whose_event_was_lost(aws: AwsHarness) -> None:
+    prepared = _prepare(aws, (EXAMPLE / "species.yaml").read_text() + "approval: manual\n")
+    _train_and_evaluate(aws, prepared, wrong=0)
+    (pending,) = aws.details("ModelPendingApproval")
+    sweeper = Sweeper(aws.services, stuck_after=timedelta(0), give_up_after=timedelta(hours=24))
+    far_later = datetime.now(UTC) + timedelta(days=30)
+    report = sweeper.sweep(far_later)  # a person may take weeks: the version is never given up on
+    assert report.ended == [] and any("PENDING_APPROVAL" in line for line in report.waiting)
+    cli.request_registry_decision(aws.services, "penguins", prepared["version"], "Approved")
+    report = sweeper.sweep()  # the state-change event never came
+    assert any("package Approved: approved" in line for line in report.continued), report
+    (approved,) = aws.details("ModelApproved")
+    assert approved["model_package_arn"] == pending["model_package_arn"]

@@ -585,6 +585,26 @@ def start_champion(services: Services, item: VersionRecord, owner: ResourceOwner
     return record
 
 
+def sweep_champion(services: Services, item: VersionRecord) -> str | None:
+    """The sweeper's look at a version waiting for its champion's numbers: start the transform if it
+    was never created (no capacity, or a crash), or finish it if its event was lost."""
+    owner = current_champion(services, item.dataset, item.version)
+    record = services.state.get_champion(item.dataset, item.version, owner.version) if owner else None
+    if owner is None or record is None or record.status != ChampionStatus.EVALUATING:
+        return None
+    job = services.compute.find_transform_job(record.transform_job)
+    if job is None:
+        start_champion(services, item, owner, restart=True)
+        return f"champion {owner.version}: transform started"
+    status = str(job.get("TransformJobStatus", ""))
+    if status in ("Completed", *TRANSFORM_FAILED):
+        outcome = on_champion_transform(
+            services, item.dataset, item.version, owner.version, record.transform_job, status, job.get("FailureReason")
+        )
+        return f"champion {owner.version}: {outcome}"
+    return None
+
+
 def _champion_early(services: Services, dataset: str, version: str) -> None:
     """Start the champion's evaluation with the version's first evaluation, so it runs alongside the
     runs' (the decision re-checks which model serves, and starts another if it changed)."""

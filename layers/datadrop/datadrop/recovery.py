@@ -24,7 +24,13 @@ from datadrop.state import OUTBOX, TERMINAL_RUN_STATUSES, ItemKey, ResourceOwner
 
 logger = Logger(child=True)
 
-SWEPT_STATUSES = (VersionStatus.PREPARED, VersionStatus.TRAINING, VersionStatus.APPROVED, VersionStatus.DEPLOYING)
+SWEPT_STATUSES = (
+    VersionStatus.PREPARED,
+    VersionStatus.TRAINING,
+    VersionStatus.PENDING_APPROVAL,
+    VersionStatus.APPROVED,
+    VersionStatus.DEPLOYING,
+)
 FINAL_JOB_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 
 
@@ -157,6 +163,14 @@ class Sweeper:
         # leftovers are OUTBOX items of their own, which this sweep flushes too).
         if item.outbox:
             report.published += services.state.flush(services.state.version_item(dataset, version))
+        if status is VersionStatus.PENDING_APPROVAL:
+            # A person's decision may take any time: never given up on; a lost registry event is caught up.
+            acted_on = self._sweep_pending_approval(item)
+            (report.continued if acted_on else report.waiting).append(
+                f"{label}: {status.value}" + (f": {acted_on}" if acted_on else "")
+            )
+            report.published += services.state.flush_version(dataset, version, discover=False)
+            return
         try:
             if status is VersionStatus.PREPARED:
                 acted: str | None = self._restart_training(item)
@@ -175,6 +189,16 @@ class Sweeper:
                 report.continued.append(f"{label}: {status.value}: {acted}")
         finally:
             report.published += services.state.flush_version(dataset, version, discover=False)  # what giving up announced
+
+    def _sweep_pending_approval(self, item: VersionRecord) -> str | None:
+        """Ask the registry whether a person decided on the package (its state-change event may be lost)."""
+        if not item.model_package_arn:
+            return None
+        package = self.services.sagemaker.describe_model_package(ModelPackageName=item.model_package_arn)
+        status = str(package.get("ModelApprovalStatus", ""))
+        if status not in evaluation.REGISTRY_DECISIONS:
+            return None
+        return f"package {status}: " + evaluation.on_model_package_state_change(self.services, item.model_package_arn, status)
 
     def _restart_training(self, item: VersionRecord) -> str:
         runs = training.start_training(self.services, item.prepared_event())
@@ -225,6 +249,10 @@ class Sweeper:
                 self._no_capacity = True
                 acted.append(f"retried: still {RunStatus.PENDING.value}")
         # A decision needs every run finished: only then (or after this sweep moved a run) is it worth asking.
+        if all(record.status in TERMINAL_RUN_STATUSES for record in records) and not self._no_capacity:
+            champion = evaluation.sweep_champion(services, item)  # the gate also waits for the champion's numbers
+            if champion:
+                acted.append(champion)
         if acted or all(record.status in TERMINAL_RUN_STATUSES for record in records):
             decided = evaluation.decide(services, dataset, version)
             if decided:
