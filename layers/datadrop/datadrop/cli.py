@@ -620,7 +620,7 @@ def run_exit(summary: dict[str, Any]) -> int:
     return exit_code(summary)
 
 
-TERMINAL_EVENTS = ("ModelDeployed", "ModelRejected", "VersionFailed", "DeploymentFailed")
+TERMINAL_EVENTS = ("ModelDeployed", "ModelRejected", "ModelPendingApproval", "VersionFailed", "DeploymentFailed")
 
 
 @dataclass
@@ -1195,7 +1195,7 @@ def describe_event(event: dict[str, Any]) -> str:
         shown = ("r2", "rmse", "mae") if "r2" in metrics else ("accuracy",)  # regression, or classification
         values = ", ".join(f"{name} {format_value(metrics.get(name, float('nan')))}" for name in shown)
         return f"RunEvaluated {detail['run']['training_job']}: held-out {values}"
-    if kind in ("ModelApproved", "ModelRejected"):
+    if kind in ("ModelApproved", "ModelRejected", "ModelPendingApproval"):
         return f"{kind}: {detail['reason']}"
     if kind == "VersionFailed":
         return f"VersionFailed ({detail['stage']}): {detail['reason']}"
@@ -1263,6 +1263,9 @@ def summarise(stack: Any, dataset: str) -> dict[str, Any]:
         )
     elif status == "REJECTED":
         summary["status"] = "rejected"
+    elif status == "PENDING_APPROVAL":
+        summary["status"] = "pending_approval"
+        summary["approve_with"] = f"datadrop approve {dataset} {item.version}"
     else:
         summary["status"] = "failed"
         if stack.dead_letters:
@@ -1318,6 +1321,8 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         for request_line in example["request"].strip().splitlines():
             print(f"  > {request_line}", file=out)
         print(f"  < {example['response']}", file=out)
+    elif summary["status"] == "pending_approval":
+        print(f"waiting for a person in the model registry: {summary['approve_with']} (or reject)", file=out)
     elif summary["status"] == "failed":
         print(f"failed: {summary.get('reason')}", file=out)
     print(f"({summary['seconds']} s)", file=out)
@@ -1339,7 +1344,7 @@ def serve_forever(summary: dict[str, Any], out: TextIO) -> None:
 
 
 def exit_code(summary: dict[str, Any]) -> int:
-    if summary["status"] in ("deployed", "rejected"):
+    if summary["status"] in ("deployed", "rejected", "pending_approval"):
         return EXIT_OK
     if summary["status"] == "input_rejected":
         return EXIT_INPUT_REJECTED
