@@ -1118,6 +1118,8 @@ def request_registry_decision(services: Any, dataset: str, version: str, status:
     current = services.sagemaker.describe_model_package(ModelPackageName=arn).get("ModelApprovalStatus")
     if current == status:
         return f"the package of version {version} is {status} already: nothing to do"
+    if current != "PendingManualApproval":
+        raise RegistryRefused(f"the package of version {version} was {current} in the model registry already: {arn}")
     if item.status != VersionStatus.PENDING_APPROVAL:
         raise RegistryRefused(
             f"version {version} of {dataset!r} is not waiting for a person's decision: it is {item.status.value}"
