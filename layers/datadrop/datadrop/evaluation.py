@@ -680,6 +680,7 @@ def on_champion_transform(
 # ---------------------------------------------------------------------------------------------
 # The decision
 # ---------------------------------------------------------------------------------------------
+WAITING_FOR_A_PERSON = "; waiting for a person to approve it in the model registry (approval: manual)"
 REGISTRY_STATUS = {
     VersionStatus.APPROVED: "Approved",
     VersionStatus.REJECTED: "Rejected",
@@ -764,7 +765,7 @@ def decide(services: Services, dataset: str, version: str) -> str | None:
         outcome = VersionStatus.APPROVED if passed else VersionStatus.REJECTED
         if passed and manual:
             outcome = VersionStatus.PENDING_APPROVAL
-            reason += "; waiting for a person to approve it in the model registry (approval: manual)"
+            reason += WAITING_FOR_A_PERSON
     try:
         package_arn = (
             _register_model_package(services, version_item, best, REGISTRY_STATUS[outcome], metric, champion) if best else None

@@ -148,10 +148,14 @@ class ChampionScore(BaseModel):
 
 class ModelDecision(DatadropEvent):
     version: str
-    metric: str = Field(description="the held-out metric judged: accuracy, macro_f1, log_loss, r2, rmse, mae or mape")
+    metric: str = Field(
+        description="the held-out metric judged: accuracy, balanced_accuracy, macro_precision, macro_recall, macro_f1, "
+        "roc_auc, log_loss (classification); r2, rmse, mae or mape (regression)"
+    )
     value: float | None
     threshold: float = Field(
-        description="a minimum for accuracy, macro_f1 and r2; a maximum for log_loss, rmse, mae and mape (lower is better)"
+        description="a minimum for the higher-is-better metrics (accuracy-like and r2); a maximum for log_loss, rmse, "
+        "mae and mape (lower is better)"
     )
     reason: str
     best_run: RunSummary | None
