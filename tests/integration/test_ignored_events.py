@@ -459,6 +459,32 @@ CASES: dict[str, Case] = {
     "evaluate/endpoint-in-service": Case("evaluate", Stage.TRAINING, lambda f: _endpoint_event(f, "IN_SERVICE")),
     "evaluate/datadrop-event": Case("evaluate", Stage.TRAINING, lambda f: envelope("DatasetPrepared", f.prepared)),
     "evaluate/tuning-job-state-change": Case("evaluate", Stage.TRAINING, lambda f: copy.deepcopy(TUNING_JOB_STATE_CHANGE)),
+    # evaluate: a package decision counts only for a package of ours whose version waits for a person.
+    "evaluate/foreign-model-package-approved": Case(
+        "evaluate",
+        Stage.TRAINING,
+        lambda f: with_detail({**MODEL_PACKAGE_STATE_CHANGE, "source": "aws.sagemaker"}, ModelApprovalStatus="Approved"),
+    ),
+    "evaluate/our-auto-approved-package-announced": Case(  # SageMaker announces our own CreateModelPackage
+        "evaluate",
+        Stage.DEPLOYING,
+        lambda f: with_detail(
+            {**MODEL_PACKAGE_STATE_CHANGE, "source": "aws.sagemaker"},
+            ModelPackageGroupName=f"datadrop--{DATASET}",
+            ModelPackageArn=f.approved["model_package_arn"],
+            ModelApprovalStatus="Approved",
+        ),
+    ),
+    "evaluate/our-package-pending-manual-approval": Case(
+        "evaluate",
+        Stage.DEPLOYING,
+        lambda f: with_detail(
+            {**MODEL_PACKAGE_STATE_CHANGE, "source": "aws.sagemaker"},
+            ModelPackageGroupName=f"datadrop--{DATASET}",
+            ModelPackageArn=f.approved["model_package_arn"],
+            ModelApprovalStatus="PendingManualApproval",
+        ),
+    ),
     # deploy: only datadrop's ModelApproved, and final statuses of endpoints whose config is mapped to a run.
     "deploy/our-endpoint-creating": Case("deploy", Stage.DEPLOYING, lambda f: _endpoint_event(f, "CREATING")),
     "deploy/our-endpoint-updating": Case("deploy", Stage.DEPLOYING, lambda f: _endpoint_event(f, "Updating")),
