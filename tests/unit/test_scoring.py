@@ -159,3 +159,27 @@ def test_the_report_is_laid_out_as_sagemaker_model_quality_metrics() -> None:
     shaped = scoring.model_quality_report(regression, "regression", {})
     assert set(shaped["regression_metrics"]) == {"mse", "rmse", "mae", "r2", "mape"}
     json.dumps(report, allow_nan=False)  # strict JSON: no NaN anywhere
+
+
+@pytest.mark.parametrize(
+    ("metric", "candidate", "champion", "margin", "beaten"),
+    [
+        ("accuracy", 0.90, 0.90, 0.0, True),  # at least as good
+        ("accuracy", 0.90, 0.91, 0.0, False),
+        ("accuracy", 0.92, 0.90, 0.01, True),
+        ("accuracy", 0.905, 0.90, 0.01, False),
+        ("accuracy", 0.895, 0.90, -0.01, True),  # a negative margin tolerates that much worse
+        ("log_loss", 0.30, 0.35, 0.05, True),  # lower is better: champion - candidate
+        ("log_loss", 0.33, 0.35, 0.05, False),
+        ("rmse", 310.0, 300.0, 0.0, False),
+        ("roc_auc", 0.95, 0.94, 0.0, True),
+    ],
+)
+def test_the_gate_beats_the_champion_in_the_metrics_direction(
+    metric: str, candidate: float, champion: float, margin: float, beaten: bool
+) -> None:
+    from datadrop.metrics import beats, champion_comparison
+
+    assert beats(metric, candidate, champion, margin) is beaten
+    words = champion_comparison(metric, candidate, champion, "v1", margin)
+    assert ("does not beat" in words) is not beaten and words.endswith("not deployed") is not beaten
