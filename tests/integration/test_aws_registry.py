@@ -139,7 +139,7 @@ def test_a_rejection_in_the_registry_is_a_model_rejected(aws: AwsHarness) -> Non
     assert outcome["outcome"] == "rejected"
     (rejected,) = aws.details("ModelRejected")
     assert rejected["reason"].startswith("rejected in the model registry")
-    with pytest.raises(cli.RegistryRefused, match="not waiting"):
+    with pytest.raises(cli.RegistryRefused, match="was Rejected in the model registry already"):
         cli.request_registry_decision(aws.services, "penguins", prepared["version"], "Approved")
 
 

@@ -12,6 +12,7 @@ from datadrop.events import (
     DatasetPrepared,
     EndpointStateChange,
     ModelApproved,
+    ModelPackageStateChange,
     PreparedArtifacts,
     S3ObjectCreated,
     SourceObject,
@@ -161,6 +162,7 @@ def test_every_sample_event_parses_with_its_handlers_model() -> None:
         "evaluate_transform_job_completed.json": TransformJobStateChange,
         "evaluate_tuning_job_completed.json": TuningJobStateChange,
         "evaluate_tuning_training_job_completed.json": TrainingJobStateChange,
+        "evaluate_model_package_approved.json": ModelPackageStateChange,
         "deploy_model_approved.json": ModelApprovedEvent,
         "deploy_endpoint_in_service.json": EndpointStateChange,
     }
