@@ -15,7 +15,7 @@ from typing import Literal
 from aws_lambda_powertools import Logger
 
 from datadrop import names, observability
-from datadrop.config import ConfigError, DatasetConfig, parse_config, validate_dataset_name
+from datadrop.config import ConfigError, DatasetConfig, parse_config, ready_to_parse, validate_dataset_name
 from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
 from datadrop.services import Services
 from datadrop.serving import build_serving_bundle
@@ -23,6 +23,8 @@ from datadrop.state import VersionStatus
 from datadrop.storage import ObjectNotFound, ObjectTooLarge
 
 logger = Logger(child=True)
+
+ready_to_parse()  # every upload parses its dataset's config: PyYAML and the validator load with the step
 
 UNKNOWN_DATASET = "unassigned"
 
