@@ -14,6 +14,9 @@ from typing import Literal
 
 from aws_lambda_powertools import Logger
 
+# datadrop.dataprep (polars) waits for the first data, but the report's models, which every prepared
+# upload fills, load with the step (events.py imports only their short form, for the other steps).
+import datadrop.quality  # noqa: F401
 from datadrop import names, observability
 from datadrop.config import ConfigError, DatasetConfig, parse_config, ready_to_parse, validate_dataset_name
 from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
