@@ -1,6 +1,12 @@
 """Per-dataset configuration: `config/<dataset>.yaml` (or .json) in the data bucket.
 
 Validated with pydantic; unknown keys are errors so a typo is reported instead of ignored.
+
+Every step imports this module (DatasetPrepared carries the search space and the experiment
+settings), but only the prepare step parses config files: PyYAML is imported by `parse_config`, and
+the models build their validators on first use (defer_build), so the other steps pay for neither.
+The prepare step, which parses a config on every upload, loads both at import (`ready_to_parse`,
+called by datadrop.intake).
 """
 
 from __future__ import annotations
@@ -9,7 +15,6 @@ import json
 import re
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from datadrop.metrics import MetricError, MetricName, resolve_metric, resolve_threshold
@@ -27,12 +32,16 @@ DEFAULT_XGBOOST_HYPERPARAMETERS: dict[str, str] = {
 }
 
 
+# Built on first use, not at import (see the module docstring).
+_LAZY_STRICT = ConfigDict(extra="forbid", defer_build=True)
+
+
 class ConfigError(ValueError):
     """A dataset config that cannot be used; the message says which field and how to fix it."""
 
 
 class SplitConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     validation: float = Field(0.15, gt=0, lt=0.5, description="fraction of rows held out for early stopping")
     test: float = Field(0.15, gt=0, lt=0.5, description="fraction of rows held out for the final evaluation")
@@ -51,7 +60,7 @@ Scalar = str | int | float
 class Range(BaseModel):
     """A hyperparameter range, sampled by random search and explored by Bayesian search."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     min: float
     max: float
@@ -77,7 +86,7 @@ class SearchConfig(BaseModel):
     """How the runs of a version are chosen from `hyperparameters`: a plain value is fixed, a list
     is a grid axis, a {min, max, scale, type} mapping is a range."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     strategy: Literal["grid", "random", "bayesian"] = "grid"
     max_runs: int | None = Field(
@@ -102,7 +111,7 @@ class ExperimentSettings(BaseModel):
     """What `Experiment.create(...)` and `Run(...)` take in the SDK: how the dataset's experiment
     and its runs are named and described in Studio."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     display_name: str | None = Field(None, pattern=DISPLAY_NAME_PATTERN, description="the experiment's name in Studio")
     description: str | None = Field(None, max_length=3072)
@@ -130,7 +139,7 @@ FEATURE_ROLE_SETTINGS = ("numeric", "categorical", "boolean", "datetime")  # the
 class ColumnSettings(BaseModel):
     """What the config says about one column, instead of what datadrop would infer."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     role: ColumnRoleSetting = Field(
         description="numeric or categorical: used as that kind whatever its values look like; boolean or "
@@ -142,7 +151,7 @@ class ColumnSettings(BaseModel):
 class DatasetConfig(BaseModel):
     """What a user writes in `config/<dataset>.yaml`. Only `target` is required."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     target: str = Field(min_length=1, description="the column to predict")
     problem_type: Literal["auto", "binary", "multiclass", "regression"] = Field(
@@ -251,8 +260,18 @@ class DatasetConfig(BaseModel):
         return json.dumps(self.model_dump(mode="json", exclude=unchanged), sort_keys=True, separators=(",", ":"))
 
 
+def ready_to_parse() -> None:
+    """Import PyYAML and build DatasetConfig's validator now, not in the first `parse_config`: for a
+    step that parses a config on every invocation (prepare), at import, where its cold start pays."""
+    import yaml  # noqa: F401
+
+    DatasetConfig.model_rebuild()
+
+
 def parse_config(raw: bytes | str, source: str) -> DatasetConfig:
     """Parse YAML or JSON config text; raise ConfigError naming the field and the fix."""
+    import yaml  # only the prepare step and the CLI parse config files (see the module docstring)
+
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     try:
         document = yaml.safe_load(text)

@@ -22,7 +22,7 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datadrop.config import ExperimentSettings, HyperparameterSpec, SearchConfig
-from datadrop.quality import QualitySummary
+from datadrop.quality_summary import QualitySummary
 
 SOURCE = "datadrop"
 
