@@ -582,7 +582,7 @@ def run_exit(summary: dict[str, Any]) -> int:
     return exit_code(summary)
 
 
-TERMINAL_EVENTS = ("ModelDeployed", "ModelRejected", "VersionFailed", "DeploymentFailed")
+TERMINAL_EVENTS = ("ModelDeployed", "ModelRejected", "VersionFailed", "DeploymentFailed", "DeploymentSuperseded")
 
 
 @dataclass
@@ -1076,6 +1076,8 @@ def describe_event(event: dict[str, Any]) -> str:
         return f"ModelDeployed: {detail['endpoint_name']} at {detail['invocation_url']}"
     if kind == "DeploymentFailed":
         return f"DeploymentFailed: {detail['reason']}"
+    if kind == "DeploymentSuperseded":
+        return f"DeploymentSuperseded by {detail['superseded_by']}: {detail['reason']}"
     return f"{kind}"
 
 
