@@ -261,13 +261,7 @@ def _start(work: _Work, item: VersionRecord, record: EndpointRecord, mine: Endpo
         if described is not None and described.get("EndpointConfigName") == mine.config and status != FAILED:
             pass  # asked for before this retry: SageMaker is on it
         elif described is None:
-            compute.create_endpoint(
-                {
-                    "EndpointName": endpoint,
-                    "EndpointConfigName": mine.config,
-                    "Tags": [{"Key": "datadrop:dataset", "Value": item.dataset}],
-                }
-            )
+            _create_endpoint(services, endpoint, mine)
             update = False
         elif status == FAILED:
             # DeleteEndpoint is the only call a Failed endpoint takes; it is created again once gone.
@@ -275,9 +269,10 @@ def _start(work: _Work, item: VersionRecord, record: EndpointRecord, mine: Endpo
             logger.warning(
                 "endpoint is Failed: deleted, to be created again", endpoint=endpoint, reason=described.get("FailureReason")
             )
-            if compute.describe_endpoint(endpoint) is None:
-                return _start(work, item, record, mine, endpoint, run_index)
-            return _not_now(work, mine, f"deleting the Failed endpoint {endpoint} before creating it again")
+            if compute.describe_endpoint(endpoint) is not None:
+                return _not_now(work, mine, f"deleting the Failed endpoint {endpoint} before creating it again")
+            _create_endpoint(services, endpoint, mine)
+            update = False
         elif status in UPDATABLE_ENDPOINT_STATUSES:
             compute.update_endpoint(
                 {"EndpointName": endpoint, "EndpointConfigName": mine.config, "DeploymentConfig": deployment_config(settings)}
@@ -326,7 +321,23 @@ def _start(work: _Work, item: VersionRecord, record: EndpointRecord, mine: Endpo
     )
     if started:
         observability.count("DeploymentsStarted")
+    if described is not None and described.get("EndpointConfigName") == mine.config and status in FINAL_ENDPOINT_STATUSES:
+        # A retry after SageMaker finished (its event came while this deployment was not recorded
+        # as started): settle it now rather than wait for the sweeper.
+        fresh = state.get_endpoint(endpoint) or record
+        settled = _settle(work, endpoint, fresh, mine, str(status), mine.config, described.get("FailureReason"))
+        return _next(work, endpoint, str(status), settled)
     return "updating" if update else "creating"
+
+
+def _create_endpoint(services: Services, endpoint: str, mine: EndpointSlot) -> None:
+    services.compute.create_endpoint(
+        {
+            "EndpointName": endpoint,
+            "EndpointConfigName": mine.config,
+            "Tags": [{"Key": "datadrop:dataset", "Value": mine.dataset}],
+        }
+    )
 
 
 def _not_now(work: _Work, mine: EndpointSlot, reason: str) -> str:
