@@ -255,11 +255,11 @@ def _start(work: _Work, item: VersionRecord, record: EndpointRecord, mine: Endpo
     run = names.RunNames(services.settings.name_prefix, item.dataset, item.version, run_index, item.attempt)
     described = compute.describe_endpoint(endpoint)
     status = endpoint_status(str(described.get("EndpointStatus", ""))) if described else None
-    update = record.serving is not None or described is not None
+    update = True
     try:
         compute.create_endpoint_config(endpoint_config_request(services, run))
         if described is not None and described.get("EndpointConfigName") == mine.config and status != FAILED:
-            pass  # asked for before this retry: SageMaker is on it
+            update = record.serving is not None  # asked for before this retry: SageMaker is on it
         elif described is None:
             _create_endpoint(services, endpoint, mine)
             update = False
