@@ -188,7 +188,12 @@ def _deploy(work: _Work, approved: ModelApproved) -> str:
             described = services.compute.describe_endpoint(endpoint)
             status = endpoint_status(str(described.get("EndpointStatus", ""))) if described else None
             if status not in BUSY_ENDPOINT_STATUSES:
-                when = {"in_flight": None, "waiting": record.waiting.version if record.waiting else None}
+                # Conditional on all three as read: nothing newer may have started or finished meanwhile.
+                when = {
+                    "in_flight": None,
+                    "waiting": record.waiting.version if record.waiting else None,
+                    "serving": record.serving.version if record.serving else None,
+                }
                 sets: dict[str, EndpointSlot | None] = {"in_flight": mine}
                 if record.waiting is not None and record.waiting.version == mine.version:
                     sets["waiting"] = None
