@@ -124,7 +124,7 @@ def test_first_deployment_creates_then_later_ones_update_blue_green_with_rollbac
     }
     # Creating (the docs' spelling) changes nothing; IN_SERVICE without EndpointConfigName (the
     # mlspace sample's shape): DescribeEndpoint says which config serves.
-    assert aws.invoke("deploy", sagemaker.change(ENDPOINT, "Creating", spelling="docs"))["outcome"] == "in progress (Creating)"
+    assert aws.invoke("deploy", sagemaker.change(ENDPOINT, "Creating", spelling="docs"))["outcome"] == "ignored"
     assert aws.details("ModelDeployed") == []
     aws.invoke("deploy", sagemaker.change(ENDPOINT, "InService", spelling="docs", event_config=False))
     (deployed,) = aws.details("ModelDeployed")
@@ -168,9 +168,9 @@ def test_first_deployment_creates_then_later_ones_update_blue_green_with_rollbac
     # A late copy of v1's IN_SERVICE says nothing about v2: SageMaker says it is still Updating.
     stale = sagemaker.event(ENDPOINT, "InService", config=_config_of(v1), spelling="docs")
     assert aws.invoke("deploy", stale)["outcome"] == "in progress (Updating)"
-    for status in ("Updating", "SystemUpdating", "Creating"):
-        event = sagemaker.event(ENDPOINT, status, config=_config_of(v1))
-        assert aws.invoke("deploy", event)["outcome"] == "in progress (Updating)"  # what DescribeEndpoint says
+    for status in ("Updating", "SystemUpdating", "Creating", "RollingBack", "Deleting", "OutOfService"):
+        event = sagemaker.event(ENDPOINT, status, config=_config_of(v1), spelling="docs")
+        assert aws.invoke("deploy", event)["outcome"] == "ignored"  # not settled: nothing to do yet
     assert aws.details("DeploymentFailed") == [] and len(aws.details("ModelDeployed")) == 1
     aws.invoke("deploy", sagemaker.change(ENDPOINT, "InService"))
     assert [event["version"] for event in aws.details("ModelDeployed")] == [v1["version"], v2["version"]]
@@ -215,7 +215,7 @@ def test_an_update_rolled_back_is_a_failed_deployment_and_the_previous_model_kee
     v1, v2 = _serving_v1_then_update_to_v2(aws, sagemaker)
     # An alarm went off: SageMaker rolls back and the endpoint is InService on the old config again.
     rolling_back = sagemaker.change(ENDPOINT, "RollingBack", spelling=spelling, event_config=event_config)
-    assert aws.invoke("deploy", rolling_back)["outcome"] == "in progress (RollingBack)"
+    assert aws.invoke("deploy", rolling_back)["outcome"] == "ignored"
     reason = f"Alarm {ALARMS[0]} went off during the deployment; rolled back"
     back = sagemaker.change(
         ENDPOINT, "InService", config=_config_of(v1), failure_reason=reason, spelling=spelling, event_config=event_config
@@ -377,7 +377,7 @@ def test_an_approval_while_sagemaker_updates_the_endpoint_itself_waits_for_it(
     _deploy(aws, v1)
     aws.invoke("deploy", sagemaker.change(ENDPOINT, "InService"))
     maintenance = sagemaker.change(ENDPOINT, "SystemUpdating", spelling="docs")
-    assert aws.invoke("deploy", maintenance)["outcome"] == "no deployment in flight"
+    assert aws.invoke("deploy", maintenance)["outcome"] == "ignored"
     v2 = _approve(aws, 0.6)
     calls = len(aws.calls)
     assert _deploy(aws, v2) == "waiting"
@@ -400,7 +400,9 @@ def test_sagemaker_refusing_the_update_fails_the_deployment_and_frees_the_endpoi
     sagemaker.refuse_updates = "canary size exceeds the fleet"
     assert _deploy(aws, v2) == "failed"
     (failed,) = aws.details("DeploymentFailed")
-    assert "canary size exceeds the fleet" in failed["reason"] and failed["serving_version"] == v1["version"]
+    assert failed["reason"].startswith("SageMaker refused UpdateEndpoint: canary size exceeds the fleet")
+    assert failed["serving_version"] == v1["version"] and failed["endpoint_status"] == "InService"
+    assert _status(aws, v2["version"]).status == VersionStatus.DEPLOYMENT_FAILED
     endpoint = aws.services.state.get_endpoint(ENDPOINT)
     assert endpoint is not None and endpoint.in_flight is None and endpoint.serving is not None
     assert endpoint.serving.version == v1["version"]

@@ -295,15 +295,11 @@ def _start(work: _Work, item: VersionRecord, record: EndpointRecord, mine: Endpo
         if now_status in BUSY_ENDPOINT_STATUSES or (now is None) != (described is None):
             return _not_now(work, mine, f"the endpoint is {now_status or 'gone'}")
         message = error.response["Error"].get("Message", str(error))
-        return _settle(
-            work,
-            endpoint,
-            record,
-            mine,
-            now_status or "",
-            (now or {}).get("EndpointConfigName"),
-            f"SageMaker refused the deployment: {message}",
+        refused = f"SageMaker refused {error.operation_name}: {message}"
+        settled = _settle(
+            work, endpoint, record, mine, now_status or "", (now or {}).get("EndpointConfigName"), None, refused=refused
         )
+        return _next(work, endpoint, now_status or "", settled)
     started = state.transition_version(
         item.dataset,
         item.version,
@@ -360,6 +356,14 @@ def on_endpoint_state_change(
     services: Services, endpoint_name: str, status: str, endpoint_config_name: str | None, failure_reason: str | None
 ) -> str:
     status = endpoint_status(status)
+    if status not in FINAL_ENDPOINT_STATUSES:
+        # Creating, Updating, SystemUpdating, RollingBack, Deleting, OutOfService: SageMaker is at
+        # work; its settled status (or the sweeper) decides, and approvals wait for it.
+        logger.info("endpoint not settled; nothing to do yet", endpoint=endpoint_name, status=status)
+        return "ignored"
+    if endpoint_config_name is not None and services.state.find_resource("endpoint-config", endpoint_config_name) is None:
+        logger.info("endpoint config is not one of ours; ignored", endpoint=endpoint_name, config=endpoint_config_name)
+        return "ignored"
     record = services.state.get_endpoint(endpoint_name)
     if record is None:
         record = _record_of_an_older_deployment(services, endpoint_name, endpoint_config_name)
@@ -429,14 +433,15 @@ def _settle(
     status: str,
     config: str | None,
     failure_reason: str | None,
+    refused: str | None = None,
 ) -> str:
-    """The deployment in flight ended: record and announce how (one write on its version), then
-    free the endpoint."""
+    """The deployment in flight ended (or SageMaker refused to start it: `refused`): record and
+    announce how (one write on its version), then free the endpoint."""
     services = work.services
     state = services.state
     dataset, version = flight.dataset, flight.version
     work.touch(dataset, version)
-    if status == IN_SERVICE and config == flight.config:
+    if status == IN_SERVICE and config == flight.config and refused is None:
         deployed = ModelDeployed(
             dataset=dataset,
             version=version,
@@ -456,7 +461,9 @@ def _settle(
     serving_version = serving.version if serving else None
     served = f"version {serving_version} still serves" if serving_version else "no model of this dataset serves"
     said = f": {failure_reason}" if failure_reason else ""
-    if status == IN_SERVICE:
+    if refused is not None:
+        reason = f"{refused}; {endpoint} is {status or 'gone'}; {served}"
+    elif status == IN_SERVICE:
         reason = f"the update to {flight.config} failed and SageMaker rolled it back: {endpoint} is InService on {config}; {served}{said}"
     elif status == UPDATE_ROLLBACK_FAILED:
         reason = (
@@ -466,7 +473,7 @@ def _settle(
     elif status == FAILED:
         reason = f"{endpoint} is Failed; nothing serves; the next deployment deletes and re-creates it{said}"
     else:
-        reason = f"{failure_reason or 'SageMaker refused the deployment'}; {endpoint} is {status or 'unchanged'}; {served}"
+        reason = f"{failure_reason or 'the deployment ended'}; {endpoint} is {status or 'gone'}; {served}"
     failed = DeploymentFailed(
         dataset=dataset,
         version=version,

@@ -261,7 +261,7 @@ class Sweeper:
         outcome = deployment.on_endpoint_state_change(
             services, endpoint_name, status, endpoint.get("EndpointConfigName"), endpoint.get("FailureReason")
         )
-        return None if outcome.startswith(("in progress", "waiting")) else f"endpoint {status}: {outcome}"
+        return None if outcome.startswith(("in progress", "waiting", "ignored")) else f"endpoint {status}: {outcome}"
 
     def _give_up(self, item: VersionRecord, stage: str, waited: timedelta) -> str:
         state = self.services.state
