@@ -108,3 +108,43 @@ def test_a_second_version_is_deployed_as_an_update_and_a_polling_client_sees_no_
     endpoint = stack.services.state.get_endpoint("datadrop--penguins")
     assert endpoint is not None and endpoint.serving is not None and endpoint.serving.version == second["version"]
     assert any("blue/green" in line for line in stack.compute.log)
+
+
+def test_a_new_model_that_fails_its_health_check_is_rolled_back_and_the_old_one_keeps_serving(stack: LocalStack) -> None:
+    config = yaml.safe_load((EXAMPLE / "species.yaml").read_text())
+    stack.put_config("penguins", yaml.safe_dump(config))
+    stack.upload(DATA, "penguins")
+    stack.drain()
+    (first,) = stack.events_of("ModelDeployed")
+
+    # The local SageMaker's new fleet for the next version does not come up (as a container whose
+    # model does not load): SageMaker keeps the old fleet and reports the update rolled back.
+    materialise = stack.compute._endpoint_model
+
+    def broken_for_new_configs(endpoint: str, config_name: str) -> Any:
+        if first["version"] not in config_name:
+            raise RuntimeError("the model server did not answer /ping")
+        return materialise(endpoint, config_name)
+
+    stack.compute._endpoint_model = broken_for_new_configs  # type: ignore[method-assign]
+    poller = Poller(first["invocation_url"])
+    poller.start()
+    try:
+        stack.put_config("penguins", yaml.safe_dump({**config, "threshold": 0.85}))
+        stack.upload(DATA, "penguins")
+        stack.drain()
+    finally:
+        poller.stop()
+    assert stack.dead_letters == [], [d.error for d in stack.dead_letters]
+
+    (failed,) = stack.events_of("DeploymentFailed")
+    assert failed["version"] != first["version"]
+    assert failed["endpoint_status"] == "InService" and failed["serving_version"] == first["version"]
+    assert "did not answer /ping" in failed["reason"]
+    assert [event["version"] for event in stack.events_of("ModelDeployed")] == [first["version"]]
+    item = stack.services.state.get_version("penguins", failed["version"])
+    assert item is not None and item.status == "DEPLOYMENT_FAILED" and item.serving_version == first["version"]
+    described = stack.compute.describe_endpoint("datadrop--penguins")
+    assert described is not None and first["version"] in described["EndpointConfigName"]
+    assert "did not answer /ping" in described["FailureReason"]
+    assert poller.answers and {answer[1] for answer in poller.answers} == {200}
