@@ -132,6 +132,54 @@ class ExperimentSettings(BaseModel):
         return tags
 
 
+# SageMaker's rule for a CloudWatch alarm name in AutoRollbackConfiguration (AlarmName).
+ALARM_NAME_PATTERN = r"^(?!\s*$).{1,255}$"
+
+
+class DeploymentSettings(BaseModel):
+    """How a new version replaces the one an endpoint serves (UpdateEndpoint's DeploymentConfig).
+
+    The first deployment creates the endpoint; every later one is a blue/green update: SageMaker
+    starts the new fleet beside the old, shifts traffic to it as `traffic` says and, when
+    `rollback_alarms` are given, rolls back if one of them goes off while traffic shifts or during
+    `termination_wait_seconds` after it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    traffic: Literal["all_at_once", "canary", "linear"] = Field(
+        "all_at_once", description="all_at_once: every request to the new fleet at once; canary: a share first; linear: in steps"
+    )
+    step_percent: int = Field(
+        10, ge=1, le=100, description="canary: the share of capacity that takes traffic first; linear: the share moved per step"
+    )
+    wait_seconds: int = Field(
+        300, ge=0, le=3600, description="canary and linear: how long each share bakes before more traffic moves"
+    )
+    termination_wait_seconds: int = Field(
+        0, ge=0, le=3600, description="how long the old fleet is kept after all traffic moved (a rollback can use it)"
+    )
+    max_execution_seconds: int | None = Field(
+        None, ge=600, le=28800, description="SageMaker fails the update when it takes longer (default: its own)"
+    )
+    rollback_alarms: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="names of CloudWatch alarms (e.g. on the endpoint's 5xx errors or latency) that roll the update back",
+    )
+
+    @field_validator("rollback_alarms")
+    @classmethod
+    def _alarm_names_fit_sagemaker(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(ALARM_NAME_PATTERN, name):
+                raise ValueError(f"alarm name {name!r} must be 1-255 characters and not blank")
+        if len(set(names)) != len(names):
+            raise ValueError("an alarm is named twice")
+        return names
+
+
+
 ColumnRoleSetting = Literal["numeric", "categorical", "boolean", "datetime", "text", "id", "drop"]
 FEATURE_ROLE_SETTINGS = ("numeric", "categorical", "boolean", "datetime")  # the pinned roles that keep a column
 
@@ -193,6 +241,7 @@ class DatasetConfig(BaseModel):
     hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
 
     @field_validator("hyperparameters")
     @classmethod
@@ -254,10 +303,11 @@ class DatasetConfig(BaseModel):
             raise MetricError(f"{error} (problem_type {self.problem_type}: {found})") from error
 
     def fingerprint(self) -> str:
-        """Canonical JSON of the config: part of the dataset version, so a new config retrains."""
-        # `datetime` left out at its default, so configs written before it existed keep their versions
-        unchanged = {"datetime"} if self.datetime == "expand" else None
-        return json.dumps(self.model_dump(mode="json", exclude=unchanged), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON of the config: part of the dataset version, so a new config retrains. The
+        deployment section is left out (how a model is rolled out does not change the model), and so is
+        `datetime` at its default, so configs written before it existed keep their versions."""
+        excluded = {"deployment"} | ({"datetime"} if self.datetime == "expand" else set())
+        return json.dumps(self.model_dump(mode="json", exclude=excluded), sort_keys=True, separators=(",", ":"))
 
 
 def ready_to_parse() -> None:

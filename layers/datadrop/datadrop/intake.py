@@ -174,6 +174,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         hyperparameters=config.hyperparameters,  # the space: train plans the runs from it
         search=config.search,
         experiment=config.experiment,
+        deployment=config.deployment,
         quality=report.summary(),
     )
     # The version's record and its announcement are one write; the artefacts above were written

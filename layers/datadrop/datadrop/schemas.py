@@ -23,6 +23,7 @@ from datadrop.events import (
     DatasetRejected,
     DeploymentFailed,
     DeploymentStarted,
+    DeploymentSuperseded,
     ModelApproved,
     ModelDeployed,
     ModelRejected,
@@ -41,6 +42,7 @@ PUBLISHED: tuple[type[DatadropEvent], ...] = (
     DeploymentStarted,
     ModelDeployed,
     DeploymentFailed,
+    DeploymentSuperseded,
     VersionFailed,
 )
 SOURCE = "datadrop"
