@@ -25,7 +25,9 @@ What it does:
    bench/.layer-runtime-<hash>/ (git-ignored) and compiled, which is the strict choice for the
    ratio (without bytecode, boto3's compile time would be added to both sides). Baseline in the
    same run: `import boto3` alone. Also, not judged: every handler on the same layers without
-   their .pyc, i.e. what a layer built by SAM's python3.12 workflow costs at every cold start.
+   their .pyc, i.e. what a layer built by SAM's python3.12 workflow costs at every cold start; and
+   the floor: `import boto3` plus pydantic's BaseModel and Powertools' Logger, Metrics and
+   idempotency (what every handler uses at every invocation), without datadrop.
    Rounds are interleaved, after one discarded warm-up round.
 4. The prepare step's data path (datadrop.dataprep.prepare on examples/penguins as CSV, gzip, Parquet
    and JSON Lines) in a child with PrepareFunction's layers and boto3 only: polars may need other
@@ -92,6 +94,16 @@ for name, data in (("csv", raw), ("csv.gz", gzip.compress(raw)), ("parquet", par
     rows[name] = prepared.train_csv.count(b"\n")
 print(json.dumps({"train_rows": rows, "modules": sorted(sys.modules)}))
 """
+
+# The floor of any handler that validates its events with pydantic and uses Powertools' Logger,
+# Metrics and idempotency at every invocation: boto3 and those imports alone, on TrainFunction's
+# layers. Not judged; it shows how much of the 1.5x budget is left for datadrop's own modules.
+FLOOR_PROBE = """import boto3
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent
+"""
+FLOOR_FUNCTION = "TrainFunction"
 
 
 # ------------------------------------------------------------------ build and template
@@ -342,6 +354,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         without_pyc = opt_dirs(build_dir, functions, work, keep_bytecode=False) if not args.no_sources else {}
         warnings: list[str] = []
         targets = [it.Target("boto3", "import boto3", "boto3", [runtime], None, False)]
+        if FLOOR_FUNCTION in with_pyc:
+            probe = work / "floor"
+            probe.mkdir()
+            (probe / "floor_probe.py").write_text(FLOOR_PROBE)
+            targets.append(
+                it.Target(
+                    "floor", "floor: pydantic+Powertools", "floor_probe", [probe, with_pyc[FLOOR_FUNCTION], runtime], None, False
+                )
+            )
         for function in functions:
             code = build_dir / function
             targets.append(
@@ -511,6 +532,11 @@ def print_report(r: dict[str, Any]) -> None:
             )
         )  # fmt: skip
     print("(the `no layer .pyc` rows: the same layers without their bytecode, compiled at every cold start; not judged)")
+    if any(row["key"] == "floor" for row in r["imports"]):
+        print(
+            "(`floor`: import boto3, pydantic's BaseModel and Powertools' Logger, Metrics and idempotency, nothing of "
+            f"datadrop, on {FLOOR_FUNCTION}'s layers; not judged)"
+        )
     for w in r["warnings"]:
         print(f"warning: {w}")
     print()

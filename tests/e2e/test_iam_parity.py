@@ -77,6 +77,10 @@ OPERATOR_NEEDS = {"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents"}
 # "# why:" comment on the action's line or just above its statement.
 _LOGS = "SageMaker's job and endpoint containers log to CloudWatch Logs; the local ones do not"
 _IMAGE = "SageMaker pulls the XGBoost image from ECR; locally xgboost is a Python package"
+_FAILED_ENDPOINT = (
+    "a Failed endpoint takes only DeleteEndpoint: the next deployment deletes it and creates it again; no endpoint of "
+    "these scenarios fails (tests/integration/test_safe_deploy.py covers it)"
+)
 NOT_MEASURED: dict[str, dict[str, str]] = {
     "EvaluateFunction": {
         "sagemaker:DescribeTransformJob": (
@@ -84,7 +88,9 @@ NOT_MEASURED: dict[str, dict[str, str]] = {
             "always sends one"
         ),
     },
+    "DeployFunction": {"sagemaker:DeleteEndpoint": _FAILED_ENDPOINT},
     "SweepFunction": {
+        "sagemaker:DeleteEndpoint": _FAILED_ENDPOINT,
         "sagemaker:DescribeModelPackage": (
             "the sweeper asks the registry only about a version waiting for a person whose approval event was lost; "
             "no scenario here approves by hand (tests/integration/test_aws_registry.py sweeps one)"
@@ -134,7 +140,7 @@ for _member, _kind, _operations in [
     ("TransformJobName", "transform-job", ["CreateTransformJob", "DescribeTransformJob"]),
     ("ModelName", "model", ["CreateModel", "DescribeModel"]),
     ("EndpointConfigName", "endpoint-config", ["CreateEndpointConfig", "DescribeEndpointConfig"]),
-    ("EndpointName", "endpoint", ["CreateEndpoint", "DescribeEndpoint", "UpdateEndpoint"]),
+    ("EndpointName", "endpoint", ["CreateEndpoint", "DescribeEndpoint", "UpdateEndpoint", "DeleteEndpoint"]),
     ("ModelPackageGroupName", "model-package-group", ["CreateModelPackageGroup", "DescribeModelPackageGroup"]),
     (
         "HyperParameterTuningJobName",

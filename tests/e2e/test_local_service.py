@@ -59,7 +59,9 @@ def _service_environment() -> dict[str, str]:
     """The test's environment for the CLI and the processes it starts: no endpoint of the test's own,
     and the request validator on (sitecustomize)."""
     environment = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
-    environment["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests" / "service_hooks"), str(REPO)])
+    # The library of this checkout, whatever checkout the environment's editable install points at.
+    layer = str(REPO / "layers" / "datadrop")
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests" / "service_hooks"), layer, str(REPO)])
     environment["DATADROP_STRICT_REQUESTS"] = "1"
     return environment
 

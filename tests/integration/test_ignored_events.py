@@ -605,7 +605,16 @@ def test_in_service_events_without_a_config_name_finish_each_deployment_of_the_s
     second.finish_transform()
     assert second.deploy() == "updating"
     (update,) = aws.requests("UpdateEndpoint")
-    assert update == {"EndpointName": first.endpoint, "EndpointConfigName": second.run.endpoint_config}
+    assert update == {
+        "EndpointName": first.endpoint,
+        "EndpointConfigName": second.run.endpoint_config,
+        "DeploymentConfig": {  # blue/green, the config's default: all at once, no alarms
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+                "TerminationWaitInSeconds": 0,
+            }
+        },
+    }
 
     # SageMaker's event for the second deployment looks the same but for its id.
     result = invoke(aws, "deploy", {**in_service, "id": "9f3e6a0b-7d51-4c2e-8b8f-2a4d6c1e0f77"})

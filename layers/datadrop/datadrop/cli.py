@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -620,7 +621,9 @@ def run_exit(summary: dict[str, Any]) -> int:
     return exit_code(summary)
 
 
-TERMINAL_EVENTS = ("ModelDeployed", "ModelRejected", "ModelPendingApproval", "VersionFailed", "DeploymentFailed")
+TERMINAL_EVENTS = (
+    "ModelDeployed", "ModelRejected", "ModelPendingApproval", "VersionFailed", "DeploymentFailed", "DeploymentSuperseded",
+)  # fmt: skip
 
 
 @dataclass
@@ -1017,6 +1020,13 @@ def predict_command(args: argparse.Namespace) -> int:
             with urllib.request.urlopen(request, timeout=60) as response:
                 print(response.read().decode().rstrip("\n"))
         except urllib.error.HTTPError as error:
+            if error.code == HTTPStatus.INTERNAL_SERVER_ERROR:
+                # As the SageMaker XGBoost container: whatever the inference script raised is a 500
+                # with a generic page; the reason is in the endpoint's log (the worker's, locally).
+                raise PredictionRefused(
+                    "the endpoint answered 500: the model could not use these rows (wrong columns or values?); "
+                    "the reason is in the local stack's worker log (`datadrop status` shows where)"
+                ) from error
             raise PredictionRefused(f"the endpoint said {error.code}: {error.read().decode(errors='replace').strip()}") from error
         return EXIT_OK
 
@@ -1207,6 +1217,8 @@ def describe_event(event: dict[str, Any]) -> str:
         return f"ModelDeployed: {detail['endpoint_name']} at {detail['invocation_url']}"
     if kind == "DeploymentFailed":
         return f"DeploymentFailed: {detail['reason']}"
+    if kind == "DeploymentSuperseded":
+        return f"DeploymentSuperseded by {detail['superseded_by']}: {detail['reason']}"
     return f"{kind}"
 
 

@@ -124,6 +124,8 @@ class SageMakerCompute:
         return self._create(self.client.create_endpoint, request)
 
     def update_endpoint(self, request: dict[str, Any]) -> None:
+        """UpdateEndpoint (with its DeploymentConfig): SageMaker refuses it unless the endpoint is
+        InService (or UpdateRollbackFailed); the caller checks first."""
         try:
             self.client.update_endpoint(**request)
         except ClientError as error:
@@ -131,6 +133,19 @@ class SageMakerCompute:
             if capacity is not None:
                 raise capacity from error
             raise
+
+    def delete_endpoint(self, name: str) -> bool:
+        """DeleteEndpoint (the only call a Failed endpoint takes); False when there is none."""
+        try:
+            self.client.delete_endpoint(EndpointName=name)
+        except ClientError as error:
+            if _not_found(error):
+                return False
+            capacity = capacity_error(error)
+            if capacity is not None:
+                raise capacity from error
+            raise
+        return True
 
     def invocation_url(self, endpoint_name: str) -> str:
         return f"https://runtime.sagemaker.{self.region}.amazonaws.com/endpoints/{endpoint_name}/invocations"

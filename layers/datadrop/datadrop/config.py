@@ -1,6 +1,12 @@
 """Per-dataset configuration: `config/<dataset>.yaml` (or .json) in the data bucket.
 
 Validated with pydantic; unknown keys are errors so a typo is reported instead of ignored.
+
+Every step imports this module (DatasetPrepared carries the search space and the experiment
+settings), but only the prepare step parses config files: PyYAML is imported by `parse_config`, and
+the models build their validators on first use (defer_build), so the other steps pay for neither.
+The prepare step, which parses a config on every upload, loads both at import (`ready_to_parse`,
+called by datadrop.intake).
 """
 
 from __future__ import annotations
@@ -9,7 +15,6 @@ import json
 import re
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from datadrop.metrics import MetricError, MetricName, resolve_metric, resolve_threshold
@@ -27,12 +32,16 @@ DEFAULT_XGBOOST_HYPERPARAMETERS: dict[str, str] = {
 }
 
 
+# Built on first use, not at import (see the module docstring).
+_LAZY_STRICT = ConfigDict(extra="forbid", defer_build=True)
+
+
 class ConfigError(ValueError):
     """A dataset config that cannot be used; the message says which field and how to fix it."""
 
 
 class SplitConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     validation: float = Field(0.15, gt=0, lt=0.5, description="fraction of rows held out for early stopping")
     test: float = Field(0.15, gt=0, lt=0.5, description="fraction of rows held out for the final evaluation")
@@ -51,7 +60,7 @@ Scalar = str | int | float
 class Range(BaseModel):
     """A hyperparameter range, sampled by random search and explored by Bayesian search."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     min: float
     max: float
@@ -77,7 +86,7 @@ class SearchConfig(BaseModel):
     """How the runs of a version are chosen from `hyperparameters`: a plain value is fixed, a list
     is a grid axis, a {min, max, scale, type} mapping is a range."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     strategy: Literal["grid", "random", "bayesian"] = "grid"
     max_runs: int | None = Field(
@@ -102,7 +111,7 @@ class ExperimentSettings(BaseModel):
     """What `Experiment.create(...)` and `Run(...)` take in the SDK: how the dataset's experiment
     and its runs are named and described in Studio."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     display_name: str | None = Field(None, pattern=DISPLAY_NAME_PATTERN, description="the experiment's name in Studio")
     description: str | None = Field(None, max_length=3072)
@@ -136,6 +145,53 @@ class GateConfig(BaseModel):
     )
 
 
+# SageMaker's rule for a CloudWatch alarm name in AutoRollbackConfiguration (AlarmName).
+ALARM_NAME_PATTERN = r"^(?!\s*$).{1,255}$"
+
+
+class DeploymentSettings(BaseModel):
+    """How a new version replaces the one an endpoint serves (UpdateEndpoint's DeploymentConfig).
+
+    The first deployment creates the endpoint; every later one is a blue/green update: SageMaker
+    starts the new fleet beside the old, shifts traffic to it as `traffic` says and, when
+    `rollback_alarms` are given, rolls back if one of them goes off while traffic shifts or during
+    `termination_wait_seconds` after it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    traffic: Literal["all_at_once", "canary", "linear"] = Field(
+        "all_at_once", description="all_at_once: every request to the new fleet at once; canary: a share first; linear: in steps"
+    )
+    step_percent: int = Field(
+        10, ge=1, le=100, description="canary: the share of capacity that takes traffic first; linear: the share moved per step"
+    )
+    wait_seconds: int = Field(
+        300, ge=0, le=3600, description="canary and linear: how long each share bakes before more traffic moves"
+    )
+    termination_wait_seconds: int = Field(
+        0, ge=0, le=3600, description="how long the old fleet is kept after all traffic moved (a rollback can use it)"
+    )
+    max_execution_seconds: int | None = Field(
+        None, ge=600, le=28800, description="SageMaker fails the update when it takes longer (default: its own)"
+    )
+    rollback_alarms: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="names of CloudWatch alarms (e.g. on the endpoint's 5xx errors or latency) that roll the update back",
+    )
+
+    @field_validator("rollback_alarms")
+    @classmethod
+    def _alarm_names_fit_sagemaker(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(ALARM_NAME_PATTERN, name):
+                raise ValueError(f"alarm name {name!r} must be 1-255 characters and not blank")
+        if len(set(names)) != len(names):
+            raise ValueError("an alarm is named twice")
+        return names
+
+
 ColumnRoleSetting = Literal["numeric", "categorical", "boolean", "datetime", "text", "id", "drop"]
 FEATURE_ROLE_SETTINGS = ("numeric", "categorical", "boolean", "datetime")  # the pinned roles that keep a column
 
@@ -143,7 +199,7 @@ FEATURE_ROLE_SETTINGS = ("numeric", "categorical", "boolean", "datetime")  # the
 class ColumnSettings(BaseModel):
     """What the config says about one column, instead of what datadrop would infer."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     role: ColumnRoleSetting = Field(
         description="numeric or categorical: used as that kind whatever its values look like; boolean or "
@@ -155,7 +211,7 @@ class ColumnSettings(BaseModel):
 class DatasetConfig(BaseModel):
     """What a user writes in `config/<dataset>.yaml`. Only `target` is required."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     target: str = Field(min_length=1, description="the column to predict")
     problem_type: Literal["auto", "binary", "multiclass", "regression"] = Field(
@@ -203,6 +259,7 @@ class DatasetConfig(BaseModel):
     hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
 
     @field_validator("hyperparameters")
     @classmethod
@@ -264,19 +321,30 @@ class DatasetConfig(BaseModel):
             raise MetricError(f"{error} (problem_type {self.problem_type}: {found})") from error
 
     def fingerprint(self) -> str:
-        """Canonical JSON of the config: part of the dataset version, so a new config retrains."""
-        # `datetime` left out at its default, so configs written before it existed keep their versions
-        # (and the gate and approval settings at theirs, likewise)
-        unchanged = {"datetime"} if self.datetime == "expand" else set()
+        """Canonical JSON of the config: part of the dataset version, so a new config retrains. The
+        deployment section is left out (how a model is rolled out does not change the model), and so are
+        `datetime`, the gate and the approval at their defaults, so configs written before them keep
+        their versions."""
+        excluded = {"deployment"} | ({"datetime"} if self.datetime == "expand" else set())
         if self.gate == GateConfig():
-            unchanged.add("gate")
+            excluded.add("gate")
         if self.approval == "auto":
-            unchanged.add("approval")
-        return json.dumps(self.model_dump(mode="json", exclude=unchanged or None), sort_keys=True, separators=(",", ":"))
+            excluded.add("approval")
+        return json.dumps(self.model_dump(mode="json", exclude=excluded), sort_keys=True, separators=(",", ":"))
+
+
+def ready_to_parse() -> None:
+    """Import PyYAML and build DatasetConfig's validator now, not in the first `parse_config`: for a
+    step that parses a config on every invocation (prepare), at import, where its cold start pays."""
+    import yaml  # noqa: F401
+
+    DatasetConfig.model_rebuild()
 
 
 def parse_config(raw: bytes | str, source: str) -> DatasetConfig:
     """Parse YAML or JSON config text; raise ConfigError naming the field and the fix."""
+    import yaml  # only the prepare step and the CLI parse config files (see the module docstring)
+
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     try:
         document = yaml.safe_load(text)

@@ -21,8 +21,8 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from datadrop.config import ExperimentSettings, GateConfig, HyperparameterSpec, SearchConfig
-from datadrop.quality import QualitySummary
+from datadrop.config import DeploymentSettings, ExperimentSettings, GateConfig, HyperparameterSpec, SearchConfig
+from datadrop.quality_summary import QualitySummary
 
 SOURCE = "datadrop"
 
@@ -101,6 +101,9 @@ class DatasetPrepared(DatadropEvent):
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
     gate: GateConfig = Field(default_factory=GateConfig, description="what the best run must beat the champion by")
     approval: Literal["auto", "manual"] = Field("auto", description="manual: a person approves in the model registry")
+    deployment: DeploymentSettings = Field(
+        default_factory=DeploymentSettings, description="how the version's model replaces the one its endpoint serves"
+    )
     quality: QualitySummary | None = Field(
         None, description="the data-quality report in short (the whole report: artifacts.profile); absent in older events"
     )
@@ -207,6 +210,26 @@ class ModelDeployed(DatadropEvent):
 class DeploymentFailed(DatadropEvent):
     DETAIL_TYPE: ClassVar[str] = "DeploymentFailed"
     endpoint_name: str
+    reason: str
+    endpoint_config_name: str | None = Field(None, description="the endpoint config this deployment tried to put in service")
+    endpoint_status: str | None = Field(
+        None,
+        description="where the endpoint ended: InService (the update was rolled back; the previous model serves), "
+        "Failed (nothing serves; the next deployment deletes and re-creates it) or UpdateRollbackFailed (a mix of "
+        "the old and new fleets serves)",
+    )
+    serving_version: str | None = Field(None, description="the dataset version whose model the endpoint still serves, if any")
+    serving_endpoint_config: str | None = Field(None, description="the endpoint config the endpoint runs now, if any")
+
+
+class DeploymentSuperseded(DatadropEvent):
+    """An approved version that will not be deployed: a newer version of the dataset serves, is
+    being deployed, or waits for the endpoint too (one deployment per endpoint at a time)."""
+
+    DETAIL_TYPE: ClassVar[str] = "DeploymentSuperseded"
+    version: str
+    endpoint_name: str
+    superseded_by: str = Field(description="the newer version that serves, or goes out, instead")
     reason: str
 
 
@@ -356,7 +379,13 @@ _ENDPOINT_STATUS = {
     "OUT_OF_SERVICE": "OutOfService",
     "DELETING": "Deleting",
     "FAILED": "Failed",
+    "UPDATE_ROLLBACK_FAILED": "UpdateRollbackFailed",
 }
+
+
+def endpoint_status(value: str) -> str:
+    """An EndpointStatus in DescribeEndpoint's spelling (InService), whichever way it came (IN_SERVICE)."""
+    return _ENDPOINT_STATUS.get(value.upper(), value)
 
 
 class EndpointStateChangeDetail(_SageMakerDetail):
@@ -368,7 +397,7 @@ class EndpointStateChangeDetail(_SageMakerDetail):
     @classmethod
     def _one_spelling(cls, value: str) -> str:
         """The docs' sample says IN_SERVICE, DescribeEndpoint says InService: keep the API's."""
-        return _ENDPOINT_STATUS.get(value.upper(), value)
+        return endpoint_status(value)
 
 
 class ModelPackageStateChangeDetail(_SageMakerDetail):

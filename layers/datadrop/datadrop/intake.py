@@ -14,8 +14,11 @@ from typing import Literal
 
 from aws_lambda_powertools import Logger
 
+# datadrop.dataprep (polars) waits for the first data, but the report's models, which every prepared
+# upload fills, load with the step (events.py imports only their short form, for the other steps).
+import datadrop.quality  # noqa: F401
 from datadrop import names, observability
-from datadrop.config import ConfigError, DatasetConfig, parse_config, validate_dataset_name
+from datadrop.config import ConfigError, DatasetConfig, parse_config, ready_to_parse, validate_dataset_name
 from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
 from datadrop.metrics import MetricError
 from datadrop.services import Services
@@ -24,6 +27,8 @@ from datadrop.state import VersionStatus
 from datadrop.storage import ObjectNotFound, ObjectTooLarge
 
 logger = Logger(child=True)
+
+ready_to_parse()  # every upload parses its dataset's config: PyYAML and the validator load with the step
 
 UNKNOWN_DATASET = "unassigned"
 
@@ -171,6 +176,7 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
         experiment=config.experiment,
         gate=config.gate,
         approval=config.approval,
+        deployment=config.deployment,
         quality=report.summary(),
     )
     # The version's record and its announcement are one write; the artefacts above were written

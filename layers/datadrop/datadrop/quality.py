@@ -12,6 +12,10 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The short form lives apart, so the steps that only read DatasetPrepared skip the report's models.
+from datadrop.quality_summary import MAX_SUMMARY_NAME, MAX_SUMMARY_NAMES, QualitySummary
+from datadrop.quality_summary import shortened as _shortened
+
 REPORT_FORMAT: Final = "datadrop-report/1"
 
 FileFormat = Literal["csv", "parquet", "jsonl"]
@@ -187,28 +191,6 @@ class QualityReport(_Report):
             dropped_columns=[_shortened(column.name, MAX_SUMMARY_NAME) for column in self.dropped_columns][:MAX_SUMMARY_NAMES],
             warnings=len(self.warnings),
         )
-
-
-MAX_SUMMARY_NAMES = 20  # keep DatasetPrepared small whatever the width of the file ...
-MAX_SUMMARY_NAME = 100  # ... and the length of its column names
-
-
-def _shortened(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class QualitySummary(_Report):
-    """The report in short, as DatasetPrepared carries it (the whole report is the `profile` artefact)."""
-
-    detected: str = Field(description='how the file was read, e.g. "CSV, semicolon-separated, cp1252, CRLF line endings"')
-    rows_read: int
-    rows_usable: int
-    rows_dropped: dict[str, int] = Field(
-        description="rows dropped per reason: empty, missing_target, non_numeric_target, duplicates, malformed"
-    )
-    features: int = Field(description="columns used as features")
-    dropped_columns: list[str] = Field(description=f"columns not used (the first {MAX_SUMMARY_NAMES})")
-    warnings: int = Field(description="how many warnings the report holds")
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ class VersionStatus(StrEnum):
     DEPLOYING = "DEPLOYING"
     DEPLOYED = "DEPLOYED"
     DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
+    SUPERSEDED = "SUPERSEDED"  # approved, not deployed: a newer version of the dataset serves or goes out instead
 
 
 class RunStatus(StrEnum):
@@ -47,13 +48,15 @@ VERSION_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
     ),
     # A person approves or rejects the package in the model registry (Studio, or `datadrop approve|reject`).
     VersionStatus.PENDING_APPROVAL: frozenset({VersionStatus.APPROVED, VersionStatus.REJECTED}),
-    VersionStatus.APPROVED: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYMENT_FAILED}),
+    # An approval waits in APPROVED while its endpoint is busy (one deployment per endpoint at a time).
+    VersionStatus.APPROVED: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYMENT_FAILED, VersionStatus.SUPERSEDED}),
     VersionStatus.DEPLOYING: frozenset({VersionStatus.DEPLOYING, VersionStatus.DEPLOYED, VersionStatus.DEPLOYMENT_FAILED}),
     VersionStatus.REJECTED: frozenset(),
     VersionStatus.DEPLOYED: frozenset(),
     # A retry (`datadrop retry`, or uploading the same bytes again) starts a failed version over.
     VersionStatus.FAILED: frozenset({VersionStatus.PREPARED}),
     VersionStatus.DEPLOYMENT_FAILED: frozenset(),
+    VersionStatus.SUPERSEDED: frozenset(),
 }
 RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     # A run takes one of the version's training slots on PENDING → TRAINING, before its job is
@@ -114,6 +117,9 @@ class VersionRecord(_Record):
     decision: str | None = None  # the ModelApproved/ModelRejected event, JSON
     endpoint_name: str | None = None
     endpoint_config_name: str | None = None
+    endpoint_status: str | None = None  # where the endpoint ended when this version's deployment failed
+    serving_version: str | None = None  # which version the endpoint still served then (None: none)
+    superseded_by: str | None = None
 
     def prepared_event(self) -> DatasetPrepared:
         if self.prepared is None:
@@ -152,6 +158,33 @@ class ChampionRecord(BaseModel):
     evaluation_id: str | None = None
     failure_reason: str | None = None
     waiting_reason: str | None = None
+
+
+class EndpointSlot(BaseModel):
+    """One version's deployment as the endpoint's record holds it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    dataset: str
+    version: str
+    order: str  # versions compare by this: when the version was prepared, then its name
+    config: str  # its endpoint config
+    model: str
+
+
+class EndpointRecord(BaseModel):
+    """One endpoint (pk ENDPOINT#<name>): what it serves, the one deployment in flight, and the
+    newest approval waiting for it. Every change is conditional on what the writer read, so two
+    deployments never interleave on one endpoint."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    endpoint_name: str
+    dataset: str
+    serving: EndpointSlot | None = None
+    in_flight: EndpointSlot | None = None
+    waiting: EndpointSlot | None = None
+    updated_at: str = ""
 
 
 class RunRecord(_Record):

@@ -277,20 +277,19 @@ class Sweeper:
         return []
 
     def _sweep_deployment(self, item: VersionRecord) -> str | None:
+        """A deployment whose endpoint event was lost: what DescribeEndpoint says now finishes it
+        (and starts the approval waiting behind it), as the event would have."""
         services = self.services
-        dataset = item.dataset
-        endpoint_name = item.endpoint_name or names.endpoint_name(services.settings.name_prefix, dataset)
-        config_name = item.endpoint_config_name
+        endpoint_name = item.endpoint_name or names.endpoint_name(services.settings.name_prefix, item.dataset)
         endpoint = services.compute.describe_endpoint(endpoint_name)
-        if config_name is None or endpoint is None:
+        if item.endpoint_config_name is None or endpoint is None:
             # The endpoint was never asked for (no capacity, or the invocation died): ask again.
             return "deploy: " + deployment.deploy(services, item.approval())
-        status = endpoint.get("EndpointStatus", "")
-        if endpoint.get("EndpointConfigName") == config_name and status in deployment.FINAL_ENDPOINT_STATUSES:
-            return f"endpoint {status}: " + deployment.on_endpoint_state_change(
-                services, endpoint_name, status, config_name, endpoint.get("FailureReason")
-            )
-        return None
+        status = str(endpoint.get("EndpointStatus", ""))
+        outcome = deployment.on_endpoint_state_change(
+            services, endpoint_name, status, endpoint.get("EndpointConfigName"), endpoint.get("FailureReason")
+        )
+        return None if outcome.startswith(("in progress", "waiting", "ignored")) else f"endpoint {status}: {outcome}"
 
     def _give_up(self, item: VersionRecord, stage: str, waited: timedelta) -> str:
         state = self.services.state
@@ -311,6 +310,8 @@ class Sweeper:
                 publish=[DeploymentFailed(dataset=dataset, version=version, endpoint_name=endpoint_name, reason=reason)],
                 failure_reason=reason,
             )
+            # The endpoint is free for the next deployment (and the newest waiting approval goes out).
+            deployment.release(self.services, dataset, version)
         else:
             ended = state.transition_version(
                 dataset,

@@ -23,6 +23,7 @@ from datadrop.events import (
     DatasetRejected,
     DeploymentFailed,
     DeploymentStarted,
+    DeploymentSuperseded,
     ModelApproved,
     ModelDeployed,
     ModelPendingApproval,
@@ -43,6 +44,7 @@ PUBLISHED: tuple[type[DatadropEvent], ...] = (
     DeploymentStarted,
     ModelDeployed,
     DeploymentFailed,
+    DeploymentSuperseded,
     VersionFailed,
 )
 SOURCE = "datadrop"

@@ -42,6 +42,8 @@ from datadrop.records import (
     VERSION_TRANSITIONS,
     ChampionRecord,
     ChampionStatus,
+    EndpointRecord,
+    EndpointSlot,
     RunRecord,
     RunStatus,
     VersionRecord,
@@ -55,6 +57,8 @@ __all__ = [  # the state's schema, re-exported: callers import statuses and reco
     "VERSION_TRANSITIONS",
     "ChampionRecord",
     "ChampionStatus",
+    "EndpointRecord",
+    "EndpointSlot",
     "RunRecord",
     "RunStatus",
     "VersionRecord",
@@ -503,6 +507,55 @@ class StateStore:
         for name, value in attributes.items():
             update.set(name, value)
         self._update(key, update)
+
+    # -- endpoints ------------------------------------------------------------------------------
+    @staticmethod
+    def endpoint_item(endpoint_name: str) -> ItemKey:
+        return ItemKey(f"ENDPOINT#{endpoint_name}", "ENDPOINT")
+
+    def get_endpoint(self, endpoint_name: str) -> EndpointRecord | None:
+        item = self.get(self.endpoint_item(endpoint_name))
+        return EndpointRecord.model_validate(item) if item else None
+
+    def ensure_endpoint(self, endpoint_name: str, dataset: str) -> None:
+        """The endpoint's record, created empty on its first deployment."""
+        now = now_iso()
+        item = {
+            **self.endpoint_item(endpoint_name).as_dict(),
+            "kind": "endpoint",
+            "endpoint_name": endpoint_name,
+            "dataset": dataset,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def change_endpoint(
+        self,
+        endpoint_name: str,
+        sets: dict[str, EndpointSlot | None] | None = None,
+        when: dict[str, str | None] | None = None,
+    ) -> bool:
+        """One conditional write of the endpoint's record. `sets` gives serving, in_flight or
+        waiting a slot (None removes it); `when` says which version each of them must hold now
+        (None: none). False when the record is not as the caller read it."""
+        update = _Update()
+        for slot, value in (sets or {}).items():
+            if value is None:
+                update.removes.append(update.name(slot))
+            else:
+                update.set(slot, value.model_dump())
+        update.set("updated_at", now_iso())
+        for slot, version in (when or {}).items():
+            if version is None:
+                update.conditions.append(f"attribute_not_exists({update.name(slot)})")
+            else:
+                update.conditions.append(f"{update.name(slot)}.{update.name('version')} = {update.value(version)}")
+        return self._update(self.endpoint_item(endpoint_name), update)
 
     # -- training slots -------------------------------------------------------------------------
     # `running` on the version item counts its runs in TRAINING, and `started` the runs of the

@@ -121,6 +121,8 @@ class LocalCompute(SageMakerCompute):
     _models: dict[str, dict[str, Any]] = field(default_factory=dict)
     _endpoint_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _endpoints: dict[str, tuple[str, runner.LocalEndpoint]] = field(default_factory=dict)
+    _failed_endpoints: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (config, FailureReason)
+    _update_failures: dict[str, str] = field(default_factory=dict)  # name -> why its last update was rolled back
     log: list[str] = field(default_factory=list)
     on_log: Any = None  # callable(str): progress for people, e.g. the CLI
     workers: int = 1  # training and transform jobs at once, each in a worker process (`step`; `run_next` runs one here)
@@ -291,6 +293,8 @@ class LocalCompute(SageMakerCompute):
             "models": self._models,
             "endpoint_configs": self._endpoint_configs,
             "endpoints": {name: (config, server.port) for name, (config, server) in self._endpoints.items()},
+            "failed_endpoints": self._failed_endpoints,
+            "update_failures": self._update_failures,
         }
         partial = self.journal.with_suffix(".partial")
         partial.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
@@ -318,6 +322,8 @@ class LocalCompute(SageMakerCompute):
             state["endpoint_configs"],
         )
         self._pending = deque(tuple(item) for item in state["pending"])
+        self._failed_endpoints = state.get("failed_endpoints", {})
+        self._update_failures = state.get("update_failures", {})
         done: list[str] = []
         for (kind, name), job in self._jobs.items():
             if job.status == "InProgress":
@@ -635,15 +641,26 @@ class LocalCompute(SageMakerCompute):
         return True
 
     def create_endpoint(self, request: dict[str, Any]) -> bool:
+        """Creating, then InService once the model's server answers /ping; Failed (with SageMaker's
+        kind of FailureReason) when the model does not load."""
         name = request["EndpointName"]
-        if name in self._endpoints:
+        if name in self._endpoints or name in self._failed_endpoints:
             return False
         super().create_endpoint(request)
         config_name = request["EndpointConfigName"]
         with as_function(SAGEMAKER_ROLE):
-            code_dir, model_dir = self._endpoint_model(name, config_name)
-            server = runner.LocalEndpoint(code_dir, model_dir)
-            server.start()
+            self._announce_endpoint(name, config_name, "CREATING")
+            try:
+                code_dir, model_dir = self._endpoint_model(name, config_name)
+                server = runner.LocalEndpoint(code_dir, model_dir)
+                server.start()
+            except Exception as error:  # noqa: BLE001 - whatever the container start-up raises fails the endpoint
+                reason = f"The primary container for production variant AllTraffic did not pass the ping health check: {error}"
+                self._failed_endpoints[name] = (config_name, reason[:1024])
+                self.save()
+                self._say(f"endpoint {name}: Failed: {reason}")
+                self._announce_endpoint(name, config_name, "FAILED", reason[:1024])
+                return True
             self._endpoints[name] = (config_name, server)
             self.save()
             self._say(f"endpoint {name}: serving at {server.url}")
@@ -651,24 +668,66 @@ class LocalCompute(SageMakerCompute):
         return True
 
     def update_endpoint(self, request: dict[str, Any]) -> None:
-        # moto has no UpdateEndpoint; swap the model behind the running server instead.
+        """Blue/green, as SageMaker does it: the new model's server starts beside the old one and
+        takes the traffic once it answers /ping; the old one stops after. A model that does not
+        load or answer is rolled back: InService on the old config, with a FailureReason.
+        (moto has no UpdateEndpoint; the request was validated by botocore when it was built.)
+        Traffic moves all at once: the DeploymentConfig's canary and linear steps, waits and
+        alarms are SageMaker's."""
         name, config_name = request["EndpointName"], request["EndpointConfigName"]
         if name not in self._endpoints:
-            raise ValueError(f"Could not find endpoint {name}")
-        _, server = self._endpoints[name]
+            status = "Failed" if name in self._failed_endpoints else None
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": f"Cannot update endpoint {name}: it is {status}"}}
+                if status
+                else {"Error": {"Code": "ValidationException", "Message": f"Could not find endpoint {name}."}},
+                "UpdateEndpoint",
+            )
+        old_config, server = self._endpoints[name]
+        self._update_failures.pop(name, None)
         with as_function(SAGEMAKER_ROLE):
-            code_dir, model_dir = self._endpoint_model(name, config_name)
-            server.swap(code_dir, model_dir)
+            self._announce_endpoint(name, old_config, "UPDATING")
+            try:
+                code_dir, model_dir = self._endpoint_model(name, config_name)
+                server.swap(code_dir, model_dir)
+            except Exception as error:  # noqa: BLE001 - the new fleet failed: SageMaker rolls back
+                reason = f"Failed to update endpoint {name} to {config_name}; rolled back to {old_config}: {error}"[:1024]
+                self._update_failures[name] = reason
+                self.save()
+                self._say(f"endpoint {name}: update rolled back: {reason}")
+                self._announce_endpoint(name, old_config, "IN_SERVICE", reason)
+                return
             self._endpoints[name] = (config_name, server)
             self.save()
+            self._say(f"endpoint {name}: {config_name} serves at {server.url} (blue/green: the old model stopped after)")
             self._announce_endpoint(name, config_name, "IN_SERVICE")
 
+    def delete_endpoint(self, name: str) -> bool:
+        served = self._endpoints.pop(name, None)
+        failed = self._failed_endpoints.pop(name, None)
+        if served is None and failed is None:
+            return False
+        if served is not None:
+            served[1].stop()
+        self._update_failures.pop(name, None)
+        super().delete_endpoint(name)
+        self.save()
+        self._say(f"endpoint {name}: deleted")
+        return True
+
     def describe_endpoint(self, name: str) -> dict[str, Any] | None:
+        if name in self._failed_endpoints:
+            config_name, reason = self._failed_endpoints[name]
+            description = super().describe_endpoint(name) or {}
+            return {**description, "EndpointConfigName": config_name, "EndpointStatus": "Failed", "FailureReason": reason}
         if name not in self._endpoints:
             return None
         description = super().describe_endpoint(name) or {}
         description["EndpointConfigName"] = self._endpoints[name][0]
         description["EndpointStatus"] = "InService"
+        description.pop("FailureReason", None)
+        if name in self._update_failures:
+            description["FailureReason"] = self._update_failures[name]
         return description
 
     def invocation_url(self, endpoint_name: str) -> str:
@@ -695,21 +754,20 @@ class LocalCompute(SageMakerCompute):
         model_name = config["ProductionVariants"][0]["ModelName"]
         return self._materialise_model(model_name, self.workdir / "endpoints" / endpoint / config_name)
 
-    def _announce_endpoint(self, name: str, config_name: str, status: str) -> None:
-        self._announce(
-            "SageMaker Endpoint State Change",
-            f"endpoint/{name}",
-            {
-                "EndpointName": name,
-                "EndpointArn": f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:endpoint/{name}",
-                "EndpointConfigName": config_name,
-                "ProductionVariants": [{"DesiredWeight": 1.0, "DesiredInstanceCount": 1.0}],
-                "EndpointStatus": status,
-                "CreationTime": float(_now_epoch_ms()),
-                "LastModifiedTime": float(_now_epoch_ms()),
-                "Tags": {},
-            },
-        )
+    def _announce_endpoint(self, name: str, config_name: str, status: str, failure_reason: str | None = None) -> None:
+        detail: dict[str, Any] = {
+            "EndpointName": name,
+            "EndpointArn": f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:endpoint/{name}",
+            "EndpointConfigName": config_name,
+            "ProductionVariants": [{"DesiredWeight": 1.0, "DesiredInstanceCount": 1.0}],
+            "EndpointStatus": status,
+            "CreationTime": float(_now_epoch_ms()),
+            "LastModifiedTime": float(_now_epoch_ms()),
+            "Tags": {},
+        }
+        if failure_reason is not None:
+            detail["FailureReason"] = failure_reason
+        self._announce("SageMaker Endpoint State Change", f"endpoint/{name}", detail)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _materialise_model(self, model_name: str, root: Path) -> tuple[Path, Path]:

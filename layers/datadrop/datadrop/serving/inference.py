@@ -7,8 +7,15 @@ The container imports it as the user module named by ``SAGEMAKER_PROGRAM`` and c
 transform call the very same functions, so local and AWS serve one code path.
 
 Why standalone: the container has only its own Python (possibly 3.8), numpy and xgboost, so this
-file imports nothing else (``sagemaker_inference`` is used only if the container has it, to turn
-bad input into HTTP 400 instead of 500) and keeps to Python 3.8 syntax.
+file imports nothing else (``sagemaker_inference`` only if the container has it) and keeps to
+Python 3.8 syntax.
+
+Status codes: in script mode the XGBoost container serves one model with sagemaker-containers'
+Flask worker, whose Transformer wraps whatever ``input_fn``, ``predict_fn`` or ``output_fn`` raise
+in a ``ClientError`` that nothing handles: every error below is an HTTP 500 with Flask's generic
+page (the message goes to the endpoint's CloudWatch log), whatever its ``status_code``. The
+``status_code`` matters only to servers that honour ``BaseInferenceToolkitError`` (the
+multi-model server). The local endpoint answers as the container does.
 
 Clients send RAW rows (the columns of the uploaded file); this script applies the recipe's
 encoding, so callers never need to know how features were encoded for training.
@@ -65,7 +72,7 @@ except Exception:  # pragma: no cover - depends on the environment
 
 
 class InvalidInput(ValueError, _ToolkitError):  # type: ignore[misc]
-    """Bad request data: HTTP 400 in the container and locally (it is still a ValueError)."""
+    """Bad request data (still a ValueError); the single-model container answers it with HTTP 500."""
 
     def __init__(self, message: str, status_code: int = 400) -> None:
         ValueError.__init__(self, message)
