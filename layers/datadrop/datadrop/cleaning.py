@@ -1,0 +1,229 @@
+"""Schema checks and row cleaning: the target and the columns the config names, target labels
+(merged when they differ only in spelling), exact duplicate rows, and the notes that tell people
+what was cleaned. Works on the coded table of `datadrop.reading` (UInt32 codes of stripped texts).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Sequence
+
+import polars as pl
+
+from datadrop.config import DatasetConfig
+from datadrop.quality import ColumnReport, Normalisation, NumericSummary, RowCounts
+from datadrop.reading import DatasetRejected
+from datadrop.recipe import label_key
+
+MIN_USABLE_ROWS = 30
+MAX_CLASSES = 50
+MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
+NUMERIC_SHARE = 0.95  # share of non-missing training values that must be finite numbers
+
+
+def check_columns(columns: list[str], config: DatasetConfig) -> str:
+    target = config.target.strip()
+    if target not in columns:
+        suggestion = _closest(target, columns)
+        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+        raise DatasetRejected(
+            f"the target column {target!r} is not in the file{hint}{_separator_hint(columns)}: set `target` in the "
+            f"dataset config to one of the file's columns: {list_names(columns)}"
+        )
+    for key, names in (("drop_columns", config.drop_columns), ("columns", list(config.columns))):
+        unknown = [name for name in names if name not in columns]
+        if unknown:
+            hints = []
+            for name in unknown:
+                suggestion = _closest(name, columns)
+                hints.append(f"{name!r} (did you mean {suggestion!r}?)" if suggestion else repr(name))
+            raise DatasetRejected(
+                f"{key} names {'columns' if len(unknown) > 1 else 'a column'} that the file does not have: "
+                f"{', '.join(hints)}; fix or remove {'them' if len(unknown) > 1 else 'it'} in the dataset config "
+                f"(the file's columns are: {list_names(columns)})"
+            )
+        if target in names:
+            raise DatasetRejected(
+                f"{key} lists the target column {target!r}: remove it from {key} (the target is never a feature)"
+            )
+    return target
+
+
+def check_target(
+    classes: list[str],
+    class_counts: list[int],
+    target: str,
+    config: DatasetConfig,
+    missing_target_rows: int,
+    missing_tokens: list[str],
+    numeric_share: Callable[[], float],
+) -> None:
+    """Rejects a target that a classifier cannot learn. `numeric_share`: the share of the rows whose target is a number."""
+    after = f" after dropping {missing_target_rows} rows with a missing target" if missing_target_rows else ""
+    if not classes:
+        raise DatasetRejected(
+            f"every row has a missing target {target!r} (values counted as missing: {list_names(missing_tokens)}): "
+            "fill in the target column, or fix missing_values in the dataset config"
+        )
+    if len(classes) < 2:
+        raise DatasetRejected(
+            f"the target {target!r} has only one class ({classes[0]!r}){after}, but a classifier needs at least 2: "
+            "upload rows of the other classes or choose another target"
+        )
+    if len(classes) > MAX_CLASSES:
+        looks_like = "a regression target (a number to predict)" if numeric_share() >= NUMERIC_SHARE else "an ID or free-text column"
+        raise DatasetRejected(
+            f"the target {target!r} has {len(classes)} distinct values but datadrop classifies into at most "
+            f"{MAX_CLASSES} classes; it looks like {looks_like}: choose a column with a few categories as the target "
+            "(or bin the values into categories first)"
+        )
+    if config.problem_type == "binary" and len(classes) > 2:
+        raise DatasetRejected(
+            f"problem_type is binary but the target {target!r} has {len(classes)} classes ({list_names(classes)}){after}: "
+            "set problem_type to multiclass (or auto), or remove the extra classes"
+        )
+
+
+def check_class_sizes(classes: list[str], class_counts: list[int], target: str) -> None:
+    """Rejects a class too small to appear in every split."""
+    small = [(name, count) for name, count in zip(classes, class_counts) if count < MIN_ROWS_PER_CLASS]
+    if small:
+        listed = ", ".join(f"{name!r} has {count} row{'s' if count != 1 else ''}" for name, count in small[:10])
+        raise DatasetRejected(
+            f"class {listed} of target {target!r}, but every class needs at least {MIN_ROWS_PER_CLASS} rows to "
+            "appear in the train, validation and test splits: add rows for that class or remove its rows"
+        )
+
+
+def _closest(name: str, candidates: Sequence[str]) -> str | None:
+    folded = name.casefold()
+    for candidate in candidates:
+        if candidate.casefold() == folded:
+            return candidate
+    squashed = re.sub(r"[\W_]+", "", folded)
+    for candidate in candidates:
+        if squashed and re.sub(r"[\W_]+", "", candidate.casefold()) == squashed:
+            return candidate
+    by_fold = {candidate.casefold(): candidate for candidate in candidates}
+    close = difflib.get_close_matches(folded, list(by_fold), n=1, cutoff=0.6)
+    return by_fold[close[0]] if close else None
+
+
+def _separator_hint(columns: list[str]) -> str:
+    """Why a one-column header may be one: a separator datadrop does not detect."""
+    if len(columns) == 1:
+        for separator, label in ((":", "colons"), (" ", "spaces"), ("^", "carets"), ("~", "tildes")):
+            if separator in columns[0]:
+                return (
+                    f"; the header looks separated by {label}, but datadrop detects only comma, semicolon, tab and "
+                    "pipe separators"
+                )
+    return ""
+
+
+def list_names(values: Sequence[str], limit: int = 30) -> str:
+    shown = ", ".join(repr(value) for value in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+# --------------------------------------------------------------------------------------------
+# Labels
+
+
+def merge_labels(counts: list[tuple[str, int]]) -> tuple[dict[str, str], dict[str, list[str]], dict[str, int]]:
+    """Labels with the same `label_key` rewritten as their most frequent spelling (ties: the first in sorted order).
+
+    `counts`: (label, rows) of every label, sorted by label. Returns the rewriting (label -> class, only the
+    labels that change) and, per merged class, the other spellings merged into it and how many rows were rewritten.
+    """
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for label, count in counts:
+        groups.setdefault(label_key(label), []).append((label, count))
+    merged: dict[str, list[str]] = {}
+    rewritten: dict[str, int] = {}
+    for spellings in groups.values():
+        if len(spellings) > 1:
+            kept = min(spellings, key=lambda spelling: (-spelling[1], spelling[0]))[0]
+            merged[kept] = [label for label, _ in spellings if label != kept]
+            rewritten[kept] = sum(count for label, count in spellings if label != kept)
+    rewriting = {label: kept for kept, others in merged.items() for label in others}
+    return rewriting, dict(sorted(merged.items())), rewritten
+
+
+def label_warnings(classes: list[str], target: str) -> list[str]:
+    """Target labels that probably mean the same class (when merge_labels is off): see `label_key`."""
+    groups: dict[str, list[str]] = {}
+    for label in classes:
+        groups.setdefault(label_key(label), []).append(label)
+    return [
+        f"target {target!r} has labels {list_names(labels)} that differ only in case, spacing or number format; they are "
+        "separate classes: write them the same way in the file if they mean the same class"
+        for labels in groups.values()
+        if len(labels) > 1
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Rows
+
+
+def later_copies(frame: pl.DataFrame, considered: pl.Series) -> pl.Series:
+    """True for each row (of those `considered`) that is an exact copy of an earlier considered row.
+
+    Rows are bucketed by a 64-bit row hash first (cheap); only rows sharing a hash are compared
+    exactly, so a hash collision can never drop a row that merely looks the same.
+    """
+    hashes = pl.select(pl.when(considered).then(frame.hash_rows(seed=0))).to_series()
+    shared = hashes.is_duplicated() & considered  # rows not considered are null, and "duplicated" among themselves
+    if not shared.any():
+        return pl.repeat(False, frame.height, eager=True)
+    positions = pl.int_range(0, frame.height, dtype=pl.UInt32, eager=True).filter(shared)
+    later = frame.filter(shared).select(~pl.struct(pl.all()).is_first_distinct()).to_series()
+    return pl.repeat(False, frame.height, eager=True).scatter(positions.filter(later), True)
+
+
+def cleaning_notes(rows: RowCounts, columns: list[ColumnReport], normalise: str | None) -> list[Normalisation]:
+    """Every change made on the way from the rows read to the encoded splits, with how much it touched."""
+    notes = [Normalisation(step="stripped", detail="surrounding whitespace removed from every value and column name")]
+    for step, count, detail in (
+        ("empty_rows_dropped", rows.empty, "blank rows dropped"),
+        ("missing_target_dropped", rows.missing_target, "rows with a missing target dropped"),
+        ("duplicates_dropped", rows.duplicates, "exact duplicate rows dropped (the first copy kept)"),
+    ):
+        if count:
+            notes.append(Normalisation(step=step, detail=detail, count=count))
+    for column in columns:
+        if column.role == "numeric":
+            not_numbers = column.summary.not_numbers if isinstance(column.summary, NumericSummary) else 0
+            if column.missing or not_numbers:
+                also = f", and so are {not_numbers} training values that are not numbers" if not_numbers else ""
+                notes.append(
+                    Normalisation(
+                        step="imputed",
+                        column=column.name,
+                        detail=f"missing values encoded as the training median {column.fill!r}{also}",
+                        count=column.missing,
+                    )
+                )
+        elif column.role == "categorical" and normalise:
+            notes.append(
+                Normalisation(
+                    step="categories_normalised",
+                    column=column.name,
+                    detail=f"values compared after {normalise} ('Dream' and 'dream' are one level; set "
+                    "normalise_categories: false to keep case)",
+                )
+            )
+        if column.role == "categorical" and column.missing:
+            notes.append(
+                Normalisation(
+                    step="missing_level",
+                    column=column.name,
+                    detail="missing values encoded as the 'missing' level -1 (as are values the training rows lack)",
+                    count=column.missing,
+                )
+            )
+        elif column.role == "dropped":
+            notes.append(Normalisation(step="column_dropped", column=column.name, detail=column.detail or ""))
+    return notes
