@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from datadrop import dataprep, reading, splitting
+from datadrop import reading, splitting
 from datadrop.config import DatasetConfig, parse_config
 from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
 from datadrop.quality import CategoricalSummary, NumericSummary

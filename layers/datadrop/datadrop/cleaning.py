@@ -72,7 +72,9 @@ def check_target(
             "upload rows of the other classes or choose another target"
         )
     if len(classes) > MAX_CLASSES:
-        looks_like = "a regression target (a number to predict)" if numeric_share() >= NUMERIC_SHARE else "an ID or free-text column"
+        looks_like = (
+            "a regression target (a number to predict)" if numeric_share() >= NUMERIC_SHARE else "an ID or free-text column"
+        )
         raise DatasetRejected(
             f"the target {target!r} has {len(classes)} distinct values but datadrop classifies into at most "
             f"{MAX_CLASSES} classes; it looks like {looks_like}: choose a column with a few categories as the target "
@@ -174,8 +176,13 @@ def later_copies(frame: pl.DataFrame, considered: pl.Series) -> pl.Series:
     Rows are bucketed by a 64-bit row hash first (cheap); only rows sharing a hash are compared
     exactly, so a hash collision can never drop a row that merely looks the same.
     """
-    hashes = pl.select(pl.when(considered).then(frame.hash_rows(seed=0))).to_series()
-    shared = hashes.is_duplicated() & considered  # rows not considered are null, and "duplicated" among themselves
+    hashes = frame.hash_rows(seed=0)
+    # the hashes that occur twice: found by sorting, several times faster than a hash table over millions of rows
+    ordered = hashes.filter(considered).sort()
+    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    if repeated.is_empty():
+        return pl.repeat(False, frame.height, eager=True)
+    shared = hashes.is_in(repeated.implode()) & considered
     if not shared.any():
         return pl.repeat(False, frame.height, eager=True)
     positions = pl.int_range(0, frame.height, dtype=pl.UInt32, eager=True).filter(shared)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -77,6 +78,7 @@ DROPPED = 3  # the "split" of a row dropped while cleaning (missing target, dupl
 PARTS = ("train", "validation", "test", "dropped")  # the profile's count columns, by split number
 PROFILE_CELLS = 1 << 22  # cells counted together in the profile (so narrow and wide files batch alike)
 WRITE_ROWS = 1 << 20  # rows encoded and written at a time
+_COLUMN_UNIT = 1 << 34  # a profile key is column * _COLUMN_UNIT + code * 4 + split (codes are UInt32)
 
 # Internal column names; no header can produce them because names with a NUL are rejected (datadrop.reading).
 _LABEL = "\x00label"
@@ -102,8 +104,10 @@ def prepare(source: bytes | str | os.PathLike[str], config: DatasetConfig, max_b
     is a plain or gzip CSV file). `max_bytes`: the most a compressed upload may decompress to.
     """
     missing_tokens = list(dict.fromkeys(config.missing_values))
+    clock = _Clock()
 
     table = read_upload(source, max_bytes, config.max_malformed_share)
+    clock.lap("read")
     columns, frame, values = table.columns, table.frame, table.values
     target = check_columns(columns, config)
     candidates = [name for name in columns if name != target and name not in set(config.drop_columns)]
@@ -121,15 +125,16 @@ def prepare(source: bytes | str | os.PathLike[str], config: DatasetConfig, max_b
         rewriting, merged_labels, relabelled = merge_labels(sorted(zip(label_texts, label_counts.get_column(_CODE).to_list())))
     classes = sorted({rewriting.get(label, label) for label in label_texts})
     class_of = {label: index for index, label in enumerate(classes)}
-    labels = target_codes.replace_strict(
+    label_of_code = pl.repeat(None, len(values), dtype=pl.UInt32, eager=True).scatter(
         label_counts.get_column(target),
-        [class_of[rewriting.get(label, label)] for label in label_texts],
-        default=None,
-        return_dtype=pl.UInt32,
+        pl.Series([class_of[rewriting.get(label, label)] for label in label_texts], dtype=pl.UInt32),
     )
+    labels = label_of_code.gather(target_codes)  # null: a missing target
 
     # Exact duplicates (after merging labels), before splitting, so no test row also sits in train or validation.
+    clock.lap("target")
     copies = later_copies(frame.with_columns(labels.alias(target)), has_target)
+    clock.lap("duplicates")
     usable_rows = has_target & ~copies
     duplicate_rows = int(copies.sum())
     usable_labels = labels.filter(usable_rows)
@@ -162,7 +167,9 @@ def prepare(source: bytes | str | os.PathLike[str], config: DatasetConfig, max_b
     )
     del positions, usable_labels, copies
 
+    clock.lap("split")
     profile = _profile(frame, part, values, missing_tokens)
+    clock.lap("profile")
     missing_per_column = _missing_per_column(profile, columns)
     normalise = "casefold" if config.normalise_categories else None
     formats = _number_formats(profile, columns, candidates, missing_tokens, table.detected.delimiter)
@@ -214,12 +221,14 @@ def prepare(source: bytes | str | os.PathLike[str], config: DatasetConfig, max_b
         profile, columns, {name: key for name, key in formats.items() if column_notes[name]["role"] == "numeric"}
     )
 
+    clock.lap("fit")
     lookups = _encodings(training, features, len(values), frame.height)
     del profile, training
     train_csv, validation_csv, test_features_csv, test_labels = _write_splits(
         frame, labels, part, features, lookups, [name for name in columns if name != target], values, classes
     )
 
+    clock.lap("encode and write")
     splits = {}
     for name, per_class in (
         ("train", train_counts),
@@ -252,6 +261,7 @@ def prepare(source: bytes | str | os.PathLike[str], config: DatasetConfig, max_b
         normalisations=table.normalisations + merge_notes + format_notes + cleaning_notes(rows, column_reports, normalise),
         warnings=warnings,
     )
+    clock.lap("report")
     return PreparedDataset(
         train_csv=train_csv,
         validation_csv=validation_csv,
@@ -260,6 +270,21 @@ def prepare(source: bytes | str | os.PathLike[str], config: DatasetConfig, max_b
         recipe=recipe,
         report=report,
     )
+
+
+# Seconds per step of the last prepare() in this process, for bench/dataprep.py and people profiling it.
+last_timings: dict[str, float] = {}
+
+
+class _Clock:
+    def __init__(self) -> None:
+        last_timings.clear()
+        self.started = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        last_timings[step] = now - self.started
+        self.started = now
 
 
 def _codes_of(values: pl.Series, texts: list[str]) -> pl.Series:
@@ -281,30 +306,45 @@ def _profile(frame: pl.DataFrame, part: pl.Series, values: pl.Series, missing: l
     names = frame.columns
     per_batch = max(1, PROFILE_CELLS // max(frame.height, 1))
     counted = []
+    with_part = frame.with_columns(part.alias(_PART))
     for start in range(0, len(names), per_batch):
         batch = names[start : start + per_batch]
-        long = pl.concat(
-            [
-                pl.DataFrame(
-                    {
-                        _COLUMN: pl.repeat(start + offset, frame.height, dtype=pl.UInt32, eager=True),
-                        _CODE: frame.get_column(name),
-                        _PART: part,
-                    }
-                )
-                for offset, name in enumerate(batch)
-            ]
+        # one UInt64 key per cell, column | code | split, counted by sorting (faster than a hash table when
+        # a column has many distinct values, as fast when it has few)
+        keys = with_part.select(
+            pl.concat(
+                [
+                    _u64(start + offset) * _u64(_COLUMN_UNIT)
+                    + pl.col(name).cast(pl.UInt64) * _u64(4)
+                    + pl.col(_PART).cast(pl.UInt64)
+                    for offset, name in enumerate(batch)
+                ]
+            )
+            .sort()
+            .rle()
+            .struct.unnest()
         )
-        counted.append(long.group_by(_COLUMN, _CODE, _PART).len())
-        del long
+        counted.append(keys.select(pl.col("value").alias(_CODE), "len"))
+        del keys
+    key = pl.col(_CODE)
     profile = (
         pl.concat(counted)
+        .select(
+            (key // _u64(_COLUMN_UNIT)).cast(pl.UInt32).alias(_COLUMN),
+            (key // _u64(4) % _u64(1 << 32)).cast(pl.UInt32).alias(_CODE),
+            (key % _u64(4)).cast(pl.UInt8).alias(_PART),
+            "len",
+        )
         .group_by(_COLUMN, _CODE)
         .agg(pl.col("len").filter(pl.col(_PART) == index).sum().cast(pl.UInt32).alias(name) for index, name in enumerate(PARTS))
         .sort(_COLUMN, _CODE)
     )
     text = values.gather(profile.get_column(_CODE))
     return profile.with_columns(text.alias(_TEXT), text.is_in(missing).alias(_MISSING))
+
+
+def _u64(value: int) -> pl.Expr:
+    return pl.lit(value, dtype=pl.UInt64)
 
 
 def _missing_per_column(profile: pl.DataFrame, columns: list[str]) -> list[int]:
@@ -402,19 +442,21 @@ class _TrainingProfile:
         self.normalise = normalise
         index = {name: position for position, name in enumerate(columns)}
         distinct = profile.filter(pl.col(_COLUMN).is_in([index[name] for name in candidates]))
-        self.distinct = _with_normalised(_with_numbers(distinct, {index[name]: key for name, key in formats.items()}, missing), normalise)
+        self.distinct = _with_normalised(
+            _with_numbers(distinct, {index[name]: key for name, key in formats.items()}, missing), normalise
+        )
         train = self.distinct.filter(pl.col("train") > 0)
-        rows = pl.col("train").cast(pl.UInt64)
+        train_rows = pl.col("train").cast(pl.UInt64)
         present = ~pl.col(_MISSING)
         stats = train.group_by(_COLUMN).agg(
-            rows.filter(present).sum().alias("present"),
-            rows.filter(pl.col(_NUMBER).is_not_null()).sum().alias("count"),
+            train_rows.filter(present).sum().alias("present"),
+            train_rows.filter(pl.col(_NUMBER).is_not_null()).sum().alias("count"),
             pl.col(_NUMBER).min().alias("min"),
             pl.col(_NUMBER).max().alias("max"),
-            (pl.col(_TEXT).str.len_chars().cast(pl.UInt64) * rows).filter(present).sum().alias("chars"),
+            (pl.col(_TEXT).str.len_chars().cast(pl.UInt64) * train_rows).filter(present).sum().alias("chars"),
         )
         # the present training values as the categories would hold them (normalised)
-        self.levels = train.filter(present).group_by(_COLUMN, _NORMALISED).agg(rows.sum().alias("rows"))
+        self.levels = train.filter(present).group_by(_COLUMN, _NORMALISED).agg(train_rows.sum().alias("rows"))
         levels = self.levels.group_by(_COLUMN).agg(pl.len().alias("categories"), pl.col(_NORMALISED).min().alias("first"))
         self.stats: dict[str, dict] = {}
         for row in stats.join(levels, on=_COLUMN, how="left").iter_rows(named=True):
@@ -504,7 +546,9 @@ def _with_normalised(distinct: pl.DataFrame, normalise: str | None) -> pl.DataFr
     if normalise is None:
         return distinct.with_columns(text.alias(_NORMALISED))
     ascii_only = text.str.len_bytes() == text.str.len_chars()
-    distinct = distinct.with_columns(pl.when(ascii_only).then(text.str.to_lowercase()).alias(_NORMALISED))  # str.casefold, for ASCII
+    distinct = distinct.with_columns(
+        pl.when(ascii_only).then(text.str.to_lowercase()).alias(_NORMALISED)
+    )  # str.casefold, for ASCII
     others = distinct.get_column(_NORMALISED).is_null()
     if others.any():
         positions = pl.int_range(0, distinct.height, dtype=pl.UInt32, eager=True).filter(others)
@@ -640,8 +684,9 @@ def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size
     when the table's dictionary is no larger than its rows, else (codes, floats) to replace."""
     index = {name: position for position, name in enumerate(training.columns)}
     levels = [
-        pl.DataFrame({_COLUMN: index[feature["name"]], _NORMALISED: feature["categories"]}, schema_overrides={_COLUMN: pl.UInt32})
-        .with_row_index("level")
+        pl.DataFrame(
+            {_COLUMN: index[feature["name"]], _NORMALISED: feature["categories"]}, schema_overrides={_COLUMN: pl.UInt32}
+        ).with_row_index("level")
         for feature in features
         if feature["kind"] == "categorical"
     ]

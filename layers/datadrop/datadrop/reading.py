@@ -38,6 +38,7 @@ import math
 import os
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -118,8 +119,13 @@ class _Dictionary:
     def codes(self, texts: pl.Expr) -> pl.Expr:
         return texts.cast(self.dtype).to_physical()
 
-    def values(self) -> pl.Series:
-        return self.dtype.categories.to_series()
+    def coded(self, texts: pl.Series) -> pl.Series:
+        return texts.cast(self.dtype).to_physical().fill_null(0)
+
+    def values(self, frame: pl.DataFrame) -> pl.Series:
+        """The texts of codes 0 .. the largest in `frame` (Categories.to_series() would loop in Python)."""
+        size = 1 + max((code for code in frame.max().row(0) if code is not None), default=0)
+        return pl.select(pl.int_range(0, size, dtype=pl.UInt32).cat.to(self.dtype).cast(pl.String)).to_series()
 
 
 def _coded(table: _TextTable) -> Table:
@@ -128,7 +134,7 @@ def _coded(table: _TextTable) -> Table:
     return Table(
         columns=table.columns,
         frame=frame,
-        values=dictionary.values(),
+        values=dictionary.values(frame),
         rows_read=table.rows_read,
         empty_rows=table.empty_rows,
         detected=table.detected,
@@ -684,6 +690,11 @@ def _read_csv_streamed(source: bytes | str | os.PathLike[str], max_bytes: int | 
 
 
 def _stream(raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
+    with ThreadPoolExecutor(pl.thread_pool_size()) as casting:
+        return _stream_with(casting, raw, size, max_bytes)
+
+
+def _stream_with(casting: ThreadPoolExecutor, raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
     compression = "none"
     stream: BinaryIO = raw
     if raw.read(2) == _GZIP:
@@ -691,7 +702,7 @@ def _stream(raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
         stream = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
     raw.seek(0)
     try:
-        return _stream_csv(stream, size, compression, max_bytes)
+        return _stream_csv(casting, stream, size, compression, max_bytes)
     except (OSError, EOFError, zlib.error):
         return None  # not gzip after all, or cut off: read_table says which
     finally:
@@ -699,12 +710,16 @@ def _stream(raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
             stream.close()
 
 
-def _stream_csv(stream: BinaryIO, size: int, compression: str, max_bytes: int | None) -> Table | None:
+def _stream_csv(
+    casting: ThreadPoolExecutor, stream: BinaryIO, size: int, compression: str, max_bytes: int | None
+) -> Table | None:
     block = stream.read(STREAM_CHUNK)
     head = block[:SNIFF_BYTES]
     if (
         not block.strip()
-        or block.startswith((_PARQUET, _GZIP, codecs.BOM_UTF8, *(mark for mark, _ in _UTF16_BOMS), *(magic for magic, _ in _MAGIC)))
+        or block.startswith(
+            (_PARQUET, _GZIP, codecs.BOM_UTF8, *(mark for mark, _ in _UTF16_BOMS), *(magic for magic, _ in _MAGIC))
+        )
         or _json_shape(block) is not None
         or b"\n" not in block  # one line, or CR line endings
         or block[: block.find(b"\n")].strip(b" \t\r") == b""  # a blank first line
@@ -733,8 +748,11 @@ def _stream_csv(stream: BinaryIO, size: int, compression: str, max_bytes: int | 
         if quoted and separator == "\t":
             return None  # a quoted value may hold a tab that stripping removes: read_table counts those
         separators += chunk.count(separator.encode())
-        line_feeds += chunk.count(b"\n")
-        crlfs += chunk.count(b"\r\n")
+        if b"\r" in chunk:  # counting line feeds only matters then (a chunk without "\r" is all LF)
+            line_feeds += chunk.count(b"\n")
+            crlfs += chunk.count(b"\r\n")
+        else:
+            line_feeds += b"\n" in chunk
         # polars sniffs zlib streams by their first two bytes (see _parse_csv)
         sniffed = first and chunk[:1] == b"x" and chunk[1:2] in (b"\x01", b"^", b"\x9c", b"\xda")
         try:
@@ -755,9 +773,12 @@ def _stream_csv(stream: BinaryIO, size: int, compression: str, max_bytes: int | 
         if schema is None:
             schema = dict.fromkeys(text.columns, pl.String())
         if quoted and text.width > 1:
-            value_separators += int(text.select(pl.sum_horizontal(pl.all().str.count_matches(separator, literal=True).sum())).item())
-        # raw text to codes; empty fields (and fields missing at the end of a short line) are null: code 0, ""
-        parts.append(text.select(dictionary.codes(pl.all()).fill_null(0)))
+            value_separators += int(
+                text.select(pl.sum_horizontal(pl.all().str.count_matches(separator, literal=True).sum())).item()
+            )
+        # raw text to codes; empty fields (and fields missing at the end of a short line) are null: code 0, "".
+        # polars casts a column to codes on one thread, so the columns are cast in parallel.
+        parts.append(pl.DataFrame(list(casting.map(dictionary.coded, text.get_columns()))))
         del text, chunk
         first = False
     if not parts:
@@ -765,10 +786,10 @@ def _stream_csv(stream: BinaryIO, size: int, compression: str, max_bytes: int | 
     frame = pl.concat(parts, rechunk=False)
     del parts
     frame = _stripped_codes(frame, dictionary)
-    values = dictionary.values()
+    values = dictionary.values(frame)
     if frame.height < 2:
         return None  # no data rows: read_table says so
-    header = values.gather(frame.row(0)).to_list()
+    header = values.gather(list(frame.row(0))).to_list()
     columns, normalisations = _check_header(header, trailing_separator=DELIMITER_NAMES[separator])
     body = frame.slice(1)
     body.columns = columns
@@ -829,7 +850,7 @@ def _is_utf8(chunk: bytes) -> bool:
 
 def _stripped_codes(frame: pl.DataFrame, dictionary: _Dictionary) -> pl.DataFrame:
     """Codes of the raw texts turned into codes of the stripped texts: stripping is done once per distinct text."""
-    raw = dictionary.values()
+    raw = dictionary.values(frame)
     stripped = raw.str.strip_chars(WHITESPACE)
     if stripped.equals(raw):
         return frame
