@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from datadrop import intake
 from datadrop.algorithms import xgboost_image_uri
 from datadrop.storage import split_s3_uri
 
@@ -214,13 +215,14 @@ def test_failed_batch_transform_fails_the_run_with_sagemakers_reason(aws: AwsHar
 
 
 def test_a_file_too_big_for_the_functions_memory_is_rejected_up_front(aws: AwsHarness) -> None:
-    aws.services.settings.memory_limit_mb = 1  # as if Lambda gave prepare 1 MB
+    # as if Lambda gave prepare 1 MB more than the interpreter and libraries need: CSV files up to 0.4 MB
+    aws.services.settings.memory_limit_mb = intake.FIXED_MEMORY_MIB + 1
     aws.put_config("penguins", "target: species\n")
-    body = (EXAMPLE / "penguins.csv").read_bytes() * 12  # about 190 kB; 7 x that is over 1 MB
+    body = (EXAMPLE / "penguins.csv").read_bytes() * 40  # about 640 kB
     uploaded = aws.upload("incoming/penguins/big.csv", body)
     result = aws.invoke("prepare", _upload_event(aws, uploaded))
     assert result["outcome"] == "rejected"
-    assert "prepares files up to about 0.1 MB" in result["reason"] and "MemorySize" in result["reason"]
+    assert "prepares files up to about 0.4 MB" in result["reason"] and "MemorySize" in result["reason"]
     (rejected,) = aws.details("DatasetRejected")
     assert rejected["reason"] == result["reason"]
     stored = aws.services.objects.read(aws.settings.data_bucket_name, "incoming/penguins/big.csv")

@@ -97,16 +97,22 @@ class PreparedDataset:
     report: QualityReport  # what was read and what happened to it, for people
 
 
-def prepare(source: bytes | str | os.PathLike[str], config: DatasetConfig, max_bytes: int | None = None) -> PreparedDataset:
+def prepare(
+    source: bytes | str | os.PathLike[str],
+    config: DatasetConfig,
+    max_bytes: int | None = None,
+    max_in_memory_bytes: int | None = None,
+) -> PreparedDataset:
     """Read, validate, clean, split (stratified, deterministic), fit on train, encode. Raises DatasetRejected.
 
     `source`: the upload's bytes, or the path of a file holding them (which is read a chunk at a time when it
-    is a plain or gzip CSV file). `max_bytes`: the most a compressed upload may decompress to.
+    is a plain or gzip CSV file). `max_bytes`: the most a compressed upload may decompress to;
+    `max_in_memory_bytes`: the largest upload that may be read whole (see `reading.read_upload`).
     """
     missing_tokens = list(dict.fromkeys(config.missing_values))
     clock = _Clock()
 
-    table = read_upload(source, max_bytes, config.max_malformed_share)
+    table = read_upload(source, max_bytes, config.max_malformed_share, max_in_memory_bytes)
     clock.lap("read")
     columns, frame, values = table.columns, table.frame, table.values
     target = check_columns(columns, config)

@@ -143,17 +143,33 @@ def _coded(table: _TextTable) -> Table:
     )
 
 
-def read_upload(source: bytes | str | os.PathLike[str], max_bytes: int | None = None, max_malformed_share: float = 0.0) -> Table:
+def read_upload(
+    source: bytes | str | os.PathLike[str],
+    max_bytes: int | None = None,
+    max_malformed_share: float = 0.0,
+    max_in_memory_bytes: int | None = None,
+) -> Table:
     """Read an upload (its bytes, or the path of a file holding them): streamed when it is a plain UTF-8 CSV
-    file, gzip-compressed or not; anything else is read into memory by `read_table`. Raises DatasetRejected."""
+    file, gzip-compressed or not; anything else is read into memory by `read_table`, and rejected when it is
+    larger than `max_in_memory_bytes`. Raises DatasetRejected."""
     streamed = _read_csv_streamed(source, max_bytes)
     if streamed is not None:
         return streamed
+    size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
+    if max_in_memory_bytes is not None and size > max_in_memory_bytes:
+        raise DatasetRejected(
+            f"the uploaded file is {size / 1e6:.1f} MB and has to be read whole into memory (it is not a plain UTF-8 "
+            "CSV file, or has rows of the wrong length or broken quoting), which the prepare function's memory does "
+            f"for files up to {max_in_memory_bytes / 1e6:.1f} MB: save it as a UTF-8 CSV file (gzip is fine) with "
+            "one record per line, upload a smaller sample, or raise PrepareFunction's MemorySize in template.yaml"
+        )
     if isinstance(source, bytes):
         data = source
     else:
         with open(source, "rb") as file:
             data = file.read()
+    if max_in_memory_bytes is not None:
+        max_bytes = max_in_memory_bytes if max_bytes is None else min(max_bytes, max_in_memory_bytes)
     return read_table(data, max_bytes, max_malformed_share)
 
 
