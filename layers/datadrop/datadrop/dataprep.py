@@ -312,38 +312,35 @@ def _profile(frame: pl.DataFrame, part: pl.Series, values: pl.Series, missing: l
     names = frame.columns
     per_batch = max(1, PROFILE_CELLS // max(frame.height, 1))
     counted = []
-    with_part = frame.with_columns(part.alias(_PART))
+    part_key = part.cast(pl.UInt64)
     for start in range(0, len(names), per_batch):
         batch = names[start : start + per_batch]
-        # one UInt64 key per cell, column | code | split, counted by sorting (faster than a hash table when
-        # a column has many distinct values, as fast when it has few)
-        keys = with_part.select(
-            pl.concat(
-                [
-                    _u64(start + offset) * _u64(_COLUMN_UNIT)
-                    + pl.col(name).cast(pl.UInt64) * _u64(4)
-                    + pl.col(_PART).cast(pl.UInt64)
-                    for offset, name in enumerate(batch)
-                ]
-            )
-            .sort()
-            .rle()
-            .struct.unnest()
-        )
+        # one UInt64 key per cell, column | code | split, the batch's columns one after the other, counted by
+        # sorting (faster than a hash table when a column has many distinct values, as fast when it has few)
+        codes = pl.concat([frame.get_column(name) for name in batch]).cast(pl.UInt64)
+        column = pl.int_range(0, len(codes), dtype=pl.UInt64, eager=True) // frame.height + start
+        splits = pl.concat([part_key] * len(batch))
+        keys = (column * _COLUMN_UNIT + codes * 4 + splits).sort().rle().struct.unnest()
+        del codes, column, splits
         counted.append(keys.select(pl.col("value").alias(_CODE), "len"))
         del keys
+    # The keys come sorted (each batch sorted, batches in column order): a (column, code)'s counts per split
+    # are adjacent, so they are summed by differences of running sums instead of a group-by over millions.
     key = pl.col(_CODE)
-    profile = (
-        pl.concat(counted)
-        .select(
-            (key // _u64(_COLUMN_UNIT)).cast(pl.UInt32).alias(_COLUMN),
-            (key // _u64(4) % _u64(1 << 32)).cast(pl.UInt32).alias(_CODE),
-            (key % _u64(4)).cast(pl.UInt8).alias(_PART),
-            "len",
-        )
-        .group_by(_COLUMN, _CODE)
-        .agg(pl.col("len").filter(pl.col(_PART) == index).sum().cast(pl.UInt32).alias(name) for index, name in enumerate(PARTS))
-        .sort(_COLUMN, _CODE)
+    group = key // _u64(4)
+    running = pl.concat(counted).select(
+        group.alias(_CODE),
+        *(
+            pl.when(key % _u64(4) == index).then(pl.col("len")).otherwise(0).cast(pl.Int64).cum_sum().alias(name)
+            for index, name in enumerate(PARTS)
+        ),
+    )
+    del counted
+    ends = running.filter((pl.col(_CODE) != pl.col(_CODE).shift(-1)).fill_null(True))
+    profile = ends.select(
+        (pl.col(_CODE) // _u64(1 << 32)).cast(pl.UInt32).alias(_COLUMN),
+        (pl.col(_CODE) % _u64(1 << 32)).cast(pl.UInt32).alias(_CODE),
+        *(pl.col(name).diff().fill_null(pl.col(name).first()).cast(pl.UInt32).alias(name) for name in PARTS),
     )
     text = values.gather(profile.get_column(_CODE))
     return profile.with_columns(text.alias(_TEXT), text.is_in(missing).alias(_MISSING))
@@ -370,7 +367,8 @@ def _number_formats(
     and decimal_comma: a semicolon-separated file takes the decimal comma, any other the thousands comma.
     ("1 234" alone fits both space formats, which read it as the same number.)
     """
-    indices = [columns.index(name) for name in names]
+    position = {name: index for index, name in enumerate(columns)}
+    indices = [position[name] for name in names]
     train = profile.filter(pl.col(_COLUMN).is_in(indices) & (pl.col("train") > 0))
     # a quick look first: only a separator between digits (a dot counts when two of them group digits) can qualify
     maybe = train.filter(pl.col(_TEXT).str.contains("[0-9][, '\u00a0\u202f][0-9]|[0-9]\\.[0-9]{3}\\.[0-9]"))
@@ -401,7 +399,7 @@ def _number_formats(
         ]
         if fitting:
             found[columns[row[_COLUMN]]] = fitting[0]
-    return dict(sorted(found.items(), key=lambda item: columns.index(item[0])))
+    return dict(sorted(found.items(), key=lambda item: position[item[0]]))
 
 
 def _number_format_notes(profile: pl.DataFrame, columns: list[str], formats: dict[str, str]) -> list[Normalisation]:
@@ -443,6 +441,7 @@ class _TrainingProfile:
         rows: int,
     ) -> None:
         self.columns = columns
+        self.position = {name: index for index, name in enumerate(columns)}
         self.rows = rows  # training rows
         self.missing = missing
         self.normalise = normalise
@@ -480,7 +479,7 @@ class _TrainingProfile:
         rows = pl.col("train").cast(pl.UInt64)
         numbers = (
             self.distinct.filter(
-                pl.col(_COLUMN).is_in([self.columns.index(name) for name in names])
+                pl.col(_COLUMN).is_in([self.position[name] for name in names])
                 & (pl.col("train") > 0)
                 & pl.col(_NUMBER).is_not_null()
             )
@@ -496,13 +495,13 @@ class _TrainingProfile:
 
     def categories(self, names: list[str]) -> dict[str, list[str]]:
         """The sorted levels (present training values, normalised) of each column."""
-        indices = [self.columns.index(name) for name in names]
+        indices = [self.position[name] for name in names]
         levels = self.levels.filter(pl.col(_COLUMN).is_in(indices)).group_by(_COLUMN).agg(pl.col(_NORMALISED).sort())
         return {self.columns[index]: values for index, values in levels.iter_rows()}
 
     def summaries(self, names: list[str]) -> dict[str, CategoricalSummary]:
         """Levels and the most frequent level (ties: the first in sorted order) of the present training values."""
-        indices = [self.columns.index(name) for name in names]
+        indices = [self.position[name] for name in names]
         # a value that normalises into a missing token ("NAN" -> "nan") is not counted as a level here
         levels = self.levels.filter(pl.col(_COLUMN).is_in(indices) & ~pl.col(_NORMALISED).is_in(self.missing))
         top = (
@@ -685,23 +684,47 @@ def _fit_features(
 # Encoding and writing
 
 
-def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size: int, height: int) -> dict[str, pl.Series]:
-    """Per feature, what each code encodes to (see the encoding contract): a Float64 Series indexed by code
-    when the table's dictionary is no larger than its rows, else (codes, floats) to replace."""
-    index = {name: position for position, name in enumerate(training.columns)}
-    levels = [
-        pl.DataFrame(
-            {_COLUMN: index[feature["name"]], _NORMALISED: feature["categories"]}, schema_overrides={_COLUMN: pl.UInt32}
-        ).with_row_index("level")
-        for feature in features
-        if feature["kind"] == "categorical"
-    ]
-    fills = {index[feature["name"]]: feature["fill"] for feature in features if feature["kind"] == "numeric"}
-    distinct = training.distinct.filter(pl.col(_COLUMN).is_in([index[feature["name"]] for feature in features]))
-    if levels:
-        distinct = distinct.join(pl.concat(levels), on=[_COLUMN, _NORMALISED], how="left")
-    else:
-        distinct = distinct.with_columns(pl.lit(None, dtype=pl.UInt32).alias("level"))
+@dataclass(frozen=True)
+class _Lookups:
+    """What each feature's codes encode to (see the encoding contract). `dense`: per feature, a Float64
+    Series indexed by code, when the table's dictionary is no larger than its rows (a gather per column);
+    else `keys` (column position << 32 | code) and `values`, one lookup for the cells of all the columns."""
+
+    positions: dict[str, int]
+    dense: dict[str, pl.Series] | None = None
+    keys: pl.Series | None = None
+    values: pl.Series | None = None
+
+    def encoded(self, codes: pl.DataFrame) -> pl.DataFrame:
+        """The encoded features of these rows (one UInt32 column of codes per feature)."""
+        if self.dense is not None:
+            return pl.DataFrame([self.dense[name].gather(codes.get_column(name)).alias(name) for name in codes.columns])
+        height = codes.height
+        cells = pl.concat(codes.get_columns()).cast(pl.UInt64)
+        position = pl.Series([self.positions[name] for name in codes.columns], dtype=pl.UInt64).gather(
+            pl.int_range(0, len(cells), dtype=pl.UInt32, eager=True) // max(height, 1)
+        )
+        assert self.keys is not None and self.values is not None
+        values = (position * (1 << 32) + cells).replace_strict(self.keys, self.values, return_dtype=pl.Float64)
+        return pl.DataFrame([values.slice(index * height, height).alias(name) for index, name in enumerate(codes.columns)])
+
+
+def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size: int, height: int) -> _Lookups:
+    """What each feature's codes encode to: the fill or the number for numeric features, the level's index or
+    -1 for categorical ones."""
+    positions = {name: position for position, name in enumerate(training.columns)}
+    categorical = [feature for feature in features if feature["kind"] == "categorical"]
+    levels = pl.DataFrame(
+        {
+            _COLUMN: pl.Series([positions[feature["name"]] for feature in categorical], dtype=pl.UInt32),
+            _NORMALISED: [feature["categories"] for feature in categorical],
+        },
+        schema_overrides={_NORMALISED: pl.List(pl.String)},
+    ).explode(_NORMALISED)
+    levels = levels.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over(_COLUMN).alias("level"))
+    fills = {positions[feature["name"]]: feature["fill"] for feature in features if feature["kind"] == "numeric"}
+    distinct = training.distinct.filter(pl.col(_COLUMN).is_in([positions[feature["name"]] for feature in features]))
+    distinct = distinct.join(levels, on=[_COLUMN, _NORMALISED], how="left")
     fill = pl.col(_COLUMN).replace_strict(list(fills), list(fills.values()), default=None, return_dtype=pl.Float64)
     encoded = distinct.select(
         _COLUMN,
@@ -713,23 +736,15 @@ def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size
         .otherwise(pl.col("level").cast(pl.Float64).fill_null(-1.0))
         .alias(_NUMBER),
     )
-    lookups = {}
+    if dictionary_size > height:
+        keys = encoded.select(pl.col(_COLUMN).cast(pl.UInt64) * (1 << 32) + pl.col(_CODE).cast(pl.UInt64)).to_series()
+        return _Lookups(positions, keys=keys, values=encoded.get_column(_NUMBER))
+    dense = {}
     for (position,), group in encoded.partition_by(_COLUMN, as_dict=True).items():
-        name = training.columns[position]
-        if dictionary_size <= height:
-            lookups[name] = pl.repeat(float("nan"), dictionary_size, dtype=pl.Float64, eager=True).scatter(
-                group.get_column(_CODE), group.get_column(_NUMBER)
-            )
-        else:
-            lookups[name] = group.select(pl.struct(_CODE, _NUMBER)).to_series()
-    return lookups
-
-
-def _encoded(codes: pl.Series, lookup: pl.Series) -> pl.Series:
-    if lookup.dtype == pl.Float64:
-        return lookup.gather(codes).alias(codes.name)
-    pairs = lookup.struct.unnest()
-    return codes.replace_strict(pairs.get_column(_CODE), pairs.get_column(_NUMBER), return_dtype=pl.Float64)
+        dense[training.columns[position]] = pl.repeat(float("nan"), dictionary_size, dtype=pl.Float64, eager=True).scatter(
+            group.get_column(_CODE), group.get_column(_NUMBER)
+        )
+    return _Lookups(positions, dense=dense)
 
 
 def _write_splits(
@@ -737,7 +752,7 @@ def _write_splits(
     labels: pl.Series,
     part: pl.Series,
     features: list[dict],
-    lookups: dict[str, pl.Series],
+    lookups: _Lookups,
     test_columns: list[str],
     values: pl.Series,
     classes: list[str],
@@ -753,19 +768,15 @@ def _write_splits(
             mask = where == split
             if not mask.any():
                 continue
-            chosen = rows.filter(mask)
-            encoded = pl.DataFrame(
-                [
-                    label.filter(mask).cast(pl.Int64).alias(_LABEL),
-                    *(_encoded(chosen.get_column(feature["name"]), lookups[feature["name"]]) for feature in features),
-                ]
-            )
+            encoded = lookups.encoded(rows.select(feature["name"] for feature in features).filter(mask))
+            encoded.insert_column(0, label.filter(mask).cast(pl.Int64).alias(_LABEL))
             encoded.write_csv(outputs[split], include_header=False)
         mask = where == TEST
         if mask.any():
-            chosen = rows.filter(mask)
-            pl.DataFrame([values.gather(chosen.get_column(name)).alias(name) for name in test_columns]).write_csv(
-                outputs[TEST], include_header=False
-            )
+            chosen = rows.select(test_columns).filter(mask)
+            texts = values.gather(pl.concat(chosen.get_columns()))  # one gather for all the columns
+            pl.DataFrame(
+                [texts.slice(index * chosen.height, chosen.height).alias(name) for index, name in enumerate(test_columns)]
+            ).write_csv(outputs[TEST], include_header=False)
             test_labels += class_names.gather(label.filter(mask)).to_list()
     return outputs[TRAIN].getvalue(), outputs[VALIDATION].getvalue(), outputs[TEST].getvalue(), test_labels

@@ -793,8 +793,7 @@ def _stream_csv(
                 text.select(pl.sum_horizontal(pl.all().str.count_matches(separator, literal=True).sum())).item()
             )
         # raw text to codes; empty fields (and fields missing at the end of a short line) are null: code 0, "".
-        # polars casts a column to codes on one thread, so the columns are cast in parallel.
-        parts.append(pl.DataFrame(list(casting.map(dictionary.coded, text.get_columns()))))
+        parts.append(_coded_columns(casting, dictionary, text))
         del text, chunk
         first = False
     if not parts:
@@ -837,6 +836,24 @@ def _stream_csv(
         detected=detected,
         normalisations=_decoding_notes(detected) + normalisations,
     )
+
+
+CAST_CELLS = 1 << 20  # a wide file's columns are cast to codes in batches of about this many values
+
+
+def _coded_columns(casting: ThreadPoolExecutor, dictionary: _Dictionary, text: pl.DataFrame) -> pl.DataFrame:
+    """The chunk's columns as codes. polars casts a column on one thread, so columns are cast in parallel; the
+    columns of a wide, short chunk are cast a batch at a time as one long column (a cast has a fixed cost)."""
+    per_batch = max(1, CAST_CELLS // max(text.height, 1))
+    if per_batch == 1:
+        return pl.DataFrame(list(casting.map(dictionary.coded, text.get_columns())))
+    batches = [text.get_columns()[start : start + per_batch] for start in range(0, text.width, per_batch)]
+
+    def coded_batch(columns: list[pl.Series]) -> list[pl.Series]:
+        codes = dictionary.coded(pl.concat(columns))
+        return [codes.slice(index * text.height, text.height).alias(column.name) for index, column in enumerate(columns)]
+
+    return pl.DataFrame([column for batch in casting.map(coded_batch, batches) for column in batch])
 
 
 def _record_end(data: bytes) -> int | None:
