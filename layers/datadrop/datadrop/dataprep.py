@@ -77,6 +77,7 @@ MAX_REPORTED_VALUE = 200  # characters of a value quoted in the quality report
 DROPPED = 3  # the "split" of a row dropped while cleaning (missing target, duplicate)
 PARTS = ("train", "validation", "test", "dropped")  # the profile's count columns, by split number
 PROFILE_CELLS = 1 << 22  # cells counted together in the profile (so narrow and wide files batch alike)
+PROFILE_SAMPLE = 1 << 16  # cells looked at to choose how to count a batch
 WRITE_ROWS = 1 << 20  # rows encoded and written at a time
 _COLUMN_UNIT = 1 << 34  # a profile key is column * _COLUMN_UNIT + code * 4 + split (codes are UInt32)
 
@@ -320,10 +321,14 @@ def _profile(frame: pl.DataFrame, part: pl.Series, values: pl.Series, missing: l
         codes = pl.concat([frame.get_column(name) for name in batch]).cast(pl.UInt64)
         column = pl.int_range(0, len(codes), dtype=pl.UInt64, eager=True) // frame.height + start
         splits = pl.concat([part_key] * len(batch))
-        keys = (column * _COLUMN_UNIT + codes * 4 + splits).sort().rle().struct.unnest()
+        keys = column * _COLUMN_UNIT + codes * 4 + splits
         del codes, column, splits
-        counted.append(keys.select(pl.col("value").alias(_CODE), "len"))
-        del keys
+        if keys.head(PROFILE_SAMPLE).n_unique() < PROFILE_SAMPLE // 16:  # few distinct keys: a hash table is faster
+            counts = keys.value_counts(name="len").sort(keys.name).rename({keys.name: "value"})
+        else:
+            counts = keys.sort().rle().struct.unnest()
+        counted.append(counts.select(pl.col("value").alias(_CODE), pl.col("len").cast(pl.UInt32)))
+        del keys, counts
     # The keys come sorted (each batch sorted, batches in column order): a (column, code)'s counts per split
     # are adjacent, so they are summed by differences of running sums instead of a group-by over millions.
     key = pl.col(_CODE)
