@@ -318,11 +318,15 @@ def _profile(frame: pl.DataFrame, part: pl.Series, values: pl.Series, missing: l
         batch = names[start : start + per_batch]
         # one UInt64 key per cell, column | code | split, the batch's columns one after the other, counted by
         # sorting (faster than a hash table when a column has many distinct values, as fast when it has few)
-        codes = pl.concat([frame.get_column(name) for name in batch]).cast(pl.UInt64)
-        column = pl.int_range(0, len(codes), dtype=pl.UInt64, eager=True) // frame.height + start
-        splits = pl.concat([part_key] * len(batch))
-        keys = column * _COLUMN_UNIT + codes * 4 + splits
-        del codes, column, splits
+        if len(batch) == 1:  # a long column: one expression, so that no other column of its length is made
+            keys = pl.select(
+                _u64(start * _COLUMN_UNIT) + pl.lit(frame.get_column(batch[0])).cast(pl.UInt64) * _u64(4) + pl.lit(part_key)
+            ).to_series()
+        else:
+            codes = pl.concat([frame.get_column(name) for name in batch]).cast(pl.UInt64)
+            column = pl.int_range(0, len(codes), dtype=pl.UInt64, eager=True) // frame.height + start
+            keys = column * _COLUMN_UNIT + codes * 4 + pl.concat([part_key] * len(batch))
+            del codes, column
         if keys.head(PROFILE_SAMPLE).n_unique() < PROFILE_SAMPLE // 16:  # few distinct keys: a hash table is faster
             counts = keys.value_counts(name="len").sort(keys.name).rename({keys.name: "value"})
         else:

@@ -798,9 +798,10 @@ def _stream_csv(
         first = False
     if not parts:
         return None
-    frame = pl.concat(parts, rechunk=False)
+    coded = pl.concat(parts, rechunk=False).get_columns()
     del parts
-    frame = _stripped_codes(frame, dictionary)
+    frame = pl.DataFrame(_stripped_codes(coded, dictionary))
+    del coded
     values = dictionary.values(frame)
     if frame.height < 2:
         return None  # no data rows: read_table says so
@@ -881,14 +882,19 @@ def _is_utf8(chunk: bytes) -> bool:
     return True
 
 
-def _stripped_codes(frame: pl.DataFrame, dictionary: _Dictionary) -> pl.DataFrame:
-    """Codes of the raw texts turned into codes of the stripped texts: stripping is done once per distinct text."""
-    raw = dictionary.values(frame)
+def _stripped_codes(columns: list[pl.Series], dictionary: _Dictionary) -> list[pl.Series]:
+    """Codes of the raw texts turned into codes of the stripped texts: stripping is done once per distinct text.
+
+    Replaces the columns in the list one by one, so that only one column exists twice at a time.
+    """
+    raw = dictionary.values(pl.DataFrame(columns))
     stripped = raw.str.strip_chars(WHITESPACE)
     if stripped.equals(raw):
-        return frame
+        return columns
     canonical = pl.select(dictionary.codes(pl.lit(stripped))).to_series()  # adds the stripped texts not there yet
-    return frame.select(canonical.gather(frame.get_column(name)).alias(name) for name in frame.columns)
+    for index, column in enumerate(columns):
+        columns[index] = canonical.gather(column).alias(column.name)
+    return columns
 
 
 def _too_large_uncompressed(compression: str, max_bytes: int) -> DatasetRejected:
