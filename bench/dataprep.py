@@ -682,6 +682,14 @@ def print_table(r: dict) -> None:
         + f", interleaved; measured with {r['method']}"
     )
     print_run_header(r)
+    if r["sizes"]:
+        print_sizes(r)
+    if r["wide"]:
+        print_wide(r)
+    print_projection_and_targets(r)
+
+
+def print_sizes(r: dict) -> None:
     print()
     widths = (22, 9, 7, 7, 7, 6, 7, 6, 6, 6, 7, 7)
     fmt = "  ".join(f"{{:<{w}}}" if i in (0, 1) else f"{{:>{w}}}" for i, w in enumerate(widths))
@@ -722,12 +730,11 @@ def print_table(r: dict) -> None:
             f"(floor {_f(q['floor_rss_over_input'], '.2f')}x, pandas {_f(q['pandas_rss_over_input'], '.2f')}x)"
         )
         print(rule)
-    if r["sizes"]:
-        print(
-            "wall = spawn to exit as seen by this script (interpreter start and imports included); MB/s = input MB / "
-            "median wall; max RSS = the child's peak resident set; RSS / input = max RSS over the file size; "
-            "cpu = user + sys; MB = 10^6 bytes."
-        )
+    print(
+        "wall = spawn to exit as seen by this script (interpreter start and imports included); MB/s = input MB / "
+        "median wall; max RSS = the child's peak resident set; RSS / input = max RSS over the file size; "
+        "cpu = user + sys; MB = 10^6 bytes."
+    )
 
     for e in r["sizes"]:
         print()
@@ -763,32 +770,34 @@ def print_table(r: dict) -> None:
             elif rows:
                 print(f"  {'':8}  rows: read {rows.get('read', 0):,}; CSV written {(row.get('output_bytes') or 0) / 1e6:.1f} MB")
 
-    if r["wide"]:
-        print()
-        print(f"wide files: datadrop's prepare (seconds inside the child, median of {r['runs']}) per million cells")
-        wfmt = "{:>8}  {:>6}  {:>11}  {:>8}  {:>10}  {:>12}  {:>8}  {:>8}"
-        print(wfmt.format("columns", "rows", "cells", "MB", "prepare s", "s / M cells", "wall s", "RSS MB"))
-        for w in r["wide"]:
-            dd = w["datadrop"]
-            print(
-                wfmt.format(
-                    f"{w['columns']:,}",
-                    f"{w['rows']:,}",
-                    f"{w['cells']:,}",
-                    f"{w['bytes'] / 1e6:.1f}",
-                    _f((w["prepare_s"] or {}).get("median"), ".2f"),
-                    _f(w["prepare_s_per_million_cells"], ".3f"),
-                    _f((dd["wall_s"] or {}).get("median"), ".2f"),
-                    _f((dd["max_rss_mb"] or {}).get("median"), ".0f"),
-                )
-            )
-        for w in r["wide"]:
-            steps = w.get("prepare_steps") or {}
-            print(
-                f"  {w['columns']:,} columns, prepare's steps (s, first run): "
-                + ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
-            )
 
+def print_wide(r: dict) -> None:
+    print()
+    print(f"wide files: datadrop's prepare (seconds inside the child, median of {r['runs']}) per million cells")
+    wfmt = "{:>8}  {:>6}  {:>11}  {:>8}  {:>10}  {:>12}  {:>8}  {:>8}"
+    print(wfmt.format("columns", "rows", "cells", "MB", "prepare s", "s / M cells", "wall s", "RSS MB"))
+    for w in r["wide"]:
+        dd = w["datadrop"]
+        print(
+            wfmt.format(
+                f"{w['columns']:,}",
+                f"{w['rows']:,}",
+                f"{w['cells']:,}",
+                f"{w['bytes'] / 1e6:.1f}",
+                _f((w["prepare_s"] or {}).get("median"), ".2f"),
+                _f(w["prepare_s_per_million_cells"], ".3f"),
+                _f((dd["wall_s"] or {}).get("median"), ".2f"),
+                _f((dd["max_rss_mb"] or {}).get("median"), ".0f"),
+            )
+        )
+    for w in r["wide"]:
+        steps = w.get("prepare_steps") or {}
+        print(
+            f"  {w['columns']:,} columns, prepare's steps (s, first run): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
+        )
+
+
+def print_projection_and_targets(r: dict) -> None:
     p = r.get("lambda_projection")
     if p:
         print()
