@@ -29,13 +29,15 @@ logger = Logger(child=True)
 UNKNOWN_DATASET = "unassigned"
 
 # What prepare needs, from bench/dataprep.py (bench/README.md, 2026-12-02, 2-core VM). A plain or gzip CSV
-# file is read a chunk at a time: peak RSS about 2.2 times the file (1 GB), imports included; 2.5 leaves
-# headroom. Anything else (Parquet, JSON Lines, other encodings, malformed rows) is read whole first, which
-# measured 6.4-6.8 times before: 7. FIXED_MEMORY_MIB: the interpreter, polars, boto3 and the handler.
+# file is read a chunk at a time: peak RSS measured 361 MB + 1.67 x the file (2.03x at 1 GB, imports
+# included); planning FIXED_MEMORY_MIB + 2.5 x lies above that line for files over about 200 MB, and the
+# guard only binds far above that (about 1.2 GB at 3008 MB).
+# Anything else (Parquet, JSON Lines, other encodings, malformed rows) is read whole first, which
+# measured 6.4-6.8 times before: 7.
 PEAK_MEMORY_PER_INPUT_BYTE = 2.5
 IN_MEMORY_PEAK_PER_INPUT_BYTE = 7
-FIXED_MEMORY_MIB = 200
-# prepare measured 25-45 MB/s at 1 GB on 2 cores (one core's worth of a busy machine: 13); the plan
+FIXED_MEMORY_MIB = 200  # the interpreter, polars, boto3 and the handler
+# prepare measured 13 MB/s at 1 GB (spawn to exit) on 2 cores that other work kept 97 % busy; the plan
 # assumes 10 MB/s for download, prepare and upload together, and keeps TIME_RESERVE_SECONDS for the rest.
 PLANNED_MB_PER_SECOND = 10.0
 TIME_RESERVE_SECONDS = 30.0
