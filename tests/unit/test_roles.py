@@ -338,6 +338,26 @@ def test_row_numbers_are_dropped_and_the_report_says_why() -> None:
     assert kinds_of(kept)["row"] == "numeric"
 
 
+def test_row_numbers_are_checked_across_blocks_of_rows_and_on_the_file_as_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # prepare checks a coded column a block of rows at a time, carrying the last number across blocks
+    monkeypatch.setattr(roles, "ROW_NUMBER_BLOCK", 7)
+    blocks = [range(1, 8), range(9, 16), range(15, 22), range(22, 29), range(29, 36)]  # steps of 1 inside each block, not between
+    jumping = [str(i) for block in blocks for i in block]
+    assert int(jumping[-1]) - int(jumping[0]) == len(jumping) - 1  # the ends alone would pass
+    rows = [str(i + 1) for i in range(35)]
+    rows[5] = "NA"  # a missing value: not row numbers any more
+    data = labelled({"row": [str(i + 1) for i in range(35)], "amount": jumping, "gappy": rows}, 35)
+    prepared = prepare(data, DatasetConfig(target="label"))
+    columns = columns_of(prepared)
+    assert (columns["row"].role, columns["row"].reason) == ("dropped", "id_like")
+    assert columns["amount"].role == "numeric" and columns["gappy"].role == "numeric"
+    # in file order, before cleaning: rows whose target is missing still count
+    targets = to_csv(
+        ["label", "x", "row"], [["" if i == 3 else ["a", "b"][i % 2], str((i * 7) % 101), str(i + 1)] for i in range(40)]
+    )
+    assert columns_of(prepare(targets, DatasetConfig(target="label")))["row"].reason == "id_like"
+
+
 @pytest.mark.parametrize(
     "values",
     [

@@ -931,23 +931,7 @@ def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size
     ]
     del distinct
     # boolean and datetime features: each distinct value of their column encoded once (datadrop.roles)
-    by_column: dict[str, list[int]] = {}
-    for index, feature in enumerate(features):
-        if feature["kind"] in column_roles.KINDS:
-            by_column.setdefault(sources[index], []).append(index)
-    for source, indices in by_column.items():
-        column = training.distinct.filter(pl.col(_COLUMN) == positions[source]).select(_CODE, _TEXT)
-        encoded = column_roles.encoded_texts([features[index] for index in indices], column.get_column(_TEXT), training.missing)
-        for index, numbers in zip(indices, encoded):
-            parts.append(
-                pl.DataFrame(
-                    {
-                        _FEATURE: pl.repeat(index, column.height, dtype=pl.UInt32, eager=True),
-                        _CODE: column.get_column(_CODE),
-                        _NUMBER: numbers,
-                    }
-                )
-            )
+    parts += _role_encodings(training, features, feature_of)
     encoded_codes = pl.concat(parts)
     del parts
     if dictionary_size > height:
@@ -963,6 +947,33 @@ def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size
             )
         )
     return _Lookups(sources, dense=dense)
+
+
+def _role_encodings(training: _TrainingProfile, features: list[dict], feature_of: pl.DataFrame) -> list[pl.DataFrame]:
+    """(feature, code, number) of the boolean and datetime features: every distinct value of their columns read
+    as a truth value (one Python call per distinct value, as `roles.encode_value`) or parsed as a date once."""
+    kinds = {kind: [index for index, feature in enumerate(features) if feature["kind"] == kind] for kind in column_roles.KINDS}
+    encoded = []
+    chosen = feature_of.filter(pl.col(_FEATURE).is_in(kinds["boolean"]))
+    if chosen.height:
+        distinct = training.distinct.select(_COLUMN, _CODE, _TEXT).join(chosen, on=_COLUMN)
+        for (index,), group in distinct.partition_by(_FEATURE, as_dict=True).items():
+            numbers = column_roles.boolean_values(group.get_column(_TEXT), features[index], training.missing)
+            encoded.append(group.select(_FEATURE, _CODE, numbers.alias(_NUMBER)))
+    chosen = feature_of.filter(pl.col(_FEATURE).is_in(kinds["datetime"]))
+    if chosen.height:
+        distinct = training.distinct.filter(pl.col(_COLUMN).is_in(chosen.get_column(_COLUMN).unique().implode()))
+        dates = pl.concat(
+            [distinct.select(_COLUMN, _CODE), column_roles.datetime_frame(distinct.get_column(_TEXT), training.missing)],
+            how="horizontal",
+        ).join(chosen, on=_COLUMN)
+        del distinct
+        indices = kinds["datetime"]
+        part = pl.col(_FEATURE).replace_strict(indices, [features[index]["part"] for index in indices], return_dtype=pl.String)
+        fill = pl.col(_FEATURE).replace_strict(indices, [features[index]["fill"] for index in indices], return_dtype=pl.Float64)
+        value = pl.coalesce(pl.when(part == name).then(pl.col(name)) for name in column_roles.DATETIME_PARTS)
+        encoded.append(dates.select(_FEATURE, _CODE, value.fill_null(fill).alias(_NUMBER)))
+    return encoded
 
 
 def _write_splits(

@@ -5,8 +5,8 @@ polars form and a plain-Python form (`encode_value`, for `recipe.encode_row`);
 `datadrop.serving.inference` repeats the plain-Python form (it cannot import this module) and tests
 check all three give the same floats. Prepare never holds the table as text: the polars forms look
 at each column's distinct training values with their row counts (the training profile, see
-`VALUES`), and encode a column's distinct values once (`encoded_texts`), which prepare turns into
-a lookup from code to float. Row numbers are found on the coded column, in file order.
+`VALUES`), and encode a column's distinct values once (`boolean_values`, `datetime_frame`), which
+prepare turns into a lookup from code to float. Row numbers are found on the coded column, in file order.
 
 boolean: every present training value, stripped and case-folded (`str.casefold`), is one of
   TRUE_SPELLINGS or FALSE_SPELLINGS, both truth values occur, and at least one value is not a number
@@ -155,8 +155,8 @@ def boolean_feature(name: str) -> dict:
     return {"name": name, "kind": "boolean", "true": list(TRUE_SPELLINGS), "false": list(FALSE_SPELLINGS)}
 
 
-def _boolean_values(texts: pl.Series, feature: Mapping, missing: Sequence[str]) -> pl.Series:
-    """1.0 / 0.0 / -1.0 per distinct text of a column (see `encode_value`), one Python call per present text."""
+def boolean_values(texts: pl.Series, feature: Mapping, missing: Sequence[str]) -> pl.Series:
+    """1.0 / 0.0 / -1.0 per text (a column's distinct stripped values; see `encode_value`), one Python call each."""
     return pl.Series(
         [
             BOOLEAN_MISSING if text in missing else truth_value(text, feature["true"], feature["false"])
@@ -463,21 +463,6 @@ KINDS = ("boolean", "datetime")
 def source_column(feature: Mapping) -> str:
     """The column of the raw row a feature is computed from."""
     return feature.get("column", feature["name"])
-
-
-def encoded_texts(features: Sequence[Mapping], texts: pl.Series, missing: Sequence[str]) -> list[pl.Series]:
-    """Per boolean or datetime feature of one column, what each of `texts` (the column's distinct stripped
-    values) encodes to (Float64, see `encode_value`); the texts are parsed as dates once."""
-    encoded = []
-    parts = None
-    for feature in features:
-        if feature["kind"] == "boolean":
-            encoded.append(_boolean_values(texts, feature, missing))
-        else:
-            if parts is None:
-                parts = datetime_frame(texts, missing)
-            encoded.append(parts.get_column(feature["part"]).fill_null(feature["fill"]))
-    return encoded
 
 
 def encode_value(feature: Mapping, text: str, missing: Sequence[str] | set[str]) -> float:
