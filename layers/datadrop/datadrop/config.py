@@ -179,7 +179,6 @@ class DeploymentSettings(BaseModel):
         return names
 
 
-
 ColumnRoleSetting = Literal["numeric", "categorical", "boolean", "datetime", "text", "id", "drop"]
 FEATURE_ROLE_SETTINGS = ("numeric", "categorical", "boolean", "datetime")  # the pinned roles that keep a column
 
