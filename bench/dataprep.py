@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The prepare step on large, dirty CSVs: time and peak memory of `datadrop.dataprep.prepare`,
-against the floor of any CSV-in/CSV-out step, measured in the same run on this machine.
+against the same cleaning in plain pandas and against the floor of any CSV-in/CSV-out step, all
+measured in the same run on this machine; and prepare's time per million cells on wide files.
 
 Input: for every size in --sizes (MB = 10^6 bytes), a synthetic CSV of about that size, generated
 once by a child (numpy + polars, deterministic for --seed) and cached in bench/.data/ (git-ignored):
@@ -10,23 +11,33 @@ dropped), numeric columns with `NA`/`n/a`/`NaN` (1-2 %) and a few non-numbers ("
 categorical columns with "" / `NA` / `?` / `null` (3-5 %), values padded with spaces (1-2 %), a
 header name with a trailing space, and 0.2 % of the rows exact copies of other rows.
 
-What it runs, per size, alternately (datadrop, baseline, datadrop, ...), with the repository's venv:
+What it runs, per size, alternately (datadrop, floor, pandas, datadrop, ...), with the repository's venv:
 
   datadrop  `.venv/bin/python -c <DATADROP> FILE`: imports datadrop.config and datadrop.dataprep
-            (so polars, pydantic, PyYAML), reads the file into bytes (as the handler gets it from
-            S3), runs `prepare(data, parse_config("target: species", "bench"))`. Inside the child:
-            seconds for imports, read and prepare, peak RSS so far after each (getrusage), and the
-            rows of the quality report (read, missing target, duplicates, train / validation / test).
-  baseline  `.venv/bin/python -c <BASELINE> FILE`: `polars.read_csv(FILE, infer_schema=False)` and
-            `write_csv` of the frame into a BytesIO: the floor of any step that reads a CSV and
-            writes one, with no cleaning, no split and no encoding. datadrop minus baseline is
-            what validation, stripping, deduplication, the stratified split, fitting and encoding
-            cost (and holding the input as bytes: the baseline's polars maps the file instead).
+            (so polars, pydantic, PyYAML), runs `prepare(FILE, parse_config("target: species", "bench"))`
+            on the file's path, as the prepare step does after downloading the upload to /tmp. Inside the
+            child: seconds for imports and prepare (and prepare's own steps, `dataprep.last_timings`),
+            peak RSS so far after each (getrusage), and the rows of the quality report.
+  pandas    `.venv/bin/python bench/pandas_prepare.py FILE species`: the same cleaning in plain pandas
+            (strip, junk tokens missing, drop missing targets and exact duplicates, stratified split,
+            median imputation, category codes fitted on train, label-first headerless CSVs); see its
+            docstring. It runs --pandas-runs times per size (default 1: it is slow).
+  floor     `.venv/bin/python -c <FLOOR> FILE`: `polars.read_csv(FILE, infer_schema=False)` and
+            `write_csv` of the frame into a BytesIO: the engine's own parse and write, the floor of any
+            step that reads a CSV and writes one, with no cleaning, no split and no encoding.
 
-Both run under `/usr/bin/time -v` (max RSS = its "Maximum resident set size"; wall = spawn to exit
+All run under `/usr/bin/time -v` (max RSS = its "Maximum resident set size"; wall = spawn to exit
 as seen by this script). Without a working `/usr/bin/time -v` (or with --rusage) max RSS comes from
-os.wait4. Before a size is measured its file is read once, so both subjects find it in the page
-cache. Bytecode (--bytecode): by default (warm) a first child imports everything into a private
+os.wait4. Before a size is measured its file is read once, so every subject finds it in the page
+cache. MB/s = input MB / median wall. Targets, judged at sizes of 1000 MB and more: datadrop at least
+10x faster than pandas, within 2x the floor, and a peak RSS under 2.5x the file size.
+
+Wide files (--wide 1000,5000,20000): CSVs of --wide-rows rows (default 1000) and that many feature
+columns (a third numeric with decimals, a third categorical with 20 levels, a third integers; 2 %
+`NA`) plus a 3-class target, cached in bench/.data/ too; datadrop's prepare step (the seconds
+inside the child) per million cells, which stays flat when the time is linear in the cells.
+
+Bytecode (--bytecode): by default (warm) a first child imports everything into a private
 PYTHONPYCACHEPREFIX, so the measured children import compiled modules; `env` passes the
 environment as it is (PYTHONDONTWRITEBYTECODE=1 and a venv without .pyc compile on every run).
 
@@ -38,7 +49,8 @@ also holds boto3 and the S3 transfer buffers, which this does not measure.
 Stdlib only (the children use the venv). Exit status: 0 every measured run exited 0 with its
 result, 1 a run failed, 2 setup error (no venv, generation failed).
 
-Usage: .venv/bin/python bench/dataprep.py [--sizes 50,200] [--runs N] [--json] [--rusage] [--bytecode warm|env]
+Usage: .venv/bin/python bench/dataprep.py [--sizes 100,1000] [--runs N] [--pandas-runs N] [--wide 1000,5000,20000]
+       [--json] [--rusage] [--bytecode warm|env]
 """
 
 from __future__ import annotations
@@ -62,6 +74,12 @@ DATA_DIR = REPO / "bench" / ".data"
 PYTHON = REPO / ".venv" / "bin" / "python"
 TARGET = "species"
 GENERATOR_VERSION = 1  # part of the cached file's name: bump when GENERATE changes its output
+SUBJECTS = ("datadrop", "floor", "pandas")
+PANDAS_SCRIPT = REPO / "bench" / "pandas_prepare.py"
+TARGETS_FROM_MB = 1000  # the issue's targets are judged at 1 GB and more
+TARGET_PANDAS_RATIO = 10.0  # datadrop at least this many times faster than pandas
+TARGET_FLOOR_RATIO = 2.0  # datadrop's wall within this multiple of the floor's
+TARGET_RSS_RATIO = 2.5  # datadrop's peak RSS under this multiple of the file size
 LAMBDA_LIMITS_MIB = (3008, 10240)
 LAMBDA_TIMEOUT_S = 900
 
@@ -135,6 +153,32 @@ with open(path, "wb") as out:
 print(json.dumps({"rows": rows, "bytes": os.path.getsize(path), "duplicates_injected": duplicates,
                   "columns": len(COLUMNS), "seconds": time.perf_counter() - t0}))
 """
+# The wide-file generator, run as `python -c GENERATE_WIDE PATH ROWS COLUMNS SEED`. Writes PATH, prints one JSON line.
+GENERATE_WIDE = r"""
+import json, os, sys, time
+import numpy as np
+import polars as pl
+
+path, rows, columns, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+t0 = time.perf_counter()
+rng = np.random.default_rng([seed, columns])
+y = rng.choice(3, size=rows, p=[0.5, 0.3, 0.2])
+LEVELS = np.array([f"level-{i:02d}" for i in range(20)])
+data = {"label": np.array(["a", "b", "c"])[y]}
+for j in range(columns):
+    kind = j % 3
+    if kind == 0:
+        values = np.round(rng.normal(y * 0.5, 1.0), 2).astype(str)
+    elif kind == 1:
+        values = LEVELS[(y * 3 + rng.integers(0, 14, rows)) % 20]
+    else:
+        values = rng.integers(0, 1000, rows).astype(str)
+    values = np.where(rng.random(rows) < 0.02, "NA", values)
+    data[f"f{j:05d}"] = values
+pl.DataFrame(data).write_csv(path)
+print(json.dumps({"rows": rows, "columns": columns + 1, "bytes": os.path.getsize(path), "seconds": time.perf_counter() - t0}))
+"""
+
 
 # datadrop, run as `python -c DATADROP PATH TARGET`. Prints one JSON line on stdout.
 DATADROP = r"""
@@ -142,29 +186,26 @@ import json, resource, sys, time
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 t0 = time.perf_counter()
+from datadrop import dataprep
 from datadrop.config import parse_config
-from datadrop.dataprep import prepare
 t1 = time.perf_counter()
 rss_imports = peak_mb()
-with open(sys.argv[1], "rb") as f:
-    data = f.read()
+prepared = dataprep.prepare(sys.argv[1], parse_config(f"target: {sys.argv[2]}", "bench"))
 t2 = time.perf_counter()
-rss_read = peak_mb()
-prepared = prepare(data, parse_config(f"target: {sys.argv[2]}", "bench"))
-t3 = time.perf_counter()
 rss_prepare = peak_mb()
 profile = prepared.report.model_dump()
 print(json.dumps({
     "rows": {**profile["rows"], **{name: split["rows"] for name, split in profile["splits"].items()}},
     "output_bytes": len(prepared.train_csv) + len(prepared.validation_csv) + len(prepared.test_features_csv),
     "features": len(prepared.recipe["features"]),
-    "steps": {"import": t1 - t0, "read": t2 - t1, "prepare": t3 - t2},
-    "peak_rss_mb": {"after import": rss_imports, "after read": rss_read, "after prepare": rss_prepare},
+    "steps": {"import": t1 - t0, "prepare": t2 - t1},
+    "prepare_steps": dataprep.last_timings,
+    "peak_rss_mb": {"after import": rss_imports, "after prepare": rss_prepare},
 }))
 """
 
-# The baseline, run as `python -c BASELINE PATH`. Prints one JSON line on stdout.
-BASELINE = r"""
+# The floor, run as `python -c FLOOR PATH`. Prints one JSON line on stdout.
+FLOOR = r"""
 import io, json, resource, sys, time
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
@@ -258,9 +299,13 @@ def last_json(sample: dict) -> dict | None:
     return None
 
 
-def run_subject(name: str, path: str, use_time: bool, timeout: float, env: dict[str, str]) -> dict:
-    code, extra = (DATADROP, [TARGET]) if name == "datadrop" else (BASELINE, [])
-    s = run_child([str(PYTHON), "-c", code, path, *extra], use_time, timeout, env)
+def run_subject(name: str, path: str, use_time: bool, timeout: float, env: dict[str, str], target: str = TARGET) -> dict:
+    command = {
+        "datadrop": ["-c", DATADROP, path, target],
+        "floor": ["-c", FLOOR, path],
+        "pandas": [str(PANDAS_SCRIPT), path, target],
+    }[name]
+    s = run_child([str(PYTHON), *command], use_time, timeout, env)
     out = last_json(s)
     s["result"] = out
     s["steps"] = list(out["steps"].items()) if out else []
@@ -284,10 +329,12 @@ def summarize(samples: list[dict], input_mb: float) -> dict:
         "exit_statuses": [s.get("exit_status", s["returncode"]) for s in samples],
         "steps": [],
         "peak_rss_mb_inside": [],
+        "prepare_steps": [],
     }
     for key, getter in (
         ("steps", lambda s: s["steps"]),
         ("peak_rss_mb_inside", lambda s: list(((s["result"] or {}).get("peak_rss_mb") or {}).items())),
+        ("prepare_steps", lambda s: list(((s["result"] or {}).get("prepare_steps") or {}).items())),
     ):
         order: list[str] = []
         values: dict[str, list[float]] = {}
@@ -302,6 +349,84 @@ def summarize(samples: list[dict], input_mb: float) -> dict:
     out["rows"] = first.get("rows")
     out["output_bytes"] = first.get("output_bytes")
     return out
+
+
+def ratios(summaries: dict[str, dict], input_mb: float) -> dict:
+    """The issue's three numbers: pandas / datadrop wall, datadrop / floor wall, datadrop's peak RSS / input."""
+
+    def median(name: str, key: str) -> float | None:
+        return (summaries[name][key] or {}).get("median")
+
+    dd_wall, pandas_wall, floor_wall = median("datadrop", "wall_s"), median("pandas", "wall_s"), median("floor", "wall_s")
+    dd_rss = median("datadrop", "max_rss_mb")
+    return {
+        "pandas_over_datadrop": pandas_wall / dd_wall if pandas_wall and dd_wall else None,
+        "datadrop_over_floor": dd_wall / floor_wall if dd_wall and floor_wall else None,
+        "datadrop_rss_over_input": dd_rss / input_mb if dd_rss else None,
+        "floor_rss_over_input": (median("floor", "max_rss_mb") or 0) / input_mb or None,
+        "pandas_rss_over_input": (median("pandas", "max_rss_mb") or 0) / input_mb or None,
+    }
+
+
+def wide_dataset(columns: int, rows: int, seed: int, env: dict[str, str], timeout: float) -> dict:
+    """The cached wide CSV (generated by a child if missing)."""
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    stem = f"wide-{columns}x{rows}-seed{seed}-v{GENERATOR_VERSION}"
+    path, meta_path = DATA_DIR / f"{stem}.csv", DATA_DIR / f"{stem}.json"
+    if path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("bytes") == path.stat().st_size:
+            return {**meta, "path": str(path)}
+    log(f"generating {path.relative_to(REPO)} ({columns} columns x {rows} rows) ...")
+    tmp = path.with_suffix(".csv.tmp")
+    proc = subprocess.run(
+        [str(PYTHON), "-c", GENERATE_WIDE, str(tmp), str(rows), str(columns), str(seed)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise SetupError(f"generating {path.name} failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+    meta = json.loads(proc.stdout.strip().splitlines()[-1])
+    tmp.replace(path)
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return {**meta, "path": str(path)}
+
+
+def measure_wide(columns: int, args: argparse.Namespace, use_time: bool, env: dict[str, str]) -> tuple[dict, bool]:
+    """datadrop's prepare on a wide file, --runs times: seconds (inside the child) per million cells."""
+    meta = wide_dataset(columns, args.wide_rows, args.seed, env, args.timeout)
+    warm_page_cache(meta["path"])
+    cells = meta["rows"] * meta["columns"]
+    samples = []
+    ok = True
+    for i in range(args.runs):
+        s = run_subject("datadrop", meta["path"], use_time, args.timeout, env, target="label")
+        prepare_s = dict(s["steps"]).get("prepare")
+        log(
+            f"wide {columns} columns run {i + 1}/{args.runs}: prepare {prepare_s or 0:.2f} s, wall {s['wall_s']:.2f} s, "
+            f"{(s.get('max_rss_kb') or 0) * 1024 / 1e6:.0f} MB, exit {s['returncode']}"
+        )
+        if not s["ok"]:
+            log("  failed:\n    " + "\n    ".join(s["error_tail"]))
+            ok = False
+        samples.append(s)
+    prepare_seconds = [dict(s["steps"]).get("prepare") for s in samples if s["ok"]]
+    summary = summarize(samples, meta["bytes"] / 1e6)
+    median_prepare = (stats(prepare_seconds) or {}).get("median")
+    return {
+        "columns": meta["columns"],
+        "rows": meta["rows"],
+        "cells": cells,
+        "bytes": meta["bytes"],
+        "prepare_s": stats(prepare_seconds),
+        "prepare_s_per_million_cells": median_prepare / (cells / 1e6) if median_prepare else None,
+        "datadrop": summary,
+        "prepare_steps": (samples[0]["result"] or {}).get("prepare_steps") if samples else None,
+    }, ok
 
 
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:
@@ -354,7 +479,7 @@ def parse_sizes(text: str) -> list[float]:
         sizes = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--sizes wants comma-separated numbers of MB, not {text!r}") from None
-    if not sizes or any(size <= 0 for size in sizes):
+    if any(size <= 0 for size in sizes):
         raise argparse.ArgumentTypeError("--sizes wants positive numbers of MB, e.g. 50,200 or 1000")
     return sizes
 
@@ -364,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python bench/dataprep.py",
         description=(
             "Time and peak memory of the prepare step (datadrop.dataprep.prepare) on synthetic, dirty CSVs of the "
-            "given sizes, against a baseline in the same run: polars read_csv (all columns as text) and write_csv "
-            "into memory, the floor of any CSV-in/CSV-out step. Both under /usr/bin/time -v; runs interleaved."
+            "given sizes, against the same cleaning in plain pandas and the floor in the same run: polars read_csv "
+            "(all columns as text) and write_csv into memory. All under /usr/bin/time -v; runs interleaved."
         ),
         epilog="Exit status: 0 every measured run succeeded, 1 a run failed, 2 setup error. "
         "Generated files are cached in bench/.data/ (git-ignored); delete it to free the space.",
@@ -373,10 +498,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sizes",
         type=parse_sizes,
-        default=parse_sizes("50,200"),
-        help="input sizes in MB (10^6 bytes), comma-separated (default 50,200; e.g. 1000)",
+        default=parse_sizes("100"),
+        help="input sizes in MB (10^6 bytes), comma-separated (default 100; e.g. 100,1000); empty: none",
     )
-    parser.add_argument("--runs", type=int, default=3, help="measured runs of each subject per size (default 3)")
+    parser.add_argument("--runs", type=int, default=3, help="measured runs of datadrop and the floor per size (default 3)")
+    parser.add_argument(
+        "--pandas-runs", type=int, default=1, help="measured runs of the pandas script per size (default 1; 0: none)"
+    )
+    parser.add_argument(
+        "--wide",
+        type=lambda text: [int(part) for part in text.split(",") if part.strip()],
+        default=[],
+        help="also prepare wide files with these numbers of columns (e.g. 1000,5000,20000) and print the time per million cells",
+    )
+    parser.add_argument("--wide-rows", type=int, default=1000, help="rows of the wide files (default 1000)")
     parser.add_argument(
         "--warmup",
         type=int,
@@ -419,6 +554,8 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     available = info.get("memory_available_gb")
     env = dict(os.environ)
+    # the children import this checkout's datadrop, whatever the venv has installed
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "layers" / "datadrop"), env.get("PYTHONPATH")]))
     pycache = None
     if args.bytecode == "warm":
         pycache = tempfile.mkdtemp(prefix="datadrop-bench-pycache.")
@@ -432,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     entries: list[dict] = []
+    wide_entries: list[dict] = []
     failed = False
     try:
         if pycache:
@@ -448,21 +586,23 @@ def main(argv: list[str] | None = None) -> int:
         files = [dataset(size, args.seed, env, args.timeout) for size in args.sizes]
         for size, meta in zip(args.sizes, files):
             input_mb = meta["bytes"] / 1e6
-            if available and input_mb * 6 / 1e3 > available:
+            if available and args.pandas_runs and input_mb * 9 / 1e3 > available:
                 warnings.append(
-                    f"{input_mb:.0f} MB input: the datadrop child may need about {input_mb * 6 / 1e3:.1f} "
+                    f"{input_mb:.0f} MB input: the pandas child may need about {input_mb * 9 / 1e3:.1f} "
                     f"GB but only {available} GB were available at start"
                 )
                 log(f"warning: {warnings[-1]}")
             warm_page_cache(meta["path"])
-            samples: dict[str, list[dict]] = {"datadrop": [], "baseline": []}
+            samples: dict[str, list[dict]] = {name: [] for name in SUBJECTS}
             for i in range(args.warmup + args.runs):
                 warm = i < args.warmup
                 label = (
                     f"{size:g} MB warm-up {i + 1}/{args.warmup}" if warm else f"{size:g} MB run {i - args.warmup + 1}/{args.runs}"
                 )
                 parts = []
-                for name in ("datadrop", "baseline"):
+                for name in SUBJECTS:
+                    if name == "pandas" and i - args.warmup >= args.pandas_runs:
+                        continue  # pandas takes minutes a gigabyte
                     s = run_subject(name, meta["path"], use_time, args.timeout, env)
                     parts.append(
                         f"{name} {s['wall_s']:.2f} s, {(s.get('max_rss_kb') or 0) * 1024 / 1e6:.0f} MB, exit {s['returncode']}"
@@ -474,28 +614,14 @@ def main(argv: list[str] | None = None) -> int:
                         samples[name].append(s)
                         failed = failed or not s["ok"]
                 log(f"{label}: " + "; ".join(parts) + (" (discarded)" if warm else ""))
-            dd, bl = summarize(samples["datadrop"], input_mb), summarize(samples["baseline"], input_mb)
-            overhead = None
-            if dd["wall_s"] and bl["wall_s"]:
-                overhead = {
-                    "wall_s": dd["wall_s"]["median"] - bl["wall_s"]["median"],
-                    "wall_ratio": dd["wall_s"]["median"] / bl["wall_s"]["median"],
-                    "wall_s_of_minimums": dd["wall_s"]["min"] - bl["wall_s"]["min"],
-                    "max_rss_mb": (dd["max_rss_mb"]["median"] - bl["max_rss_mb"]["median"])
-                    if dd["max_rss_mb"] and bl["max_rss_mb"]
-                    else None,
-                    "max_rss_ratio": (dd["max_rss_mb"]["median"] / bl["max_rss_mb"]["median"])
-                    if dd["max_rss_mb"] and bl["max_rss_mb"]
-                    else None,
-                }
+            summaries = {name: summarize(samples[name], input_mb) for name in SUBJECTS}
             entry = {
                 "size_mb": size,
                 "input_mb": input_mb,
                 "file": {k: meta[k] for k in ("path", "rows", "bytes", "columns", "duplicates_injected", "seed", "generated_now")}
                 | {"generation_s": meta["seconds"]},
-                "datadrop": dd,
-                "baseline": bl,
-                "overhead": overhead,
+                **summaries,
+                "ratios": ratios(summaries, input_mb),
                 "samples": {
                     name: [
                         {
@@ -509,6 +635,10 @@ def main(argv: list[str] | None = None) -> int:
                 },
             }
             entries.append(entry)
+        for columns in args.wide:
+            entry, ok = measure_wide(columns, args, use_time, env)
+            wide_entries.append(entry)
+            failed = failed or not ok
     except SetupError as exc:
         log(f"error: {exc}")
         return 2
@@ -526,9 +656,12 @@ def main(argv: list[str] | None = None) -> int:
         "bytecode": bytecode,
         "commands": {
             "datadrop": f".venv/bin/python -c <DATADROP in bench/dataprep.py> FILE {TARGET}",
-            "baseline": ".venv/bin/python -c <BASELINE in bench/dataprep.py> FILE",
+            "pandas": f".venv/bin/python bench/pandas_prepare.py FILE {TARGET}",
+            "floor": ".venv/bin/python -c <FLOOR in bench/dataprep.py> FILE",
         },
+        "pandas_runs": args.pandas_runs,
         "sizes": entries,
+        "wide": wide_entries,
         "lambda_projection": lambda_projection(entries),
         "warnings": warnings,
         "passed": not failed,
@@ -543,22 +676,30 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(r: dict) -> None:
     print()
     print(
-        f"datadrop prepare step on synthetic dirty CSVs: {r['runs']} measured run(s) of each per size"
+        f"datadrop prepare step on synthetic dirty CSVs: {r['runs']} measured run(s) of datadrop and the floor per size, "
+        f"{r['pandas_runs']} of pandas"
         + (f" (+{r['warmup']} discarded warm-up)" if r["warmup"] else "")
         + f", interleaved; measured with {r['method']}"
     )
     print_run_header(r)
+    if r["sizes"]:
+        print_sizes(r)
+    if r["wide"]:
+        print_wide(r)
+    print_projection_and_targets(r)
+
+
+def print_sizes(r: dict) -> None:
     print()
-    widths = (22, 9, 6, 6, 6, 7, 6, 6, 6, 7, 7)
+    widths = (22, 9, 7, 7, 7, 6, 7, 6, 6, 6, 7, 7)
     fmt = "  ".join(f"{{:<{w}}}" if i in (0, 1) else f"{{:>{w}}}" for i, w in enumerate(widths))
-    print(fmt.format("input", "", "wall", "(s)", "", "max RSS", "(MB)", "", "RSS /", "cpu (s)", "exit"))
-    print(fmt.format("", "", "median", "min", "max", "median", "min", "max", "input", "median", ""))
+    print(fmt.format("input", "", "wall", "(s)", "", "MB/s", "max RSS", "(MB)", "", "RSS /", "cpu (s)", "exit"))
+    print(fmt.format("", "", "median", "min", "max", "", "median", "min", "max", "input", "median", ""))
     rule = fmt.format(*("-" * w for w in widths))
     print(rule)
     for e in r["sizes"]:
-        rows = e["file"]["rows"]
-        labels = [f"{e['input_mb']:.1f} MB", f"{rows:,} rows"]
-        for name in ("datadrop", "baseline"):
+        labels = [f"{e['input_mb']:.1f} MB", f"{e['file']['rows']:,} rows"]
+        for name in SUBJECTS:
             row = e[name]
             w, rss, ratio, cpu = (
                 row["wall_s"] or {},
@@ -573,25 +714,26 @@ def print_table(r: dict) -> None:
                     _f(w.get("median"), ".2f"),
                     _f(w.get("min"), ".2f"),
                     _f(w.get("max"), ".2f"),
+                    _f(e["input_mb"] / w["median"] if w.get("median") else None, ".1f"),
                     _f(rss.get("median"), ".0f"),
                     _f(rss.get("min"), ".0f"),
                     _f(rss.get("max"), ".0f"),
-                    (_f(ratio.get("median"), ".1f") + "x" if ratio else "-"),
+                    (_f(ratio.get("median"), ".2f") + "x" if ratio else "-"),
                     _f(cpu.get("median"), ".2f"),
                     ",".join(map(str, row["exit_statuses"])),
                 )
             )
-        o = e["overhead"]
-        if o:
-            print(
-                f"{'':22}  overhead (medians): wall +{o['wall_s']:.2f} s ({o['wall_ratio']:.1f}x the baseline; "
-                f"of the minimums +{o['wall_s_of_minimums']:.2f} s), max RSS +{_f(o['max_rss_mb'], '.0f')} MB "
-                f"({_f(o['max_rss_ratio'], '.1f')}x)"
-            )
+        q = e["ratios"]
+        print(
+            f"{'':22}  ratios (medians): pandas / datadrop {_f(q['pandas_over_datadrop'], '.1f')}x, datadrop / floor "
+            f"{_f(q['datadrop_over_floor'], '.2f')}x, datadrop peak RSS / input {_f(q['datadrop_rss_over_input'], '.2f')}x "
+            f"(floor {_f(q['floor_rss_over_input'], '.2f')}x, pandas {_f(q['pandas_rss_over_input'], '.2f')}x)"
+        )
         print(rule)
     print(
-        "wall = spawn to exit as seen by this script; max RSS = the child's peak resident set; RSS / input = max RSS "
-        "over the file size; cpu = user + sys; MB = 10^6 bytes."
+        "wall = spawn to exit as seen by this script (interpreter start and imports included); MB/s = input MB / "
+        "median wall; max RSS = the child's peak resident set; RSS / input = max RSS over the file size; "
+        "cpu = user + sys; MB = 10^6 bytes."
     )
 
     for e in r["sizes"]:
@@ -603,24 +745,59 @@ def print_table(r: dict) -> None:
             + ("" if f["generated_now"] else ", cached")
             + ")"
         )
-        for name in ("datadrop", "baseline"):
+        for name in SUBJECTS:
             row = e[name]
             steps = ", ".join(f"{st['step'].split(' (')[0]} {st['median']:.2f}" for st in row["steps"] if "median" in st)
-            peaks = ", ".join(f"{st['step']} {st['median']:.0f}" for st in row["peak_rss_mb_inside"] if "median" in st)
             print(f"  {name:8}  seconds (median): {steps}")
-            print(f"  {'':8}  peak RSS so far (MB, median): {peaks}")
+            if name == "datadrop" and row.get("prepare_steps"):
+                inside = ", ".join(f"{st['step']} {st['median']:.2f}" for st in row["prepare_steps"] if "median" in st)
+                print(f"  {'':8}  prepare's steps (median s): {inside}")
             rows = row.get("rows") or {}
             if name == "datadrop" and rows:
                 print(
                     f"  {'':8}  rows: read {rows.get('read', 0):,}, empty {rows.get('empty', 0):,}, missing target "
                     f"{rows.get('missing_target', 0):,}, duplicates {rows.get('duplicates', 0):,}, usable "
                     f"{rows.get('usable', 0):,} -> train {rows.get('train', 0):,} / validation "
-                    f"{rows.get('validation', 0):,} / test {rows.get('test', 0):,}; encoded CSVs "
+                    f"{rows.get('validation', 0):,} / test {rows.get('test', 0):,}; CSVs written "
                     f"{(row.get('output_bytes') or 0) / 1e6:.1f} MB"
+                )
+            elif name == "pandas" and rows:
+                print(
+                    f"  {'':8}  rows: read {rows.get('read', 0):,}, usable {rows.get('usable', 0):,} -> train "
+                    f"{rows.get('train', 0):,} / validation {rows.get('validation', 0):,} / test {rows.get('test', 0):,}; "
+                    f"CSVs written {(row.get('output_bytes') or 0) / 1e6:.1f} MB"
                 )
             elif rows:
                 print(f"  {'':8}  rows: read {rows.get('read', 0):,}; CSV written {(row.get('output_bytes') or 0) / 1e6:.1f} MB")
 
+
+def print_wide(r: dict) -> None:
+    print()
+    print(f"wide files: datadrop's prepare (seconds inside the child, median of {r['runs']}) per million cells")
+    wfmt = "{:>8}  {:>6}  {:>11}  {:>8}  {:>10}  {:>12}  {:>8}  {:>8}"
+    print(wfmt.format("columns", "rows", "cells", "MB", "prepare s", "s / M cells", "wall s", "RSS MB"))
+    for w in r["wide"]:
+        dd = w["datadrop"]
+        print(
+            wfmt.format(
+                f"{w['columns']:,}",
+                f"{w['rows']:,}",
+                f"{w['cells']:,}",
+                f"{w['bytes'] / 1e6:.1f}",
+                _f((w["prepare_s"] or {}).get("median"), ".2f"),
+                _f(w["prepare_s_per_million_cells"], ".3f"),
+                _f((dd["wall_s"] or {}).get("median"), ".2f"),
+                _f((dd["max_rss_mb"] or {}).get("median"), ".0f"),
+            )
+        )
+    for w in r["wide"]:
+        steps = w.get("prepare_steps") or {}
+        print(
+            f"  {w['columns']:,} columns, prepare's steps (s, first run): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
+        )
+
+
+def print_projection_and_targets(r: dict) -> None:
     p = r.get("lambda_projection")
     if p:
         print()
@@ -634,6 +811,24 @@ def print_table(r: dict) -> None:
                 f"{lim['max_input_mb']:.0f} MB, which takes about {lim['wall_s_here_at_that_size']:.0f} s on this "
                 f"machine (timeout {LAMBDA_TIMEOUT_S} s); not counted: boto3 and the S3 transfer buffers"
             )
+
+    judged = [e for e in r["sizes"] if e["size_mb"] >= TARGETS_FROM_MB]
+    if judged:
+        print()
+        print(f"targets (judged at {TARGETS_FROM_MB:g} MB and more):")
+        for e in judged:
+            q = e["ratios"]
+            for label, value, ok in (
+                (f"pandas / datadrop >= {TARGET_PANDAS_RATIO:g}x", q["pandas_over_datadrop"], lambda v: v >= TARGET_PANDAS_RATIO),
+                (f"datadrop / floor <= {TARGET_FLOOR_RATIO:g}x", q["datadrop_over_floor"], lambda v: v <= TARGET_FLOOR_RATIO),
+                (
+                    f"datadrop peak RSS / input < {TARGET_RSS_RATIO:g}x",
+                    q["datadrop_rss_over_input"],
+                    lambda v: v < TARGET_RSS_RATIO,
+                ),
+            ):
+                verdict = "-   " if value is None else "PASS" if ok(value) else "MISS"
+                print(f"  {verdict}  {e['input_mb']:.0f} MB: {label}: {_f(value, '.2f')}x")
     for w in r["warnings"]:
         print(f"warning: {w}")
     print()

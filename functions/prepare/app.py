@@ -28,4 +28,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     source = SourceObject(
         bucket=parsed.detail.bucket.name, key=uploaded.decoded_key, version_id=uploaded.version_id, etag=uploaded.etag
     )
-    return asdict(intake.handle_upload(get_services(), source))
+    return asdict(intake.handle_upload(get_services(), source, context.get_remaining_time_in_millis))

@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
+from datadrop import intake
 from datadrop.algorithms import xgboost_image_uri
+from datadrop.events import SourceObject
 from datadrop.storage import split_s3_uri
 
 from tests.conftest import sample_event
@@ -227,17 +229,34 @@ def test_failed_batch_transform_fails_the_run_with_sagemakers_reason(aws: AwsHar
 
 
 def test_a_file_too_big_for_the_functions_memory_is_rejected_up_front(aws: AwsHarness) -> None:
-    aws.services.settings.memory_limit_mb = 1  # as if Lambda gave prepare 1 MB
+    # as if Lambda gave prepare 1 MB more than the interpreter and libraries need: CSV files up to 0.4 MB
+    aws.services.settings.memory_limit_mb = intake.FIXED_MEMORY_MIB + 1
     aws.put_config("penguins", "target: species\n")
-    body = (EXAMPLE / "penguins.csv").read_bytes() * 12  # about 190 kB; 7 x that is over 1 MB
+    body = (EXAMPLE / "penguins.csv").read_bytes() * 40  # about 640 kB
     uploaded = aws.upload("incoming/penguins/big.csv", body)
     result = aws.invoke("prepare", _upload_event(aws, uploaded))
     assert result["outcome"] == "rejected"
-    assert "prepares files up to about 0.1 MB" in result["reason"] and "MemorySize" in result["reason"]
+    assert "prepares files up to about 0.4 MB" in result["reason"] and "MemorySize" in result["reason"]
     (rejected,) = aws.details("DatasetRejected")
     assert rejected["reason"] == result["reason"]
     stored = aws.services.objects.read(aws.settings.data_bucket_name, "incoming/penguins/big.csv")
     assert stored == body
+
+
+def test_a_file_that_would_not_be_prepared_in_time_is_rejected_up_front(aws: AwsHarness) -> None:
+    aws.put_config("penguins", "target: species\n")
+    body = (EXAMPLE / "penguins.csv").read_bytes()
+    uploaded = aws.upload("incoming/penguins/late.csv", body)
+    source = SourceObject(
+        bucket=aws.settings.data_bucket_name, key=uploaded["key"], version_id=uploaded["version-id"], etag=uploaded["etag"]
+    )
+    # as if the invocation had just the reserve left: no time to download and prepare anything
+    outcome = intake.handle_upload(aws.services, source, remaining_millis=lambda: int(intake.TIME_RESERVE_SECONDS * 1000))
+    assert outcome.outcome == "rejected"
+    assert outcome.reason is not None and "0 s left before its timeout" in outcome.reason and "smaller sample" in outcome.reason
+    (rejected,) = aws.details("DatasetRejected")
+    assert rejected["reason"] == outcome.reason
+    assert intake.handle_upload(aws.services, source, remaining_millis=lambda: 900_000).outcome == "prepared"
 
 
 @pytest.mark.parametrize("aws", [{"artifact_prefix": "team-a/ml"}], indirect=True)

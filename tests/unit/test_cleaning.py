@@ -11,6 +11,7 @@ import pytest
 from datadrop import dataprep
 from datadrop.config import DEFAULT_MISSING_VALUES, DatasetConfig
 from datadrop.dataprep import prepare
+from datadrop.recipe import CATEGORY_NORMALISATIONS, encode_row
 from datadrop.serving import inference
 from pydantic import ValidationError
 
@@ -81,7 +82,7 @@ def test_categorical_values_are_one_level_whatever_their_case_and_spacing() -> N
     for spelling in ("Dream", "dream", " DREAM ", "\tdReAm\n"):
         row = {"island": spelling, "mass": "3100", "note": "a"}
         assert recipe.encode(row)[position] == island["categories"].index("dream")
-        assert dataprep.encode_row(prepared.recipe, row) == recipe.encode(row)
+        assert encode_row(prepared.recipe, row) == recipe.encode(row)
 
 
 def test_normalise_categories_false_keeps_case() -> None:
@@ -103,13 +104,13 @@ def test_a_present_value_that_folds_into_a_missing_token_encodes_alike_in_prepar
     recipe = inference.compile_recipe(prepared.recipe)
     for record in csv_rows(prepared.test_features_csv):
         row = dict(zip(["colour", "n"], record))
-        assert recipe.encode(row) == dataprep.encode_row(prepared.recipe, row)
+        assert recipe.encode(row) == encode_row(prepared.recipe, row)
 
 
 @pytest.mark.parametrize("text", ["Dream", "STRASSE", "Straße", "İstanbul", "ΣΊΣΥΦΟΣ", "ﬁne", "K", "", " a b "])
 def test_the_inference_script_normalises_categories_exactly_as_prepare_does(text: str) -> None:
-    assert set(inference.CATEGORY_NORMALISATIONS) == set(dataprep.CATEGORY_NORMALISATIONS)
-    for name, normalise in dataprep.CATEGORY_NORMALISATIONS.items():
+    assert set(inference.CATEGORY_NORMALISATIONS) == set(CATEGORY_NORMALISATIONS)
+    for name, normalise in CATEGORY_NORMALISATIONS.items():
         assert inference.CATEGORY_NORMALISATIONS[name](text) == normalise(text)
 
 
@@ -204,7 +205,7 @@ def test_numbers_written_with_separators_are_read_as_numbers(
     position = recipe.feature_names.index("amount")
     for row, value in zip(rows, values):
         raw = dict(zip(header, row))
-        assert dataprep.encode_row(prepared.recipe, raw)[position] == value
+        assert encode_row(prepared.recipe, raw)[position] == value
         assert recipe.encode(raw)[position] == value
     assert recipe.encode({"amount": str(values[0])})[position] == values[0]  # plain numbers still read
     assert recipe.encode({"amount": "1,2,3"})[position] == amount["fill"]

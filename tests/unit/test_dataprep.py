@@ -21,10 +21,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from datadrop import dataprep, reading
+from datadrop import reading, splitting
 from datadrop.config import DatasetConfig, parse_config
 from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
 from datadrop.quality import CategoricalSummary, NumericSummary
+from datadrop.recipe import encode_row, number_expr, parse_number
 
 ROOT = Path(__file__).resolve().parents[2]
 PENGUINS = ROOT / "examples" / "penguins"
@@ -218,7 +219,7 @@ def assert_matches_reference(data: bytes, config: DatasetConfig, prepared: Prepa
     # dataprep's own plain-Python encoder (for the serving code) agrees with this reference
     for record in csv_rows(prepared.test_features_csv):
         row = dict(zip(features_header, record))
-        assert dataprep.encode_row(recipe, row) == ref_encode(recipe, row)
+        assert encode_row(recipe, row) == ref_encode(recipe, row)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -524,7 +525,7 @@ def test_unseen_categories_and_odd_numbers_encode_as_the_rules_say() -> None:
         next(f["fill"] for f in recipe["features"] if f["name"] == "count"),
         -1.0,
     ]
-    got = dataprep.encode_row(recipe, row)
+    got = encode_row(recipe, row)
     picked = [got[position.index(name)] for name in ("num", "city", "count", "flag")]
     reference = ref_encode(recipe, row)
     assert all(same_float(a, b) for a, b in zip(picked, expected))
@@ -644,8 +645,8 @@ def test_split_keys_are_splitmix64() -> None:
     # published SplitMix64 test vector (seed 1234567)
     expected = [6457827717110365317, 3203168211198807973, 9817491932198370423, 4593380528125082431, 16408922859458223821]
     assert ref_splitmix64(1234567, 5) == expected
-    assert dataprep.splitmix64(1234567, 5) == expected
-    assert dataprep._split_keys(1000, -3).to_list() == ref_splitmix64(-3, 1000)
+    assert splitting.split_keys(5, 1234567).to_list() == expected
+    assert splitting.split_keys(1000, -3).to_list() == ref_splitmix64(-3, 1000)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -691,20 +692,24 @@ def test_numbers_are_what_python_float_accepts() -> None:
     texts = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7))) for _ in range(20000)})
     texts = [text for text in texts if text == text.strip()]
     frame = pl.DataFrame({"v": texts})
-    slow = frame.select(dataprep._number_expr("v", [], special=True)).to_series().to_list()
-    fast = frame.select(dataprep._number_expr("v", [], special=False)).to_series().to_list()
+    slow = frame.select(number_expr("v", [], special=True)).to_series().to_list()
+    fast = frame.select(number_expr("v", [], special=False)).to_series().to_list()
     for text, exact, quick in zip(texts, slow, fast):
-        assert exact == ref_number(text) == dataprep.parse_number(text), text
+        assert exact == ref_number(text) == parse_number(text), text
         if text.isascii() and "_" not in text:  # the fast path is exact on such text
             assert quick == exact, text
     assert ref_number("1_000") == 1000.0 and ref_number("\u0661\u0662") == 12.0 and ref_number("\u00b2") is None
 
 
-def test_columns_needing_the_exact_number_path_are_found() -> None:
-    frame = pl.DataFrame({"a": ["1", "2"], "b": ["1_0", "2"], "c": ["x", "\u0661"], "d": ["e", "f"]})
-    table = reading.read_table(b"a,b,c,d\n1,1_0,x,e\n")
-    assert dataprep._special_columns(table, frame, ["a", "b", "c", "d"]) == {"b", "c"}
-    assert dataprep._special_columns(reading.read_table(b"a_b,c\n1,2\n"), frame, ["a", "b"]) == set()  # "_" only in the header
+def test_values_needing_the_exact_number_path_are_read_as_float_reads_them() -> None:
+    # "_" and non-ASCII digits take the exact path value by value; the plain cast alone would miss both
+    rows = [[["a", "b"][i % 2], ["1_0", "2", "\u0661\u0662", "3.5"][i % 4], str(i)] for i in range(40)]
+    data = to_csv(["label", "x", "n"], rows)
+    config = DatasetConfig(target="label")
+    prepared = prepare(data, config)
+    assert_matches_reference(data, config, prepared)
+    assert prepared.report.model_dump()["columns"][1]["role"] == "numeric"
+    assert {row[1] for row in parse_matrix(prepared.train_csv)} <= {10.0, 2.0, 12.0, 3.5}
 
 
 def test_the_serving_code_encodes_raw_rows_exactly_like_the_training_data() -> None:

@@ -1,5 +1,5 @@
 """Column roles boolean, datetime and ID-like integers (datadrop.roles): detection, pinning, rejection, and
-one encoding in prepare's CSVs, dataprep.encode_row and the serving code (checked against the reference
+one encoding in prepare's CSVs, recipe.encode_row and the serving code (checked against the reference
 encoder of test_dataprep, which reads dates with the datetime module)."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import statistics
 import numpy as np
 import polars as pl
 import pytest
-from datadrop import dataprep, roles
+from datadrop import roles
 from datadrop.config import ConfigError, DatasetConfig, parse_config
 from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
 from datadrop.local.runner import load_inference_module
 from datadrop.quality import BooleanSummary, DatetimeSummary, render_table
+from datadrop.recipe import encode_row
 from datadrop.serving import INFERENCE_SOURCE
 
 from tests.unit.test_dataprep import (
@@ -337,6 +338,26 @@ def test_row_numbers_are_dropped_and_the_report_says_why() -> None:
     assert kinds_of(kept)["row"] == "numeric"
 
 
+def test_row_numbers_are_checked_across_blocks_of_rows_and_on_the_file_as_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # prepare checks a coded column a block of rows at a time, carrying the last number across blocks
+    monkeypatch.setattr(roles, "ROW_NUMBER_BLOCK", 7)
+    blocks = [range(1, 8), range(9, 16), range(15, 22), range(22, 29), range(29, 36)]  # steps of 1 inside each block, not between
+    jumping = [str(i) for block in blocks for i in block]
+    assert int(jumping[-1]) - int(jumping[0]) == len(jumping) - 1  # the ends alone would pass
+    rows = [str(i + 1) for i in range(35)]
+    rows[5] = "NA"  # a missing value: not row numbers any more
+    data = labelled({"row": [str(i + 1) for i in range(35)], "amount": jumping, "gappy": rows}, 35)
+    prepared = prepare(data, DatasetConfig(target="label"))
+    columns = columns_of(prepared)
+    assert (columns["row"].role, columns["row"].reason) == ("dropped", "id_like")
+    assert columns["amount"].role == "numeric" and columns["gappy"].role == "numeric"
+    # in file order, before cleaning: rows whose target is missing still count
+    targets = to_csv(
+        ["label", "x", "row"], [["" if i == 3 else ["a", "b"][i % 2], str((i * 7) % 101), str(i + 1)] for i in range(40)]
+    )
+    assert columns_of(prepare(targets, DatasetConfig(target="label")))["row"].reason == "id_like"
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -434,16 +455,16 @@ def test_a_customer_file_prepares_with_roles_and_one_encoding_everywhere() -> No
     features_header = [name for name in header if name != "churned"]
     for record in csv_rows(prepared.test_features_csv):
         row = dict(zip(features_header, record))
-        assert compiled.encode(row) == dataprep.encode_row(prepared.recipe, row)
+        assert compiled.encode(row) == encode_row(prepared.recipe, row)
     # values prepare never saw: unparseable and odd spellings take the fills / -1
     odd = {"customer_id": "9", "signup_date": "2024-02-30", "newsletter": "  TRUE ", "plan": "gold", "visits": "x"}
-    assert compiled.encode(dict(odd, newsletter="unsure")) == dataprep.encode_row(prepared.recipe, dict(odd, newsletter="unsure"))
+    assert compiled.encode(dict(odd, newsletter="unsure")) == encode_row(prepared.recipe, dict(odd, newsletter="unsure"))
     assert (
         compiled.encode(dict(odd, newsletter="unsure"))[[f["name"] for f in prepared.recipe["features"]].index("newsletter")]
         == -1.0
     )
     encoded = compiled.encode(odd)
-    assert encoded == dataprep.encode_row(prepared.recipe, odd)
+    assert encoded == encode_row(prepared.recipe, odd)
     names = [feature["name"] for feature in prepared.recipe["features"]]
     assert encoded[names.index("newsletter")] == 1.0
     assert encoded[names.index("signup_date.year")] == next(
@@ -458,7 +479,7 @@ def test_the_serving_code_reads_a_header_of_raw_column_names() -> None:
     body = 'customer_id,signup_date,newsletter,plan,visits\n7,2022-05-04 10:00:00,no,basic,"1,200"\n'
     matrix = module.input_fn(body, "text/csv")
     row = {"customer_id": "7", "signup_date": "2022-05-04 10:00:00", "newsletter": "no", "plan": "basic", "visits": "1,200"}
-    assert matrix.tolist() == np.asarray([dataprep.encode_row(prepared.recipe, row)], dtype=np.float32).tolist()
+    assert matrix.tolist() == np.asarray([encode_row(prepared.recipe, row)], dtype=np.float32).tolist()
 
 
 # ----------------------------------------------------------------------------------------------

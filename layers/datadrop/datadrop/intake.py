@@ -6,9 +6,11 @@ The uploaded object is only ever read. Every rejection says what to fix.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,8 +34,19 @@ ready_to_parse()  # every upload parses its dataset's config: PyYAML and the val
 
 UNKNOWN_DATASET = "unassigned"
 
-# bench/dataprep.py measured prepare's peak memory at 6.4-6.8 times the input; 7 leaves a margin.
-PEAK_MEMORY_PER_INPUT_BYTE = 7
+# What prepare needs, from bench/dataprep.py (bench/README.md, 2026-12-02, 2-core VM). A plain or gzip CSV
+# file is read a chunk at a time: peak RSS measured 361 MB + 1.67 x the file (2.03x at 1 GB, imports
+# included); planning FIXED_MEMORY_MIB + 2.5 x lies above that line for files over about 200 MB, and the
+# guard only binds far above that (about 1.2 GB at 3008 MB).
+# Anything else (Parquet, JSON Lines, other encodings, malformed rows) is read whole first, which
+# measured 6.4-6.8 times before: 7.
+PEAK_MEMORY_PER_INPUT_BYTE = 2.5
+IN_MEMORY_PEAK_PER_INPUT_BYTE = 7
+FIXED_MEMORY_MIB = 200  # the interpreter, polars, boto3 and the handler
+# prepare measured 13 MB/s at 1 GB (spawn to exit) on 2 cores that other work kept 97 % busy; the plan
+# assumes 10 MB/s for download, prepare and upload together, and keeps TIME_RESERVE_SECONDS for the rest.
+PLANNED_MB_PER_SECOND = 10.0
+TIME_RESERVE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,8 @@ def is_upload(services: Services, source: SourceObject) -> bool:
     return source.bucket == services.settings.data_bucket_name and source.key.startswith(names.INCOMING_PREFIX)
 
 
-def handle_upload(services: Services, source: SourceObject) -> IntakeOutcome:
+def handle_upload(services: Services, source: SourceObject, remaining_millis: Callable[[], int] | None = None) -> IntakeOutcome:
+    """`remaining_millis`: how long the invocation may still run (the Lambda context's get_remaining_time_in_millis)."""
     if not is_upload(services, source):
         logger.info("not an upload; ignored", bucket=source.bucket, key=source.key)
         return IntakeOutcome("ignored", "")
@@ -89,47 +103,87 @@ def handle_upload(services: Services, source: SourceObject) -> IntakeOutcome:
         except ConfigError as error:
             raise _Rejection("config", str(error)) from error
         config = load_config(services, dataset)
-        return _prepare(services, dataset, config, source)
+        return _prepare(services, dataset, config, source, remaining_millis)
     except _Rejection as rejection:
         return _reject(services, dataset or UNKNOWN_DATASET, source, rejection)
 
 
-def _prepare(services: Services, dataset: str, config: DatasetConfig, source: SourceObject) -> IntakeOutcome:
+def _prepare(
+    services: Services,
+    dataset: str,
+    config: DatasetConfig,
+    source: SourceObject,
+    remaining_millis: Callable[[], int] | None = None,
+) -> IntakeOutcome:
     from datadrop import dataprep  # polars is imported only when there is data to prepare
 
     settings = services.settings
-    largest = settings.memory_limit_mb * 2**20 // PEAK_MEMORY_PER_INPUT_BYTE if settings.memory_limit_mb else None
-    try:
-        data = services.objects.read(source.bucket, source.key, source.version_id, max_bytes=largest)
-    except ObjectNotFound as error:
-        raise _Rejection("data", f"s3://{source.bucket}/{source.key} no longer exists; upload it again") from error
-    except ObjectTooLarge as error:
-        # Rejected before reading, instead of running out of memory and retrying into the DLQ.
-        raise _Rejection(
-            "data",
-            f"s3://{source.bucket}/{source.key} is {error.size / 1e6:.1f} MB, but the prepare function's "
-            f"{settings.memory_limit_mb} MB of memory prepares files up to about {(largest or 0) / 1e6:.1f} MB: upload a "
-            "smaller sample, or raise PrepareFunction's MemorySize in template.yaml (10240 MB handles about 1.5 GB)",
-        ) from error
-    version = names.dataset_version(hashlib.sha256(data).hexdigest(), config.fingerprint())
-    observability.correlate(dataset, version)
-    existing = services.state.get_version(dataset, version)
-    if existing is not None:
-        services.state.flush_version(dataset, version)  # a retried invocation publishes what is pending
-        if existing.status == VersionStatus.FAILED:
-            # The same bytes uploaded again after a failure: the user asks for another attempt.
-            from datadrop.recovery import retry_version
+    largest = _largest_upload(settings.memory_limit_mb, PEAK_MEMORY_PER_INPUT_BYTE)
+    where = f"s3://{source.bucket}/{source.key}"
 
-            retry_version(services, dataset, version)
-            return IntakeOutcome("retrying", dataset, version)
-        logger.info("dataset version already in progress or done", dataset=dataset, version=version, status=existing.status.value)
-        return IntakeOutcome("duplicate", dataset, version)
+    def fits_in_time(size: int) -> None:
+        """Rejects, before the download, an upload that would not be prepared before the invocation times out."""
+        if remaining_millis is None:
+            return
+        left = remaining_millis() / 1000 - TIME_RESERVE_SECONDS
+        needed = size / 1e6 / PLANNED_MB_PER_SECOND
+        if needed > left:
+            raise _Rejection(
+                "data",
+                f"{where} is {size / 1e6:.1f} MB, which the prepare function needs about {needed:.0f} s for (planning "
+                f"{PLANNED_MB_PER_SECOND:g} MB/s), but it has {max(left, 0):.0f} s left before its timeout: upload a "
+                f"smaller sample (up to about {max(left, 0) * PLANNED_MB_PER_SECOND:.0f} MB), or split the file and "
+                "upload the parts as separate datasets",
+            )
 
-    started = time.monotonic()
-    try:
-        prepared = dataprep.prepare(data, config, max_bytes=largest)  # also bounds what a gzip file unpacks to
-    except dataprep.DatasetRejected as error:
-        raise _Rejection("data", error.reason) from error
+    with tempfile.TemporaryDirectory(prefix="datadrop-prepare-") as workspace:
+        path = os.path.join(workspace, "upload")
+        try:
+            _, digest = services.objects.download(
+                source.bucket, source.key, path, source.version_id, max_bytes=largest, check_size=fits_in_time
+            )
+        except ObjectNotFound as error:
+            raise _Rejection("data", f"{where} no longer exists; upload it again") from error
+        except ObjectTooLarge as error:
+            # Rejected before reading, instead of running out of memory and retrying into the DLQ.
+            raise _Rejection(
+                "data",
+                f"{where} is {error.size / 1e6:.1f} MB, but the prepare function's {settings.memory_limit_mb} MB of "
+                f"memory prepares files up to about {(largest or 0) / 1e6:.1f} MB: upload a smaller sample, or raise "
+                "PrepareFunction's MemorySize in template.yaml (10240 MB handles about 4 GB of CSV)",
+            ) from error
+        except OSError as error:  # ENOSPC: /tmp is smaller than the upload
+            raise _Rejection(
+                "data",
+                f"{where} does not fit in the prepare function's temporary storage ({error.strerror}): raise "
+                "PrepareFunction's EphemeralStorage in template.yaml (up to 10240 MB), or upload a smaller file",
+            ) from error
+        version = names.dataset_version(digest, config.fingerprint())
+        observability.correlate(dataset, version)
+        existing = services.state.get_version(dataset, version)
+        if existing is not None:
+            services.state.flush_version(dataset, version)  # a retried invocation publishes what is pending
+            if existing.status == VersionStatus.FAILED:
+                # The same bytes uploaded again after a failure: the user asks for another attempt.
+                from datadrop.recovery import retry_version
+
+                retry_version(services, dataset, version)
+                return IntakeOutcome("retrying", dataset, version)
+            logger.info(
+                "dataset version already in progress or done", dataset=dataset, version=version, status=existing.status.value
+            )
+            return IntakeOutcome("duplicate", dataset, version)
+
+        started = time.monotonic()
+        try:
+            prepared = dataprep.prepare(
+                path,
+                config,
+                max_bytes=largest,  # also bounds what a gzip file unpacks to
+                max_in_memory_bytes=_largest_upload(settings.memory_limit_mb, IN_MEMORY_PEAK_PER_INPUT_BYTE),
+            )
+        except dataprep.DatasetRejected as error:
+            raise _Rejection("data", error.reason) from error
     observability.duration("PrepareDuration", (time.monotonic() - started) * 1000)
     problem_type = prepared.recipe["problem_type"]
     try:  # with problem_type auto, only now is it known whether the config's metric and threshold fit
@@ -197,6 +251,13 @@ def _prepare(services: Services, dataset: str, config: DatasetConfig, source: So
     observability.count("UploadsPrepared")
     logger.info("dataset prepared", dataset=dataset, version=version, rows=rows)
     return IntakeOutcome("prepared", dataset, version)
+
+
+def _largest_upload(memory_limit_mb: int | None, peak_per_input_byte: float) -> int | None:
+    """The largest upload a function with this much memory prepares, in bytes (None: no limit)."""
+    if not memory_limit_mb:
+        return None
+    return max(0, int((memory_limit_mb - FIXED_MEMORY_MIB) * 2**20 / peak_per_input_byte))
 
 
 def _reject(services: Services, dataset: str, source: SourceObject, rejection: _Rejection) -> IntakeOutcome:

@@ -1,8 +1,10 @@
 """Reading an uploaded dataset: detect what it is, decode it, and diagnose it when it is bad.
 
-`read_table(data)` turns the uploaded bytes into a table of stripped text (every value a string,
-as the encoding contract in `datadrop.dataprep` wants) and says what it detected. Detection looks
-at the content, never at the file's name:
+`read_upload(path or bytes)` turns an upload into a table of stripped text, as the encoding contract
+in `datadrop.recipe` wants, and says what it detected. The table holds each value as a UInt32 code
+into one dictionary of distinct texts (`Table.values`): 4 bytes a value however long the text, and
+later steps work on distinct values instead of every row. Detection looks at the content, never at
+the file's name:
 
 * gzip (first bytes 1f 8b) is decompressed, and the content detected again;
 * Parquet (first bytes `PAR1`) is read with polars, every value cast to text;
@@ -11,6 +13,14 @@ at the content, never at the file's name:
   latin-1 (every byte is a character there, so this never fails; a file that is partly UTF-8 is
   rejected instead, since reading it as cp1252 would garble its UTF-8 part). The field separator
   is the one of comma, semicolon, tab and pipe that splits the first lines most consistently.
+
+Two paths read a file. The common case, a UTF-8 CSV file (gzip-compressed or not, no BOM), is
+streamed (`_read_csv_streamed`): 64 MB of the file at a time is parsed and turned into codes, so
+memory holds the codes, one chunk and the dictionary, never the file or its text. Everything else
+(other encodings, a BOM, Parquet, JSON Lines, rows of the wrong length, broken quoting, a file that
+does not parse) takes the in-memory path (`read_table`), which holds the whole file: slower, but it
+is the one that decodes, drops malformed rows and diagnoses. The streamed path hands every case it
+does not handle exactly like `read_table` over to it, so both give the same table.
 
 Anything unusable raises `DatasetRejected`, whose reason says what is wrong (which line, which
 column) and what to change. The diagnosis of a file polars cannot parse runs only then, slowly
@@ -25,9 +35,12 @@ import gzip
 import io
 import json
 import math
+import os
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import BinaryIO
 
 import polars as pl
 
@@ -68,26 +81,110 @@ class DatasetRejected(Exception):
 
 @dataclass(frozen=True)
 class Table:
-    """The uploaded rows as text: what `datadrop.dataprep` cleans and splits."""
+    """The uploaded rows as text, coded: what `datadrop.dataprep` cleans and splits."""
 
     columns: list[str]  # header names, stripped
-    frame: pl.DataFrame  # the data rows, every column String, every value stripped, blank rows removed
+    frame: pl.DataFrame  # the data rows, one UInt32 column per name: codes into `values`; blank rows removed
+    values: pl.Series  # String: the stripped text of each code (values[code]); "" is code 0
     rows_read: int  # data rows in the file, blank ones included
     empty_rows: int
     detected: DetectedFormat
     normalisations: list[Normalisation]
-    may_hold_special_numbers: bool  # False when no value can hold "_" or non-ASCII text (see dataprep)
     malformed_rows: int = 0  # CSV rows with the wrong number of fields, dropped (counted in rows_read)
 
 
+@dataclass(frozen=True)
+class _TextTable:
+    """A table of stripped text (String columns), before it is coded."""
+
+    columns: list[str]
+    frame: pl.DataFrame
+    rows_read: int
+    empty_rows: int
+    detected: DetectedFormat
+    normalisations: list[Normalisation]
+    malformed_rows: int = 0
+
+
+class _Dictionary:
+    """A private dictionary of texts (polars Categories) for one table, with "" as code 0.
+
+    polars keeps a Categories mapping only while a Series of its type exists, so one is kept here.
+    """
+
+    def __init__(self) -> None:
+        self.dtype = pl.Categorical(pl.Categories.random())
+        self._kept = pl.Series([""]).cast(self.dtype)
+
+    def codes(self, texts: pl.Expr) -> pl.Expr:
+        return texts.cast(self.dtype).to_physical()
+
+    def coded(self, texts: pl.Series) -> pl.Series:
+        return texts.cast(self.dtype).to_physical().fill_null(0)
+
+    def values(self, frame: pl.DataFrame) -> pl.Series:
+        """The texts of codes 0 .. the largest in `frame` (Categories.to_series() would loop in Python)."""
+        size = 1 + max((code for code in frame.max().row(0) if code is not None), default=0)
+        return pl.select(pl.int_range(0, size, dtype=pl.UInt32).cat.to(self.dtype).cast(pl.String)).to_series()
+
+
+def _coded(table: _TextTable) -> Table:
+    dictionary = _Dictionary()
+    frame = table.frame.select(dictionary.codes(pl.all()))
+    return Table(
+        columns=table.columns,
+        frame=frame,
+        values=dictionary.values(frame),
+        rows_read=table.rows_read,
+        empty_rows=table.empty_rows,
+        detected=table.detected,
+        normalisations=table.normalisations,
+        malformed_rows=table.malformed_rows,
+    )
+
+
+def read_upload(
+    source: bytes | str | os.PathLike[str],
+    max_bytes: int | None = None,
+    max_malformed_share: float = 0.0,
+    max_in_memory_bytes: int | None = None,
+) -> Table:
+    """Read an upload (its bytes, or the path of a file holding them): streamed when it is a plain UTF-8 CSV
+    file, gzip-compressed or not; anything else is read into memory by `read_table`, and rejected when it is
+    larger than `max_in_memory_bytes`. Raises DatasetRejected."""
+    streamed = _read_csv_streamed(source, max_bytes)
+    if streamed is not None:
+        return streamed
+    size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
+    if max_in_memory_bytes is not None and size > max_in_memory_bytes:
+        raise DatasetRejected(
+            f"the uploaded file is {size / 1e6:.1f} MB and has to be read whole into memory (it is not a plain UTF-8 "
+            "CSV file, or has rows of the wrong length or broken quoting), which the prepare function's memory does "
+            f"for files up to {max_in_memory_bytes / 1e6:.1f} MB: save it as a UTF-8 CSV file (gzip is fine) with "
+            "one record per line, upload a smaller sample, or raise PrepareFunction's MemorySize in template.yaml"
+        )
+    if isinstance(source, bytes):
+        data = source
+    else:
+        with open(source, "rb") as file:
+            data = file.read()
+    if max_in_memory_bytes is not None:
+        max_bytes = max_in_memory_bytes if max_bytes is None else min(max_bytes, max_in_memory_bytes)
+    return read_table(data, max_bytes, max_malformed_share)
+
+
 def read_table(data: bytes, max_bytes: int | None = None, max_malformed_share: float = 0.0) -> Table:
-    """Detect the format of `data`, read it and check its header. Raises DatasetRejected.
+    """Detect the format of `data`, read it into memory and check its header. Raises DatasetRejected.
 
     `max_bytes` bounds what a compressed file may decompress to (the caller's memory budget; the
     size of the upload itself is checked before it is read). `max_malformed_share`: the share of a
     CSV file's rows that may have the wrong number of fields; they are dropped and counted. More
     than that rejects the file, naming the first bad lines.
     """
+    return _coded(_read_text_table(data, max_bytes, max_malformed_share))
+
+
+def _read_text_table(data: bytes, max_bytes: int | None, max_malformed_share: float) -> _TextTable:
     size = len(data)
     if not data:
         raise DatasetRejected("the uploaded file is empty (0 bytes): upload a CSV file with a header row and data rows")
@@ -152,11 +249,7 @@ def _gunzip(data: bytes, max_bytes: int | None) -> bytes:
             "compress it again (or upload the uncompressed file)"
         ) from None
     if max_bytes is not None and len(content) > max_bytes:
-        raise DatasetRejected(
-            f"the uploaded file is gzip-compressed and holds more than {max_bytes / 1e6:.1f} MB uncompressed, the most the "
-            "prepare function's memory can prepare: upload a smaller sample, or raise PrepareFunction's MemorySize in "
-            "template.yaml"
-        )
+        raise _too_large_uncompressed("gzip", max_bytes)
     return content
 
 
@@ -243,7 +336,7 @@ def _line_endings(data: bytes) -> str | None:
 # CSV
 
 
-def _read_csv(data: bytes, detected: DetectedFormat, max_malformed_share: float = 0.0) -> Table:
+def _read_csv(data: bytes, detected: DetectedFormat, max_malformed_share: float = 0.0) -> _TextTable:
     if b"\n" not in data and b"\r" in data:
         raise DatasetRejected(
             "the uploaded file ends its lines with CR only (old Mac format), so it reads as one long line: "
@@ -330,7 +423,7 @@ def _without_malformed_rows(
     return out.getvalue().encode("utf-8"), bad_lines
 
 
-def _parse_csv(data: bytes, detected: DetectedFormat, separator: str) -> Table:
+def _parse_csv(data: bytes, detected: DetectedFormat, separator: str) -> _TextTable:
 
     # polars sniffs zlib streams by their first two bytes; "x^", "x\x01", "x\x9c" and "x\xda" can start
     # a real CSV, so hide them behind a blank line that is skipped again.
@@ -379,15 +472,13 @@ def _parse_csv(data: bytes, detected: DetectedFormat, separator: str) -> Table:
         raise DatasetRejected(
             f"the uploaded file has a header ({len(columns)} columns) but no data rows: upload the data rows too"
         )
-    header_end = data.find(b"\n") + 1
-    return Table(
+    return _TextTable(
         columns=columns,
         frame=body,
         rows_read=rows_read,
         empty_rows=empty_rows,
         detected=detected,
         normalisations=_decoding_notes(detected) + normalisations,
-        may_hold_special_numbers=not (data.isascii() and data.find(b"_", header_end) < 0),
     )
 
 
@@ -485,12 +576,16 @@ def _check_field_counts(
     exactly (width - 1) separators per non-empty record, plus those inside values, plus up to
     (width - 1) for each empty record (a blank line has none, ",,," has all of them).
     """
+    if not _field_counts_fit(data.count(separator.encode()), width, full_records, empty_records, value_separators):
+        raise _diagnose(data, width, None, separator)
+
+
+def _field_counts_fit(separators: int, width: int, full_records: int, empty_records: int, value_separators: int) -> bool:
+    """Whether the separators in a file add up to `width` fields in every record (see `_check_field_counts`)."""
     if width < 2:
-        return
-    surplus = data.count(separator.encode()) - (width - 1) * full_records - value_separators
-    if surplus >= 0 and surplus % (width - 1) == 0 and surplus // (width - 1) <= empty_records:
-        return
-    raise _diagnose(data, width, None, separator)
+        return True
+    surplus = separators - (width - 1) * full_records - value_separators
+    return surplus >= 0 and surplus % (width - 1) == 0 and surplus // (width - 1) <= empty_records
 
 
 def _diagnose(data: bytes, width: int | None, error: Exception | None, separator: str) -> DatasetRejected:
@@ -591,10 +686,230 @@ def _lines(data: bytes) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------------------------
+# CSV, streamed: the common case, a chunk at a time
+
+
+STREAM_CHUNK = 1 << 26  # bytes of the file parsed at a time (64 MB)
+
+
+def _read_csv_streamed(source: bytes | str | os.PathLike[str], max_bytes: int | None) -> Table | None:
+    """A plain UTF-8 CSV upload (gzip-compressed or not) read a chunk at a time into codes, or None.
+
+    None means "read it with `read_table`": the upload is something else, or something about it needs the
+    whole file (decoding, malformed rows, a diagnosis). The checks are `read_table`'s, made per chunk.
+    """
+    if isinstance(source, bytes):
+        size, raw = len(source), io.BytesIO(source)
+        return _stream(raw, size, max_bytes)
+    with open(source, "rb") as file:
+        return _stream(file, os.fstat(file.fileno()).st_size, max_bytes)
+
+
+def _stream(raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
+    with ThreadPoolExecutor(pl.thread_pool_size()) as casting:
+        return _stream_with(casting, raw, size, max_bytes)
+
+
+def _stream_with(casting: ThreadPoolExecutor, raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
+    compression = "none"
+    stream: BinaryIO = raw
+    if raw.read(2) == _GZIP:
+        compression = "gzip"
+        stream = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+    raw.seek(0)
+    try:
+        return _stream_csv(casting, stream, size, compression, max_bytes)
+    except (OSError, EOFError, zlib.error):
+        return None  # not gzip after all, or cut off: read_table says which
+    finally:
+        if stream is not raw:
+            stream.close()
+
+
+def _stream_csv(
+    casting: ThreadPoolExecutor, stream: BinaryIO, size: int, compression: str, max_bytes: int | None
+) -> Table | None:
+    block = stream.read(STREAM_CHUNK)
+    head = block[:SNIFF_BYTES]
+    if (
+        not block.strip()
+        or block.startswith(
+            (_PARQUET, _GZIP, codecs.BOM_UTF8, *(mark for mark, _ in _UTF16_BOMS), *(magic for magic, _ in _MAGIC))
+        )
+        or _json_shape(block) is not None
+        or b"\n" not in block  # one line, or CR line endings
+        or block[: block.find(b"\n")].strip(b" \t\r") == b""  # a blank first line
+        or _looks_binary(head)
+    ):
+        return None
+    separator = sniff_delimiter(block)
+    dictionary = _Dictionary()
+    parts: list[pl.DataFrame] = []
+    schema: dict[str, pl.DataType] | None = None
+    separators = value_separators = line_feeds = crlfs = 0
+    pending, total, first = block, len(block), True  # pending: read, not parsed yet, starts at a record boundary
+    while pending:
+        more = stream.read(STREAM_CHUNK)
+        total += len(more)
+        if max_bytes is not None and compression != "none" and total > max_bytes:
+            raise _too_large_uncompressed(compression, max_bytes)
+        end = _record_end(pending) if more else len(pending)
+        if end is None:  # no record ends in what is pending (a huge quoted value): read on
+            pending += more
+            continue
+        chunk, pending = pending[:end], pending[end:] + more
+        if b"\x00" in chunk or not (chunk.isascii() or _is_utf8(chunk)):
+            return None
+        quoted = b'"' in chunk
+        if quoted and separator == "\t":
+            return None  # a quoted value may hold a tab that stripping removes: read_table counts those
+        separators += chunk.count(separator.encode())
+        if b"\r" in chunk:  # counting line feeds only matters then (a chunk without "\r" is all LF)
+            line_feeds += chunk.count(b"\n")
+            crlfs += chunk.count(b"\r\n")
+        else:
+            line_feeds += b"\n" in chunk
+        # polars sniffs zlib streams by their first two bytes (see _parse_csv)
+        sniffed = first and chunk[:1] == b"x" and chunk[1:2] in (b"\x01", b"^", b"\x9c", b"\xda")
+        try:
+            text = pl.read_csv(
+                b"\n" + chunk if sniffed else chunk,
+                has_header=False,
+                separator=separator,
+                infer_schema=False,
+                schema=schema,
+                skip_lines=1 if sniffed else 0,
+                truncate_ragged_lines=False,
+                raise_if_empty=False,
+            )
+        except (pl.exceptions.PolarsError, OSError):
+            return None
+        if text.width == 0:
+            return None
+        if schema is None:
+            schema = dict.fromkeys(text.columns, pl.String())
+        if quoted and text.width > 1:
+            value_separators += int(
+                text.select(pl.sum_horizontal(pl.all().str.count_matches(separator, literal=True).sum())).item()
+            )
+        # raw text to codes; empty fields (and fields missing at the end of a short line) are null: code 0, "".
+        parts.append(_coded_columns(casting, dictionary, text))
+        del text, chunk
+        first = False
+    if not parts:
+        return None
+    coded = pl.concat(parts, rechunk=False).get_columns()
+    del parts
+    frame = pl.DataFrame(_stripped_codes(coded, dictionary))
+    del coded
+    values = dictionary.values(frame)
+    if frame.height < 2:
+        return None  # no data rows: read_table says so
+    header = values.gather(list(frame.row(0))).to_list()
+    columns, normalisations = _check_header(header, trailing_separator=DELIMITER_NAMES[separator])
+    body = frame.slice(1)
+    body.columns = columns
+    rows_read = body.height
+    empty = pl.all_horizontal(pl.col(name) == 0 for name in columns)
+    empty_rows = int(body.select(empty.sum()).item())
+    if not _field_counts_fit(separators, len(columns), frame.height - empty_rows, empty_rows, value_separators):
+        return None
+    if empty_rows:
+        body = body.filter(~empty)
+    if body.height == 0:
+        return None
+    line_endings = None if line_feeds == 0 else "LF" if crlfs == 0 else "CRLF" if 2 * crlfs > line_feeds else "mixed"
+    detected = DetectedFormat(
+        format="csv",
+        compression=compression,  # type: ignore[arg-type]
+        encoding="utf-8",
+        bom=False,
+        bytes=size,
+        delimiter=separator,
+        line_endings=line_endings,  # type: ignore[arg-type]
+    )
+    return Table(
+        columns=columns,
+        frame=body,
+        values=values,
+        rows_read=rows_read,
+        empty_rows=empty_rows,
+        detected=detected,
+        normalisations=_decoding_notes(detected) + normalisations,
+    )
+
+
+CAST_CELLS = 1 << 20  # a wide file's columns are cast to codes in batches of about this many values
+
+
+def _coded_columns(casting: ThreadPoolExecutor, dictionary: _Dictionary, text: pl.DataFrame) -> pl.DataFrame:
+    """The chunk's columns as codes. polars casts a column on one thread, so columns are cast in parallel; the
+    columns of a wide, short chunk are cast a batch at a time as one long column (a cast has a fixed cost)."""
+    per_batch = max(1, CAST_CELLS // max(text.height, 1))
+    if per_batch == 1:
+        return pl.DataFrame(list(casting.map(dictionary.coded, text.get_columns())))
+    batches = [text.get_columns()[start : start + per_batch] for start in range(0, text.width, per_batch)]
+
+    def coded_batch(columns: list[pl.Series]) -> list[pl.Series]:
+        codes = dictionary.coded(pl.concat(columns))
+        return [codes.slice(index * text.height, text.height).alias(column.name) for index, column in enumerate(columns)]
+
+    return pl.DataFrame([column for batch in casting.map(coded_batch, batches) for column in batch])
+
+
+def _record_end(data: bytes) -> int | None:
+    """The end of the last whole record in `data` (just after a line feed outside quotes), or None.
+
+    `data` starts at a record boundary; a line feed ends a record when an even number of double quotes
+    precede it (RFC 4180 quoting: every quote opens, closes or doubles).
+    """
+    quotes = data.count(b'"')
+    end = data.rfind(b"\n")
+    while end >= 0:
+        if quotes % 2 == 0:
+            return end + 1
+        previous = data.rfind(b"\n", 0, end)
+        quotes -= data.count(b'"', previous + 1, end + 1)
+        end = previous
+    return None
+
+
+def _is_utf8(chunk: bytes) -> bool:
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _stripped_codes(columns: list[pl.Series], dictionary: _Dictionary) -> list[pl.Series]:
+    """Codes of the raw texts turned into codes of the stripped texts: stripping is done once per distinct text.
+
+    Replaces the columns in the list one by one, so that only one column exists twice at a time.
+    """
+    raw = dictionary.values(pl.DataFrame(columns))
+    stripped = raw.str.strip_chars(WHITESPACE)
+    if stripped.equals(raw):
+        return columns
+    canonical = pl.select(dictionary.codes(pl.lit(stripped))).to_series()  # adds the stripped texts not there yet
+    for index, column in enumerate(columns):
+        columns[index] = canonical.gather(column).alias(column.name)
+    return columns
+
+
+def _too_large_uncompressed(compression: str, max_bytes: int) -> DatasetRejected:
+    return DatasetRejected(
+        f"the uploaded file is {compression}-compressed and holds more than {max_bytes / 1e6:.1f} MB uncompressed, the "
+        "most the prepare function's memory can prepare: upload a smaller sample, or raise PrepareFunction's MemorySize "
+        "in template.yaml"
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Parquet and JSON Lines: typed values, cast to text
 
 
-def _read_parquet(data: bytes, detected: DetectedFormat) -> Table:
+def _read_parquet(data: bytes, detected: DetectedFormat) -> _TextTable:
     try:
         frame = pl.read_parquet(io.BytesIO(data))
     except (pl.exceptions.PolarsError, OSError) as error:
@@ -606,7 +921,7 @@ def _read_parquet(data: bytes, detected: DetectedFormat) -> Table:
     return _table_from_frame(frame, detected, "the Parquet file")
 
 
-def _read_json_lines(data: bytes, detected: DetectedFormat) -> Table:
+def _read_json_lines(data: bytes, detected: DetectedFormat) -> _TextTable:
     try:  # the keys, in the order first seen; polars widens a key whose type changes from line to line
         names = list(pl.scan_ndjson(io.BytesIO(data), infer_schema_length=None).collect_schema())
     except pl.exceptions.PolarsError:  # a bad line: find which, slowly
@@ -645,7 +960,7 @@ def _json_keys(data: bytes) -> list[str]:
     return list(keys)
 
 
-def _table_from_frame(frame: pl.DataFrame, detected: DetectedFormat, what: str) -> Table:
+def _table_from_frame(frame: pl.DataFrame, detected: DetectedFormat, what: str) -> _TextTable:
     if frame.width == 0:
         raise DatasetRejected(f"{what} has no columns: upload a table with a header and data rows")
     columns, normalisations = _check_header(frame.columns)
@@ -666,12 +981,11 @@ def _table_from_frame(frame: pl.DataFrame, detected: DetectedFormat, what: str) 
         frame = frame.filter(~empty)
     if frame.height == 0:
         raise DatasetRejected(f"{what} has {len(columns)} columns but no data rows: upload the data rows too")
-    return Table(
+    return _TextTable(
         columns=columns,
         frame=frame,
         rows_read=rows_read,
         empty_rows=empty_rows,
         detected=detected,
         normalisations=[*_decoding_notes(detected), *normalisations],
-        may_hold_special_numbers=True,
     )

@@ -1,9 +1,12 @@
 """Column roles beyond numeric and categorical: boolean, datetime, and ID-like integer columns.
 
 `datadrop.dataprep` decides every column's role and calls in here for these three. Each rule has a
-polars form (to fit and encode the splits) and a plain-Python form (`encode_value`, for
-`dataprep.encode_row`); `datadrop.serving.inference` repeats the plain-Python form (it cannot import
-this module) and tests check all three give the same floats.
+polars form and a plain-Python form (`encode_value`, for `recipe.encode_row`);
+`datadrop.serving.inference` repeats the plain-Python form (it cannot import this module) and tests
+check all three give the same floats. Prepare never holds the table as text: the polars forms look
+at each column's distinct training values with their row counts (the training profile, see
+`VALUES`), and encode a column's distinct values once (`boolean_values`, `datetime_frame`), which
+prepare turns into a lookup from code to float. Row numbers are found on the coded column, in file order.
 
 boolean: every present training value, stripped and case-folded (`str.casefold`), is one of
   TRUE_SPELLINGS or FALSE_SPELLINGS, both truth values occur, and at least one value is not a number
@@ -83,36 +86,50 @@ class BooleanFit:
         return self.other_count == 0 and self.true_count + self.false_count > 0
 
 
+# The training profile, as `datadrop.dataprep` hands it in: one row per column and distinct (stripped)
+# text, with how many training rows hold it (0: only other splits do) and whether it is a missing token.
+COLUMN, TEXT, ROWS, MISSING = "\x00column", "\x00text", "\x00rows", "\x00missing"
+VALUES = {COLUMN: "UInt32 position in `columns`", TEXT: "String", ROWS: "training rows", MISSING: "Boolean"}
+_PRESENT = (pl.col(ROWS) > 0) & ~pl.col(MISSING)  # the present training values
+
+
+def _present_values(values: pl.DataFrame, indices: Collection[int]) -> pl.DataFrame:
+    """The present training values of these columns (COLUMN, TEXT, ROWS)."""
+    return values.filter(pl.col(COLUMN).is_in(list(indices)) & _PRESENT).select(COLUMN, TEXT, ROWS)
+
+
 def fit_boolean(
-    train: pl.DataFrame, names: Sequence[str], missing: Sequence[str], pinned: Collection[str] = ()
+    values: pl.DataFrame, columns: Sequence[str], names: Sequence[str], pinned: Collection[str] = ()
 ) -> dict[str, BooleanFit]:
     """For the columns of `names` with at most MAX_BOOLEAN_SPELLINGS distinct present training values,
-    and for those of `pinned` (pinned as boolean), how those values read as truth values."""
+    and for those of `pinned` (pinned as boolean), how those values read as truth values.
+
+    `values`: the training profile of (at least) those columns, see VALUES."""
     if not names and not pinned:
         return {}
+    position = {name: index for index, name in enumerate(columns)}
     # a quick look first: case folding never shortens a text, so a longer value than every spelling rules a column out
+    # (the lengths first, so that no text is copied)
     longest = max(map(len, TRUE_SPELLINGS + FALSE_SPELLINGS))
+    lengths = values.select(COLUMN, ROWS, MISSING, pl.col(TEXT).str.len_chars().alias(TEXT))
     short = (
-        train.select(
-            pl.col(name).filter(~pl.col(name).is_in(missing)).str.len_chars().max().le(longest).alias(name) for name in names
-        ).row(0)
-        if names
-        else ()
+        lengths.filter(pl.col(COLUMN).is_in([position[name] for name in names]) & _PRESENT)
+        .group_by(COLUMN)
+        .agg((pl.col(TEXT).max() <= longest).alias("short"), pl.len().alias("distinct"))
     )
-    names = [name for name, ok in zip(names, short) if ok] + list(pinned)
-    if not names:
+    del lengths
+    kept = {columns[index] for index, ok, distinct in short.iter_rows() if ok and 0 < distinct <= MAX_BOOLEAN_SPELLINGS}
+    chosen = [name for name in names if name in kept] + [name for name in pinned if name not in kept]
+    if not chosen:
         return {}
-    counts = train.select(pl.col(name).filter(~pl.col(name).is_in(missing)).n_unique().alias(name) for name in names).row(0)
-    fits = {}
-    for name, distinct in zip(names, counts):
-        if not 0 < distinct <= MAX_BOOLEAN_SPELLINGS and name not in pinned:
-            continue
-        values = train.get_column(name)
-        frequencies = values.filter(~values.is_in(missing)).value_counts(sort=True, name="\x00count")
-        spelt: dict[float | None, list[tuple[str, int]]] = {1.0: [], 0.0: [], None: []}
-        for value, count in frequencies.iter_rows():
-            spelt[truth_value(value)].append((value, count))
-        fits[name] = BooleanFit(
+    indices = [position[name] for name in chosen]
+    # most frequent first (ties: in sorted order, so the report is the same on every run)
+    spellings = _present_values(values, indices).sort(COLUMN, ROWS, TEXT, descending=[False, True, False])
+    found: dict[str, dict[float | None, list[tuple[str, int]]]] = {name: {1.0: [], 0.0: [], None: []} for name in chosen}
+    for index, value, count in spellings.select(COLUMN, TEXT, ROWS).iter_rows():
+        found[columns[index]][truth_value(value)].append((value, count))
+    return {
+        name: BooleanFit(
             true_values=[value for value, _ in spelt[1.0]],
             false_values=[value for value, _ in spelt[0.0]],
             true_count=sum(count for _, count in spelt[1.0]),
@@ -120,7 +137,8 @@ def fit_boolean(
             other_values=[value for value, _ in spelt[None]],
             other_count=sum(count for _, count in spelt[None]),
         )
-    return fits
+        for name, spelt in found.items()
+    }
 
 
 def is_boolean(fit: BooleanFit) -> bool:
@@ -137,14 +155,15 @@ def boolean_feature(name: str) -> dict:
     return {"name": name, "kind": "boolean", "true": list(TRUE_SPELLINGS), "false": list(FALSE_SPELLINGS)}
 
 
-def _boolean_series(values: pl.Series, feature: Mapping, missing: Sequence[str]) -> pl.Series:
-    """1.0 / 0.0 / -1.0 per value (see `encode_value`), one Python call per distinct present value."""
-    distinct = values.filter(~values.is_in(missing)).unique().to_list()
-    codes = [truth_value(value, feature["true"], feature["false"]) for value in distinct]
-    known = [(value, code) for value, code in zip(distinct, codes) if code is not None]
-    return values.replace_strict(
-        [value for value, _ in known], [code for _, code in known], default=BOOLEAN_MISSING, return_dtype=pl.Float64
-    )
+def boolean_values(texts: pl.Series, feature: Mapping, missing: Sequence[str]) -> pl.Series:
+    """1.0 / 0.0 / -1.0 per text (a column's distinct stripped values; see `encode_value`), one Python call each."""
+    return pl.Series(
+        [
+            BOOLEAN_MISSING if text in missing else truth_value(text, feature["true"], feature["false"])
+            for text in texts.to_list()
+        ],
+        dtype=pl.Float64,
+    ).fill_null(BOOLEAN_MISSING)
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,8 +297,10 @@ class DatetimeFit:
     present: int
     dates: int  # present values that are dates
     with_time: bool  # some date has a time of day
-    bad_value: str | None  # a present value that is not a date (the first one), if any
-    parts: pl.DataFrame  # the training rows' parts (null = not a date or missing)
+    bad_value: str | None  # a present value that is not a date (the most frequent one), if any
+    first: float | None = None  # the earliest and latest date, as epoch_days
+    last: float | None = None
+    medians: dict[str, float] = field(default_factory=dict)  # per part of DATETIME_PARTS, the training median
 
     @property
     def share(self) -> float:
@@ -287,31 +308,73 @@ class DatetimeFit:
 
 
 def fit_datetime(
-    train: pl.DataFrame, names: Sequence[str], missing: Sequence[str], pinned: Collection[str] = ()
+    values: pl.DataFrame, columns: Sequence[str], names: Sequence[str], pinned: Collection[str] = ()
 ) -> dict[str, DatetimeFit]:
     """The columns of `names` some of whose present training values start like a date, and those of
-    `pinned` (pinned as datetime), parsed."""
+    `pinned` (pinned as datetime), parsed: each distinct value once, weighted by its training rows.
+
+    `values`: the training profile of (at least) those columns, see VALUES."""
     if not names and not pinned:
         return {}
-    names = [*names, *pinned]
-    looks = train.select(pl.col(name).str.contains(r"^[0-9]{4}[-/][0-9]{2}[-/]").any().alias(name) for name in names).row(0)
+    position = {name: index for index, name in enumerate(columns)}
+    starts = values.select(COLUMN, ROWS, MISSING, pl.col(TEXT).str.contains(r"^[0-9]{4}[-/][0-9]{2}[-/]").alias(TEXT))
+    looks = starts.filter(pl.col(COLUMN).is_in([position[name] for name in names]) & _PRESENT & pl.col(TEXT))
+    chosen = sorted({*looks.get_column(COLUMN).unique().to_list(), *(position[name] for name in pinned)})
+    del starts, looks
+    if not chosen:
+        return {}
+    distinct = _present_values(values, chosen)
+    parts = pl.concat([distinct, datetime_frame(distinct.get_column(TEXT), [])], how="horizontal")
+    rows = pl.col(ROWS).cast(pl.UInt64)
+    is_date = pl.col("year").is_not_null()
+    stats = parts.group_by(COLUMN).agg(
+        rows.sum().alias("present"),
+        rows.filter(is_date).sum().alias("dates"),
+        pl.col("\x00time").any().alias("with_time"),
+        pl.col("epoch_days").min().alias("first"),
+        pl.col("epoch_days").max().alias("last"),
+    )
+    # the most frequent value that is not a date (ties: the first in sorted order), quoted when a pinned column is rejected
+    bad = (
+        parts.filter(~is_date)
+        .sort(COLUMN, ROWS, TEXT, descending=[False, True, False])
+        .group_by(COLUMN, maintain_order=True)
+        .agg(pl.col(TEXT).first())
+    )
+    bad_values = dict(bad.iter_rows())
+    medians = {part: weighted_medians(parts, COLUMN, part, ROWS) for part in DATETIME_PARTS}
     fits = {}
-    for name, maybe in zip(names, looks):
-        if not maybe and name not in pinned:
-            continue
-        values = train.get_column(name)
-        parts = datetime_frame(values, missing)
-        is_date = parts.get_column("year").is_not_null()
-        present = ~values.is_in(missing)
-        bad = values.filter(present & ~is_date)
-        fits[name] = DatetimeFit(
-            present=int(present.sum()),
-            dates=int(is_date.sum()),
-            with_time=bool(parts.get_column("\x00time").any()),
-            bad_value=bad[0] if len(bad) else None,
-            parts=parts.drop("\x00time"),
+    for row in stats.iter_rows(named=True):
+        index = row[COLUMN]
+        fits[columns[index]] = DatetimeFit(
+            present=row["present"],
+            dates=row["dates"] or 0,
+            with_time=bool(row["with_time"]),
+            bad_value=bad_values.get(index),
+            first=row["first"],
+            last=row["last"],
+            medians={part: medians[part][index] for part in DATETIME_PARTS if index in medians[part]},
         )
     return fits
+
+
+def weighted_medians(frame: pl.DataFrame, by: str, value: str, weight: str) -> dict:
+    """Per group `by`, the median of `value` (nulls left out) with each row counted `weight` times: what
+    polars' median of the rows gives (the mean of the two middle values, computed as polars computes it)."""
+    rows = pl.col(weight).cast(pl.UInt64)
+    through, total = "\x00through", "\x00total"
+    numbers = (
+        frame.filter(pl.col(value).is_not_null() & (pl.col(weight) > 0))
+        .select(by, value, weight)
+        .sort(by, value)
+        .with_columns(rows.cum_sum().over(by).alias(through), rows.sum().over(by).alias(total))
+    )
+    middle = numbers.group_by(by).agg(
+        pl.col(value).filter(pl.col(through) > (pl.col(total) - 1) // 2).first().alias("low"),
+        pl.col(value).filter(pl.col(through) > pl.col(total) // 2).first().alias("high"),
+    )
+    medians = middle.select(by, pl.concat_list("low", "high").list.median().alias("median"))
+    return dict(medians.iter_rows())
 
 
 def format_epoch_days(days: float, with_time: bool) -> str:
@@ -341,35 +404,54 @@ def looks_like_id_name(name: str) -> bool:
     return bool(words) and (words[-1] in _ID_WORDS or " ".join(words) in _ID_NAMES)
 
 
-def consecutive_integer_columns(frame: pl.DataFrame, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+ROW_NUMBER_BLOCK = 1 << 20  # rows of a column checked at a time for row numbers
+
+
+def consecutive_integer_columns(frame: pl.DataFrame, values: pl.Series, names: Sequence[str]) -> dict[str, tuple[int, int]]:
     """The columns of `names` whose rows, in file order, are integers each one more (or one less) than
-    the row before: row numbers. Name -> (first, last)."""
+    the row before: row numbers. Name -> (first, last).
+
+    `frame`: the table as read (`reading.Table`), a UInt32 code per value into `values`, the stripped texts.
+    """
     if frame.height < ID_MIN_ROWS or not names:
         return {}
     # a quick look at the ends first: only a column whose last value is first +- (rows - 1) can qualify
-    ends = frame.select(pl.col(name).first().alias(f"{name}\x00first") for name in names).row(0) + frame.select(
-        pl.col(name).last().alias(f"{name}\x00last") for name in names
-    ).row(0)
+    ends = values.gather([frame.get_column(name)[0] for name in names] + [frame.get_column(name)[-1] for name in names]).to_list()
     found = {}
     for name, first, last in zip(names, ends[: len(names)], ends[len(names) :]):
-        if not (re.fullmatch(_INTEGER, first or "") and re.fullmatch(_INTEGER, last or "")):
+        if not (re.fullmatch(_INTEGER, first) and re.fullmatch(_INTEGER, last)):
             continue
         step = 1 if int(last) > int(first) else -1
-        if int(last) - int(first) != step * (frame.height - 1):
+        if int(last) - int(first) != step * (frame.height - 1) or not _counts_by(frame.get_column(name), values, step):
             continue
-        column = pl.col(name)
-        whole = (
-            column.str.contains(f"^{_INTEGER}$").all() & (column.cast(pl.Int64, strict=False).diff().drop_nulls() == step).all()
-        )
-        if frame.select(whole).item():
-            found[name] = (int(first), int(last))
+        found[name] = (int(first), int(last))
     return found
 
 
-def distinct_integers(numbers: pl.Series) -> bool:
-    """At least ID_MIN_ROWS present values (parsed numbers; null = missing), all distinct integers."""
-    present = numbers.drop_nulls()
-    return len(present) >= ID_MIN_ROWS and bool((present == present.round()).all()) and present.n_unique() == len(present)
+def _counts_by(codes: pl.Series, values: pl.Series, step: int) -> bool:
+    """Whether the texts of `codes` are integers, each `step` more than the one before (a block of rows at a time,
+    so that no more than a block's texts exist at once)."""
+    previous = None
+    for start in range(0, len(codes), ROW_NUMBER_BLOCK):
+        texts = values.gather(codes.slice(start, ROW_NUMBER_BLOCK))
+        numbers = texts.cast(pl.Int64, strict=False)
+        if numbers.null_count() or not texts.str.contains(f"^{_INTEGER}$").all():
+            return False
+        if previous is not None and numbers[0] - previous != step:
+            return False
+        if not (numbers.diff().drop_nulls() == step).all():
+            return False
+        previous = numbers[-1]
+    return True
+
+
+def distinct_integers(numbers: pl.Series, rows: pl.Series) -> bool:
+    """At least ID_MIN_ROWS present values, all distinct integers. `numbers`: a column's distinct training values
+    as numbers (null = missing or not a number); `rows`: how many training rows hold each."""
+    counted = pl.DataFrame({"number": numbers, "rows": rows}).filter(pl.col("number").is_not_null() & (pl.col("rows") > 0))
+    present = int(counted.get_column("rows").cast(pl.UInt64).sum())
+    column = counted.get_column("number")
+    return present >= ID_MIN_ROWS and bool((column == column.round()).all()) and column.n_unique() == present
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,29 +463,6 @@ KINDS = ("boolean", "datetime")
 def source_column(feature: Mapping) -> str:
     """The column of the raw row a feature is computed from."""
     return feature.get("column", feature["name"])
-
-
-def frame_name(feature: Mapping) -> str:
-    """The name of a feature's column in the encoded frame (datetime parts may not clash with a real column)."""
-    return f"{feature['column']}\x00{feature['part']}" if feature["kind"] == "datetime" else feature["name"]
-
-
-def encode_columns(frame: pl.DataFrame, features: Sequence[Mapping], missing: Sequence[str]) -> dict[str, pl.Series]:
-    """The encoded boolean and datetime features of `frame`, by `frame_name`; each datetime column is parsed once."""
-    encoded: dict[str, pl.Series] = {}
-    parsed: dict[str, pl.DataFrame] = {}
-    for feature in features:
-        if feature["kind"] == "boolean":
-            encoded[frame_name(feature)] = _boolean_series(frame.get_column(feature["name"]), feature, missing).alias(
-                frame_name(feature)
-            )
-        elif feature["kind"] == "datetime":
-            column = feature["column"]
-            if column not in parsed:
-                parsed[column] = datetime_frame(frame.get_column(column), missing)
-            part = parsed[column].get_column(feature["part"]).fill_null(feature["fill"])
-            encoded[frame_name(feature)] = part.alias(frame_name(feature))
-    return encoded
 
 
 def encode_value(feature: Mapping, text: str, missing: Sequence[str] | set[str]) -> float:
@@ -459,17 +518,13 @@ def checked_datetime(name: str, fit: DatetimeFit | None, role: str | None) -> Da
 
 def datetime_summary(fit: DatetimeFit) -> DatetimeSummary:
     parts = DATETIME_PARTS if fit.with_time else DATE_PARTS
-    stats = fit.parts.select(
-        pl.col("epoch_days").min().alias("\x00min"),
-        pl.col("epoch_days").max().alias("\x00max"),
-        *(pl.col(part).median() for part in parts),
-    ).row(0, named=True)
+    assert fit.first is not None and fit.last is not None  # checked_datetime: some value is a date
     return DatetimeSummary(
-        min=format_epoch_days(stats["\x00min"], fit.with_time),
-        max=format_epoch_days(stats["\x00max"], fit.with_time),
+        min=format_epoch_days(fit.first, fit.with_time),
+        max=format_epoch_days(fit.last, fit.with_time),
         with_time=fit.with_time,
         parts=list(parts),
-        fills={part: float(stats[part]) for part in parts},
+        fills={part: float(fit.medians[part]) for part in parts},
         not_dates=fit.present - fit.dates,
     )
 

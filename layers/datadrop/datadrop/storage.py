@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+DOWNLOAD_PIECE = 1 << 23  # bytes of an object in memory at a time while it is downloaded to a file
 STREAM_CHUNK = 1 << 20
 
 
@@ -35,6 +37,35 @@ class ObjectStore:
 
     def read(self, bucket: str, key: str, version_id: str | None = None, max_bytes: int | None = None) -> bytes:
         """The object's bytes; ObjectTooLarge, before the body is read, when it exceeds max_bytes."""
+        return self._get(bucket, key, version_id, max_bytes)["Body"].read()
+
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        path: str,
+        version_id: str | None = None,
+        max_bytes: int | None = None,
+        check_size: Callable[[int], None] | None = None,
+    ) -> tuple[int, str]:
+        """Stream the object into the file at `path`: (its size, its SHA-256 hex digest). ObjectTooLarge, before
+        the body is read, when it exceeds max_bytes; `check_size` may raise too, before the body is read. Memory
+        holds one piece of the object at a time."""
+        response = self._get(bucket, key, version_id, max_bytes)
+        if check_size is not None:
+            try:
+                check_size(int(response["ContentLength"]))
+            except BaseException:
+                response["Body"].close()
+                raise
+        digest = hashlib.sha256()
+        with open(path, "wb") as file:
+            for piece in response["Body"].iter_chunks(DOWNLOAD_PIECE):
+                digest.update(piece)
+                file.write(piece)
+        return int(response["ContentLength"]), digest.hexdigest()
+
+    def _get(self, bucket: str, key: str, version_id: str | None, max_bytes: int | None) -> dict[str, Any]:
         kwargs: dict[str, str] = {"Bucket": bucket, "Key": key}
         if version_id:
             kwargs["VersionId"] = version_id
@@ -48,7 +79,7 @@ class ObjectStore:
         if max_bytes is not None and size > max_bytes:
             response["Body"].close()
             raise ObjectTooLarge(size)
-        return response["Body"].read()
+        return response
 
     def read_uri(self, uri: str) -> bytes:
         return self.read(*split_s3_uri(uri))

@@ -101,7 +101,7 @@ class UnsupportedAccept(InvalidInput):
 # --------------------------------------------------------------------------- recipe
 
 # How a categorical feature's value is normalised before its lookup, by the name the recipe's
-# feature carries ("normalise"); the same table as datadrop.dataprep.CATEGORY_NORMALISATIONS.
+# feature carries ("normalise"); the same table as datadrop.recipe.CATEGORY_NORMALISATIONS.
 CATEGORY_NORMALISATIONS = {"casefold": str.casefold}
 
 # Dates as datadrop.roles reads them (DATETIME_PATTERN, parse_datetime, datetime_part; a test checks
