@@ -21,6 +21,7 @@ from datadrop import names
 from datadrop.local.runtime import LocalStack
 from moto import mock_aws
 
+from tests.e2e.polling import Poller
 from tests.unit.test_scoring import TOLERANCE, ours, sklearn_classification
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,7 +120,16 @@ def test_a_worse_version_loses_to_the_champion_and_a_better_one_replaces_it(stac
     assert stack.compute.describe_transform_job(transform)["ModelName"] == names.RunNames("datadrop", "gate", v1, 1).model
     assert _of(stack, "DeploymentStarted", v2) == [] and _of(stack, "ModelDeployed", v2) == []
 
-    _run(stack, "gate", BETTER)
+    (deployed,) = _of(stack, "ModelDeployed", v1)
+    poller = Poller(deployed["invocation_url"])  # a client of the endpoint while v3 replaces v1
+    poller.start()
+    try:
+        _run(stack, "gate", BETTER)
+    finally:
+        poller.stop()
+    failed = [answer for answer in poller.answers if answer[1] != 200]
+    assert poller.answers and failed == [], failed[:3]
+    assert {answer[2] for answer in poller.answers} <= {"female", "male"}
     (third,) = _of(stack, "ModelApproved", stack.events_of("DatasetPrepared")[-1]["version"])
     v3 = third["version"]
     assert third["champion"]["version"] == v1 and third["value"] <= third["champion"]["value"]
