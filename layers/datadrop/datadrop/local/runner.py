@@ -594,13 +594,8 @@ class _ModelServer:
         return self
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        _stop_serving(self._server, self._thread)
+        self._server, self._thread = None, None
 
     @property
     def url(self) -> str:
@@ -676,13 +671,8 @@ class LocalEndpoint:
 
     def stop(self) -> None:
         """Stop serving and release the ports."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        _stop_serving(self._server, self._thread)
+        self._server, self._thread = None, None
         instance, self._instance = self._instance, None
         if instance is not None:
             instance.stop()
@@ -751,6 +741,15 @@ def _serve(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> tuple
     )
     thread.start()
     return server, thread
+
+
+def _stop_serving(server: _Server | None, thread: threading.Thread | None) -> None:
+    """Stop what `_serve` started (either may already be gone) and release its port."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    if thread is not None:
+        thread.join(timeout=5)
 
 
 def _handler_class(
