@@ -267,7 +267,9 @@ class LocalCompute(SageMakerCompute):
     def _process_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: the service process has threads (endpoints, HTTP clients).
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=runner.exit_with_parent
+            )
         return self._pool
 
     def warm_up(self) -> None:

@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import socket
 import sys
 import threading
@@ -449,6 +450,20 @@ def transform_in_process(
     except Exception as error:  # noqa: BLE001 - a failed job is reported as SageMaker would: status + reason
         return f"{type(error).__name__}: {error}"[:1024]
     return None
+
+
+def exit_with_parent(check_seconds: float = 1.0) -> None:
+    """A job process's initializer: end the process when the service that started it is gone. A
+    worker killed with SIGKILL cannot stop its pool, whose processes would otherwise wait forever."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(check_seconds)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="datadrop-exit-with-parent", daemon=True).start()
 
 
 def warm_up() -> None:
