@@ -9,7 +9,7 @@ Requests are the SageMaker API's own request shapes, so both adapters see exactl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from botocore.exceptions import ClientError
 
@@ -33,6 +33,14 @@ def capacity_error(error: ClientError) -> CapacityError | None:
     if code in _CAPACITY_CODES:
         return CapacityError(code, error.response["Error"].get("Message", ""))
     return None
+
+
+def raise_capacity_or(error: ClientError) -> NoReturn:
+    """Throttling and quotas become CapacityError (the work waits for the sweeper); anything else is raised as is."""
+    capacity = capacity_error(error)
+    if capacity is not None:
+        raise capacity from error
+    raise error
 
 
 def _already_exists(error: ClientError) -> bool:
@@ -129,10 +137,7 @@ class SageMakerCompute:
         try:
             self.client.update_endpoint(**request)
         except ClientError as error:
-            capacity = capacity_error(error)
-            if capacity is not None:
-                raise capacity from error
-            raise
+            raise_capacity_or(error)
 
     def delete_endpoint(self, name: str) -> bool:
         """DeleteEndpoint (the only call a Failed endpoint takes); False when there is none."""
@@ -141,10 +146,7 @@ class SageMakerCompute:
         except ClientError as error:
             if _not_found(error):
                 return False
-            capacity = capacity_error(error)
-            if capacity is not None:
-                raise capacity from error
-            raise
+            raise_capacity_or(error)
         return True
 
     def invocation_url(self, endpoint_name: str) -> str:
@@ -158,8 +160,5 @@ class SageMakerCompute:
         except ClientError as error:
             if _already_exists(error):
                 return False
-            capacity = capacity_error(error)
-            if capacity is not None:
-                raise capacity from error
-            raise
+            raise_capacity_or(error)
         return True

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, NoReturn
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from datadrop import names, observability, scoring, training
 from datadrop.algorithms import xgboost_image_uri
-from datadrop.compute import CapacityError, capacity_error
+from datadrop.compute import CapacityError, raise_capacity_or
 from datadrop.events import (
     ChampionScore,
     DatadropEvent,
@@ -840,7 +840,7 @@ def _register_model_package(
             "already exist" not in error.response["Error"].get("Message", "")
             and error.response["Error"]["Code"] != "ResourceInUse"
         ):
-            _raise_capacity_or(error)
+            raise_capacity_or(error)
     run = names.RunNames(settings.name_prefix, dataset, version, best.run_index, attempt)
     locations = settings.locations(dataset, version)
     report = f"s3://{locations.bucket}/{locations.report_key(run.label)}"
@@ -866,7 +866,7 @@ def _register_model_package(
             ClientToken=hashlib.sha256(f"{dataset}/{version}/{attempt}".encode()).hexdigest()[:36],
         )
     except ClientError as error:
-        _raise_capacity_or(error)
+        raise_capacity_or(error)
     arn = str(response["ModelPackageArn"])
     # The registry's state-change events name the package: they find their version by lookup.
     services.state.map_resource("model-package", arn, ResourceOwner(dataset, version, best.run_index, attempt))
@@ -924,11 +924,3 @@ def on_model_package_state_change(services: Services, package_arn: str, approval
         return to.value.lower()
     finally:
         state.flush_version(item.dataset, item.version)
-
-
-def _raise_capacity_or(error: ClientError) -> NoReturn:
-    """Throttling and quotas become CapacityError (the work waits for the sweeper); anything else is raised as is."""
-    capacity = capacity_error(error)
-    if capacity is not None:
-        raise capacity from error
-    raise error

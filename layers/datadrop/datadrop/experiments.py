@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from datadrop import names
-from datadrop.compute import capacity_error
+from datadrop.compute import raise_capacity_or
 from datadrop.config import ExperimentSettings
 
 RUN_TAG = {"Key": "sagemaker:trial-component-source", "Value": "run"}
@@ -72,10 +72,7 @@ def _ignore_exists(call: Any, **kwargs: Any) -> None:
         message = error.response["Error"].get("Message", "")
         if code in ("ResourceInUse", "ResourceInUseException") or "already exist" in message:
             return
-        capacity = capacity_error(error)
-        if capacity is not None:
-            raise capacity from error  # the run waits for the sweeper instead of failing
-        raise
+        raise_capacity_or(error)  # the run waits for the sweeper instead of failing
 
 
 def _tags(dataset: str, version: str, settings: ExperimentSettings | None) -> list[dict[str, str]]:

@@ -253,13 +253,7 @@ class StateStore:
                 "champion_version": record.champion_version,
             }
         )
-        try:
-            self.table.put_item(Item=_to_dynamo(item), ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._put_if_absent(_to_dynamo(item))
 
     def get_champion(self, dataset: str, version: str, champion_version: str) -> ChampionRecord | None:
         item = self.get(self.champion_item(dataset, version, champion_version))
@@ -418,13 +412,7 @@ class StateStore:
         when it was recorded before."""
         key = self.evaluation_item(dataset, evaluation_id)
         item = {**key.as_dict(), "kind": "evaluation", "dataset": dataset, "evaluation_id": evaluation_id, **attributes}
-        try:
-            self.table.put_item(Item=_to_dynamo(item), ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._put_if_absent(_to_dynamo(item))
 
     def get_evaluation(self, dataset: str, evaluation_id: str) -> dict[str, Any] | None:
         return self.get(self.evaluation_item(dataset, evaluation_id))
@@ -528,11 +516,7 @@ class StateStore:
             "created_at": now,
             "updated_at": now,
         }
-        try:
-            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        self._put_if_absent(item)  # False: it exists already, which is all this asks
 
     def change_endpoint(
         self,
@@ -639,6 +623,16 @@ class StateStore:
         return None
 
     # -- reads ----------------------------------------------------------------------------------
+    def _put_if_absent(self, item: dict[str, Any]) -> bool:
+        """PutItem only if no item has its key; False when one had."""
+        try:
+            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def get(self, key: ItemKey) -> dict[str, Any] | None:
         item = self.table.get_item(Key=key.as_dict(), ConsistentRead=True).get("Item")
         return _from_dynamo(item) if item else None
@@ -752,12 +746,8 @@ class StateStore:
             "outbox": outbox,
             "milestones": {},
         }
-        try:
-            self.table.put_item(Item=_to_dynamo(document), ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        if not self._put_if_absent(_to_dynamo(document)):
+            return False
         if outbox:
             self._written.add(key)
         return True
