@@ -49,7 +49,7 @@ discarded flows):
    and the header and 1000 data rows (the file's 344 rows repeated); the answer is one label per line.
    Baseline: a child that loads the same model from the worker's materialised copy
    (<home>/work/compute/endpoints/<endpoint>/<config>/{code,model}) with
-   `datadrop.local.runner.load_inference_module` and `model_fn`, and times input_fn -> predict_fn ->
+   `datadrop.local.model.load_inference_module` and `model_fn`, and times input_fn -> predict_fn ->
    output_fn on the same bytes, as LocalEndpoint.invoke does, without HTTP, in a thread that is not
    the main thread, as the endpoint's handler thread (on this VM, under contention, xgboost's predict
    called from a process's main thread stalled for about 40 ms at times; from another thread it did
@@ -233,7 +233,7 @@ import json, queue, sys, threading, time
 from pathlib import Path
 code_dir, model_dir, one_path, many_path = sys.argv[1:5]
 t0 = time.perf_counter()
-from datadrop.local.runner import load_inference_module
+from datadrop.local.model import load_inference_module
 module = load_inference_module(Path(code_dir))
 model = module.model_fn(model_dir)
 payloads = {"one": Path(one_path).read_bytes(), "many": Path(many_path).read_bytes()}

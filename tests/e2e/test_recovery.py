@@ -13,6 +13,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from datadrop.local import runner
 from datadrop.local.runtime import LocalStack
+from datadrop.local.twins import xgboost as xgboost_twin
 from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +55,7 @@ def test_a_lost_training_event_is_found_by_the_sweeper(stack: LocalStack) -> Non
 def test_training_that_failed_for_a_transient_reason_is_retried_by_uploading_the_same_bytes(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_train = runner.train_xgboost
+    real_train = xgboost_twin.train
     calls = []
 
     def flaky_train(*args: Any, **kwargs: Any) -> Any:
@@ -63,7 +64,7 @@ def test_training_that_failed_for_a_transient_reason_is_retried_by_uploading_the
             raise runner.TrainingFailed("InternalServerError: the instance was lost (injected)")
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "train_xgboost", flaky_train)
+    monkeypatch.setattr(xgboost_twin, "train", flaky_train)
     _upload(stack)
     stack.drain()
     (rejected,) = stack.events_of("VersionFailed")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from datadrop.local import runner
 from datadrop.local.runtime import LocalStack
+from datadrop.local.twins import xgboost as xgboost_twin
 from moto import mock_aws
 
 from tests.e2e.test_fault_injection import ShufflingStack
@@ -132,14 +133,14 @@ def test_every_event_three_times_in_shuffled_order_gives_the_same_six_runs_and_o
 def test_one_failed_training_job_fails_its_run_with_the_reason_and_the_other_five_decide(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    train = runner.train_xgboost
+    train = xgboost_twin.train
 
     def fail_one(channels: dict, hyperparameters: dict[str, str], model_dir: Path) -> list[dict]:
         if (hyperparameters["max_depth"], hyperparameters["eta"]) == ("6", "0.3"):
             raise runner.TrainingFailed("AlgorithmError: out of memory (injected)")
         return train(channels, hyperparameters, model_dir)
 
-    monkeypatch.setattr(runner, "train_xgboost", fail_one)
+    monkeypatch.setattr(xgboost_twin, "train", fail_one)
     stack.put_config("penguins-sex", GRID)
     stack.upload(EXAMPLE / "penguins.csv", "penguins-sex")
     stack.drain()

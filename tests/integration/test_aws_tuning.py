@@ -181,7 +181,11 @@ def test_a_bayesian_search_is_one_tuning_job_whose_training_jobs_become_runs(aws
         "VolumeSizeInGB": 10,
     }
     assert definition["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
-    assert tuning["Tags"] == [{"Key": "datadrop:dataset", "Value": "penguins"}, {"Key": "datadrop:version", "Value": version}]
+    assert tuning["Tags"] == [
+        {"Key": "datadrop:dataset", "Value": "penguins"},
+        {"Key": "datadrop:version", "Value": version},
+        {"Key": "datadrop:algorithm", "Value": "xgboost"},
+    ]
     described = aws.services.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     assert described["HyperParameterTuningJobConfig"]["Strategy"] == "Bayesian"
     (started,) = aws.details("TrainingStarted")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from datadrop.algorithms import XGBOOST_REGISTRIES, XGBOOST_VERSION, UnsupportedRegion, xgboost_image_uri, xgboost_objective
+from datadrop.algorithms.images import XGBOOST_REGISTRIES, XGBOOST_VERSION, UnsupportedRegion, xgboost_image_uri
+from datadrop.algorithms.xgboost import objective as xgboost_objective
 
 
 def test_matches_the_sagemaker_sdk_in_every_region() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xgboost as xgb
-from datadrop.local.runner import load_inference_module
+from datadrop.local.model import load_inference_module
 from datadrop.serving import INFERENCE_PROGRAM, INFERENCE_SOURCE, build_serving_bundle, container_environment
 
 RECIPE: dict[str, Any] = {

@@ -15,15 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from datadrop.local.runner import (
-    CONTAINER_ERROR_BODY,
-    CONTAINER_ERROR_TYPE,
-    LocalEndpoint,
-    TrainingFailed,
-    load_inference_module,
-    run_batch_transform,
-    train_xgboost,
-)
+from datadrop.local.endpoint import CONTAINER_ERROR_BODY, CONTAINER_ERROR_TYPE, LocalEndpoint
+from datadrop.local.model import load_inference_module
+from datadrop.local.transform import run_batch_transform
+from datadrop.local.twins.base import TrainingFailed
+from datadrop.local.twins.xgboost import train as train_xgboost
 from datadrop.serving import build_serving_bundle
 
 COLUMNS = ["species", "island", "bill_length_mm", "flipper_length_mm"]

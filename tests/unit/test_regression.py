@@ -11,7 +11,8 @@ import random
 import numpy as np
 import pytest
 from datadrop import dataprep, metrics
-from datadrop.algorithms import xgboost_objective, xgboost_tuning_objective
+from datadrop.algorithms.xgboost import ALGORITHM as XGBOOST
+from datadrop.algorithms.xgboost import objective as xgboost_objective
 from datadrop.config import DatasetConfig, parse_config
 from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
 from datadrop.evaluation import choose_best, headline_metrics, score_regression
@@ -312,7 +313,7 @@ def test_default_metric_and_threshold_per_problem_type() -> None:
 
 def test_regression_trains_squared_error_and_tunes_validation_rmse() -> None:
     assert xgboost_objective("regression", 0) == {"objective": "reg:squarederror", "eval_metric": "rmse"}
-    assert xgboost_tuning_objective("regression", 0) == {"Type": "Minimize", "MetricName": "validation:rmse"}
+    assert XGBOOST.tuning_objective("regression") == {"Type": "Minimize", "MetricName": "validation:rmse"}
 
 
 def test_recipe_of_a_regression_is_json_and_bundles() -> None:

@@ -16,7 +16,7 @@ import pytest
 from datadrop import roles
 from datadrop.config import ConfigError, DatasetConfig, parse_config
 from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
-from datadrop.local.runner import load_inference_module
+from datadrop.local.model import load_inference_module
 from datadrop.quality import BooleanSummary, DatetimeSummary, render_table
 from datadrop.recipe import encode_row
 from datadrop.serving import INFERENCE_SOURCE

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml
-from datadrop import algorithms, names, state
+from datadrop import names, state
+from datadrop.algorithms import images as algorithms
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"

@@ -23,7 +23,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from datadrop import names, observability, scoring, training
-from datadrop.algorithms import xgboost_image_uri
+from datadrop.algorithms.images import xgboost_image_uri
 from datadrop.compute import CapacityError, raise_capacity_or
 from datadrop.events import (
     ChampionScore,

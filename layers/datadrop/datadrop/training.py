@@ -8,7 +8,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from datadrop import names, observability
-from datadrop.algorithms import xgboost_image_uri, xgboost_objective, xgboost_tuning_objective
+from datadrop.algorithms import ALGORITHM_TAG
+from datadrop.algorithms.images import xgboost_image_uri
+from datadrop.algorithms.xgboost import ALGORITHM as XGBOOST
+from datadrop.algorithms.xgboost import objective as xgboost_objective
 from datadrop.compute import CapacityError
 from datadrop.events import DatasetPrepared, RunSummary, TrainingStarted
 from datadrop.experiments import PreparationRecord, RunHandle
@@ -65,7 +68,7 @@ def training_job_request(
         "ResourceConfig": definition["ResourceConfig"],
         "StoppingCondition": definition["StoppingCondition"],
         "ExperimentConfig": handle.experiment_config(),
-        "Tags": _tags(prepared, **{"datadrop:run": str(run.run_index)}),
+        "Tags": _tags(prepared, **{"datadrop:run": str(run.run_index), ALGORITHM_TAG: XGBOOST.name}),
     }
 
 
@@ -81,7 +84,7 @@ def tuning_job_request(settings: Settings, prepared: DatasetPrepared, name: str)
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobConfig": {
             "Strategy": "Bayesian",
-            "HyperParameterTuningJobObjective": xgboost_tuning_objective(prepared.problem_type, len(prepared.classes)),
+            "HyperParameterTuningJobObjective": XGBOOST.tuning_objective(prepared.problem_type),
             "ResourceLimits": {
                 "MaxNumberOfTrainingJobs": max_runs,
                 "MaxParallelTrainingJobs": min(search.max_parallel, max_runs),
@@ -94,7 +97,7 @@ def tuning_job_request(settings: Settings, prepared: DatasetPrepared, name: str)
             "StaticHyperParameters": static_hyperparameters(prepared.hyperparameters, fixed),
             **_job_definition(settings, prepared),
         },
-        "Tags": _tags(prepared),
+        "Tags": _tags(prepared, **{ALGORITHM_TAG: XGBOOST.name}),
     }
 
 

@@ -47,8 +47,11 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 from moto.core.botocore_stubber import MockRawResponse
 
+from datadrop import algorithms
+from datadrop.algorithms import ALGORITHM_TAG
 from datadrop.compute import CapacityError, SageMakerCompute
 from datadrop.local import ports, runner
+from datadrop.local.endpoint import LocalEndpoint
 from datadrop.local.pickling import allow_locks
 from datadrop.storage import split_s3_uri
 
@@ -120,7 +123,7 @@ class LocalCompute(SageMakerCompute):
     _pending: deque[tuple[JobKind, str]] = field(default_factory=deque)
     _models: dict[str, dict[str, Any]] = field(default_factory=dict)
     _endpoint_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _endpoints: dict[str, tuple[str, runner.LocalEndpoint]] = field(default_factory=dict)
+    _endpoints: dict[str, tuple[str, LocalEndpoint]] = field(default_factory=dict)
     _failed_endpoints: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (config, FailureReason)
     _update_failures: dict[str, str] = field(default_factory=dict)  # name -> why its last update was rolled back
     log: list[str] = field(default_factory=list)
@@ -242,8 +245,8 @@ class LocalCompute(SageMakerCompute):
         finish: Callable[[Any], None]
         future: Future[Any]
         if kind == "training":
-            channels, hyperparameters, model_dir = self._prepare_training(name, job)
-            future = self._process_pool().submit(runner.train_in_process, channels, hyperparameters, model_dir)
+            algorithm, channels, hyperparameters, model_dir = self._prepare_training(name, job)
+            future = self._process_pool().submit(runner.train_in_process, algorithm, channels, hyperparameters, model_dir)
 
             def finish(outcome: Any) -> None:
                 self._finish_training(name, job, model_dir, outcome)
@@ -335,7 +338,7 @@ class LocalCompute(SageMakerCompute):
         for name, (config_name, port) in state["endpoints"].items():
             with as_function(SAGEMAKER_ROLE):
                 code_dir, model_dir = self._endpoint_model(name, config_name)
-                server = runner.LocalEndpoint(code_dir, model_dir, port=port if ports.is_free(port) else 0)
+                server = LocalEndpoint(code_dir, model_dir, port=port if ports.is_free(port) else 0)
                 server.start()
             self._endpoints[name] = (config_name, server)
             moved = "" if server.port == port else f" (port {port} is taken)"
@@ -343,10 +346,10 @@ class LocalCompute(SageMakerCompute):
         return done
 
     def _run_training(self, name: str, job: _Job) -> None:
-        channels, hyperparameters, model_dir = self._prepare_training(name, job)
-        self._finish_training(name, job, model_dir, runner.train_in_process(channels, hyperparameters, model_dir))
+        algorithm, channels, hyperparameters, model_dir = self._prepare_training(name, job)
+        self._finish_training(name, job, model_dir, runner.train_in_process(algorithm, channels, hyperparameters, model_dir))
 
-    def _prepare_training(self, name: str, job: _Job) -> tuple[dict[str, Path], dict[str, str], Path]:
+    def _prepare_training(self, name: str, job: _Job) -> tuple[str, dict[str, Path], dict[str, str], Path]:
         """What the training container finds: the channels under input/data, an empty model dir."""
         request = job.request
         root = self.workdir / "training" / name
@@ -358,8 +361,9 @@ class LocalCompute(SageMakerCompute):
             channels[channel["ChannelName"]] = channel_dir
         model_dir = root / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
-        self._say(f"training job {name}: xgboost on this machine")
-        return channels, dict(request.get("HyperParameters", {})), model_dir
+        algorithm = training_algorithm(request)
+        self._say(f"training job {name}: {algorithm} on this machine")
+        return algorithm, channels, dict(request.get("HyperParameters", {})), model_dir
 
     def _finish_training(self, name: str, job: _Job, model_dir: Path, outcome: runner.TrainingOutcome) -> None:
         metrics, failure = outcome
@@ -654,7 +658,7 @@ class LocalCompute(SageMakerCompute):
             self._announce_endpoint(name, config_name, "CREATING")
             try:
                 code_dir, model_dir = self._endpoint_model(name, config_name)
-                server = runner.LocalEndpoint(code_dir, model_dir)
+                server = LocalEndpoint(code_dir, model_dir)
                 server.start()
             except Exception as error:  # noqa: BLE001 - whatever the container start-up raises fails the endpoint
                 reason = f"The primary container for production variant AllTraffic did not pass the ping health check: {error}"
@@ -823,6 +827,13 @@ class LocalCompute(SageMakerCompute):
 
 
 JOURNAL_FORMAT = 1
+
+
+def training_algorithm(request: dict[str, Any]) -> str:
+    """Which twin trains a job: datadrop tags every training job with its algorithm (the image
+    alone cannot tell: the JumpStart algorithms share framework images)."""
+    tags = {tag["Key"]: tag["Value"] for tag in request.get("Tags", [])}
+    return tags.get(ALGORITHM_TAG, algorithms.DEFAULT_ALGORITHM)
 
 
 class JournalError(Exception):

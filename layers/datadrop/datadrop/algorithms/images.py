@@ -1,8 +1,6 @@
-"""The algorithms datadrop trains, and where their SageMaker images live.
-
-The XGBoost registry accounts are copied from the SageMaker Python SDK's
-`image_uri_config/xgboost.json` (version 3.0-5): the SDK is too big for Lambda, and a test
-(tests/unit/test_algorithms.py) checks this table against the SDK so it cannot silently drift.
+"""Where SageMaker's images live: registry accounts per region, vendored from the SageMaker Python
+SDK's `image_uri_config/*.json` (the SDK is too big for Lambda). tests/unit/test_algorithms.py checks
+every table here against `sagemaker.core.image_uris.retrieve`, so none can silently drift.
 """
 
 from __future__ import annotations
@@ -62,28 +60,17 @@ class UnsupportedRegion(ValueError):
     pass
 
 
-def xgboost_image_uri(region: str) -> str:
-    """The built-in XGBoost image for a region, as `sagemaker.image_uris.retrieve` returns it."""
-    account = XGBOOST_REGISTRIES.get(region)
+def ecr_image_uri(region: str, registries: dict[str, str], repository: str, tag: str) -> str:
+    """An image in SageMaker's registry account for the region, spelled as `image_uris.retrieve` spells it."""
+    account = registries.get(region)
     if account is None:
         raise UnsupportedRegion(
-            f"SageMaker XGBoost {XGBOOST_VERSION} has no image in {region}; supported: {', '.join(sorted(XGBOOST_REGISTRIES))}"
+            f"SageMaker has no {repository}:{tag} image in {region}; supported: {', '.join(sorted(registries))}"
         )
     suffix = next((dns for prefix, dns in _DNS_SUFFIX_BY_REGION_PREFIX if region.startswith(prefix)), "amazonaws.com")
-    return f"{account}.dkr.ecr.{region}.{suffix}/{XGBOOST_REPOSITORY}:{XGBOOST_VERSION}"
+    return f"{account}.dkr.ecr.{region}.{suffix}/{repository}:{tag}"
 
 
-def xgboost_objective(problem_type: str, num_classes: int) -> dict[str, str]:
-    """Objective, class count and evaluation metrics for the built-in algorithm (strings, as SageMaker wants)."""
-    if problem_type == "regression":
-        return {"objective": "reg:squarederror", "eval_metric": "rmse"}
-    if problem_type == "binary":
-        return {"objective": "binary:logistic", "eval_metric": "logloss"}
-    return {"objective": "multi:softprob", "num_class": str(num_classes), "eval_metric": "mlogloss"}
-
-
-def xgboost_tuning_objective(problem_type: str, num_classes: int) -> dict[str, str]:
-    """What a tuning job minimises: the validation channel's loss (the metric the container logs for
-    the eval_metric above: validation:logloss, validation:mlogloss or validation:rmse, each listed
-    with direction Minimize in SageMaker's XGBoost tuning docs). Never the test split: that one stays held out."""
-    return {"Type": "Minimize", "MetricName": f"validation:{xgboost_objective(problem_type, num_classes)['eval_metric']}"}
+def xgboost_image_uri(region: str) -> str:
+    """The built-in XGBoost image for a region, as `sagemaker.image_uris.retrieve` returns it."""
+    return ecr_image_uri(region, XGBOOST_REGISTRIES, XGBOOST_REPOSITORY, XGBOOST_VERSION)
