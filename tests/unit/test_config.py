@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from datadrop.algorithms.xgboost import ALGORITHM as XGBOOST
 from datadrop.config import ConfigError, parse_config, validate_dataset_name
 from datadrop.search import plan_runs
+
+XGBOOST_DEFAULTS = XGBOOST.default_hyperparameters("binary")
 
 
 def test_minimal_config_gets_defaults() -> None:
@@ -11,14 +14,14 @@ def test_minimal_config_gets_defaults() -> None:
     assert config.threshold is None and config.metric is None
     assert config.judged_by("multiclass", 0.8) == ("accuracy", 0.8)
     assert config.judged_by("regression", 0.8) == ("r2", 0.5)
-    (only_run,) = plan_runs(config.hyperparameters, config.search, {})
+    (only_run,) = plan_runs(config.hyperparameters, config.search, XGBOOST_DEFAULTS, {})
     assert only_run["num_round"] == "100"
 
 
 def test_json_config_and_hyperparameters_become_strings() -> None:
     config = parse_config('{"target": "y", "threshold": 0.9, "hyperparameters": {"max_depth": 3, "eta": 0.1}}', "c.json")
     assert config.judged_by("binary", 0.5) == ("accuracy", 0.9)
-    (only_run,) = plan_runs(config.hyperparameters, config.search, {})
+    (only_run,) = plan_runs(config.hyperparameters, config.search, XGBOOST_DEFAULTS, {})
     assert only_run["max_depth"] == "3"
     assert only_run["eta"] == "0.1"
 

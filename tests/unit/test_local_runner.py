@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from datadrop.local.endpoint import CONTAINER_ERROR_BODY, CONTAINER_ERROR_TYPE, LocalEndpoint
-from datadrop.local.model import load_inference_module
+from datadrop.local.model import ModelFiles, load_inference_module
 from datadrop.local.transform import run_batch_transform
 from datadrop.local.twins.base import TrainingFailed
 from datadrop.local.twins.xgboost import train as train_xgboost
@@ -241,7 +241,9 @@ def test_batch_transform_one_line_per_record(multi: Trained, tmp_path: Path) -> 
         parts[1] = quoted
         rows[i] = ",".join(parts)
     (tmp_path / "in.csv").write_text("\n".join(rows) + "\n\n")
-    n = run_batch_transform(multi.code_dir, multi.model_dir, tmp_path / "in.csv", tmp_path / "out" / "pred.jsonl", batch_size=7)
+    n = run_batch_transform(
+        ModelFiles.script(multi.code_dir, multi.model_dir), tmp_path / "in.csv", tmp_path / "out" / "pred.jsonl", batch_size=7
+    )
     assert n == 25
     lines = (tmp_path / "out" / "pred.jsonl").read_text().splitlines()
     assert len(lines) == 25
@@ -252,12 +254,14 @@ def test_batch_transform_one_line_per_record(multi: Trained, tmp_path: Path) -> 
 
 def test_batch_transform_csv_output_and_errors(binary: Trained, tmp_path: Path) -> None:
     (tmp_path / "in.csv").write_text("?,Biscoe,35,190\n?,Dream,55,190\n")
-    n = run_batch_transform(binary.code_dir, binary.model_dir, tmp_path / "in.csv", tmp_path / "out.csv", accept="text/csv")
+    n = run_batch_transform(
+        ModelFiles.script(binary.code_dir, binary.model_dir), tmp_path / "in.csv", tmp_path / "out.csv", accept="text/csv"
+    )
     assert n == 2
     assert (tmp_path / "out.csv").read_text() == "no\nyes\n"
     (tmp_path / "bad.csv").write_text("?,Biscoe,35,190\n?,Dream\n")
     with pytest.raises(ValueError, match="records 1-2 of bad.csv: row 2"):
-        run_batch_transform(binary.code_dir, binary.model_dir, tmp_path / "bad.csv", tmp_path / "o.csv")
+        run_batch_transform(ModelFiles.script(binary.code_dir, binary.model_dir), tmp_path / "bad.csv", tmp_path / "o.csv")
 
 
 # ----------------------------------------------------------------------------- endpoint
@@ -278,7 +282,7 @@ def _post(url: str, body: bytes, content_type: str | None = "text/csv", accept: 
 
 
 def test_endpoint_serves_pings_and_invocations(multi: Trained, binary: Trained) -> None:
-    endpoint = LocalEndpoint(multi.code_dir, multi.model_dir).start()
+    endpoint = LocalEndpoint(ModelFiles.script(multi.code_dir, multi.model_dir)).start()
     try:
         assert endpoint.url.startswith("http://127.0.0.1:") and endpoint.port > 0
         with urllib.request.urlopen(endpoint.url + "/ping", timeout=5) as response:
@@ -318,7 +322,7 @@ def test_endpoint_serves_pings_and_invocations(multi: Trained, binary: Trained) 
         assert results == [200] * 8
 
         blue = endpoint.model_url
-        endpoint.swap(binary.code_dir, binary.model_dir)
+        endpoint.swap(ModelFiles.script(binary.code_dir, binary.model_dir))
         assert _post(endpoint.invocations_url, raw) == (200, "text/csv", "no\nno\nyes")
         # blue/green: the new model has a server of its own; the old one stopped after the switch
         assert endpoint.model_url != blue
@@ -326,7 +330,7 @@ def test_endpoint_serves_pings_and_invocations(multi: Trained, binary: Trained) 
             urllib.request.urlopen(f"{blue}/ping", timeout=2)
 
         with pytest.raises(FileNotFoundError):
-            endpoint.swap(binary.code_dir.parent / "nowhere", binary.model_dir)
+            endpoint.swap(ModelFiles.script(binary.code_dir.parent / "nowhere", binary.model_dir))
         assert _post(endpoint.invocations_url, raw)[0] == 200  # a failed swap keeps the old model
     finally:
         endpoint.stop()
@@ -335,7 +339,10 @@ def test_endpoint_serves_pings_and_invocations(multi: Trained, binary: Trained) 
 
 
 def test_two_endpoints_with_different_recipes_coexist(multi: Trained, binary: Trained) -> None:
-    with LocalEndpoint(multi.code_dir, multi.model_dir) as a, LocalEndpoint(binary.code_dir, binary.model_dir) as b:
+    with (
+        LocalEndpoint(ModelFiles.script(multi.code_dir, multi.model_dir)) as a,
+        LocalEndpoint(ModelFiles.script(binary.code_dir, binary.model_dir)) as b,
+    ):
         assert _post(a.invocations_url, b"Dream,58,200")[2] == "Gentoo"
         assert _post(b.invocations_url, b"Dream,58,200")[2] == "yes"
         assert _post(a.invocations_url, b"Dream,58,200")[2] == "Gentoo"
@@ -343,7 +350,7 @@ def test_two_endpoints_with_different_recipes_coexist(multi: Trained, binary: Tr
 
 def test_swapping_models_fails_no_request_of_a_client_polling_meanwhile(multi: Trained, binary: Trained) -> None:
     """Blue/green: the endpoint's port answers every request while its model changes, back and forth."""
-    with LocalEndpoint(multi.code_dir, multi.model_dir) as endpoint:
+    with LocalEndpoint(ModelFiles.script(multi.code_dir, multi.model_dir)) as endpoint:
         answers: list[tuple[int, str]] = []
         stop = threading.Event()
 
@@ -357,7 +364,7 @@ def test_swapping_models_fails_no_request_of_a_client_polling_meanwhile(multi: T
         try:
             for trained in (binary, multi, binary):
                 time.sleep(0.05)
-                endpoint.swap(trained.code_dir, trained.model_dir)
+                endpoint.swap(ModelFiles.script(trained.code_dir, trained.model_dir))
             time.sleep(0.05)
         finally:
             stop.set()

@@ -5,15 +5,18 @@ from __future__ import annotations
 import math
 
 import pytest
+from datadrop.algorithms.xgboost import ALGORITHM as XGBOOST
 from datadrop.config import ConfigError, parse_config
 from datadrop.search import plan_runs, static_hyperparameters, tuning_ranges
+
+XGBOOST_DEFAULTS = XGBOOST.default_hyperparameters("binary")
 
 OBJECTIVE = {"objective": "multi:softprob", "num_class": "3"}
 
 
 def _plan(text: str) -> list[dict[str, str]]:
     config = parse_config("target: species\n" + text, "config/penguins.yaml")
-    return plan_runs(config.hyperparameters, config.search, OBJECTIVE)
+    return plan_runs(config.hyperparameters, config.search, XGBOOST_DEFAULTS, OBJECTIVE)
 
 
 def test_fixed_values_make_one_run_with_the_defaults_filled_in() -> None:
@@ -71,7 +74,7 @@ def test_a_bayesian_space_becomes_a_tuning_job_s_parameter_ranges() -> None:
         "ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.01", "MaxValue": "1.0", "ScalingType": "Logarithmic"}],
         "CategoricalParameterRanges": [{"Name": "subsample", "Values": ["0.6", "0.9"]}],
     }
-    static = static_hyperparameters(config.hyperparameters, OBJECTIVE)
+    static = static_hyperparameters(config.hyperparameters, XGBOOST_DEFAULTS, OBJECTIVE)
     # what is searched is not static; the defaults fill in the rest; the data's objective wins
     assert static == {"num_round": "20", "min_child_weight": "1", **OBJECTIVE}
 

@@ -23,15 +23,6 @@ DATASET_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?$")
 
 DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?", "-")
 
-DEFAULT_XGBOOST_HYPERPARAMETERS: dict[str, str] = {
-    "num_round": "100",
-    "max_depth": "4",
-    "eta": "0.2",
-    "subsample": "0.9",
-    "min_child_weight": "1",
-}
-
-
 # Built on first use, not at import (see the module docstring).
 _LAZY_STRICT = ConfigDict(extra="forbid", defer_build=True)
 
@@ -77,6 +68,43 @@ class Range(BaseModel):
 
 
 HyperparameterSpec = Scalar | list[Scalar] | Range
+HYPERPARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
+
+
+def check_search_space(space: dict[str, HyperparameterSpec]) -> dict[str, HyperparameterSpec]:
+    for key, spec in space.items():
+        if not HYPERPARAMETER_NAME.fullmatch(key):
+            raise ValueError(f"hyperparameter name {key!r} is not a valid name")
+        if isinstance(spec, list) and not spec:
+            raise ValueError(f"hyperparameter {key!r} is an empty list: give at least one value")
+    return space
+
+
+class AlgorithmChoice(BaseModel):
+    """One algorithm of a version's run group, with its own search space."""
+
+    model_config = _LAZY_STRICT
+
+    name: str = Field(
+        description="xgboost, linear-learner, knn, factorization-machines, lightgbm, catboost, autogluon, tabtransformer"
+    )
+    hyperparameters: dict[str, HyperparameterSpec] = Field(
+        default_factory=dict, description="its search space: a value is fixed, a list a grid axis, a range sampled"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _is_known(cls, name: str) -> str:
+        from datadrop import algorithms
+
+        algorithms.get(name)  # AlgorithmError (a ValueError) lists the known names
+        return name
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _named_well(cls, space: dict[str, HyperparameterSpec]) -> dict[str, HyperparameterSpec]:
+        return check_search_space(space)
+
 
 # A ceiling that keeps a version's run records, its TrainingStarted event and its leaderboard small.
 MAX_RUNS = 200
@@ -256,7 +284,14 @@ class DatasetConfig(BaseModel):
         description="auto: a best run that passes the gate is approved and deployed; manual: it is registered "
         "PendingManualApproval and deploys when a person approves it (Studio, or `datadrop approve`)",
     )
-    hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
+    algorithms: list[str | AlgorithmChoice] | None = Field(
+        None,
+        description="the algorithms the version's runs train, compared on the same test rows: names, or "
+        "{name, hyperparameters} each with its own search space; None: xgboost",
+    )
+    hyperparameters: dict[str, HyperparameterSpec] = Field(
+        default_factory=dict, description="the search space of the one algorithm (with several, each has its own)"
+    )
     search: SearchConfig = Field(default_factory=SearchConfig)
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
@@ -264,12 +299,54 @@ class DatasetConfig(BaseModel):
     @field_validator("hyperparameters")
     @classmethod
     def _hyperparameters_are_named_well(cls, value: dict[str, HyperparameterSpec]) -> dict[str, HyperparameterSpec]:
-        for key, spec in value.items():
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,255}", key):
-                raise ValueError(f"hyperparameter name {key!r} is not a valid name")
-            if isinstance(spec, list) and not spec:
-                raise ValueError(f"hyperparameter {key!r} is an empty list: give at least one value")
-        return value
+        return check_search_space(value)
+
+    def algorithm_choices(self) -> list[AlgorithmChoice]:
+        """Each algorithm with its search space: `algorithms` as written, the top-level
+        `hyperparameters` going to the one algorithm that has none of its own."""
+        from datadrop.algorithms import DEFAULT_ALGORITHM
+
+        written = self.algorithms or [DEFAULT_ALGORITHM]
+        choices = [AlgorithmChoice(name=entry) if isinstance(entry, str) else entry for entry in written]
+        if self.hyperparameters and len(choices) == 1 and not choices[0].hyperparameters:
+            choices = [choices[0].model_copy(update={"hyperparameters": self.hyperparameters})]
+        return choices
+
+    @model_validator(mode="after")
+    def _algorithms_fit(self) -> DatasetConfig:
+        from datadrop import algorithms
+
+        choices = [entry if isinstance(entry, str) else entry.name for entry in self.algorithms or []]
+        if self.algorithms is not None and not choices:
+            raise ValueError("algorithms is empty: name at least one, or leave it out for xgboost")
+        repeated = sorted({name for name in choices if choices.count(name) > 1})
+        if repeated:
+            raise ValueError(f"algorithms lists {', '.join(repeated)} more than once: give each one entry")
+        for name in choices:
+            algorithms.get(name)  # an unknown name is reported with the known ones
+        if self.hyperparameters and len(choices) > 1:
+            raise ValueError(
+                "hyperparameters applies to one algorithm, but algorithms lists several: move the values into each "
+                "algorithm's own entry, e.g. algorithms: [{name: xgboost, hyperparameters: {max_depth: [3, 6]}}, knn]"
+            )
+        if self.search.strategy == "bayesian" and len(choices) > 1:
+            raise ValueError(
+                "a bayesian search tunes one algorithm: list one in algorithms, or use search.strategy grid or random"
+            )
+        if self.problem_type != "auto":
+            for name in choices:
+                algorithms.get(name).check_problem_type(self.problem_type)
+        return self
+
+    def check_algorithms_fit(self, problem_type: str) -> None:
+        """With problem_type auto, known only once the data is read: every algorithm must support it."""
+        from datadrop import algorithms
+
+        for choice in self.algorithm_choices():
+            try:
+                algorithms.get(choice.name).check_problem_type(problem_type)
+            except algorithms.AlgorithmError as error:
+                raise MetricError(f"{error} (the target {self.target!r} is a {problem_type} target)") from error
 
     @model_validator(mode="after")
     def _roles_agree_with_drop_columns(self) -> DatasetConfig:
@@ -285,10 +362,12 @@ class DatasetConfig(BaseModel):
     def _search_fits_the_space(self) -> DatasetConfig:
         from datadrop.search import SearchSpaceError, plan_size
 
-        try:
-            plan_size(self.hyperparameters, self.search)
-        except SearchSpaceError as error:
-            raise ValueError(str(error)) from error
+        for choice in self.algorithm_choices():
+            try:
+                plan_size(choice.hyperparameters, self.search)
+            except SearchSpaceError as error:
+                where = f"{choice.name}: " if self.algorithms else ""
+                raise ValueError(f"{where}{error}") from error
         return self
 
     @model_validator(mode="after")
@@ -326,6 +405,8 @@ class DatasetConfig(BaseModel):
         `datetime`, the gate and the approval at their defaults, so configs written before them keep
         their versions."""
         excluded = {"deployment"} | ({"datetime"} if self.datetime == "expand" else set())
+        if self.algorithms is None:
+            excluded.add("algorithms")
         if self.gate == GateConfig():
             excluded.add("gate")
         if self.approval == "auto":

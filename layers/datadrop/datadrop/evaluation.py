@@ -22,8 +22,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from datadrop import names, observability, scoring, training
-from datadrop.algorithms.images import xgboost_image_uri
+from datadrop import algorithms, names, observability, scoring, training
+from datadrop.algorithms.images import sklearn_image_uri
 from datadrop.compute import CapacityError, raise_capacity_or
 from datadrop.events import (
     ChampionScore,
@@ -38,7 +38,14 @@ from datadrop.events import (
 )
 from datadrop.metrics import beats, better_first_key, champion_comparison, comparison, passes, spec
 from datadrop.services import Services
-from datadrop.serving import container_environment
+from datadrop.serving import (
+    DEFAULT_ACCEPT,
+    DEFAULT_ACCEPT_VARIABLE,
+    POSTPROCESS,
+    PREPROCESS,
+    container_environment,
+    stage_environment,
+)
 from datadrop.state import (
     TERMINAL_RUN_STATUSES,
     ChampionRecord,
@@ -79,22 +86,53 @@ def parse_predictions(body: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
 
 
-def serving_container(services: Services, model_data_url: str, serving_bundle: str) -> dict[str, Any]:
+def serving_containers(services: Services, algorithm_name: str, model_data_url: str, serving_bundle: str) -> list[dict[str, Any]]:
     """The one container spec of a model: the SageMaker model (batch transform, endpoint) and the
-    model package in the registry are built from it. Script mode of the XGBoost container: our
-    inference script turns raw rows into features with the recipe and answers in the dataset's own labels."""
+    model package in the registry are built from it. Either way, clients send raw rows and get
+    answers in the dataset's own labels.
+
+    XGBoost: one container, script mode: datadrop's inference script turns raw rows into features
+    with the recipe and answers. Every other algorithm: an inference pipeline: datadrop's script in
+    the scikit-learn container (preprocess: raw rows to features in the algorithm's request format),
+    the algorithm's own container, datadrop's script again (postprocess: the algorithm's answer to
+    labels and probabilities). SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT sets what each container answers
+    the next one; the client's Accept reaches the last."""
     region = services.settings.region
-    return {
-        "Image": xgboost_image_uri(region),
-        "ModelDataUrl": model_data_url,
-        "Environment": {**container_environment(serving_bundle), "SAGEMAKER_REGION": region},
-    }
+    algorithm = algorithms.get(algorithm_name)
+    if algorithm.serving == "script" or algorithm.response is None:
+        own = algorithm.inference_container(region, model_data_url)
+        return [{**own, "Environment": {**container_environment(serving_bundle), "SAGEMAKER_REGION": region}}]
+    io = algorithm.response
+
+    def stage(name: str, default_accept: str) -> dict[str, Any]:
+        environment = stage_environment(serving_bundle, name, algorithm.name, io.to_json(), default_accept)
+        return {
+            "Image": sklearn_image_uri(region),
+            "ModelDataUrl": serving_bundle,
+            "Environment": {**environment, "SAGEMAKER_REGION": region},
+        }
+
+    own = algorithm.inference_container(region, model_data_url)
+    own_environment = {**own.get("Environment", {}), DEFAULT_ACCEPT_VARIABLE: io.accept}
+    return [
+        stage(PREPROCESS, io.request_content_type),
+        {**own, "Environment": own_environment},
+        stage(POSTPROCESS, DEFAULT_ACCEPT),
+    ]
 
 
-def model_request(services: Services, run: names.RunNames, model_data_url: str, serving_bundle: str) -> dict[str, Any]:
+def model_request(
+    services: Services, run: names.RunNames, algorithm_name: str, model_data_url: str, serving_bundle: str
+) -> dict[str, Any]:
+    containers = serving_containers(services, algorithm_name, model_data_url, serving_bundle)
+    placement: dict[str, Any] = (
+        {"PrimaryContainer": containers[0]}
+        if len(containers) == 1
+        else {"Containers": containers, "InferenceExecutionConfig": {"Mode": "Serial"}}
+    )
     return {
         "ModelName": run.model,
-        "PrimaryContainer": serving_container(services, model_data_url, serving_bundle),
+        **placement,
         "ExecutionRoleArn": services.settings.sagemaker_role_arn,
         "Tags": [{"Key": "datadrop:dataset", "Value": run.dataset}, {"Key": "datadrop:version", "Value": run.version}],
     }
@@ -236,7 +274,11 @@ def adopt_tuning_training_job(services: Services, job_name: str, tuning_job: str
     described_tuning_job = str(job.get("TuningJobArn") or "").rsplit("/", 1)[-1]
     if described_tuning_job and described_tuning_job != tuning_job:
         return None  # SageMaker says the job belongs to another tuning job: trust the description
-    hyperparameters = {key: str(value) for key, value in (job.get("HyperParameters") or {}).items()}
+    (choice,) = version_item.prepared_event().algorithm_choices()  # a tuning job searches one algorithm
+    algorithm = algorithms.get(choice.name)
+    hyperparameters = algorithm.plain_hyperparameters(
+        {key: str(value) for key, value in (job.get("HyperParameters") or {}).items()}
+    )
     prefix = services.settings.name_prefix
     owner = state.adopt_run(
         dataset,
@@ -247,6 +289,7 @@ def adopt_tuning_training_job(services: Services, job_name: str, tuning_job: str
         lambda run_index: {
             "training_job": job_name,
             "run_name": names.RunNames(prefix, dataset, version, run_index, attempt).run_name,
+            "algorithm": algorithm.name,
             "hyperparameters": hyperparameters,
             "tuning_job": tuning_job,
         },
@@ -260,7 +303,7 @@ def adopt_tuning_training_job(services: Services, job_name: str, tuning_job: str
             services.experiments.handle(dataset, version, owner.run_index, attempt),
             dataset,
             version,
-            parameters=hyperparameters,
+            parameters={"algorithm": algorithm.name, **hyperparameters},
             inputs={
                 "train": prepared.artifacts.train,
                 "validation": prepared.artifacts.validation,
@@ -343,10 +386,10 @@ def _evaluate_trained_model(services: Services, run: names.RunNames, record: Run
     elif record.status != RunStatus.EVALUATING:
         return "duplicate"
     # Re-entrant from EVALUATING: a retry after a failure half-way redoes the (idempotent) creates.
-    return start_transform(services, run, model_data_url)
+    return start_transform(services, run, model_data_url, record.algorithm)
 
 
-def start_transform(services: Services, run: names.RunNames, model_data_url: str) -> str:
+def start_transform(services: Services, run: names.RunNames, model_data_url: str, algorithm: str) -> str:
     """CreateModel and CreateTransformJob for an EVALUATING run; waits (sweeper) when SageMaker has no capacity."""
     state = services.state
     owner = ResourceOwner(run.dataset, run.version, run.run_index, run.attempt)
@@ -358,7 +401,7 @@ def start_transform(services: Services, run: names.RunNames, model_data_url: str
     state.map_resource("transform-job", run.transform_job, owner)
     state.map_resource("model", run.model, owner)
     try:
-        services.compute.create_model(model_request(services, run, model_data_url, artifacts["serving_bundle"]))
+        services.compute.create_model(model_request(services, run, algorithm, model_data_url, artifacts["serving_bundle"]))
         services.compute.start_transform_job(transform_request(services, run, artifacts["test"], handle.experiment_config()))
     except CapacityError as error:
         logger.warning("SageMaker has no capacity for the evaluation now; it waits", job=run.transform_job, reason=str(error))
@@ -484,6 +527,7 @@ def _summary(record: RunRecord) -> RunSummary:
         training_job=record.training_job,
         status=record.status,
         hyperparameters=record.hyperparameters,
+        algorithm=record.algorithm,
         metrics=record.metrics,
         model_data_url=record.model_data_url,
         failure_reason=record.failure_reason,
@@ -574,7 +618,8 @@ def start_champion(services: Services, item: VersionRecord, owner: ResourceOwner
     output = settings.locations(item.dataset, item.version).evaluation_output_uri(names.champion_label(owner.version))
     try:
         # The champion's model exists since its own evaluation; made again if someone deleted it.
-        services.compute.create_model(model_request(services, names_of, record.model_data_url, bundle))
+        algorithm = champion_run.algorithm if champion_run else algorithms.DEFAULT_ALGORITHM
+        services.compute.create_model(model_request(services, names_of, algorithm, record.model_data_url, bundle))
         services.compute.start_transform_job(
             batch_transform_request(services, item.dataset, item.version, job, names_of.model, item.artifacts["test"], output)
         )
@@ -855,7 +900,9 @@ def _register_model_package(
             ModelPackageGroupName=group,
             ModelPackageDescription=f"{dataset} {version} run {best.run_index}: {metric} {best.metrics.get(metric)}",
             InferenceSpecification={
-                "Containers": [serving_container(services, best.model_data_url or "", item.artifacts.get("serving_bundle", ""))],
+                "Containers": serving_containers(
+                    services, best.algorithm, best.model_data_url or "", item.artifacts.get("serving_bundle", "")
+                ),
                 "SupportedContentTypes": ["text/csv", "application/json"],
                 "SupportedResponseMIMETypes": ["text/csv", "application/json", "application/jsonlines"],
             },

@@ -21,7 +21,15 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from datadrop.config import DeploymentSettings, ExperimentSettings, GateConfig, HyperparameterSpec, SearchConfig
+from datadrop.algorithms.base import DataFacts
+from datadrop.config import (
+    AlgorithmChoice,
+    DeploymentSettings,
+    ExperimentSettings,
+    GateConfig,
+    HyperparameterSpec,
+    SearchConfig,
+)
 from datadrop.quality_summary import QualitySummary
 
 SOURCE = "datadrop"
@@ -65,6 +73,10 @@ class PreparedArtifacts(BaseModel):
     recipe: str
     serving_bundle: str = Field(description="sourcedir.tar.gz with the inference script and the recipe")
     profile: str = Field(description="S3 URI of the data-quality report (JSON, datadrop.quality.QualityReport)")
+    train_recordio: str | None = Field(
+        None, description="S3 prefix of the train rows as RecordIO-protobuf (only when an algorithm reads nothing else)"
+    )
+    validation_recordio: str | None = Field(None, description="S3 prefix of the validation rows as RecordIO-protobuf")
 
 
 class RunSummary(BaseModel):
@@ -75,6 +87,7 @@ class RunSummary(BaseModel):
     training_job: str
     status: str
     hyperparameters: dict[str, str]
+    algorithm: str = Field("xgboost", description="the algorithm the run trained (datadrop.algorithms)")
     metrics: dict[str, float] = Field(default_factory=dict)
     model_data_url: str | None = None
     failure_reason: str | None = None
@@ -95,8 +108,14 @@ class DatasetPrepared(DatadropEvent):
     metric: str
     threshold: float
     hyperparameters: dict[str, HyperparameterSpec] = Field(
-        description="the search space as configured: a value is fixed, a list a grid axis, a range sampled"
+        default_factory=dict,
+        description="the search space of a version with one algorithm and no `algorithms` (events before them): "
+        "a value is fixed, a list a grid axis, a range sampled",
     )
+    algorithms: list[AlgorithmChoice] = Field(
+        default_factory=list, description="the algorithms the runs train, each with its search space; empty: xgboost"
+    )
+    feature_dim: int = Field(0, ge=0, description="encoded features per row (the label not counted)")
     search: SearchConfig = Field(default_factory=SearchConfig)
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
     gate: GateConfig = Field(default_factory=GateConfig, description="what the best run must beat the champion by")
@@ -107,6 +126,15 @@ class DatasetPrepared(DatadropEvent):
     quality: QualitySummary | None = Field(
         None, description="the data-quality report in short (the whole report: artifacts.profile); absent in older events"
     )
+
+    def algorithm_choices(self) -> list[AlgorithmChoice]:
+        """Each algorithm of the version's runs with its search space (an event without
+        `algorithms`: XGBoost with `hyperparameters`)."""
+        return self.algorithms or [AlgorithmChoice(name="xgboost", hyperparameters=self.hyperparameters)]
+
+    def data_facts(self) -> DataFacts:
+        """What the data decides about every run's hyperparameters."""
+        return DataFacts(self.problem_type, len(self.classes), self.feature_dim, self.rows.get("train", 0))
 
 
 class DatasetRejected(DatadropEvent):

@@ -188,6 +188,7 @@ def _prepare(
     problem_type = prepared.recipe["problem_type"]
     try:  # with problem_type auto, only now is it known whether the config's metric and threshold fit
         metric, threshold = config.judged_by(problem_type, settings.default_accuracy_threshold)
+        config.check_algorithms_fit(problem_type)
     except MetricError as error:
         raise _Rejection("config", str(error)) from error
 
@@ -225,7 +226,8 @@ def _prepare(
         rows=rows,
         metric=metric,
         threshold=threshold,
-        hyperparameters=config.hyperparameters,  # the space: train plans the runs from it
+        algorithms=config.algorithm_choices(),  # each with its space: train plans the runs from them
+        feature_dim=len(prepared.recipe["features"]),
         search=config.search,
         experiment=config.experiment,
         gate=config.gate,

@@ -194,7 +194,8 @@ class RunRecord(_Record):
     status: RunStatus
     run_name: str
     training_job: str
-    hyperparameters: dict[str, str] = Field(default_factory=dict)
+    hyperparameters: dict[str, str] = Field(default_factory=dict)  # as a person wrote them (not script mode's encoding)
+    algorithm: str = "xgboost"  # datadrop.algorithms name; records written before there was a choice are XGBoost's
     tuning_job: str | None = None  # set when a tuning job launched it (adopted)
     training_metrics: dict[str, float] = Field(default_factory=dict)  # SageMaker's, from DescribeTrainingJob
     model_data_url: str | None = None

@@ -234,7 +234,7 @@ class Sweeper:
             elif status == RunStatus.EVALUATING:
                 job = services.compute.find_transform_job(run.transform_job)
                 if job is None and not self._no_capacity:
-                    started = evaluation.start_transform(services, run, record.model_data_url or "")
+                    started = evaluation.start_transform(services, run, record.model_data_url or "", record.algorithm)
                     self._no_capacity = started == "waiting"
                     acted.append(f"evaluate {run.training_job}: {started}")
                 elif job is not None and job["TransformJobStatus"] in FINAL_JOB_STATUSES:

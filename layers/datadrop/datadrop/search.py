@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from datadrop.config import DEFAULT_XGBOOST_HYPERPARAMETERS, HyperparameterSpec, Range, Scalar, SearchConfig
+from datadrop.config import HyperparameterSpec, Range, Scalar, SearchConfig
 
 DEFAULT_RANDOM_RUNS = 10
 MAX_RANGES_PER_KIND = 30  # CreateHyperParameterTuningJob: 30 integer, 30 continuous, 30 categorical
@@ -61,13 +61,15 @@ def as_hyperparameter(value: Scalar | bool) -> str:
     return str(value)
 
 
-def plan_runs(space: Mapping[str, HyperparameterSpec], search: SearchConfig, fixed: Mapping[str, str]) -> list[dict[str, str]]:
-    """Each run's full hyperparameters: the algorithm's defaults, the planned values, then `fixed`
+def plan_runs(
+    space: Mapping[str, HyperparameterSpec], search: SearchConfig, defaults: Mapping[str, str], fixed: Mapping[str, str]
+) -> list[dict[str, str]]:
+    """Each run's full hyperparameters: the algorithm's `defaults`, the planned values, then `fixed`
     (what the data decides, such as the objective and class count), which always wins."""
     if search.strategy == "bayesian":
         raise ValueError("a bayesian search has no plan: its runs come from a tuning job (tuning_ranges)")
     size = plan_size(space, search)
-    base = dict(DEFAULT_XGBOOST_HYPERPARAMETERS)
+    base = dict(defaults)
     base.update({name: as_hyperparameter(spec) for name, spec in space.items() if not isinstance(spec, (list, Range))})
     varied = {name: spec for name, spec in space.items() if isinstance(spec, (list, Range))}
     points: list[dict[str, Scalar]]
@@ -125,10 +127,12 @@ def tuning_ranges(space: Mapping[str, HyperparameterSpec]) -> dict[str, list[dic
     return {key: value for key, value in ranges.items() if value}
 
 
-def static_hyperparameters(space: Mapping[str, HyperparameterSpec], fixed: Mapping[str, str]) -> dict[str, str]:
+def static_hyperparameters(
+    space: Mapping[str, HyperparameterSpec], defaults: Mapping[str, str], fixed: Mapping[str, str]
+) -> dict[str, str]:
     """What every run of a tuning job shares: the algorithm's defaults for what is not searched,
     the config's plain values, then `fixed` (what the data decides)."""
     varied = {name for name, spec in space.items() if isinstance(spec, (list, Range))}
-    base = {name: value for name, value in DEFAULT_XGBOOST_HYPERPARAMETERS.items() if name not in varied}
+    base = {name: value for name, value in defaults.items() if name not in varied}
     base.update({name: as_hyperparameter(spec) for name, spec in space.items() if not isinstance(spec, (list, Range))})
     return {**base, **fixed}

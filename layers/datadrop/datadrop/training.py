@@ -7,11 +7,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from datadrop import names, observability
-from datadrop.algorithms import ALGORITHM_TAG
-from datadrop.algorithms.images import xgboost_image_uri
-from datadrop.algorithms.xgboost import ALGORITHM as XGBOOST
-from datadrop.algorithms.xgboost import objective as xgboost_objective
+from datadrop import algorithms, names, observability
+from datadrop.algorithms import ALGORITHM_TAG, Algorithm
+from datadrop.algorithms.base import RECORDIO_PROTOBUF
 from datadrop.compute import CapacityError
 from datadrop.events import DatasetPrepared, RunSummary, TrainingStarted
 from datadrop.experiments import PreparationRecord, RunHandle
@@ -25,23 +23,50 @@ logger = Logger(child=True)
 MAX_TRAINING_SECONDS = 3600
 
 
-def _job_definition(settings: Settings, prepared: DatasetPrepared) -> dict[str, Any]:
-    """What every training job of a version shares, in a training job's or a tuning job's request:
-    built-in XGBoost, CSV train and validation channels, output under the version's prefix."""
-    locations = settings.locations(prepared.dataset, prepared.version)
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a version: an algorithm and its hyperparameters, as a person reads them."""
 
-    def channel(name: str, uri: str) -> dict[str, Any]:
-        return {
+    algorithm: str
+    hyperparameters: dict[str, str]
+
+
+def _channels(prepared: DatasetPrepared, algorithm: Algorithm) -> list[dict[str, Any]]:
+    """The train and validation channels in the algorithm's format: datadrop's CSV (label first),
+    or the same rows as RecordIO-protobuf for the algorithms that read only that."""
+    artifacts = prepared.artifacts
+    if algorithm.training_content_type == RECORDIO_PROTOBUF:
+        if not (artifacts.train_recordio and artifacts.validation_recordio):
+            raise algorithms.AlgorithmError(
+                f"{algorithm.name} trains on RecordIO-protobuf, which this version's prepare did not write"
+            )
+        uris = {"train": artifacts.train_recordio, "validation": artifacts.validation_recordio}
+    else:
+        uris = {"train": artifacts.train, "validation": artifacts.validation}
+    return [
+        {
             "ChannelName": name,
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}},
-            "ContentType": "text/csv",
+            "ContentType": algorithm.training_content_type,
             "CompressionType": "None",
         }
+        for name, uri in uris.items()
+    ]
 
+
+def _job_definition(
+    settings: Settings, prepared: DatasetPrepared, algorithm: Algorithm, hyperparameters: dict[str, str]
+) -> dict[str, Any]:
+    """What every training job of a version and algorithm shares, in a training job's or a tuning
+    job's request: the algorithm's image and hyperparameters (as its container reads them), the
+    train and validation channels, output under the version's prefix."""
+    locations = settings.locations(prepared.dataset, prepared.version)
+    launch = algorithm.training(settings.region, hyperparameters)
     return {
-        "AlgorithmSpecification": {"TrainingImage": xgboost_image_uri(settings.region), "TrainingInputMode": "File"},
+        "AlgorithmSpecification": launch.algorithm_specification,
+        "HyperParameters": launch.hyperparameters,
         "RoleArn": settings.sagemaker_role_arn,
-        "InputDataConfig": [channel("train", prepared.artifacts.train), channel("validation", prepared.artifacts.validation)],
+        "InputDataConfig": _channels(prepared, algorithm) + launch.extra_channels,
         "OutputDataConfig": {"S3OutputPath": locations.training_output_uri()},
         "ResourceConfig": {"InstanceType": settings.training_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
@@ -54,57 +79,68 @@ def _tags(prepared: DatasetPrepared, **more: str) -> list[dict[str, str]]:
 
 
 def training_job_request(
-    settings: Settings, prepared: DatasetPrepared, run: names.RunNames, handle: RunHandle, hyperparameters: dict[str, str]
+    settings: Settings, prepared: DatasetPrepared, run: names.RunNames, handle: RunHandle, planned: PlannedRun
 ) -> dict[str, Any]:
     """The CreateTrainingJob request for one planned run, inside its Experiments run."""
-    definition = _job_definition(settings, prepared)
+    definition = _job_definition(settings, prepared, algorithms.get(planned.algorithm), planned.hyperparameters)
     return {
         "TrainingJobName": run.training_job,
-        "AlgorithmSpecification": definition["AlgorithmSpecification"],
-        "RoleArn": definition["RoleArn"],
-        "HyperParameters": hyperparameters,
-        "InputDataConfig": definition["InputDataConfig"],
-        "OutputDataConfig": definition["OutputDataConfig"],
-        "ResourceConfig": definition["ResourceConfig"],
-        "StoppingCondition": definition["StoppingCondition"],
+        **definition,
         "ExperimentConfig": handle.experiment_config(),
-        "Tags": _tags(prepared, **{"datadrop:run": str(run.run_index), ALGORITHM_TAG: XGBOOST.name}),
+        "Tags": _tags(prepared, **{"datadrop:run": str(run.run_index), ALGORITHM_TAG: planned.algorithm}),
     }
 
 
 def tuning_job_request(settings: Settings, prepared: DatasetPrepared, name: str) -> dict[str, Any]:
-    """The CreateHyperParameterTuningJob request of a Bayesian search: the varied hyperparameters
-    as ranges, the rest static, the validation log loss minimised, `max_runs` jobs at most
-    `max_parallel` at a time. Early stopping is off: every run trains fully, so the leaderboard
-    compares like with like."""
+    """The CreateHyperParameterTuningJob request of a Bayesian search (of one algorithm: the config
+    allows no more): the varied hyperparameters as ranges, the rest static, the algorithm's
+    validation objective, `max_runs` jobs at most `max_parallel` at a time. Early stopping is off:
+    every run trains fully, so the leaderboard compares like with like."""
     search = prepared.search
-    fixed = xgboost_objective(prepared.problem_type, len(prepared.classes))
-    max_runs = plan_size(prepared.hyperparameters, search)
+    (choice,) = prepared.algorithm_choices()
+    algorithm = algorithms.get(choice.name)
+    facts = prepared.data_facts()
+    max_runs = plan_size(choice.hyperparameters, search)
+    static = static_hyperparameters(
+        choice.hyperparameters, algorithm.default_hyperparameters(facts.problem_type), algorithm.derived_hyperparameters(facts)
+    )
+    definition = _job_definition(settings, prepared, algorithm, static)
     return {
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobConfig": {
             "Strategy": "Bayesian",
-            "HyperParameterTuningJobObjective": XGBOOST.tuning_objective(prepared.problem_type),
+            "HyperParameterTuningJobObjective": algorithm.tuning_objective(prepared.problem_type),
             "ResourceLimits": {
                 "MaxNumberOfTrainingJobs": max_runs,
                 "MaxParallelTrainingJobs": min(search.max_parallel, max_runs),
             },
-            "ParameterRanges": tuning_ranges(prepared.hyperparameters),
+            "ParameterRanges": tuning_ranges(choice.hyperparameters),
             "TrainingJobEarlyStoppingType": "Off",
             "RandomSeed": search.seed,
         },
         "TrainingJobDefinition": {
-            "StaticHyperParameters": static_hyperparameters(prepared.hyperparameters, fixed),
-            **_job_definition(settings, prepared),
+            "StaticHyperParameters": definition.pop("HyperParameters"),
+            **definition,
         },
-        "Tags": _tags(prepared, **{ALGORITHM_TAG: XGBOOST.name}),
+        "Tags": _tags(prepared, **{ALGORITHM_TAG: choice.name}),
     }
 
 
-def run_plan(prepared: DatasetPrepared) -> list[dict[str, str]]:
-    """Hyperparameters of each run, from the configured search space (datadrop.search); the
-    objective and class count come from the data and are the same for every run."""
-    return plan_runs(prepared.hyperparameters, prepared.search, xgboost_objective(prepared.problem_type, len(prepared.classes)))
+def run_plan(prepared: DatasetPrepared) -> list[PlannedRun]:
+    """Every run of the version: for each algorithm in turn, the runs its search space plans
+    (datadrop.search) over its defaults; what the data decides (objective, class count,
+    feature_dim, ...) is the same for every run of an algorithm and always wins."""
+    facts = prepared.data_facts()
+    plan: list[PlannedRun] = []
+    for choice in prepared.algorithm_choices():
+        algorithm = algorithms.get(choice.name)
+        defaults = algorithm.default_hyperparameters(facts.problem_type)
+        derived = algorithm.derived_hyperparameters(facts)
+        plan += [
+            PlannedRun(choice.name, hyperparameters)
+            for hyperparameters in plan_runs(choice.hyperparameters, prepared.search, defaults, derived)
+        ]
+    return plan
 
 
 def _enter_training(services: Services, prepared: DatasetPrepared, run_count: int, **more: Any) -> bool:
@@ -121,7 +157,7 @@ def _enter_training(services: Services, prepared: DatasetPrepared, run_count: in
         metric=prepared.metric,
         problem_type=prepared.problem_type,
         classes=prepared.classes,
-        artifacts=prepared.artifacts.model_dump(),
+        artifacts=prepared.artifacts.model_dump(exclude_none=True),
         **more,
     )
     if not entered:
@@ -153,7 +189,7 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
         if not _enter_training(services, prepared, run_count=len(plan)):
             return []
         settings = services.settings
-        for run_index, hyperparameters in enumerate(plan, start=1):
+        for run_index, planned in enumerate(plan, start=1):
             run = names.RunNames(settings.name_prefix, prepared.dataset, prepared.version, run_index, attempt)
             # The name → run mapping exists before the job does, so every event about the job finds its run.
             state.map_resource(
@@ -164,7 +200,12 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
                 prepared.version,
                 run_index,
                 attempt,
-                {"training_job": run.training_job, "run_name": run.run_name, "hyperparameters": hyperparameters},
+                {
+                    "training_job": run.training_job,
+                    "run_name": run.run_name,
+                    "algorithm": planned.algorithm,
+                    "hyperparameters": planned.hyperparameters,
+                },
             )
         fill_slots(services, prepared)
         summaries = [
@@ -174,6 +215,7 @@ def start_training(services: Services, prepared: DatasetPrepared) -> list[RunSum
                 training_job=record.training_job,
                 status=record.status,
                 hyperparameters=record.hyperparameters,
+                algorithm=record.algorithm,
             )
             for record in state.list_runs(prepared.dataset, prepared.version, attempt)
         ]
@@ -330,14 +372,14 @@ def start_training_job(services: Services, prepared: DatasetPrepared, owner: Res
     run = names.RunNames(settings.name_prefix, owner.dataset, owner.version, owner.run_index, owner.attempt)
     handle = services.experiments.handle(owner.dataset, owner.version, owner.run_index, owner.attempt)
     record = state.get_run(owner.dataset, owner.version, owner.run_index)
-    hyperparameters = record.hyperparameters if record else {}
+    planned = PlannedRun(record.algorithm, record.hyperparameters) if record else PlannedRun(algorithms.DEFAULT_ALGORITHM, {})
     try:
         # Experiment, run group and run first (each only if absent): the job runs inside the run.
         services.experiments.start_run(
             handle,
             prepared.dataset,
             prepared.version,
-            parameters=hyperparameters,
+            parameters={"algorithm": planned.algorithm, **planned.hyperparameters},
             inputs={
                 "train": prepared.artifacts.train,
                 "validation": prepared.artifacts.validation,
@@ -346,7 +388,7 @@ def start_training_job(services: Services, prepared: DatasetPrepared, owner: Res
             settings=prepared.experiment,
             preparation=preparation_record(settings.name_prefix, prepared),
         )
-        created = services.compute.start_training_job(training_job_request(settings, prepared, run, handle, hyperparameters))
+        created = services.compute.start_training_job(training_job_request(settings, prepared, run, handle, planned))
     except CapacityError as error:
         logger.warning("SageMaker has no capacity for the training job now; it waits", job=run.training_job, reason=str(error))
         state.leave_training(

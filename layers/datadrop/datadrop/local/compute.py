@@ -52,7 +52,9 @@ from datadrop.algorithms import ALGORITHM_TAG
 from datadrop.compute import CapacityError, SageMakerCompute
 from datadrop.local import ports, runner
 from datadrop.local.endpoint import LocalEndpoint
+from datadrop.local.model import ModelFiles, ScriptStage, TwinStage
 from datadrop.local.pickling import allow_locks
+from datadrop.serving import ALGORITHM_VARIABLE, STAGE_VARIABLE
 from datadrop.storage import split_s3_uri
 
 ACCOUNT = "123456789012"
@@ -101,15 +103,14 @@ class _Tuning:
 class _TransformWork:
     """A batch transform's work, fetched: the model, and each input file with its output file."""
 
-    code_dir: Path
-    model_dir: Path
+    model: ModelFiles
     files: list[tuple[Path, Path]]
     content_type: str
     accept: str
 
     @property
-    def arguments(self) -> tuple[Path, Path, list[tuple[Path, Path]], str, str]:
-        return self.code_dir, self.model_dir, self.files, self.content_type, self.accept
+    def arguments(self) -> tuple[ModelFiles, list[tuple[Path, Path]], str, str]:
+        return self.model, self.files, self.content_type, self.accept
 
 
 @dataclass
@@ -337,8 +338,7 @@ class LocalCompute(SageMakerCompute):
                 done.append(f"{kind} job {name} was in progress: it runs again")
         for name, (config_name, port) in state["endpoints"].items():
             with as_function(SAGEMAKER_ROLE):
-                code_dir, model_dir = self._endpoint_model(name, config_name)
-                server = LocalEndpoint(code_dir, model_dir, port=port if ports.is_free(port) else 0)
+                server = LocalEndpoint(self._endpoint_model(name, config_name), port=port if ports.is_free(port) else 0)
                 server.start()
             self._endpoints[name] = (config_name, server)
             moved = "" if server.port == port else f" (port {port} is taken)"
@@ -402,7 +402,7 @@ class LocalCompute(SageMakerCompute):
         root = self.workdir / "transform" / name
         shutil.rmtree(root, ignore_errors=True)
         try:
-            code_dir, model_dir = self._materialise_model(request["ModelName"], root)
+            model = self._materialise_model(request["ModelName"], root)
             input_uri = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
             files = self._download_prefix(input_uri, root / "input")
             if not files:
@@ -410,8 +410,7 @@ class LocalCompute(SageMakerCompute):
         except Exception as error:  # noqa: BLE001 - a failed job is reported as SageMaker would: status + reason
             return f"{type(error).__name__}: {error}"[:1024]
         return _TransformWork(
-            code_dir,
-            model_dir,
+            model,
             [(local_file, root / "output" / f"{local_file.name}.out") for local_file in files],
             request["TransformInput"].get("ContentType", "text/csv"),
             request["TransformOutput"].get("Accept", "text/csv"),
@@ -657,8 +656,7 @@ class LocalCompute(SageMakerCompute):
         with as_function(SAGEMAKER_ROLE):
             self._announce_endpoint(name, config_name, "CREATING")
             try:
-                code_dir, model_dir = self._endpoint_model(name, config_name)
-                server = LocalEndpoint(code_dir, model_dir)
+                server = LocalEndpoint(self._endpoint_model(name, config_name))
                 server.start()
             except Exception as error:  # noqa: BLE001 - whatever the container start-up raises fails the endpoint
                 reason = f"The primary container for production variant AllTraffic did not pass the ping health check: {error}"
@@ -694,8 +692,7 @@ class LocalCompute(SageMakerCompute):
         with as_function(SAGEMAKER_ROLE):
             self._announce_endpoint(name, old_config, "UPDATING")
             try:
-                code_dir, model_dir = self._endpoint_model(name, config_name)
-                server.swap(code_dir, model_dir)
+                server.swap(self._endpoint_model(name, config_name))
             except Exception as error:  # noqa: BLE001 - the new fleet failed: SageMaker rolls back
                 reason = f"Failed to update endpoint {name} to {config_name}; rolled back to {old_config}: {error}"[:1024]
                 self._update_failures[name] = reason
@@ -755,7 +752,7 @@ class LocalCompute(SageMakerCompute):
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def _endpoint_model(self, endpoint: str, config_name: str) -> tuple[Path, Path]:
+    def _endpoint_model(self, endpoint: str, config_name: str) -> ModelFiles:
         config = self._endpoint_configs[config_name]
         model_name = config["ProductionVariants"][0]["ModelName"]
         return self._materialise_model(model_name, self.workdir / "endpoints" / endpoint / config_name)
@@ -776,16 +773,34 @@ class LocalCompute(SageMakerCompute):
         self._announce("SageMaker Endpoint State Change", f"endpoint/{name}", detail)
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _materialise_model(self, model_name: str, root: Path) -> tuple[Path, Path]:
-        """Unpack model.tar.gz and the inference script's sourcedir, as the container would."""
-        container = self._models[model_name]["PrimaryContainer"]
-        model_dir, code_dir = root / "model", root / "code"
-        for directory in (model_dir, code_dir):
-            shutil.rmtree(directory, ignore_errors=True)
-            directory.mkdir(parents=True)
-        _untar(self._download(container["ModelDataUrl"]), model_dir)
-        _untar(self._download(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]), code_dir)
-        return code_dir, model_dir
+    def _materialise_model(self, model_name: str, root: Path) -> ModelFiles:
+        """Unpack each container's model.tar.gz, and the inference script's sourcedir where a
+        container runs it, as the containers would. The algorithm container of a pipeline is
+        played by the twin of the algorithm its preprocessing stage names."""
+        request = self._models[model_name]
+        containers = request.get("Containers") or [request["PrimaryContainer"]]
+        algorithm = next(
+            (c["Environment"][ALGORITHM_VARIABLE] for c in containers if ALGORITHM_VARIABLE in c.get("Environment", {})), None
+        )
+        stages: list[ScriptStage | TwinStage] = []
+        for index, container in enumerate(containers):
+            environment = dict(container.get("Environment", {}))
+            model_dir, code_dir = root / f"model-{index}", root / f"code-{index}"
+            for directory in (model_dir, code_dir):
+                shutil.rmtree(directory, ignore_errors=True)
+            model_dir.mkdir(parents=True)
+            _untar(self._download(container["ModelDataUrl"]), model_dir)
+            if STAGE_VARIABLE in environment or len(containers) == 1:  # datadrop's script: a stage, or XGBoost's script mode
+                code_dir.mkdir(parents=True)
+                _untar(self._download(environment["SAGEMAKER_SUBMIT_DIRECTORY"]), code_dir)
+                stages.append(ScriptStage(code_dir, model_dir, environment))
+            elif algorithm is not None:
+                stages.append(TwinStage(algorithm, model_dir, environment))
+            else:
+                raise ValueError(
+                    f"model {model_name}: container {container['Image']} runs no datadrop script and names no algorithm"
+                )
+        return ModelFiles(tuple(stages))
 
     def _announce(self, detail_type: str, resource: str, detail: dict[str, Any]) -> None:
         response = self.events.put_events(

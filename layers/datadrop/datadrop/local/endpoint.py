@@ -13,10 +13,9 @@ import urllib.request
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Self
 
-from datadrop.local.model import load_model
+from datadrop.local.model import ModelFiles, load_model
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint limit
 
@@ -55,8 +54,8 @@ class _ModelServer:
     """One model served on a port of its own (one instance of the endpoint's fleet): /ping and
     /invocations, as the inference container answers them."""
 
-    def __init__(self, code_dir: Path, model_dir: Path, host: str, max_payload_bytes: int) -> None:
-        self.code_dir, self.model_dir = Path(code_dir), Path(model_dir)
+    def __init__(self, files: ModelFiles, host: str, max_payload_bytes: int) -> None:
+        self.files = files
         self.host = host
         self.max_payload_bytes = max_payload_bytes
         self._served: Any = None
@@ -66,7 +65,7 @@ class _ModelServer:
 
     def start(self, port: int = 0) -> Self:
         """Load the model (like container start-up: a broken model fails here) and serve."""
-        self._served = load_model(self.code_dir, self.model_dir)
+        self._served = load_model(self.files)
         self._server, self._thread = _serve(self.host, port, _handler_class(self.invoke, lambda: True, self.max_payload_bytes))
         self.port = int(self._server.server_address[1])
         return self
@@ -115,13 +114,12 @@ class LocalEndpoint:
     stops only after that, so clients see no failed request during an update (blue/green)."""
 
     def __init__(
-        self, code_dir: Path, model_dir: Path, host: str = "127.0.0.1", port: int = 0, max_payload_bytes: int = MAX_PAYLOAD_BYTES
+        self, files: ModelFiles, host: str = "127.0.0.1", port: int = 0, max_payload_bytes: int = MAX_PAYLOAD_BYTES
     ) -> None:
         self.host = host
         self.port = port
         self.max_payload_bytes = max_payload_bytes
-        self._code_dir = Path(code_dir)
-        self._model_dir = Path(model_dir)
+        self._files = files
         self._instance: _ModelServer | None = None
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -132,7 +130,7 @@ class LocalEndpoint:
         """Start the model's server, check its health, then serve on the endpoint's port."""
         if self._server is not None:
             return self
-        self._instance = self._started(self._code_dir, self._model_dir)
+        self._instance = self._started(self._files)
         try:
             handler = _handler_class(self.invoke, self._healthy, self.max_payload_bytes)
             self._server, self._thread = _serve(self.host, self.port, handler)
@@ -150,21 +148,21 @@ class LocalEndpoint:
         if instance is not None:
             instance.stop()
 
-    def swap(self, code_dir: Path, model_dir: Path) -> None:
+    def swap(self, files: ModelFiles) -> None:
         """Blue/green: serve another model once its own server is up and answers /ping; then stop
         the old one. If the new model fails to load or to answer, the current one keeps serving."""
-        green = self._started(Path(code_dir), Path(model_dir))
+        green = self._started(files)
         with self._lock:
             blue, self._instance = self._instance, green
-            self._code_dir, self._model_dir = Path(code_dir), Path(model_dir)
+            self._files = files
         if blue is not None:
             blue.stop()  # requests it was answering finish: they hold their model, not its socket
 
-    def _started(self, code_dir: Path, model_dir: Path) -> _ModelServer:
-        instance = _ModelServer(code_dir, model_dir, self.host, self.max_payload_bytes).start()
+    def _started(self, files: ModelFiles) -> _ModelServer:
+        instance = _ModelServer(files, self.host, self.max_payload_bytes).start()
         if not instance.healthy():
             instance.stop()
-            raise HealthCheckFailed(f"the model server for {model_dir} did not answer /ping")
+            raise HealthCheckFailed(f"the model server for {files.description} did not answer /ping")
         return instance
 
     def __enter__(self) -> Self:

@@ -1,10 +1,12 @@
 """A model as the local SageMaker serves it, for batch transform and endpoints alike.
 
 XGBoost: datadrop's inference script in script mode (`model_fn`, `input_fn`, `predict_fn`,
-`output_fn`), as the container calls it. Every other algorithm: an inference pipeline of three
-stages, as SageMaker runs one: datadrop's preprocessing (the same script, stage "preprocess"), the
-algorithm's container (its local twin's `invoke`), datadrop's postprocessing (stage
-"postprocess"). Either way one call: request body in, response body out, or an exception.
+`output_fn`), as the container calls it. Every other algorithm: an inference pipeline, run as
+SageMaker runs one (serially, each container's answer the next one's request, in the content type
+its SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT names; the client's Accept goes to the last):
+datadrop's preprocessing (the same script, stage "preprocess"), the algorithm's container (its local
+twin's `invoke`), datadrop's postprocessing (stage "postprocess"). Either way one call: request
+body in, response body out, or an exception.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import importlib.util
 import sys
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Protocol
 
-from datadrop.serving import INFERENCE_PROGRAM
+from datadrop.serving import DEFAULT_ACCEPT_VARIABLE, INFERENCE_PROGRAM
 
-__all__ = ["ScriptModel", "load_inference_module", "load_model"]
+__all__ = ["ModelFiles", "ScriptStage", "TwinStage", "load_inference_module", "load_model"]
 
 
 def load_inference_module(code_dir: Path) -> ModuleType:
@@ -40,12 +43,50 @@ def load_inference_module(code_dir: Path) -> ModuleType:
     return module
 
 
-class ScriptModel:
-    """datadrop's inference script serving a model in its container (script mode)."""
+@dataclass(frozen=True)
+class ScriptStage:
+    """A container running datadrop's inference script: its code, its model files, its environment."""
 
-    def __init__(self, code_dir: Path, model_dir: Path) -> None:
-        self.module = load_inference_module(Path(code_dir))
-        self.model = self.module.model_fn(str(model_dir))  # as at container start-up: a broken model fails here
+    code_dir: Path
+    model_dir: Path
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TwinStage:
+    """An algorithm's container, played by its local twin."""
+
+    algorithm: str
+    model_dir: Path
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The containers of a SageMaker model, unpacked on this machine (picklable: worker processes get it)."""
+
+    stages: tuple[ScriptStage | TwinStage, ...]
+
+    @classmethod
+    def script(cls, code_dir: Path, model_dir: Path) -> ModelFiles:
+        return cls((ScriptStage(Path(code_dir), Path(model_dir)),))
+
+    @property
+    def description(self) -> str:
+        return " → ".join(stage.algorithm if isinstance(stage, TwinStage) else "datadrop script" for stage in self.stages)
+
+
+class ServedModel(Protocol):
+    def answer(self, body: bytes | str, content_type: str | None, accept: str) -> tuple[bytes, str]: ...
+
+
+class ScriptModel:
+    """datadrop's inference script serving in its container (script mode, or a pipeline stage)."""
+
+    def __init__(self, stage: ScriptStage) -> None:
+        self.module = load_inference_module(stage.code_dir)
+        # As at container start-up: a broken model fails here.
+        self.model = self.module.model_fn(str(stage.model_dir), environ=stage.environment)
 
     def answer(self, body: bytes | str, content_type: str | None, accept: str) -> tuple[bytes, str]:
         """One request: the response body and its content type. Raises what the script raises."""
@@ -56,6 +97,41 @@ class ScriptModel:
         return (text.encode("utf-8") if isinstance(text, str) else bytes(text)), out_type
 
 
-def load_model(code_dir: Path, model_dir: Path) -> Any:
-    """The served model of a code bundle and a model directory."""
-    return ScriptModel(code_dir, model_dir)
+class TwinModel:
+    """An algorithm's container: its twin's `load` at start-up, `invoke` per request."""
+
+    def __init__(self, stage: TwinStage) -> None:
+        from datadrop.local import twins  # the twins' libraries load only when a pipeline is served
+
+        self.twin = twins.module(stage.algorithm)
+        self.model = self.twin.load(stage.model_dir)
+
+    def answer(self, body: bytes | str, content_type: str | None, accept: str) -> tuple[bytes, str]:
+        payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        answered: tuple[bytes, str] = self.twin.invoke(self.model, payload, content_type or "text/csv", accept)
+        return answered
+
+
+class PipelineModel:
+    """Containers in series, as a SageMaker inference pipeline (InferenceExecutionConfig Serial)."""
+
+    def __init__(self, files: ModelFiles) -> None:
+        self.stages: list[tuple[ServedModel, str | None]] = []
+        for stage in files.stages:
+            served: ServedModel = ScriptModel(stage) if isinstance(stage, ScriptStage) else TwinModel(stage)
+            self.stages.append((served, stage.environment.get(DEFAULT_ACCEPT_VARIABLE)))
+
+    def answer(self, body: bytes | str, content_type: str | None, accept: str) -> tuple[bytes, str]:
+        payload, media = (body.encode("utf-8") if isinstance(body, str) else bytes(body)), content_type
+        last = len(self.stages) - 1
+        for index, (served, default_accept) in enumerate(self.stages):
+            stage_accept = accept if index == last else (default_accept or accept)
+            payload, media = served.answer(payload, media, stage_accept)
+        return payload, media or accept
+
+
+def load_model(files: ModelFiles) -> ServedModel:
+    """The served model of a SageMaker model's unpacked containers."""
+    if len(files.stages) == 1 and isinstance(files.stages[0], ScriptStage):
+        return ScriptModel(files.stages[0])
+    return PipelineModel(files)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from datadrop.local import twins
+from datadrop.local.model import ModelFiles
 from datadrop.local.transform import run_batch_transform
 from datadrop.local.twins.base import TrainingFailed
 
@@ -32,15 +33,13 @@ def train_in_process(
         return [], str(error)
 
 
-def transform_in_process(
-    code_dir: Path, model_dir: Path, files: list[tuple[Path, Path]], content_type: str, accept: str
-) -> str | None:
+def transform_in_process(model: ModelFiles, files: list[tuple[Path, Path]], content_type: str, accept: str) -> str | None:
     """A batch transform job's work, here or in a worker process: each input file through the
     model into its output file. None when done, or why it failed (as SageMaker would say)."""
     try:
         for source, output in files:
             output.parent.mkdir(parents=True, exist_ok=True)
-            run_batch_transform(code_dir, model_dir, source, output, content_type=content_type, accept=accept)
+            run_batch_transform(model, source, output, content_type=content_type, accept=accept)
     except Exception as error:  # noqa: BLE001 - a failed job is reported as SageMaker would: status + reason
         return f"{type(error).__name__}: {error}"[:1024]
     return None

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
-from datadrop.local.model import load_model
+from datadrop.local.model import ModelFiles, load_model
 
 __all__ = ["run_batch_transform"]
 
@@ -42,8 +42,7 @@ def _batched(records: Iterator[str], size: int) -> Iterator[list[str]]:
 
 
 def run_batch_transform(
-    code_dir: Path,
-    model_dir: Path,
+    files: ModelFiles,
     input_file: Path,
     output_file: Path,
     content_type: str = "text/csv",
@@ -65,7 +64,7 @@ def run_batch_transform(
         splitter = _line_records
     else:
         raise ValueError(f"batch transform supports text/csv and application/jsonlines input, not {content_type!r}")
-    model = load_model(Path(code_dir), Path(model_dir))
+    model = load_model(files)
     output_file = Path(output_file)
     output_file.parent.mkdir(parents=True, exist_ok=True)
     written = 0

@@ -17,13 +17,22 @@ RECIPE_FILE = "recipe.json"
 RECIPE_FORMAT = "datadrop-recipe/1"
 INFERENCE_SOURCE = Path(__file__).with_name(INFERENCE_PROGRAM)
 DEFAULT_ACCEPT = "text/csv"
+DEFAULT_ACCEPT_VARIABLE = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+# As inference.py names them (it cannot import this package: it runs in the containers).
+STAGE_VARIABLE = "DATADROP_STAGE"
+ALGORITHM_IO_VARIABLE = "DATADROP_ALGORITHM_IO"
+ALGORITHM_VARIABLE = "DATADROP_ALGORITHM"
+PREPROCESS = "preprocess"
+POSTPROCESS = "postprocess"
 
 __all__ = [
+    "DEFAULT_ACCEPT_VARIABLE",
     "INFERENCE_PROGRAM",
     "INFERENCE_SOURCE",
     "RECIPE_FILE",
     "build_serving_bundle",
     "container_environment",
+    "stage_environment",
 ]
 
 
@@ -79,6 +88,21 @@ def container_environment(submit_directory: str, default_accept: str = DEFAULT_A
     return {
         "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
         "SAGEMAKER_SUBMIT_DIRECTORY": submit_directory,
-        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": default_accept,
+        DEFAULT_ACCEPT_VARIABLE: default_accept,
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+    }
+
+
+def stage_environment(
+    submit_directory: str, stage: str, algorithm: str, algorithm_io: str, default_accept: str
+) -> dict[str, str]:
+    """Environment of a pipeline stage (the scikit-learn container running inference.py):
+    which stage, which algorithm, how that algorithm talks (ResponseFormat as JSON), and what the
+    stage answers a request that names no Accept: the preprocessing stage the algorithm's request
+    format, the postprocessing stage the client's default."""
+    return {
+        **container_environment(submit_directory, default_accept),
+        STAGE_VARIABLE: stage,
+        ALGORITHM_VARIABLE: algorithm,
+        ALGORITHM_IO_VARIABLE: algorithm_io,
     }

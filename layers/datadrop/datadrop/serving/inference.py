@@ -45,6 +45,15 @@ import numpy as np
 RECIPE_FILE = "recipe.json"
 MODEL_FILE = "xgboost-model"
 RECIPE_FORMAT = "datadrop-recipe/1"
+# An inference pipeline (every algorithm but XGBoost) runs this script twice, in the scikit-learn
+# container: before the algorithm's container ("preprocess": raw rows in, encoded features out, in the
+# algorithm's request format) and after it ("postprocess": the algorithm's answer in, labels and
+# probabilities in the dataset's terms out). Which stage, and how the algorithm talks
+# (datadrop.algorithms.base.ResponseFormat as JSON), come from the container's environment.
+STAGE_VARIABLE = "DATADROP_STAGE"
+ALGORITHM_IO_VARIABLE = "DATADROP_ALGORITHM_IO"
+PREPROCESS = "preprocess"
+POSTPROCESS = "postprocess"
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -268,7 +277,7 @@ def load_recipe(path: str) -> Dict[str, Any]:
 
 
 _STATE_LOCK = threading.Lock()
-_ACTIVE = {"recipe": None}  # type: Dict[str, Optional[CompiledRecipe]]
+_ACTIVE = {"recipe": None, "stage": None}  # type: Dict[str, Any]
 
 
 def use_recipe(recipe: Union[Mapping[str, Any], CompiledRecipe]) -> CompiledRecipe:
@@ -327,16 +336,65 @@ def _load_booster(path: str) -> Any:
         return obj
 
 
-def model_fn(model_dir: str) -> DatadropModel:
-    """Load ``xgboost-model`` and the recipe (next to this script, else in model_dir)."""
-    model_path = os.path.join(model_dir, MODEL_FILE)
-    if not os.path.exists(model_path):
-        raise RuntimeError("no %s in %s (found: %s)" % (MODEL_FILE, model_dir, sorted(os.listdir(model_dir))))
+class StageModel:
+    """What model_fn returns in a pipeline stage: the recipe and how the algorithm talks."""
+
+    def __init__(self, stage: str, recipe: CompiledRecipe, algorithm_io: Mapping[str, Any]) -> None:
+        if stage not in (PREPROCESS, POSTPROCESS):
+            raise RuntimeError("%s is %r; expected %s or %s" % (STAGE_VARIABLE, stage, PREPROCESS, POSTPROCESS))
+        for key in ("request_content_type", "accept", "layout"):
+            if key not in algorithm_io:
+                raise RuntimeError("%s lacks %r" % (ALGORITHM_IO_VARIABLE, key))
+        self.stage = stage
+        self.recipe = recipe
+        self.io = dict(algorithm_io)
+
+
+class Answer:
+    """An algorithm's answer in the dataset's terms: per row, class probabilities (recipe class
+    order) when the algorithm gives them, the class index, or the predicted value."""
+
+    def __init__(self, probabilities: Optional[np.ndarray], indices: Optional[List[int]], values: Optional[List[float]]) -> None:
+        self.probabilities = probabilities
+        self.indices = indices
+        self.values = values
+
+    def __len__(self) -> int:
+        for part in (self.probabilities, self.indices, self.values):
+            if part is not None:
+                return len(part)
+        return 0
+
+
+def _recipe_path(model_dir: str) -> str:
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), RECIPE_FILE)
     recipe_path = here if os.path.exists(here) else os.path.join(model_dir, RECIPE_FILE)
     if not os.path.exists(recipe_path):
         raise RuntimeError("no %s next to %s or in %s" % (RECIPE_FILE, __file__, model_dir))
-    recipe = use_recipe(load_recipe(recipe_path))
+    return recipe_path
+
+
+def model_fn(model_dir: str, environ: Optional[Mapping[str, str]] = None) -> Union[DatadropModel, StageModel]:
+    """Load ``xgboost-model`` and the recipe (next to this script, else in model_dir); in a
+    pipeline stage (``DATADROP_STAGE`` set), the recipe alone. ``environ``: the container's
+    environment (the local SageMaker passes the model's; a container has its own)."""
+    environ = os.environ if environ is None else environ
+    stage = environ.get(STAGE_VARIABLE, "")
+    if stage:
+        try:
+            algorithm_io = json.loads(environ.get(ALGORITHM_IO_VARIABLE, ""))
+        except ValueError:
+            raise RuntimeError("%s must hold the algorithm's request and response format as JSON" % ALGORITHM_IO_VARIABLE)
+        staged = StageModel(stage, use_recipe(load_recipe(_recipe_path(model_dir))), algorithm_io)
+        with _STATE_LOCK:
+            _ACTIVE["stage"] = staged
+        return staged
+    model_path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.exists(model_path):
+        raise RuntimeError("no %s in %s (found: %s)" % (MODEL_FILE, model_dir, sorted(os.listdir(model_dir))))
+    recipe = use_recipe(load_recipe(_recipe_path(model_dir)))
+    with _STATE_LOCK:
+        _ACTIVE["stage"] = None
     booster = _load_booster(model_path)
     n_features = booster.num_features()
     if n_features != len(recipe.features):
@@ -460,9 +518,13 @@ def _json_instances(recipe: CompiledRecipe, instances: Sequence[Any], what: str)
     return np.asarray(encoded, dtype=np.float32).reshape(len(encoded), len(recipe.features))
 
 
-def input_fn(request_body: Union[bytes, str], request_content_type: Optional[str]) -> np.ndarray:
-    """Raw request -> encoded float32 matrix in the recipe's feature order."""
+def input_fn(request_body: Union[bytes, str], request_content_type: Optional[str]) -> Any:
+    """Raw request -> encoded float32 matrix in the recipe's feature order; in the postprocessing
+    stage, the algorithm's answer -> an Answer."""
     recipe = _active_recipe()
+    staged = _ACTIVE["stage"]
+    if staged is not None and staged.stage == POSTPROCESS:
+        return _read_answer(staged, request_body, request_content_type)
     media = _media_type(request_content_type, CSV)
     if media == CSV:
         text = _to_text(request_body)
@@ -500,9 +562,12 @@ def input_fn(request_body: Union[bytes, str], request_content_type: Optional[str
 # --------------------------------------------------------------------------- predict
 
 
-def predict_fn(input_data: np.ndarray, model: DatadropModel) -> np.ndarray:
+def predict_fn(input_data: Any, model: Union[DatadropModel, StageModel]) -> Any:
     """Class probabilities, shape (n, len(classes)), columns in recipe class order; for regression,
-    the predicted values, shape (n, 1)."""
+    the predicted values, shape (n, 1). A pipeline stage passes its input on: the algorithm's
+    container predicts."""
+    if isinstance(model, StageModel):
+        return input_data
     import xgboost as xgb
 
     data = np.asarray(input_data, dtype=np.float32)
@@ -566,11 +631,19 @@ def _values(prediction: np.ndarray) -> List[float]:
     return [float(str(value)) for value in np.asarray(prediction, dtype=np.float32).reshape(-1)]
 
 
-def output_fn(prediction: np.ndarray, accept: Optional[str]) -> Tuple[str, str]:
-    """Serialize predictions; returns (body, content_type) as the toolkit allows."""
+def output_fn(prediction: Any, accept: Optional[str]) -> Tuple[str, str]:
+    """Serialize predictions; returns (body, content_type) as the toolkit allows. The
+    preprocessing stage writes features in the algorithm's request format, whatever the Accept."""
     recipe = _ACTIVE["recipe"] if _ACTIVE["recipe"] is not None else _active_recipe()
+    staged = _ACTIVE["stage"]
+    if staged is not None and staged.stage == PREPROCESS:
+        return _write_features(prediction, staged.io["request_content_type"])
     classes = recipe.classes
     media = _choose_accept(accept)
+    if isinstance(prediction, Answer) and prediction.probabilities is None:
+        return _write_labels_only(prediction, recipe, media)
+    if isinstance(prediction, Answer):
+        prediction = prediction.probabilities
     if recipe.problem_type == "regression":
         values = _values(prediction)
         if media == CSV:
@@ -588,6 +661,119 @@ def output_fn(prediction: np.ndarray, accept: Optional[str]) -> Tuple[str, str]:
             writer.writerow([label])
         return buf.getvalue().rstrip("\n"), CSV
     records = _records(prediction, classes)
+    if media == JSON:
+        return json.dumps({"predictions": records}), JSON
+    return "\n".join(json.dumps(r) for r in records), JSONLINES
+
+
+# --------------------------------------------------------------------------- pipeline stages
+
+
+def _number(value: Any) -> str:
+    """A feature as the algorithm's CSV reads it: the shortest float32 spelling."""
+    return repr(float(np.float32(value)))
+
+
+def _write_features(matrix: np.ndarray, content_type: str) -> Tuple[str, str]:
+    """Encoded features in the algorithm's request format (one row per record, no label)."""
+    rows = np.asarray(matrix, dtype=np.float32).tolist()
+    if content_type == CSV:
+        return "\n".join(",".join(_number(v) for v in row) for row in rows), CSV
+    if content_type == JSON:
+        return json.dumps({"instances": [{"features": row} for row in rows]}), JSON
+    if content_type == JSONLINES:
+        return "\n".join(json.dumps({"features": row}) for row in rows), JSONLINES
+    raise RuntimeError("the preprocessing stage cannot write %r; it writes %s" % (content_type, ", ".join(INPUT_CONTENT_TYPES)))
+
+
+def _answer_records(staged: StageModel, text: str, media: str) -> List[Any]:
+    """The per-row entries of an answer in the "records" layout."""
+    key = staged.io.get("records_key")
+    if media == JSONLINES or (media == JSON and key is None and "\n" in text.strip()):
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    document = json.loads(text)
+    if key is None:
+        return document if isinstance(document, list) else [document]
+    if not isinstance(document, dict) or key not in document:
+        raise InvalidInput("the algorithm's answer has no %r list" % key)
+    return list(document[key])
+
+
+def _class_probabilities(scores: List[Any], k: int) -> np.ndarray:
+    """Scores as the algorithm gives them -> (n, k) probabilities in class-index order: a binary
+    score is P(class 1) or the pair [P0, P1]; a multiclass score lists every class."""
+    rows = []  # type: List[List[float]]
+    for score in scores:
+        if isinstance(score, list) and len(score) == 1:
+            score = score[0]
+        if isinstance(score, list):
+            if len(score) != k:
+                raise InvalidInput("the algorithm gave %d class scores for %d classes" % (len(score), k))
+            rows.append([float(p) for p in score])
+        elif k == 2:
+            p = float(score)
+            rows.append([1.0 - p, p])
+        else:
+            raise InvalidInput("the algorithm gave one score for %d classes" % k)
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), k)
+
+
+def _read_answer(staged: StageModel, body: Union[bytes, str], content_type: Optional[str]) -> Answer:
+    """The algorithm container's answer -> labels, probabilities or values in the dataset's terms."""
+    io_ = staged.io
+    recipe = staged.recipe
+    text = _to_text(body)
+    media = _media_type(content_type, _media_type(io_["accept"], JSON))
+    if media not in (JSON, JSONLINES):
+        raise InvalidInput("the algorithm answered %r; the postprocessing stage reads JSON or JSON Lines" % content_type)
+    regression = recipe.problem_type == "regression"
+    k = len(recipe.classes)
+    try:
+        if io_["layout"] == "columns":
+            document = json.loads(text)
+            if regression:
+                values = document[io_["prediction_key"]]
+                return Answer(None, None, [float(v) for v in values])
+            probabilities = document.get(io_.get("probabilities_key") or "", None)
+            if probabilities is not None:
+                return Answer(_class_probabilities(list(probabilities), k), None, None)
+            return Answer(None, [int(float(v)) for v in document[io_["prediction_key"]]], None)
+        records = _answer_records(staged, text, media)
+        score_key, label_key = io_.get("score_key"), io_.get("label_key")
+        if regression:
+            key = score_key if score_key and records and score_key in records[0] else label_key
+            return Answer(None, None, [float(record[key]) for record in records])
+        if score_key and records and score_key in records[0]:
+            return Answer(_class_probabilities([record[score_key] for record in records], k), None, None)
+        return Answer(None, [int(float(record[label_key])) for record in records], None)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput("cannot read the algorithm's answer as %s: %s: %s" % (json.dumps(io_), type(exc).__name__, exc))
+
+
+def _write_labels_only(answer: Answer, recipe: CompiledRecipe, media: str) -> Tuple[str, str]:
+    """Answers of an algorithm that gives no probabilities (k-NN): labels or values only."""
+    if answer.values is not None:
+        values = [float(v) for v in answer.values]
+        if media == CSV:
+            return "\n".join(repr(value) for value in values), CSV
+        if media == JSON:
+            return json.dumps({"predictions": [{"value": value} for value in values]}), JSON
+        return "\n".join(json.dumps({"value": value}) for value in values), JSONLINES
+    classes = recipe.classes
+    labels = []  # type: List[str]
+    for index in answer.indices or []:
+        if not 0 <= index < len(classes):
+            raise InvalidInput("the algorithm predicted class %d of %d" % (index, len(classes)))
+        labels.append(classes[index])
+    if media == CSV:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for label in labels:
+            writer.writerow([label])
+        return buf.getvalue().rstrip("\n"), CSV
+    records = [{"label": label} for label in labels]
     if media == JSON:
         return json.dumps({"predictions": records}), JSON
     return "\n".join(json.dumps(r) for r in records), JSONLINES
