@@ -24,7 +24,15 @@ from datadrop.algorithms.lightgbm import COLUMNS_RESPONSE
 
 METRIC_BY_PROBLEM = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "root_mean_squared_error"}
 REGRESSION_METRICS = frozenset(
-    {"root_mean_squared_error", "mean_squared_error", "mean_absolute_error", "median_absolute_error", "r2", "pearsonr", "spearmanr"}
+    {
+        "root_mean_squared_error",
+        "mean_squared_error",
+        "mean_absolute_error",
+        "median_absolute_error",
+        "r2",
+        "pearsonr",
+        "spearmanr",
+    }
 )
 VALIDATION_SCORE_REGEX = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s+= Validation score"
 
@@ -55,7 +63,13 @@ class AutoGluonTabular(JumpStartAlgorithm):
     )
 
     def default_hyperparameters(self, problem_type: str) -> dict[str, str]:
-        return {"presets": "medium_quality", "auto_stack": "False", "num_bag_folds": "0", "num_stack_levels": "0", "verbosity": "2"}
+        return {
+            "presets": "medium_quality",
+            "auto_stack": "False",
+            "num_bag_folds": "0",
+            "num_stack_levels": "0",
+            "verbosity": "2",
+        }
 
     def derived_for(self, problem_type: str) -> dict[str, str]:
         return {"eval_metric": METRIC_BY_PROBLEM[problem_type]}

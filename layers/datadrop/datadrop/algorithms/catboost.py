@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from datadrop.algorithms.jumpstart import PYTORCH_1_9_TRAINING, PYTORCH_2_0_INFERENCE, JumpStartAlgorithm, JumpStartModel, metric_regex
+from datadrop.algorithms.jumpstart import (
+    PYTORCH_1_9_TRAINING,
+    PYTORCH_2_0_INFERENCE,
+    JumpStartAlgorithm,
+    JumpStartModel,
+    metric_regex,
+)
 from datadrop.algorithms.lightgbm import COLUMNS_RESPONSE
 
 METRIC_BY_PROBLEM = {"binary": "AUC", "multiclass": "MultiClass", "regression": "RMSE"}

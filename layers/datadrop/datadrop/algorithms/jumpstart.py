@@ -189,7 +189,9 @@ class JumpStartModel:
 def jumpstart_bucket(region: str) -> str:
     """JumpStart's regional content bucket (sagemaker/jumpstart/region_config.json: jumpstart-cache-prod-{region})."""
     if region not in JUMPSTART_REGIONS:
-        raise UnsupportedRegion(f"SageMaker JumpStart has no tabular models in {region}; supported: {', '.join(sorted(JUMPSTART_REGIONS))}")
+        raise UnsupportedRegion(
+            f"SageMaker JumpStart has no tabular models in {region}; supported: {', '.join(sorted(JUMPSTART_REGIONS))}"
+        )
     return f"jumpstart-cache-prod-{region}"
 
 
@@ -247,7 +249,7 @@ class JumpStartAlgorithm(Algorithm):
         raise NotImplementedError
 
     def problem_kind(self, plain: dict[str, str]) -> str:
-        """"classification" or "regression", from the derived hyperparameters the request carries."""
+        """ "classification" or "regression", from the derived hyperparameters the request carries."""
         raise NotImplementedError
 
     # --- shared -----------------------------------------------------------------------------
@@ -267,7 +269,9 @@ class JumpStartAlgorithm(Algorithm):
     def _check_region(self, region: str, model: JumpStartModel) -> None:
         regions = self.supported_regions(model)
         if region not in regions:
-            raise UnsupportedRegion(f"{self.title} ({model.model_id}) is not available in {region}; supported: {', '.join(sorted(regions))}")
+            raise UnsupportedRegion(
+                f"{self.title} ({model.model_id}) is not available in {region}; supported: {', '.join(sorted(regions))}"
+            )
 
     def training(self, region: str, hyperparameters: dict[str, str]) -> TrainingLaunch:
         plain = {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}

@@ -12,7 +12,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from datadrop.algorithms.base import CSV, JSON, ResponseFormat
-from datadrop.algorithms.jumpstart import PYTORCH_1_9_TRAINING, PYTORCH_2_0_INFERENCE, JumpStartAlgorithm, JumpStartModel, metric_regex
+from datadrop.algorithms.jumpstart import (
+    PYTORCH_1_9_TRAINING,
+    PYTORCH_2_0_INFERENCE,
+    JumpStartAlgorithm,
+    JumpStartModel,
+    metric_regex,
+)
 
 METRIC_BY_PROBLEM = {"binary": "binary_logloss", "multiclass": "multi_logloss", "regression": "rmse"}
 REGRESSION_METRICS = frozenset({"rmse", "l1", "l2", "huber", "fair", "poisson", "quantile", "mape", "gamma", "tweedie"})

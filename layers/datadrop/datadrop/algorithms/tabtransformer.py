@@ -65,7 +65,9 @@ class TabTransformer(JumpStartAlgorithm):
         return "regression" if plain.get(PROBLEM_TYPE_KEY) == "regression" else "classification"
 
     def metric_definitions(self, plain: dict[str, str]) -> list[dict[str, str]]:
-        return [{"Name": f"validation:{m}", "Regex": f"metrics={{'{m}': (\\S+)}}"} for m in dict.fromkeys(METRIC_BY_PROBLEM.values())]
+        return [
+            {"Name": f"validation:{m}", "Regex": f"metrics={{'{m}': (\\S+)}}"} for m in dict.fromkeys(METRIC_BY_PROBLEM.values())
+        ]
 
     def tuning_objective(self, problem_type: str) -> dict[str, str]:
         return {"Type": "Maximize", "MetricName": f"validation:{METRIC_BY_PROBLEM[problem_type]}"}
