@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 from datadrop import algorithms
-from datadrop.algorithms import AlgorithmError, UnsupportedRegion
+from datadrop.algorithms import UnsupportedRegion
 from datadrop.algorithms.jumpstart import (
     IMAGES,
     JUMPSTART_REGIONS,
@@ -113,17 +113,17 @@ def test_json_encoding_round_trip() -> None:
 
 @pytest.mark.parametrize("name", ["lightgbm", "catboost", "tabtransformer"])
 def test_prepacked_models_serve_their_own_inference_code(name: str) -> None:
-    container = jumpstart(name).inference_container("us-east-1", "s3://bucket/job/output/model.tar.gz")
+    container = jumpstart(name).inference_container("us-east-1", "s3://bucket/job/output/model.tar.gz", "binary")
     assert container["Image"] == "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.0.1-cpu-py310"
     assert container["ModelDataUrl"] == "s3://bucket/job/output/model.tar.gz"
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
 
 
-def test_autogluon_inference_needs_the_problem_type_for_its_script() -> None:
+def test_autogluon_inference_script_follows_the_problem_type() -> None:
     autogluon = jumpstart("autogluon")
-    with pytest.raises(AlgorithmError, match="problem_type"):
-        autogluon.inference_container("us-east-1", "s3://b/m.tar.gz")
+    regression = autogluon.inference_container("us-east-1", "s3://b/m.tar.gz", problem_type="regression")
+    assert "/inference/regression/" in regression["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]
     container = autogluon.inference_container("us-east-1", "s3://b/m.tar.gz", problem_type="binary")
     assert container["Image"] == "763104351884.dkr.ecr.us-east-1.amazonaws.com/autogluon-inference:0.4.3-cpu-py38"
     assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == (

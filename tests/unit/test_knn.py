@@ -75,7 +75,7 @@ def test_training_request_uses_the_regions_image_in_file_mode_without_metric_def
         "TrainingInputMode": "File",
     }
     assert launch.algorithm_specification["TrainingImage"].endswith(".dkr.ecr.ap-southeast-2.amazonaws.com/knn:1")
-    assert KNN.inference_container("us-west-2", "s3://b/m.tar.gz") == {
+    assert KNN.inference_container("us-west-2", "s3://b/m.tar.gz", "multiclass") == {
         "Image": first_party_image_uri("us-west-2", "knn"),
         "ModelDataUrl": "s3://b/m.tar.gz",
     }

@@ -71,7 +71,7 @@ def test_training_request_uses_the_regions_image_in_file_mode_without_metric_def
     }
     assert launch.algorithm_specification["TrainingImage"].endswith(".dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1")
     assert launch.hyperparameters == {"predictor_type": "regressor", "feature_dim": "3"}
-    assert LL.inference_container("us-east-1", "s3://b/model.tar.gz") == {
+    assert LL.inference_container("us-east-1", "s3://b/model.tar.gz", "binary") == {
         "Image": first_party_image_uri("us-east-1", "linear-learner"),
         "ModelDataUrl": "s3://b/model.tar.gz",
     }

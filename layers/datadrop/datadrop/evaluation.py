@@ -86,7 +86,9 @@ def parse_predictions(body: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
 
 
-def serving_containers(services: Services, algorithm_name: str, model_data_url: str, serving_bundle: str) -> list[dict[str, Any]]:
+def serving_containers(
+    services: Services, algorithm_name: str, problem_type: str, model_data_url: str, serving_bundle: str
+) -> list[dict[str, Any]]:
     """The one container spec of a model: the SageMaker model (batch transform, endpoint) and the
     model package in the registry are built from it. Either way, clients send raw rows and get
     answers in the dataset's own labels.
@@ -100,7 +102,7 @@ def serving_containers(services: Services, algorithm_name: str, model_data_url: 
     region = services.settings.region
     algorithm = algorithms.get(algorithm_name)
     if algorithm.serving == "script" or algorithm.response is None:
-        own = algorithm.inference_container(region, model_data_url)
+        own = algorithm.inference_container(region, model_data_url, problem_type)
         return [{**own, "Environment": {**container_environment(serving_bundle), "SAGEMAKER_REGION": region}}]
     io = algorithm.response
 
@@ -112,7 +114,7 @@ def serving_containers(services: Services, algorithm_name: str, model_data_url: 
             "Environment": {**environment, "SAGEMAKER_REGION": region},
         }
 
-    own = algorithm.inference_container(region, model_data_url)
+    own = algorithm.inference_container(region, model_data_url, problem_type)
     own_environment = {**own.get("Environment", {}), DEFAULT_ACCEPT_VARIABLE: io.accept}
     return [
         stage(PREPROCESS, io.request_content_type),
@@ -122,9 +124,9 @@ def serving_containers(services: Services, algorithm_name: str, model_data_url: 
 
 
 def model_request(
-    services: Services, run: names.RunNames, algorithm_name: str, model_data_url: str, serving_bundle: str
+    services: Services, run: names.RunNames, algorithm_name: str, problem_type: str, model_data_url: str, serving_bundle: str
 ) -> dict[str, Any]:
-    containers = serving_containers(services, algorithm_name, model_data_url, serving_bundle)
+    containers = serving_containers(services, algorithm_name, problem_type, model_data_url, serving_bundle)
     placement: dict[str, Any] = (
         {"PrimaryContainer": containers[0]}
         if len(containers) == 1
@@ -401,7 +403,9 @@ def start_transform(services: Services, run: names.RunNames, model_data_url: str
     state.map_resource("transform-job", run.transform_job, owner)
     state.map_resource("model", run.model, owner)
     try:
-        services.compute.create_model(model_request(services, run, algorithm, model_data_url, artifacts["serving_bundle"]))
+        services.compute.create_model(
+            model_request(services, run, algorithm, version.problem_type or "binary", model_data_url, artifacts["serving_bundle"])
+        )
         services.compute.start_transform_job(transform_request(services, run, artifacts["test"], handle.experiment_config()))
     except CapacityError as error:
         logger.warning("SageMaker has no capacity for the evaluation now; it waits", job=run.transform_job, reason=str(error))
@@ -619,7 +623,8 @@ def start_champion(services: Services, item: VersionRecord, owner: ResourceOwner
     try:
         # The champion's model exists since its own evaluation; made again if someone deleted it.
         algorithm = champion_run.algorithm if champion_run else algorithms.DEFAULT_ALGORITHM
-        services.compute.create_model(model_request(services, names_of, algorithm, record.model_data_url, bundle))
+        problem_type = (champion_item.problem_type if champion_item else None) or item.problem_type or "binary"
+        services.compute.create_model(model_request(services, names_of, algorithm, problem_type, record.model_data_url, bundle))
         services.compute.start_transform_job(
             batch_transform_request(services, item.dataset, item.version, job, names_of.model, item.artifacts["test"], output)
         )
@@ -901,7 +906,11 @@ def _register_model_package(
             ModelPackageDescription=f"{dataset} {version} run {best.run_index}: {metric} {best.metrics.get(metric)}",
             InferenceSpecification={
                 "Containers": serving_containers(
-                    services, best.algorithm, best.model_data_url or "", item.artifacts.get("serving_bundle", "")
+                    services,
+                    best.algorithm,
+                    item.problem_type or "binary",
+                    best.model_data_url or "",
+                    item.artifacts.get("serving_bundle", ""),
                 ),
                 "SupportedContentTypes": ["text/csv", "application/json"],
                 "SupportedResponseMIMETypes": ["text/csv", "application/json", "application/jsonlines"],

@@ -36,7 +36,7 @@ def _channels(prepared: DatasetPrepared, algorithm: Algorithm) -> list[dict[str,
     or the same rows as RecordIO-protobuf for the algorithms that read only that."""
     artifacts = prepared.artifacts
     if algorithm.training_content_type == RECORDIO_PROTOBUF:
-        if not (artifacts.train_recordio and artifacts.validation_recordio):
+        if not artifacts.train_recordio:
             raise algorithms.AlgorithmError(
                 f"{algorithm.name} trains on RecordIO-protobuf, which this version's prepare did not write"
             )
@@ -51,6 +51,7 @@ def _channels(prepared: DatasetPrepared, algorithm: Algorithm) -> list[dict[str,
             "CompressionType": "None",
         }
         for name, uri in uris.items()
+        if name in algorithm.training_channels
     ]
 
 

@@ -78,6 +78,9 @@ class Algorithm(ABC):
     title: ClassVar[str]  # for people: "XGBoost", "Linear Learner"
     problem_types: ClassVar[frozenset[str]]
     training_content_type: ClassVar[str] = CSV  # of the train and validation channels
+    # The channels its container takes of datadrop's splits: k-NN and Factorization Machines take no
+    # validation channel (their docs list train and test; datadrop never trains with the test split).
+    training_channels: ClassVar[tuple[str, ...]] = ("train", "validation")
     # "script": the algorithm's own container runs datadrop's inference script on raw rows (XGBoost).
     # "pipeline": an inference pipeline: datadrop's preprocessing → the algorithm's container → datadrop's postprocessing.
     serving: ClassVar[Literal["script", "pipeline"]] = "pipeline"
@@ -111,7 +114,7 @@ class Algorithm(ABC):
         """A tuning job's HyperParameterTuningJobObjective: a validation metric the container emits."""
 
     @abstractmethod
-    def inference_container(self, region: str, model_data_url: str) -> dict[str, Any]:
+    def inference_container(self, region: str, model_data_url: str, problem_type: str) -> dict[str, Any]:
         """The algorithm's own container in the model (Image, ModelDataUrl, Environment)."""
 
     def plain_hyperparameters(self, request_hyperparameters: dict[str, str]) -> dict[str, str]:

@@ -38,6 +38,7 @@ class FactorizationMachines(Algorithm):
     title: ClassVar[str] = "Factorization Machines"
     problem_types: ClassVar[frozenset[str]] = frozenset({"binary", "regression"})
     training_content_type: ClassVar[str] = RECORDIO_PROTOBUF
+    training_channels: ClassVar[tuple[str, ...]] = ("train",)  # its docs list train and test only
     serving = "pipeline"
     # The container does not take text/csv (fact-machines.md); datadrop's preprocessing sends JSON.
     response: ClassVar[ResponseFormat | None] = ResponseFormat(
@@ -85,7 +86,7 @@ class FactorizationMachines(Algorithm):
             "held out; train it without tuning (set fixed hyperparameters) or pick an algorithm that reports validation metrics"
         )
 
-    def inference_container(self, region: str, model_data_url: str) -> dict[str, Any]:
+    def inference_container(self, region: str, model_data_url: str, problem_type: str) -> dict[str, Any]:
         return {"Image": first_party_image_uri(region, REPOSITORY), "ModelDataUrl": model_data_url}
 
 

@@ -302,18 +302,11 @@ class JumpStartAlgorithm(Algorithm):
     def plain_hyperparameters(self, request_hyperparameters: dict[str, str]) -> dict[str, str]:
         return decode_hyperparameters(request_hyperparameters)
 
-    def inference_container(self, region: str, model_data_url: str, problem_type: str | None = None) -> dict[str, Any]:
+    def inference_container(self, region: str, model_data_url: str, problem_type: str) -> dict[str, Any]:
         """The model's container: the spec's `inference_environment_variables`. A prepacked model
         (the trained model.tar.gz carries code/inference.py) serves from /opt/ml/model/code; one
         without (AutoGluon) gets the inference script's S3 URI, which depends on the problem type."""
-        models = [m for m in (self.classification, self.regression) if m is not None]
-        if problem_type is not None:
-            models = [self.model_for_problem(problem_type)]
-        images = {m.inference_image for m in models}
-        scripts = {m.inference_script_key for m in models}
-        if len(images) > 1 or len(scripts) > 1:
-            raise AlgorithmError(f"{self.title}'s inference container depends on the problem type: pass problem_type")
-        model = models[0]
+        model = self.model_for_problem(problem_type)
         self._check_region(region, model)
         script_uri = model.inference_script_uri(region)
         environment = {

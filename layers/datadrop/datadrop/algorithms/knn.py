@@ -42,6 +42,7 @@ class KNN(Algorithm):
         request_content_type=JSONLINES, accept=JSONLINES, records_key=None, score_key=None, label_key="predicted_label"
     )
     local_twin: ClassVar[str] = "knn"
+    training_channels: ClassVar[tuple[str, ...]] = ("train",)  # its docs list train and test only
 
     def default_hyperparameters(self, problem_type: str) -> dict[str, str]:
         self.check_problem_type(problem_type)
@@ -80,7 +81,7 @@ class KNN(Algorithm):
             "train k-NN with fixed hyperparameters (set k in the config) or pick another algorithm to tune"
         )
 
-    def inference_container(self, region: str, model_data_url: str) -> dict[str, Any]:
+    def inference_container(self, region: str, model_data_url: str, problem_type: str) -> dict[str, Any]:
         return {"Image": first_party_image_uri(region, REPOSITORY), "ModelDataUrl": model_data_url}
 
 

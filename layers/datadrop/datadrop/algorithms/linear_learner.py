@@ -67,7 +67,7 @@ class LinearLearner(Algorithm):
         self.check_problem_type(problem_type)
         return {"Type": "Minimize", "MetricName": "validation:objective_loss"}
 
-    def inference_container(self, region: str, model_data_url: str) -> dict[str, Any]:
+    def inference_container(self, region: str, model_data_url: str, problem_type: str) -> dict[str, Any]:
         return {"Image": first_party_image_uri(region, REPOSITORY), "ModelDataUrl": model_data_url}
 
 

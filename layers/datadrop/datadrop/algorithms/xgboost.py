@@ -31,7 +31,7 @@ class XGBoost(Algorithm):
         split: that one stays held out."""
         return {"Type": "Minimize", "MetricName": f"validation:{objective(problem_type, 2)['eval_metric']}"}
 
-    def inference_container(self, region: str, model_data_url: str) -> dict[str, Any]:
+    def inference_container(self, region: str, model_data_url: str, problem_type: str) -> dict[str, Any]:
         return {"Image": xgboost_image_uri(region), "ModelDataUrl": model_data_url}
 
 
