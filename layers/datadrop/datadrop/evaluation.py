@@ -107,7 +107,7 @@ def serving_containers(
     io = algorithm.response
 
     def stage(name: str, default_accept: str) -> dict[str, Any]:
-        environment = stage_environment(serving_bundle, name, algorithm.name, io.to_json(), default_accept)
+        environment = stage_environment(serving_bundle, name, algorithm.name, algorithm.stage_settings(), default_accept)
         return {
             "Image": sklearn_image_uri(region),
             "ModelDataUrl": serving_bundle,

@@ -73,8 +73,12 @@ class PreparedArtifacts(BaseModel):
     recipe: str
     serving_bundle: str = Field(description="sourcedir.tar.gz with the inference script and the recipe")
     profile: str = Field(description="S3 URI of the data-quality report (JSON, datadrop.quality.QualityReport)")
+    train_standardised: str | None = Field(
+        None, description="S3 prefix of the train channel with standardised features (only when an algorithm reads it)"
+    )
+    validation_standardised: str | None = Field(None, description="S3 prefix of the validation channel, standardised")
     train_recordio: str | None = Field(
-        None, description="S3 prefix of the train rows as RecordIO-protobuf (only when an algorithm reads nothing else)"
+        None, description="S3 prefix of the standardised train rows as RecordIO-protobuf (only when an algorithm reads it)"
     )
     validation_recordio: str | None = Field(None, description="S3 prefix of the validation rows as RecordIO-protobuf")
 

@@ -19,7 +19,7 @@ from aws_lambda_powertools import Logger
 # datadrop.dataprep (polars) waits for the first data, but the report's models, which every prepared
 # upload fills, load with the step (events.py imports only their short form, for the other steps).
 import datadrop.quality  # noqa: F401
-from datadrop import names, observability
+from datadrop import channels, names, observability
 from datadrop.config import ConfigError, DatasetConfig, parse_config, ready_to_parse, validate_dataset_name
 from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
 from datadrop.metrics import MetricError
@@ -194,10 +194,15 @@ def _prepare(
 
     locations = settings.locations(dataset, version)
     bucket = settings.artifact_bucket_name
-    recipe_json = json.dumps(prepared.recipe, indent=2, sort_keys=True).encode()
+    extra = channels.algorithm_channels(
+        (choice.name for choice in config.algorithm_choices()), locations, prepared.train_csv, prepared.validation_csv
+    )
+    recipe_json = json.dumps({**prepared.recipe, **extra.recipe}, indent=2, sort_keys=True).encode()
     services.objects.write(bucket, locations.key(locations.TRAIN), prepared.train_csv, "text/csv")
     services.objects.write(bucket, locations.key(locations.VALIDATION), prepared.validation_csv, "text/csv")
     services.objects.write(bucket, locations.key(locations.TEST_FEATURES), prepared.test_features_csv, "text/csv")
+    for key, (body, content_type) in extra.files.items():
+        services.objects.write(bucket, key, body, content_type)
     services.objects.write_json(bucket, locations.key(locations.TEST_LABELS), prepared.test_labels)
     services.objects.write(bucket, locations.key(locations.RECIPE), recipe_json, "application/json")
     report = prepared.report.model_copy(update={"dataset": dataset, "version": version})
@@ -220,6 +225,7 @@ def _prepare(
             recipe=locations.uri(locations.RECIPE),
             serving_bundle=locations.uri(locations.SERVING_BUNDLE),
             profile=locations.uri(locations.PROFILE),
+            **extra.artifacts,
         ),
         problem_type=problem_type,
         classes=classes,

@@ -183,6 +183,12 @@ class DatasetLocations:
 
     TRAIN = "train/train.csv"
     VALIDATION = "validation/validation.csv"
+    # The same rows with standardised features (k-NN, Factorization Machines: datadrop.channels), and
+    # those as RecordIO-protobuf, for the algorithms that read nothing else (Factorization Machines).
+    TRAIN_STANDARDISED = "train-standardised/train.csv"
+    VALIDATION_STANDARDISED = "validation-standardised/validation.csv"
+    TRAIN_RECORDIO = "train-recordio/train.rec"
+    VALIDATION_RECORDIO = "validation-recordio/validation.rec"
     TEST_FEATURES = "test/test.csv"
     TEST_LABELS = "test-labels/labels.json"
     RECIPE = "recipe.json"

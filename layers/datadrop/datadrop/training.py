@@ -33,16 +33,17 @@ class PlannedRun:
 
 def _channels(prepared: DatasetPrepared, algorithm: Algorithm) -> list[dict[str, Any]]:
     """The train and validation channels in the algorithm's format: datadrop's CSV (label first),
-    or the same rows as RecordIO-protobuf for the algorithms that read only that."""
+    standardised for the algorithms that need it, as RecordIO-protobuf for those that read only that
+    (datadrop.channels)."""
     artifacts = prepared.artifacts
     if algorithm.training_content_type == RECORDIO_PROTOBUF:
-        if not artifacts.train_recordio:
-            raise algorithms.AlgorithmError(
-                f"{algorithm.name} trains on RecordIO-protobuf, which this version's prepare did not write"
-            )
         uris = {"train": artifacts.train_recordio, "validation": artifacts.validation_recordio}
+    elif algorithm.standardise_features:
+        uris = {"train": artifacts.train_standardised, "validation": artifacts.validation_standardised}
     else:
         uris = {"train": artifacts.train, "validation": artifacts.validation}
+    if not uris["train"]:
+        raise algorithms.AlgorithmError(f"{algorithm.name}'s training channels were not written by this version's prepare")
     return [
         {
             "ChannelName": name,

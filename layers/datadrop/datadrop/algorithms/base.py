@@ -58,9 +58,6 @@ class ResponseFormat:
     probabilities_key: str | None = None
     prediction_key: str | None = None
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-
 
 @dataclass(frozen=True)
 class TrainingLaunch:
@@ -81,6 +78,9 @@ class Algorithm(ABC):
     # The channels its container takes of datadrop's splits: k-NN and Factorization Machines take no
     # validation channel (their docs list train and test; datadrop never trains with the test split).
     training_channels: ClassVar[tuple[str, ...]] = ("train", "validation")
+    # Distance- and plain-SGD-based algorithms read features standardised with the training split's
+    # mean and deviation (datadrop.channels), in training and in their pipeline's preprocessing stage.
+    standardise_features: ClassVar[bool] = False
     # "script": the algorithm's own container runs datadrop's inference script on raw rows (XGBoost).
     # "pipeline": an inference pipeline: datadrop's preprocessing → the algorithm's container → datadrop's postprocessing.
     serving: ClassVar[Literal["script", "pipeline"]] = "pipeline"
@@ -116,6 +116,14 @@ class Algorithm(ABC):
     @abstractmethod
     def inference_container(self, region: str, model_data_url: str, problem_type: str) -> dict[str, Any]:
         """The algorithm's own container in the model (Image, ModelDataUrl, Environment)."""
+
+    def stage_settings(self) -> str:
+        """What datadrop's pipeline stages need to know of the algorithm (DATADROP_ALGORITHM_IO):
+        its request and response format, and whether its features are standardised."""
+        if self.response is None:
+            raise AlgorithmError(f"{self.name} is not served by an inference pipeline")
+        settings = {**asdict(self.response), "standardise": self.standardise_features}
+        return json.dumps(settings, sort_keys=True, separators=(",", ":"))
 
     def plain_hyperparameters(self, request_hyperparameters: dict[str, str]) -> dict[str, str]:
         """The run's hyperparameters as a person wrote them, from what a job request carries

@@ -39,6 +39,7 @@ class FactorizationMachines(Algorithm):
     problem_types: ClassVar[frozenset[str]] = frozenset({"binary", "regression"})
     training_content_type: ClassVar[str] = RECORDIO_PROTOBUF
     training_channels: ClassVar[tuple[str, ...]] = ("train",)  # its docs list train and test only
+    standardise_features: ClassVar[bool] = True  # distances / SGD on raw magnitudes (datadrop.channels)
     serving = "pipeline"
     # The container does not take text/csv (fact-machines.md); datadrop's preprocessing sends JSON.
     response: ClassVar[ResponseFormat | None] = ResponseFormat(

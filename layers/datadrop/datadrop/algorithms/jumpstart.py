@@ -195,6 +195,11 @@ def jumpstart_bucket(region: str) -> str:
     return f"jumpstart-cache-prod-{region}"
 
 
+def is_jumpstart_content(uri: str) -> bool:
+    """An object in one of JumpStart's regional content buckets."""
+    return uri.startswith("s3://jumpstart-cache-prod-")
+
+
 def jumpstart_uri(region: str, key: str) -> str:
     return f"s3://{jumpstart_bucket(region)}/{key}"
 

@@ -43,6 +43,7 @@ class KNN(Algorithm):
     )
     local_twin: ClassVar[str] = "knn"
     training_channels: ClassVar[tuple[str, ...]] = ("train",)  # its docs list train and test only
+    standardise_features: ClassVar[bool] = True  # distances / SGD on raw magnitudes (datadrop.channels)
 
     def default_hyperparameters(self, problem_type: str) -> dict[str, str]:
         self.check_problem_type(problem_type)

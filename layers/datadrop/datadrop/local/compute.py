@@ -49,6 +49,7 @@ from moto.core.botocore_stubber import MockRawResponse
 
 from datadrop import algorithms
 from datadrop.algorithms import ALGORITHM_TAG
+from datadrop.algorithms.jumpstart import is_jumpstart_content
 from datadrop.compute import CapacityError, SageMakerCompute
 from datadrop.local import ports, runner
 from datadrop.local.endpoint import LocalEndpoint
@@ -357,7 +358,13 @@ class LocalCompute(SageMakerCompute):
         channels: dict[str, Path] = {}
         for channel in request["InputDataConfig"]:
             channel_dir = root / "input" / "data" / channel["ChannelName"]
-            self._download_prefix(channel["DataSource"]["S3DataSource"]["S3Uri"], channel_dir)
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            if is_jumpstart_content(uri):
+                # AWS's public JumpStart bucket (the training script, the pretrained model) is not in the
+                # local stack; the twin is the script, and needs neither.
+                channel_dir.mkdir(parents=True, exist_ok=True)
+            else:
+                self._download_prefix(uri, channel_dir)
             channels[channel["ChannelName"]] = channel_dir
         model_dir = root / "model"
         model_dir.mkdir(parents=True, exist_ok=True)

@@ -348,6 +348,13 @@ class StageModel:
         self.stage = stage
         self.recipe = recipe
         self.io = dict(algorithm_io)
+        self.shift = self.scale = None  # type: Optional[np.ndarray]
+        if self.io.get("standardise"):
+            scaling = recipe.recipe.get("standardise")
+            if not isinstance(scaling, dict) or len(scaling.get("mean", [])) != len(recipe.features):
+                raise RuntimeError("the algorithm reads standardised features, but the recipe has no standardise for them")
+            self.shift = np.asarray(scaling["mean"], dtype=np.float64)
+            self.scale = np.asarray(scaling["scale"], dtype=np.float64)
 
 
 class Answer:
@@ -637,6 +644,8 @@ def output_fn(prediction: Any, accept: Optional[str]) -> Tuple[str, str]:
     recipe = _ACTIVE["recipe"] if _ACTIVE["recipe"] is not None else _active_recipe()
     staged = _ACTIVE["stage"]
     if staged is not None and staged.stage == PREPROCESS:
+        if staged.shift is not None and staged.scale is not None:  # as datadrop.channels standardised the training rows
+            prediction = (np.asarray(prediction, dtype=np.float64) - staged.shift) / staged.scale
         return _write_features(prediction, staged.io["request_content_type"])
     classes = recipe.classes
     media = _choose_accept(accept)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from datadrop.local.twins.base import ClientError, channel_files, read_csv_channel
+from datadrop.local.twins.base import ClientError, channel_files, read_csv_channel, script_mode_hyperparameters
 
 Kind = Literal["binary", "multiclass", "regression"]
 
@@ -39,7 +39,7 @@ VERBOSE = ";verbose"
 
 def data_channels(channels: dict[str, Path]) -> tuple[Path, Path | None, Path | None]:
     """(train, validation or None, the directory that may hold categorical_index.json or None)."""
-    unknown = set(channels) - {"training", "train", "validation", "model"}
+    unknown = set(channels) - {"training", "train", "validation", "model", "code"}  # code: the script (the twin is it)
     if unknown:
         raise ClientError(f"Unsupported channel(s) {sorted(unknown)}; expected training (or train and validation) and model")
     if "training" in channels:
@@ -67,11 +67,23 @@ def read_table(path: Path, channel: str) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
+# What datadrop's declarations (datadrop.algorithms.autogluon / tabtransformer) say: TabTransformer's
+# `problem_type`, AutoGluon's regression `eval_metric`s.
+REGRESSION_METRICS = {
+    name: "regression"
+    for name in ("root_mean_squared_error", "mean_squared_error", "mean_absolute_error", "median_absolute_error", "r2")
+}
+
+
 def problem_kind(hyperparameters: dict[str, str], y: np.ndarray) -> Kind:
     """Classification or regression, as the JumpStart model id decides (``...-classification-...`` or
     ``...-regression-...``, visible in the script-mode ``sagemaker_submit_directory``/``sagemaker_program``);
     binary or multiclass as the containers decide, from the number of distinct labels. Without a model id
     in the request, integral labels mean classification."""
+    decoded = script_mode_hyperparameters(hyperparameters)
+    declared = str(decoded.get("problem_type", "")) or REGRESSION_METRICS.get(str(decoded.get("eval_metric", "")), "")
+    if declared == "regression":
+        return "regression"
     source = " ".join(str(hyperparameters.get(k, "")) for k in ("sagemaker_submit_directory", "sagemaker_program")).lower()
     if "regression" in source:
         return "regression"

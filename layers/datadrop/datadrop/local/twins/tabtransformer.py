@@ -85,7 +85,8 @@ METRIC_NAMES: dict[str, str] = {"regression": "r2", "binary": "f1_score", "multi
 
 def _settings(hyperparameters: dict[str, str]) -> dict[str, Any]:
     hp = script_mode_hyperparameters(hyperparameters)
-    unknown = sorted(set(hp) - set(DEFAULTS))
+    # problem_type: datadrop's declaration names it (JumpStart has one model per problem type instead).
+    unknown = sorted(set(hp) - set(DEFAULTS) - {"problem_type"})
     if unknown:
         raise ClientError(f"Unknown hyperparameter(s) {unknown}; TabTransformer takes {sorted(DEFAULTS)}")
     merged = {**DEFAULTS, **hp}
