@@ -191,6 +191,7 @@ class ClassificationScorer:
         self.labels = list(self.classes)  # the dataset's classes, then any other label seen
         self.confusion: list[list[int]] = [[0] * len(self.labels) for _ in self.labels]
         self.rows = 0
+        self.labels_only = 0  # rows answered with a label and no probabilities (k-NN gives none)
         self.losses = array("d")  # per row, summed exactly (math.fsum) at the end
         # ROC AUC: binary, the second class's probability; multiclass, each class's (one-vs-rest).
         self.scored = self.classes[1:2] if len(self.classes) == 2 else list(self.classes)
@@ -210,12 +211,15 @@ class ClassificationScorer:
     def add(self, truth: Any, prediction: Any) -> None:
         try:
             guess = str(prediction["label"])
-            probabilities = prediction.get("probabilities") or {}
+            probabilities = prediction.get("probabilities")
         except (KeyError, TypeError, AttributeError) as error:
             raise ScoringError(f"a classification prediction must be {{'label', 'probabilities'}}: {error!r}") from error
         actual = str(truth)
         self.confusion[self._position(actual)][self._position(guess)] += 1
         self.rows += 1
+        if probabilities is None:
+            self.labels_only += 1
+            return
         probability = min(max(float(probabilities.get(actual, 0.0)), EPS), 1.0 - EPS)
         self.losses.append(-math.log(probability))
         positives, negatives = self.positives, self.negatives
@@ -253,10 +257,15 @@ class ClassificationScorer:
             auc = aucs.get(self.classes[1])
         else:
             auc = sum(aucs.values()) / len(aucs) if aucs else None
-        if auc is None:
+        if self.labels_only:
+            why = f"{self.labels_only} of {rows} test rows were answered with a label and no class probabilities"
+            auc = None
+            undefined = {key: value for key, value in undefined.items() if not key.startswith("roc_auc")}
+            undefined["roc_auc"] = undefined["log_loss"] = why
+        elif auc is None:
             undefined["roc_auc"] = "every test row has the same class: ROC AUC needs rows of two classes"
         accuracy = sum(confusion[position][position] for position in range(size)) / rows
-        loss = math.fsum(self.losses) / rows
+        loss: float | None = None if self.labels_only else math.fsum(self.losses) / rows
         loss_squares = math.fsum(value * value for value in self.losses)
         self.losses = array("d")
         return {
@@ -275,7 +284,7 @@ class ClassificationScorer:
             },
             "standard_errors": {
                 "accuracy": math.sqrt(accuracy * (1 - accuracy) / rows),
-                "log_loss": _standard_error(loss_squares, loss, rows),
+                "log_loss": None if loss is None else _standard_error(loss_squares, loss, rows),
             },
             "undefined": undefined,
         }
