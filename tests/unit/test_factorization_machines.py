@@ -51,7 +51,9 @@ def test_declarations() -> None:
         "TrainingImage": "382416733822.dkr.ecr.us-east-1.amazonaws.com/factorization-machines:1",
         "TrainingInputMode": "File",
     }
-    assert FM.inference_container("eu-west-1", "s3://b/m.tar.gz", "binary")["Image"].endswith(".amazonaws.com/factorization-machines:1")
+    assert FM.inference_container("eu-west-1", "s3://b/m.tar.gz", "binary")["Image"].endswith(
+        ".amazonaws.com/factorization-machines:1"
+    )
     assert set(FM.default_hyperparameters("binary")) >= {"num_factors", "epochs", "mini_batch_size"}
     assert FM.derived_hyperparameters(DataFacts("binary", 2, 7, 100)) == {
         "feature_dim": "7",

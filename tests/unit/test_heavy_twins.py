@@ -108,7 +108,8 @@ TT_FAST = {"n_epochs": "20", "batch_size": "64", "input_dim": '"16"', "n_blocks"
 
 
 @pytest.mark.parametrize(
-    ("kind", "metric", "floor"), [("binary", "f1_score", 0.9), ("multiclass", "accuracy_score", 0.85), ("regression", "r2", 0.95)]
+    ("kind", "metric", "floor"),
+    [("binary", "validation:f1", 0.9), ("multiclass", "validation:accuracy", 0.85), ("regression", "validation:r2", 0.95)],
 )
 def test_tabtransformer_trains_and_answers_like_jumpstart(
     tabtransformer: Any, tmp_path: Path, kind: str, metric: str, floor: float

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the whole flow locally on one CSV file",
         description="Upload PATH to a local datadrop (moto-backed S3, EventBridge, DynamoDB, SageMaker control plane), "
-        "then prepare, train (XGBoost, inside a SageMaker Experiment run), evaluate on held-out rows and, "
+        "then prepare, train (XGBoost, or the algorithms the config names, each run inside a SageMaker Experiment run), evaluate on held-out rows and, "
         "if the held-out metric (accuracy, or r2 for a regression target) passes the threshold, deploy to a local "
         "HTTP endpoint.",
         epilog="exit status: 0 when the flow ran (deployed, or rejected by the threshold); "
@@ -1253,6 +1253,7 @@ def summarise(stack: Any, dataset: str) -> dict[str, Any]:
                 "run_index": run.run_index,
                 "run_name": run.run_name,
                 "training_job": run.training_job,
+                "algorithm": run.algorithm,
                 "status": run.status.value,
                 "hyperparameters": run.hyperparameters,
                 "training_metrics": run.training_metrics,
@@ -1318,7 +1319,7 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
             file=out,
         )
     for run in summary["runs"]:
-        print(f"run {run['run_index']} ({run['training_job']}): {run['status']}", file=out)
+        print(f"run {run['run_index']} {run.get('algorithm', 'xgboost')} ({run['training_job']}): {run['status']}", file=out)
         print("  hyperparameters: " + ", ".join(f"{k}={v}" for k, v in sorted(run["hyperparameters"].items())), file=out)
         if run["training_metrics"]:
             print("  training: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(run["training_metrics"].items())), file=out)

@@ -37,15 +37,28 @@ class Leaderboard:
 
     @property
     def varied(self) -> list[str]:
-        """The hyperparameters whose value differs between runs."""
+        """The hyperparameters whose value differs between runs of one algorithm (different
+        algorithms have different hyperparameters: the algorithm column tells those apart)."""
         names = sorted({name for run in self.runs for name in run["hyperparameters"]})
-        return [name for name in names if len({run["hyperparameters"].get(name) for run in self.runs}) > 1]
+        by_algorithm: dict[str, list[dict[str, Any]]] = {}
+        for run in self.runs:
+            by_algorithm.setdefault(run.get("algorithm", "xgboost"), []).append(run)
+        return [
+            name
+            for name in names
+            if any(len({run["hyperparameters"].get(name) for run in runs}) > 1 for runs in by_algorithm.values())
+        ]
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per run: index, status, the varied hyperparameters, the metrics, best or not."""
         rows = []
         for run in self.runs:
-            row: dict[str, Any] = {"run": run["run_index"], "status": run["status"], "best": run["run_index"] == self.best_run}
+            row: dict[str, Any] = {
+                "run": run["run_index"],
+                "algorithm": run.get("algorithm", "xgboost"),
+                "status": run["status"],
+                "best": run["run_index"] == self.best_run,
+            }
             row.update({name: run["hyperparameters"].get(name, "") for name in self.varied})
             row.update({f"train {name}": value for name, value in sorted(run.get("training_metrics", {}).items())})
             row.update({f"test {name}": value for name, value in sorted(run.get("metrics", {}).items())})

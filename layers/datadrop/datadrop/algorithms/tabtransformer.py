@@ -47,10 +47,11 @@ class TabTransformer(JumpStartAlgorithm):
 
     def default_hyperparameters(self, problem_type: str) -> dict[str, str]:
         return {
-            "n_epochs": "5",
+            # datadrop's defaults, not JumpStart's (5 epochs of 256 rows): a few hundred rows need more passes.
+            "n_epochs": "40",
             "patience": "10",
             "learning_rate": "0.001",
-            "batch_size": "256",
+            "batch_size": "32",
             "input_dim": "32",
             "n_blocks": "4",
             "attn_dropout": "0.2",

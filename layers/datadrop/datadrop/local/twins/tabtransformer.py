@@ -80,7 +80,9 @@ DEFAULTS: dict[str, Any] = {
     "mlp_dropout": 0.1,
     "frac_shared_embed": 0.25,
 }
-METRIC_NAMES: dict[str, str] = {"regression": "r2", "binary": "f1_score", "multiclass": "accuracy_score"}
+# The log line the container writes (tabtransformer-tuning.md: metrics={'f1': ...}), and the name
+# datadrop's MetricDefinitions give it (datadrop.algorithms.tabtransformer): validation:<metric>.
+METRIC_NAMES: dict[str, str] = {"regression": "r2", "binary": "f1", "multiclass": "accuracy"}
 
 
 def _settings(hyperparameters: dict[str, str]) -> dict[str, Any]:
@@ -326,7 +328,8 @@ def train(channels: dict[str, Path], hyperparameters: dict[str, str], model_dir:
     torch.save(network.state_dict(), model_dir / MODEL_FILE)
     (model_dir / META_FILE).write_text(json.dumps(meta))
     score = _score(kind, y_val, _predict(network, meta, pre, x_val))
-    return [{"MetricName": METRIC_NAMES[kind], "Value": float(score)}]
+    print(f"metrics={{'{METRIC_NAMES[kind]}': {float(score)}}}", flush=True)  # what the MetricDefinitions' regex reads
+    return [{"MetricName": f"validation:{METRIC_NAMES[kind]}", "Value": float(score)}]
 
 
 def load(model_dir: Path) -> Any:
