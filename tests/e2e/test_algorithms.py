@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from datadrop import algorithms
+from datadrop import algorithms, leaderboard
 from datadrop.local.endpoint import LocalEndpoint
 from datadrop.local.runtime import LocalStack
 from moto import mock_aws
@@ -126,3 +126,37 @@ def run_model(stack: LocalStack, dataset: str, version: str, run_index: int) -> 
         if {"Key": "datadrop:version", "Value": version} in request["Tags"] and name.endswith(f"-r{run_index:02d}")
     ]
     return model
+
+
+def test_the_four_algorithm_example_compares_them_on_one_split_and_runs_names_each_algorithm(stack: LocalStack) -> None:
+    """examples/penguins/four-algorithms.yaml: xgboost, a two-run LightGBM grid, linear-learner and
+    knn in one run group; `datadrop runs` (leaderboard.as_table) has an algorithm column."""
+    stack.put_config("penguins-four", (EXAMPLE / "four-algorithms.yaml").read_text())
+    stack.upload(EXAMPLE / "penguins.csv", "penguins-four")
+    stack.drain()
+    (started,) = stack.events_of("TrainingStarted")
+    assert [run["algorithm"] for run in started["runs"]] == ["xgboost", "lightgbm", "lightgbm", "linear-learner", "knn"]
+    assert {run["hyperparameters"].get("num_leaves") for run in started["runs"] if run["algorithm"] == "lightgbm"} == {"15", "31"}
+    evaluated = stack.events_of("RunEvaluated")
+    assert len(evaluated) == 5
+    (prepared,) = stack.events_of("DatasetPrepared")
+    (version,) = stack.services.state.list_versions("penguins-four")
+    reports = [
+        json.loads(stack.services.objects.read_uri(run.report or ""))
+        for run in stack.services.state.list_runs("penguins-four", version.version)
+    ]
+    assert {(report["dataset"]["item_count"], report["datadrop"]["test"]) for report in reports} == {
+        (prepared["rows"]["test"], prepared["artifacts"]["test"])
+    }
+    (decision,) = stack.events_of("ModelApproved")
+    best = max(evaluated, key=lambda event: (event["run"]["metrics"]["accuracy"], -event["run"]["run_index"]))
+    assert decision["best_run"]["run_index"] == best["run"]["run_index"]
+    assert decision["best_run"]["algorithm"] == best["run"]["algorithm"]
+    (deployed,) = stack.events_of("ModelDeployed")
+    assert deployed["version"] == decision["version"]
+
+    table = leaderboard.as_table(leaderboard.load(stack.services.state, "penguins-four"))
+    header, *rows = table.splitlines()[1:]
+    assert header.split()[:3] == ["run", "algorithm", "status"]
+    assert sorted(row.split()[1] for row in rows) == ["knn", "lightgbm", "lightgbm", "linear-learner", "xgboost"]
+    assert "num_leaves" in header  # varied within LightGBM's runs
