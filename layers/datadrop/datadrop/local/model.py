@@ -104,7 +104,8 @@ class TwinModel:
         from datadrop.local import twins  # the twins' libraries load only when a pipeline is served
 
         self.twin = twins.module(stage.algorithm)
-        self.model = self.twin.load(stage.model_dir)
+        with twins.needs_extra(stage.algorithm):
+            self.model = self.twin.load(stage.model_dir)
 
     def answer(self, body: bytes | str, content_type: str | None, accept: str) -> tuple[bytes, str]:
         payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)

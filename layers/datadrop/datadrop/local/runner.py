@@ -28,9 +28,12 @@ def train_in_process(
     """The training container's work, here or in a worker process (`LocalCompute.step`): the
     algorithm's final metrics, or why it failed (bad data or hyperparameters, as SageMaker says)."""
     try:
-        return twins.trainer(algorithm)(channels, hyperparameters, model_dir), None
+        with twins.needs_extra(algorithm):
+            return twins.trainer(algorithm)(channels, hyperparameters, model_dir), None
     except TrainingFailed as error:
         return [], str(error)
+    except twins.MissingExtra as error:  # this machine lacks the twin's library: the job fails saying which extra
+        return [], f"AlgorithmError: {error}"
 
 
 def transform_in_process(model: ModelFiles, files: list[tuple[Path, Path]], content_type: str, accept: str) -> str | None:
