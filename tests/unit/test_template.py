@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml
+from datadrop import algorithms as algorithm_registry
 from datadrop import names, state
+from datadrop.algorithms import DataFacts, UnsupportedRegion, jumpstart
 from datadrop.algorithms import images as algorithms
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -219,13 +221,25 @@ def _subs(node: Any) -> list[str]:
     return []
 
 
+def _branches(node: Any) -> list[Any]:
+    """A list whose items may be !If: every item either branch may give (none for AWS::NoValue)."""
+    found = []
+    for item in _as_list(node):
+        if isinstance(item, dict) and set(item) == {"Fn::If"}:
+            found.extend(_branches(item["Fn::If"][1:]))
+        elif item != {"Ref": "AWS::NoValue"}:
+            found.append(item)
+    return found
+
+
 def _role_statements(resources: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    """The inline statements of a function or of the SageMaker execution role."""
+    """The inline statements of a function or of the SageMaker execution role (a statement under
+    !If counts: it exists in some region)."""
     if resources[name]["Type"] == "AWS::IAM::Role":
         return [
             statement
             for policy in resources[name]["Properties"]["Policies"]
-            for statement in _statements(policy["PolicyDocument"])
+            for statement in _branches(_statements(policy["PolicyDocument"]))
         ]
     return _inline_statements(resources[name])
 
@@ -237,7 +251,7 @@ def _grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
         for statement in statements
         if statement["Effect"] == "Allow"
         for action in _as_list(statement["Action"])
-        for resource in _as_list(statement["Resource"])
+        for resource in _branches(statement["Resource"])
     }
 
 
@@ -956,7 +970,12 @@ def test_sagemaker_execution_role_reaches_only_the_dataset_artifacts(resources):
     assert not [grant for grant in s3 if "DataBucket" in grant[1]], (
         "SageMaker reads only what prepare copied to the artifact bucket"
     )
-    assert {resource for _, resource in s3} <= {"${ArtifactBucket.Arn}"} | {
+    # Besides the artifacts: JumpStart's public content, read only (the JumpStart test says which keys).
+    jumpstart_content = {
+        grant for grant in s3 if grant[1].startswith("arn:${AWS::Partition}:s3:::jumpstart-cache-prod-${AWS::Region}")
+    }
+    assert {action for action, _ in jumpstart_content} == JUMPSTART_READ_ACTIONS
+    assert {resource for _, resource in s3 - jumpstart_content} <= {"${ArtifactBucket.Arn}"} | {
         resource for _, resource in s3 if resource.startswith("${ArtifactBucket.Arn}/${ArtifactPrefix}/")
     }
     for key in [*PREPARED_KEYS, MODEL_KEY]:
@@ -967,19 +986,289 @@ def test_sagemaker_execution_role_reaches_only_the_dataset_artifacts(resources):
         assert not _allowed(statements, "s3:PutObject", _artifact_key(key)), key
 
 
-def test_sagemaker_execution_role_pulls_only_the_xgboost_image(template, resources):
-    statements = _role_statements(resources, "SageMakerExecutionRole")
-    (pull,) = [statement for statement in statements if "ecr:BatchGetImage" in _as_list(statement["Action"])]
-    text, variables = pull["Resource"]["Fn::Sub"]
-    assert text == f"arn:${{AWS::Partition}}:ecr:${{AWS::Region}}:${{Registry}}:repository/{algorithms.XGBOOST_REPOSITORY}"
-    assert variables == {"Registry": {"Fn::FindInMap": ["XGBoostImageRegistry", {"Ref": "AWS::Region"}, "Account"]}}
-    registry = {region: row["Account"] for region, row in template["Mappings"]["XGBoostImageRegistry"].items()}
-    assert registry == algorithms.XGBOOST_REGISTRIES
+# ----------------------------------------------------------------------------- the SageMaker role's images and JumpStart channels
+
+PLACEHOLDER_ACCOUNT = "none"  # a mapping's cell where its table has no account for the region
+DEPLOYABLE_REGIONS = sorted(algorithms.XGBOOST_REGISTRIES)  # elsewhere the XGBoost lookup fails the deployment, by design
+TABLE_REGIONS = sorted(
+    set(algorithms.XGBOOST_REGISTRIES)
+    | set(algorithms.FIRST_PARTY_REGISTRIES)
+    | set(algorithms.SKLEARN_REGISTRIES)
+    | set(jumpstart.DLC_REGISTRIES)
+)
+ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+JUMPSTART_READ_ACTIONS = {"s3:GetObject", "s3:ListBucket"}
+_PARTITION_BY_REGION_PREFIX = (
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("us-iso-", "aws-iso"),
+)
+SAMPLE_FACTS = {
+    "binary": DataFacts("binary", 2, 4, 200),
+    "multiclass": DataFacts("multiclass", 3, 4, 200),
+    "regression": DataFacts("regression", 0, 4, 200),
+}
+
+
+def _partition(region: str) -> str:
+    return next((partition for prefix, partition in _PARTITION_BY_REGION_PREFIX if region.startswith(prefix)), "aws")
+
+
+def _column(repository: str) -> str:
+    """A deep learning container's column in DeepLearningContainerRegistry: "pytorch-training" -> "PytorchTraining"."""
+    return "".join(part.capitalize() for part in repository.split("-"))
+
+
+def _deep_learning_container_use() -> dict[str, set[str]]:
+    """Repository -> the regions where a JumpStart algorithm that runs it is available."""
+    use: dict[str, set[str]] = {}
+    for name in algorithm_registry.names():
+        algorithm = algorithm_registry.get(name)
+        if not isinstance(algorithm, jumpstart.JumpStartAlgorithm):
+            continue
+        for model in (algorithm.classification, algorithm.regression):
+            if model is None:
+                continue
+            for image in (model.training_image, model.inference_image):
+                use.setdefault(image.repository, set()).update(algorithm.supported_regions(model))
+    return use
+
+
+def _expected_image_mappings() -> dict[str, dict[str, dict[str, str]]]:
+    """template.yaml's image Mappings, generated from datadrop's registry tables. XGBoost's is its table:
+    a region without XGBoost cannot deploy. Every other has a key for each XGBoost region too, "none"
+    where its table has no account, so those regions deploy."""
+
+    def with_placeholders(table: dict[str, str]) -> dict[str, dict[str, str]]:
+        return {
+            region: {"Account": table.get(region, PLACEHOLDER_ACCOUNT)} for region in sorted(set(DEPLOYABLE_REGIONS) | set(table))
+        }
+
+    use = _deep_learning_container_use()
+    return {
+        "XGBoostImageRegistry": {region: {"Account": account} for region, account in algorithms.XGBOOST_REGISTRIES.items()},
+        "FirstPartyImageRegistry": with_placeholders(algorithms.FIRST_PARTY_REGISTRIES),
+        "ScikitLearnImageRegistry": with_placeholders(algorithms.SKLEARN_REGISTRIES),
+        "DeepLearningContainerRegistry": {
+            region: {
+                _column(repository): jumpstart.DLC_REGISTRIES[region] if region in regions else PLACEHOLDER_ACCOUNT
+                for repository, regions in sorted(use.items())
+            }
+            for region in sorted(set(DEPLOYABLE_REGIONS) | set().union(*use.values()))
+        },
+    }
+
+
+def _mappings_yaml(mappings: dict[str, dict[str, dict[str, str]]]) -> str:
+    """The Mappings as template.yaml spells them, to paste when a table changes."""
+    lines = []
+    for name, rows in mappings.items():
+        lines.append(f"  {name}:")
+        lines += [
+            f"    {region}: {{{', '.join(f'{key}: {json.dumps(value)}' for key, value in row.items())}}}"
+            for region, row in rows.items()
+        ]
+    return "\n".join(lines)
+
+
+_NO_VALUE = object()
+
+
+def _in_region(template: dict[str, Any], region: str) -> Any:
+    """A function that evaluates a template node as CloudFormation does in this region: Fn::FindInMap
+    (a missing key raises KeyError, as it fails a deployment), Fn::If on the template's Conditions,
+    the pseudo parameters AWS::Region and AWS::Partition, Fn::Sub's variables. Any other name
+    (${ArtifactBucket.Arn}, ${NamePrefix}) stays as the text the other tests read."""
+    pseudo = {"AWS::Region": region, "AWS::Partition": _partition(region)}
+
+    def condition(name: str) -> bool:
+        return bool(evaluate(template["Conditions"][name]))
+
+    def evaluate(node: Any) -> Any:
+        if isinstance(node, list):
+            return [value for value in (evaluate(item) for item in node) if value is not _NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        (function, argument), *rest = node.items()
+        if rest:
+            return {
+                key: value for key, value in ((key, evaluate(value)) for key, value in node.items()) if value is not _NO_VALUE
+            }
+        if function == "Ref":
+            return _NO_VALUE if argument == "AWS::NoValue" else pseudo.get(argument, "${" + argument + "}")
+        if function == "Fn::GetAtt":
+            return "${" + ".".join(argument) + "}"
+        if function == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], evaluate(argument[1]))
+            values = {**pseudo, **variables}
+            return re.sub(r"\$\{([^}!]+)\}", lambda match: values.get(match.group(1), match.group(0)), text)
+        if function == "Fn::FindInMap":
+            mapping, key, attribute = evaluate(argument)
+            return template["Mappings"][mapping][key][attribute]
+        if function == "Fn::If":
+            name, when_true, when_false = argument
+            return evaluate(when_true if condition(name) else when_false)
+        if function == "Fn::Equals":
+            left, right = evaluate(argument)
+            return left == right
+        if function == "Fn::Not":
+            return not evaluate(argument[0])
+        if function == "Fn::And":
+            return all(evaluate(argument))
+        if function == "Fn::Or":
+            return any(evaluate(argument))
+        if function == "Condition":
+            return condition(argument)
+        return {function: evaluate(argument)}
+
+    return evaluate
+
+
+def _deployed_role_statements(template: dict[str, Any], region: str) -> list[dict[str, Any]]:
+    """The SageMaker execution role's statements as IAM gets them in a stack of this region."""
+    evaluate = _in_region(template, region)
+    return [
+        statement
+        for policy in template["Resources"]["SageMakerExecutionRole"]["Properties"]["Policies"]
+        for statement in _statements(evaluate(policy["PolicyDocument"]))
+    ]
+
+
+@pytest.fixture(scope="module")
+def deployed_role(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {region: _deployed_role_statements(template, region) for region in DEPLOYABLE_REGIONS}
+
+
+def _what_sagemaker_fetches(name: str, region: str) -> tuple[set[str], set[str]]:
+    """(image URIs, S3 URIs outside the artifact bucket) that SageMaker fetches with the execution role
+    for the algorithm's training jobs and models in this region, over every problem type it takes:
+    its training image, its own container in the model, the scikit-learn stages of a pipeline, the
+    JumpStart channels and inference script. Nothing where the algorithm is not available."""
+    algorithm = algorithm_registry.get(name)
+    images: set[str] = set()
+    objects: set[str] = set()
+    for problem_type in sorted(algorithm.problem_types):
+        hyperparameters = {
+            **algorithm.default_hyperparameters(problem_type),
+            **algorithm.derived_hyperparameters(SAMPLE_FACTS[problem_type]),
+        }
+        try:
+            launch = algorithm.training(region, hyperparameters)
+            container = algorithm.inference_container(region, "s3://artifacts/model.tar.gz", problem_type)
+        except UnsupportedRegion:
+            continue
+        images |= {launch.algorithm_specification["TrainingImage"], container["Image"]}
+        if algorithm.serving == "pipeline":
+            images.add(algorithms.sklearn_image_uri(region))
+        objects |= {channel["DataSource"]["S3DataSource"]["S3Uri"] for channel in launch.extra_channels}
+        submit_directory = container.get("Environment", {}).get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+        if submit_directory.startswith("s3://"):
+            objects.add(submit_directory)
+    return images, objects
+
+
+def _repository_arn(image_uri: str, region: str) -> str:
+    """<account>.dkr.ecr.<region>.<suffix>/<repository>:<tag> -> the repository's ARN."""
+    registry, _, repository_and_tag = image_uri.partition("/")
+    repository = repository_and_tag.rsplit(":", 1)[0]
+    return f"arn:{_partition(region)}:ecr:{region}:{registry.split('.')[0]}:repository/{repository}"
+
+
+def _bucket_and_key(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def test_image_mappings_are_the_python_registry_tables(template):
+    expected = _expected_image_mappings()
+    assert template["Mappings"] == expected, "template.yaml's Mappings should be:\n" + _mappings_yaml(expected)
+
+
+def test_the_stack_deploys_where_xgboost_runs_and_fails_elsewhere(template, deployed_role):
+    assert set(deployed_role) == set(algorithms.XGBOOST_REGISTRIES)
+    for statements in deployed_role.values():  # the "none" of a mapping never reaches IAM
+        assert not [arn for _, arn in _grants(statements) if f":{PLACEHOLDER_ACCOUNT}:" in arn]
+    for region in sorted(set(TABLE_REGIONS) - set(DEPLOYABLE_REGIONS)):
+        with pytest.raises(KeyError):
+            _deployed_role_statements(template, region)
+
+
+@pytest.mark.parametrize("name", algorithm_registry.names())
+def test_sagemaker_execution_role_pulls_every_image_of_the_algorithm_where_it_runs(deployed_role, name):
+    runs_in = []
+    for region in DEPLOYABLE_REGIONS:
+        images, _ = _what_sagemaker_fetches(name, region)
+        for image in images:
+            for action in ECR_PULL_ACTIONS:
+                assert _allowed(deployed_role[region], action, _repository_arn(image, region)), (region, action, image)
+        if images:
+            runs_in.append(region)
+    assert len(runs_in) >= 20, f"{name} runs in too few regions for this test to mean something: {runs_in}"
+
+
+def test_sagemaker_execution_role_pulls_nothing_else(resources, deployed_role):
+    for region, statements in deployed_role.items():
+        used = {
+            _repository_arn(image, region)
+            for name in algorithm_registry.names()
+            for image in _what_sagemaker_fetches(name, region)[0]
+        }
+        for action in ECR_PULL_ACTIONS:
+            assert {arn for granted, arn in _grants(statements) if granted == action} == used, (region, action)
+        assert {action for action, _ in _grants(statements) if action.startswith("ecr:")} == {
+            *ECR_PULL_ACTIONS,
+            "ecr:GetAuthorizationToken",
+        }
     # The only grants on every resource are actions that have no resource type.
+    statements = _role_statements(resources, "SageMakerExecutionRole")
     unscoped = {action for action, resource in _grants(statements) if resource == "*"}
     assert unscoped == {"cloudwatch:PutMetricData", "ecr:GetAuthorizationToken"}
     (metrics,) = [statement for statement in statements if _as_list(statement["Action"]) == ["cloudwatch:PutMetricData"]]
     assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
+
+
+def test_sagemaker_execution_role_reads_exactly_the_jumpstart_channels(deployed_role):
+    """JumpStart's channels and inference scripts (jumpstart.py URIs) are readable, as an S3Prefix
+    channel needs (ListBucket with that prefix, GetObject); nothing else in JumpStart's buckets is,
+    and nothing there is writable."""
+    readable_somewhere = 0
+    for region, statements in deployed_role.items():
+        partition = _partition(region)
+        objects = {uri for name in algorithm_registry.names() for uri in _what_sagemaker_fetches(name, region)[1]}
+        assert all(jumpstart.is_jumpstart_content(uri) for uri in objects), objects
+        buckets = {_bucket_and_key(uri)[0] for uri in objects}
+        assert buckets <= {f"jumpstart-cache-prod-{region}"}
+        bucket_arn = f"arn:{partition}:s3:::jumpstart-cache-prod-{region}"
+        keys = {_bucket_and_key(uri)[1] for uri in objects}
+        for key in keys:
+            assert _allowed(statements, "s3:GetObject", f"{bucket_arn}/{key}"), (region, key)
+            assert _allowed(statements, "s3:ListBucket", bucket_arn), region
+        # Exactly: GetObject on those keys only, ListBucket only with those prefixes, nothing more.
+        on_jumpstart = [
+            statement
+            for statement in statements
+            if any(
+                fnmatch.fnmatchcase(resource, "arn:*:s3:::jumpstart-cache-prod-*") for resource in _as_list(statement["Resource"])
+            )
+        ]
+        assert {action for statement in on_jumpstart for action in _as_list(statement["Action"])} <= JUMPSTART_READ_ACTIONS
+        assert {(action, arn) for action, arn in _grants(on_jumpstart) if action == "s3:GetObject"} == {
+            ("s3:GetObject", f"{bucket_arn}/{key}") for key in keys
+        }, region
+        listed = [statement for statement in on_jumpstart if "s3:ListBucket" in _as_list(statement["Action"])]
+        assert all(_as_list(statement["Resource"]) == [bucket_arn] for statement in listed), region
+        prefixes = {prefix for statement in listed for prefix in statement["Condition"]["StringEquals"]["s3:prefix"]}
+        assert all(set(statement["Condition"]) == {"StringEquals"} for statement in listed)
+        assert prefixes == keys, region
+        other_key = "some-other-model/model.tar.gz"
+        assert not _allowed(statements, "s3:GetObject", f"{bucket_arn}/{other_key}")
+        for action in sorted(S3_WRITE_ACTIONS | {"s3:AbortMultipartUpload", "s3:PutObjectTagging"}):
+            for key in sorted(keys | {other_key}):
+                assert not _allowed(statements, action, f"{bucket_arn}/{key}"), (region, action, key)
+        readable_somewhere += bool(keys)
+    assert readable_somewhere >= 20
 
 
 # ----------------------------------------------------------------------------- operations
