@@ -47,10 +47,12 @@ def test_runs_shows_one_row_per_run_best_first_with_only_the_varied_hyperparamet
     assert cli.main(["runs", "penguins", "--stack", STACK, "--region", "us-east-1"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0] == f"penguins version {VERSION}: APPROVED, 3 run(s), ranked by held-out accuracy (threshold 0.9000)"
-    assert table[1].split() == ["run", "status", "best", "eta", "max_depth", "test", "accuracy", "test", "macro_f1", "failure"]
-    assert table[2].split()[:6] == ["2", "EVALUATED", "*", "0.3", "5", "0.9500"]
-    assert table[3].split()[:5] == ["1", "EVALUATED", "0.1", "3", "0.9100"]
-    assert table[4].split()[:4] == ["3", "FAILED", "0.5", "7"] and table[4].endswith("training Failed: OOM")
+    assert table[1].split() == [
+        "run", "algorithm", "status", "best", "eta", "max_depth", "test", "accuracy", "test", "macro_f1", "failure",
+    ]  # fmt: skip
+    assert table[2].split()[:7] == ["2", "xgboost", "EVALUATED", "*", "0.3", "5", "0.9500"]
+    assert table[3].split()[:6] == ["1", "xgboost", "EVALUATED", "0.1", "3", "0.9100"]
+    assert table[4].split()[:5] == ["3", "xgboost", "FAILED", "0.5", "7"] and table[4].endswith("training Failed: OOM")
     assert "num_round" not in table[1]  # the same in every run: it explains nothing
 
     assert cli.main(["runs", "penguins", "--stack", STACK, "--region", "us-east-1", "--json"]) == 0
@@ -63,7 +65,7 @@ def test_runs_shows_one_row_per_run_best_first_with_only_the_varied_hyperparamet
 
     assert cli.main(["runs", "penguins", "--stack", STACK, "--region", "us-east-1", "--csv"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0].startswith("run,status,best,eta,max_depth") and len(rows) == 4
+    assert rows[0].startswith("run,algorithm,status,best,eta,max_depth") and len(rows) == 4
 
 
 def test_plot_writes_a_png_and_unknown_versions_are_named(
