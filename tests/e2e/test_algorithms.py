@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from datadrop import algorithms, leaderboard
+from datadrop import algorithms, cli, leaderboard
 from datadrop.local.endpoint import LocalEndpoint
 from datadrop.local.runtime import LocalStack
 from moto import mock_aws
@@ -160,3 +160,16 @@ def test_the_four_algorithm_example_compares_them_on_one_split_and_runs_names_ea
     assert header.split()[:3] == ["run", "algorithm", "status"]
     assert sorted(row.split()[1] for row in rows) == ["knn", "lightgbm", "lightgbm", "linear-learner", "xgboost"]
     assert "num_leaves" in header  # varied within LightGBM's runs
+
+
+def test_run_json_keeps_stdout_to_one_object_while_the_twins_log(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """LightGBM and CatBoost print every boosting round, some of it from C++: in a container that is
+    CloudWatch's; locally it goes to stderr, and `datadrop run --json` still prints one JSON object."""
+    config = tmp_path / "boosters.yaml"
+    config.write_text("target: species\ndrop_columns: [year]\nalgorithms: [lightgbm, catboost]\n")
+    arguments = ["run", str(EXAMPLE / "penguins.csv"), "--dataset", "boosters", "--config", str(config), "--isolated", "--json"]
+    assert cli.main(arguments) == 0
+    out, err = capfd.readouterr()
+    summary = json.loads(out)
+    assert [run["algorithm"] for run in summary["runs"]] == ["lightgbm", "catboost"]
+    assert "val's multi_logloss" in err and "bestTest" in err  # the containers' log lines, where a log belongs

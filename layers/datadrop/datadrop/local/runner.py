@@ -6,8 +6,11 @@ imports numpy and the twins' libraries.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +31,30 @@ def train_in_process(
     """The training container's work, here or in a worker process (`LocalCompute.step`): the
     algorithm's final metrics, or why it failed (bad data or hyperparameters, as SageMaker says)."""
     try:
-        with twins.needs_extra(algorithm):
+        with twins.needs_extra(algorithm), _container_log():
             return twins.trainer(algorithm)(channels, hyperparameters, model_dir), None
     except TrainingFailed as error:
         return [], str(error)
     except twins.MissingExtra as error:  # this machine lacks the twin's library: the job fails saying which extra
         return [], f"AlgorithmError: {error}"
+
+
+@contextmanager
+def _container_log() -> Iterator[None]:
+    """What a training container prints (LightGBM's and CatBoost's per-round lines, TabTransformer's
+    metrics) goes to CloudWatch Logs on SageMaker; here, to stderr, never to stdout, which belongs
+    to the CLI (`datadrop run --json` prints exactly one JSON object there). At the file-descriptor
+    level: the libraries' C++ parts write to fd 1 directly."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def transform_in_process(model: ModelFiles, files: list[tuple[Path, Path]], content_type: str, accept: str) -> str | None:
