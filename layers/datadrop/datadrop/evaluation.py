@@ -89,9 +89,9 @@ def parse_predictions(body: bytes) -> list[dict[str, Any]]:
 def serving_containers(
     services: Services, algorithm_name: str, problem_type: str, model_data_url: str, serving_bundle: str
 ) -> list[dict[str, Any]]:
-    """The one container spec of a model: the SageMaker model (batch transform, endpoint) and the
-    model package in the registry are built from it. Either way, clients send raw rows and get
-    answers in the dataset's own labels.
+    """The containers of a model: the SageMaker model (batch transform, endpoint) and the model
+    package in the registry are built from them. Either way, clients send raw rows and get answers
+    in the dataset's own labels.
 
     XGBoost: one container, script mode: datadrop's inference script turns raw rows into features
     with the recipe and answers. Every other algorithm: an inference pipeline: datadrop's script in
@@ -101,10 +101,10 @@ def serving_containers(
     the next one; the client's Accept reaches the last."""
     region = services.settings.region
     algorithm = algorithms.get(algorithm_name)
-    if algorithm.serving == "script" or algorithm.response is None:
-        own = algorithm.inference_container(region, model_data_url, problem_type)
+    own = algorithm.inference_container(region, model_data_url, problem_type)
+    formats = algorithm.response
+    if algorithm.serving == "script" or formats is None:
         return [{**own, "Environment": {**container_environment(serving_bundle), "SAGEMAKER_REGION": region}}]
-    io = algorithm.response
 
     def stage(name: str, default_accept: str) -> dict[str, Any]:
         environment = stage_environment(serving_bundle, name, algorithm.name, algorithm.stage_settings(), default_accept)
@@ -114,10 +114,9 @@ def serving_containers(
             "Environment": {**environment, "SAGEMAKER_REGION": region},
         }
 
-    own = algorithm.inference_container(region, model_data_url, problem_type)
-    own_environment = {**own.get("Environment", {}), DEFAULT_ACCEPT_VARIABLE: io.accept}
+    own_environment = {**own.get("Environment", {}), DEFAULT_ACCEPT_VARIABLE: formats.accept}
     return [
-        stage(PREPROCESS, io.request_content_type),
+        stage(PREPROCESS, formats.request_content_type),
         {**own, "Environment": own_environment},
         stage(POSTPROCESS, DEFAULT_ACCEPT),
     ]
