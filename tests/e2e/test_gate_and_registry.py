@@ -74,7 +74,7 @@ def test_the_report_holds_every_metric_of_its_problem_type_as_scikit_learn_compu
     # Test rows only: as many predictions as held-out labels, and that is the test split's size.
     truths = [str(label) for label in json.loads(stack.services.objects.read_uri(prepared["artifacts"]["test_labels"]))]
     version = prepared["version"]
-    output = stack.services.settings.locations(dataset, version).evaluation_output_uri("r01") + "test.csv.out"
+    output = stack.services.settings.locations(dataset, version).evaluation_output_uri("r01") + "test.jsonl.out"
     predictions = [json.loads(line) for line in stack.services.objects.read_uri(output).decode().splitlines() if line]
     assert len(predictions) == len(truths) == prepared["rows"]["test"] == report["dataset"]["item_count"]
 

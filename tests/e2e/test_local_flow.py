@@ -28,8 +28,8 @@ def stack() -> Iterator[LocalStack]:
         yield local
 
 
-def _post(url: str, body: str, accept: str = "text/csv") -> tuple[int, str]:
-    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "text/csv", "Accept": accept})
+def _post(url: str, body: str, accept: str = "text/csv", content_type: str = "text/csv") -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": content_type, "Accept": accept})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read().decode()
@@ -73,7 +73,7 @@ def test_example_goes_from_upload_to_a_serving_endpoint(stack: LocalStack) -> No
     artifacts = prepared["artifacts"]
     test_rows = stack.services.objects.read_uri(artifacts["test"]).decode()
     truth = json.loads(stack.services.objects.read_uri(artifacts["test_labels"]))
-    status, answer = _post(url, test_rows)
+    status, answer = _post(url, test_rows, content_type="application/jsonlines")  # the test split's own format
     predicted = answer.strip().splitlines()
     assert len(predicted) == len(truth) == prepared["rows"]["test"]
     accuracy = sum(p == t for p, t in zip(predicted, truth)) / len(truth)

@@ -33,7 +33,7 @@ def _pending(stack: DeployedStack) -> str:
     labels = json.loads(services.objects.read_uri(prepared["artifacts"]["test_labels"]))
     output = services.compute.describe_transform_job(run.training_job)["TransformOutput"]["S3OutputPath"]
     lines = [json.dumps({"label": label, "probabilities": {label: 1.0}}) for label in labels]
-    services.objects.write(*split_s3_uri(output + "test.csv.out"), "\n".join(lines).encode())
+    services.objects.write(*split_s3_uri(output + "test.jsonl.out"), "\n".join(lines).encode())
     assert evaluation.on_transform_job_state_change(services, run.training_job, "Completed", None) == "evaluated"
     assert [event["detail-type"] for event in stack.published()][-1] == "ModelPendingApproval"
     return str(prepared["version"])

@@ -40,8 +40,8 @@ def _run(stack: LocalStack, config: str, dataset: str = "mass") -> None:
     assert stack.dead_letters == [], [d.error for d in stack.dead_letters]
 
 
-def _post(url: str, body: str, accept: str) -> str:
-    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "text/csv", "Accept": accept})
+def _post(url: str, body: str, accept: str, content_type: str = "text/csv") -> str:
+    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": content_type, "Accept": accept})
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.read().decode()
 
@@ -74,7 +74,7 @@ def test_body_mass_goes_from_upload_to_an_endpoint_that_answers_numbers(stack: L
     artifacts = prepared["artifacts"]
     test_rows = stack.services.objects.read_uri(artifacts["test"]).decode()
     truths = json.loads(stack.services.objects.read_uri(artifacts["test_labels"]))
-    predicted = [float(line) for line in _post(url, test_rows, "text/csv").split("\n")]
+    predicted = [float(line) for line in _post(url, test_rows, "text/csv", "application/jsonlines").split("\n")]
     assert len(predicted) == len(truths) == prepared["rows"]["test"]
     rmse = math.sqrt(sum((guess - truth) ** 2 for guess, truth in zip(predicted, truths)) / len(truths))
     assert scored["rmse"] == pytest.approx(rmse, rel=1e-9)

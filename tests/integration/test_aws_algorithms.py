@@ -301,12 +301,18 @@ def test_every_algorithm_issues_requests_sagemaker_accepts(aws: AwsHarness, name
     (transform,) = aws.requests("CreateTransformJob")
     assert transform["ModelName"] == job
     transform_input = transform["TransformInput"]
-    assert (transform_input["ContentType"], transform_input["SplitType"]) == ("text/csv", "Line")
+    # JSON Lines, split by line: a record holds no raw line break, so SageMaker never cuts one in two
+    assert (transform_input["ContentType"], transform_input["SplitType"]) == ("application/jsonlines", "Line")
     test_uri = transform_input["DataSource"]["S3DataSource"]["S3Uri"]
     assert test_uri == prepared["artifacts"]["test"]
     # raw rows, as a client sends them: the pipeline's first container (or XGBoost's script) encodes them
     (raw_test,) = _objects(aws, test_uri)
-    assert any(island in raw_test.decode() for island in ("Biscoe", "Dream", "Torgersen"))
+    records = [json.loads(line) for line in raw_test.decode().splitlines()]
+    assert len(records) == prepared["rows"]["test"] and {record["island"] for record in records} <= {
+        "Biscoe",
+        "Dream",
+        "Torgersen",
+    }
 
     # Transform Completed → scored → approved; the registry's package has the model's containers
     _write_transform_output(aws, prepared, transform, labels_only=name == "knn")

@@ -50,7 +50,7 @@ def _write_transform_output(aws: AwsHarness, prepared: dict, wrong: int) -> floa
         )
     (transform,) = aws.requests("CreateTransformJob")
     bucket, prefix = split_s3_uri(transform["TransformOutput"]["S3OutputPath"])
-    aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
+    aws.services.objects.write(bucket, prefix + "test.jsonl.out", ("\n".join(lines) + "\n").encode())
     return (len(labels) - wrong) / len(labels)
 
 

@@ -45,7 +45,7 @@ def _predict(aws: AwsHarness, output_uri: str, prepared: dict[str, Any], wrong: 
         probabilities = {c: (0.9 if c == guess else 0.1 / (len(classes) - 1)) for c in classes}
         lines.append(json.dumps({"label": guess, "probabilities": probabilities}))
     bucket, prefix = split_s3_uri(output_uri)
-    aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
+    aws.services.objects.write(bucket, prefix + "test.jsonl.out", ("\n".join(lines) + "\n").encode())
 
 
 def _sagemaker_event(sample: str, **detail: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def _train_and_score(aws: AwsHarness, prepared: dict[str, Any], error: float) ->
     (transform,) = aws.requests("CreateTransformJob")
     bucket, prefix = split_s3_uri(transform["TransformOutput"]["S3OutputPath"])
     lines = [json.dumps({"value": truth + error}) for truth in truths]
-    aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
+    aws.services.objects.write(bucket, prefix + "test.jsonl.out", ("\n".join(lines) + "\n").encode())
     aws.invoke("evaluate", sample_event("evaluate_transform_job_completed.json", TransformJobName=job))
     return truths
 

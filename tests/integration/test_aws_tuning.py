@@ -122,7 +122,7 @@ def _write_transform_output(aws: AwsHarness, prepared: dict[str, Any], transform
         guess = label if index >= wrong else next(other for other in classes if other != label)
         lines.append(json.dumps({"label": guess, "probabilities": {c: (0.8 if c == guess else 0.1) for c in classes}}))
     bucket, prefix = split_s3_uri(transform["TransformOutput"]["S3OutputPath"])
-    aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
+    aws.services.objects.write(bucket, prefix + "test.jsonl.out", ("\n".join(lines) + "\n").encode())
 
 
 def test_moto_cannot_list_a_tuning_job_s_training_jobs(aws: AwsHarness) -> None:

@@ -251,7 +251,7 @@ class Flow:
         lines = [json.dumps({"label": label, "probabilities": {c: float(c == label) for c in classes}}) for label in labels]
         (transform,) = [r for r in self.aws.requests("CreateTransformJob") if r["TransformJobName"] == self.run.transform_job]
         bucket, prefix = split_s3_uri(transform["TransformOutput"]["S3OutputPath"])
-        self.aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
+        self.aws.services.objects.write(bucket, prefix + "test.jsonl.out", ("\n".join(lines) + "\n").encode())
         done = sample_event("evaluate_transform_job_completed.json", TransformJobName=self.run.transform_job)
         done = delivered_by_sagemaker(done)
         assert invoke(self.aws, "evaluate", done)["outcome"] == "evaluated"
@@ -260,7 +260,7 @@ class Flow:
             r for r in self.aws.requests("CreateTransformJob") if f"-{self.version}-champion-" in r["TransformJobName"]
         ]:
             bucket, prefix = split_s3_uri(champion["TransformOutput"]["S3OutputPath"])
-            self.aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
+            self.aws.services.objects.write(bucket, prefix + "test.jsonl.out", ("\n".join(lines) + "\n").encode())
             done = sample_event("evaluate_transform_job_completed.json", TransformJobName=champion["TransformJobName"])
             assert invoke(self.aws, "evaluate", delivered_by_sagemaker(done))["outcome"] == "champion evaluated"
         self.approved = next(d for d in self.aws.details("ModelApproved") if d["version"] == self.version)

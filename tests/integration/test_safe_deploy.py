@@ -67,14 +67,14 @@ def _approve(aws: AwsHarness, threshold: float, **deployment: Any) -> dict[str, 
     lines = [json.dumps({"label": label, "probabilities": {label: 1.0}}) for label in labels]
     transform = next(request for request in aws.requests("CreateTransformJob") if request["TransformJobName"] == job)
     bucket, prefix = split_s3_uri(transform["TransformOutput"]["S3OutputPath"])
-    aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
+    aws.services.objects.write(bucket, prefix + "test.jsonl.out", ("\n".join(lines) + "\n").encode())
     aws.invoke("evaluate", _fresh(sample_event("evaluate_transform_job_completed.json", TransformJobName=job)))
     # A model serves already: the gate re-scores it (the champion) on these test rows too, every row right.
     for champion in [
         r for r in aws.requests("CreateTransformJob") if f"-{prepared['version']}-champion-" in r["TransformJobName"]
     ]:
         bucket, prefix = split_s3_uri(champion["TransformOutput"]["S3OutputPath"])
-        aws.services.objects.write(bucket, prefix + "test.csv.out", ("\n".join(lines) + "\n").encode())
+        aws.services.objects.write(bucket, prefix + "test.jsonl.out", ("\n".join(lines) + "\n").encode())
         done = sample_event("evaluate_transform_job_completed.json", TransformJobName=champion["TransformJobName"])
         aws.invoke("evaluate", _fresh(done))
     approved = aws.details("ModelApproved")[-1]

@@ -63,7 +63,7 @@ def test_trial_component_name_follows_the_sdk() -> None:
 def test_locations() -> None:
     where = names.DatasetLocations("art", "penguins", "v1")
     assert where.channel_uri(where.TRAIN) == "s3://art/datasets/penguins/v1/train/"
-    assert where.uri(where.TEST_FEATURES) == "s3://art/datasets/penguins/v1/test/test.csv"
+    assert where.uri(where.TEST_FEATURES) == "s3://art/datasets/penguins/v1/test/test.jsonl"
     assert where.evaluation_output_uri("r01") == "s3://art/datasets/penguins/v1/evaluation/r01/"
     elsewhere = names.DatasetLocations("art", "penguins", "v1", "team-a/ml")  # the stack's ArtifactPrefix
     assert elsewhere.channel_uri(elsewhere.TRAIN) == "s3://art/team-a/ml/penguins/v1/train/"

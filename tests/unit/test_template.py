@@ -849,7 +849,7 @@ PREPARED_KEYS = [
     )
 ]
 MODEL_KEY = LOCATIONS.training_output_uri().split("/", 3)[3] + f"{OUR_RUN.training_job}/output/model.tar.gz"
-PREDICTIONS_KEY = LOCATIONS.evaluation_output_uri(1).split("/", 3)[3] + "test.csv.out"
+PREDICTIONS_KEY = LOCATIONS.evaluation_output_uri(1).split("/", 3)[3] + "test.jsonl.out"
 REPORT_KEY = LOCATIONS.report_key(1)
 
 

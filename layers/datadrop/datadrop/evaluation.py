@@ -168,7 +168,7 @@ def batch_transform_request(
         "MaxPayloadInMB": 6,
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": test_uri}},
-            "ContentType": "text/csv",
+            "ContentType": names.held_out_content_type(test_uri),
             "SplitType": "Line",
         },
         "TransformOutput": {"S3OutputPath": output_uri, "Accept": PREDICTIONS_ACCEPT, "AssembleWith": "Line"},

@@ -189,7 +189,9 @@ class DatasetLocations:
     VALIDATION_STANDARDISED = "validation-standardised/validation.csv"
     TRAIN_RECORDIO = "train-recordio/train.rec"
     VALIDATION_RECORDIO = "validation-recordio/validation.rec"
-    TEST_FEATURES = "test/test.csv"
+    # JSON Lines, one {column: raw value} object per line: a value with a line break in it cannot be cut
+    # in two by a batch transform's SplitType Line (it could in CSV, as a quoted newline).
+    TEST_FEATURES = "test/test.jsonl"
     TEST_LABELS = "test-labels/labels.json"
     RECIPE = "recipe.json"
     PROFILE = "profile.json"
@@ -208,3 +210,9 @@ class DatasetLocations:
 
     def report_key(self, run_label: str) -> str:
         return self.key(f"evaluation/{run_label}/report.json")
+
+
+def held_out_content_type(test_uri: str) -> str:
+    """The batch transform ContentType of a version's test split: JSON Lines, or CSV for versions
+    prepared before the test split was written as JSON Lines."""
+    return "application/jsonlines" if test_uri.endswith(".jsonl") else "text/csv"
