@@ -27,7 +27,7 @@ How this twin differs from the cloud container:
   root_mean_squared_error is positive), scored on the validation channel, or on AutoGluon's own holdout when
   there is none; plus ``train:<eval_metric>`` on the training rows.
 - Problem kind: from the JumpStart model id in ``sagemaker_submit_directory`` (classification/regression
-  scripts are separate models there), else from the labels (see _jumpstart_heavy.problem_kind).
+  scripts are separate models there), else from the labels (see _jumpstart_tabular.problem_kind).
 - Inference: Accept ``application/json;verbose`` adds ``predicted_label`` as the JumpStart LightGBM script
   does; the AutoGluon script copy we found answers ``probabilities`` only. Other Accept types are refused.
 """
@@ -41,16 +41,16 @@ from typing import Any
 
 import numpy as np
 
-from datadrop.local.twins._jumpstart_heavy import (
+from datadrop.local.twins._jumpstart_tabular import (
     Kind,
     as_bool,
     as_number,
     check_range,
     data_channels,
-    encode_response,
-    parse_request,
+    parse_features,
     problem_kind,
     read_table,
+    respond,
 )
 from datadrop.local.twins.base import ClientError, Metrics, script_mode_hyperparameters
 
@@ -207,7 +207,7 @@ def load(model_dir: Path) -> Any:
 def invoke(model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
     """Answer /invocations as the JumpStart AutoGluon inference script (see _jumpstart_tabular)."""
     columns = list(model.feature_metadata_in.get_features())
-    rows = parse_request(body, content_type, len(columns))
+    rows = parse_features(body, content_type, len(columns))
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=columns)
@@ -216,4 +216,4 @@ def invoke(model: Any, body: bytes, content_type: str, accept: str) -> tuple[byt
         values = np.asarray(model.predict(frame), dtype=np.float64)
     else:
         values = np.asarray(model.predict_proba(frame, as_multiclass=True), dtype=np.float64)
-    return encode_response(kind, values, accept)
+    return respond(values, kind == "regression", accept)

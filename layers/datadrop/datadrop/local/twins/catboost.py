@@ -21,7 +21,6 @@ How this twin differs:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from datadrop.local.twins._jumpstart_tabular import (
     class_count,
+    log,
     parse_arguments,
     parse_features,
     read_channels,
@@ -85,10 +85,6 @@ def _check(args: argparse.Namespace) -> None:
         raise ClientError(f"max_bin must be 'Auto' or an integer, got {args.max_bin!r}")
 
 
-def _log(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
-
-
 def train(channels: dict[str, Path], hyperparameters: dict[str, str], model_dir: Path) -> Metrics:
     from catboost import CatBoostClassifier, CatBoostError, CatBoostRegressor, Pool
 
@@ -143,9 +139,9 @@ def train(channels: dict[str, Path], hyperparameters: dict[str, str], model_dir:
     except CatBoostError as error:
         raise ClientError(f"CatBoost training failed: {str(error).strip().splitlines()[0]}") from None
     score = float(estimator.get_best_score()["validation"][metric])
-    _log(f"bestTest = {score}")
-    _log(f"bestIteration = {estimator.get_best_iteration()}")
-    _log(f"{metric}: {score}")
+    log(f"bestTest = {score}")
+    log(f"bestIteration = {estimator.get_best_iteration()}")
+    log(f"{metric}: {score}")
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -168,4 +164,4 @@ def invoke(model: Any, body: bytes, content_type: str, accept: str) -> tuple[byt
     features = parse_features(body, content_type, int(model["feature_dim"]))
     estimator = model["estimator"]
     values = estimator.predict(features) if model["kind"] == "regression" else estimator.predict_proba(features)
-    return respond(np.asarray(values, dtype=np.float64), model["kind"], int(model["num_classes"]), accept)
+    return respond(np.asarray(values, dtype=np.float64), model["kind"] == "regression", accept)

@@ -23,7 +23,6 @@ How this twin differs:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from datadrop.local.twins._jumpstart_tabular import (
     class_count,
+    log,
     parse_arguments,
     parse_features,
     read_channels,
@@ -90,10 +90,6 @@ def _check(args: argparse.Namespace) -> None:
         raise ClientError("use_dask=True (Dask training) is not supported by the local runner")
 
 
-def _log(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
-
-
 def train(channels: dict[str, Path], hyperparameters: dict[str, str], model_dir: Path) -> Metrics:
     import lightgbm as lgb
 
@@ -140,7 +136,7 @@ def train(channels: dict[str, Path], hyperparameters: dict[str, str], model_dir:
 
     def log_round(env: Any) -> None:
         parts = [f"{name}'s {m}: {value:g}" for name, m, value, _ in env.evaluation_result_list]
-        _log(f"[{env.iteration + 1}]\t" + "\t".join(parts))
+        log(f"[{env.iteration + 1}]\t" + "\t".join(parts))
 
     callbacks = [lgb.record_evaluation(history), log_round]
     if args.early_stopping_rounds > 0:
@@ -161,9 +157,9 @@ def train(channels: dict[str, Path], hyperparameters: dict[str, str], model_dir:
 
     best = booster.best_iteration or len(history["val"][metric])
     stopped_early = best < len(history["val"][metric])
-    _log("Early stopping, best iteration is:" if stopped_early else "Did not meet early stopping. Best iteration is:")
+    log("Early stopping, best iteration is:" if stopped_early else "Did not meet early stopping. Best iteration is:")
     finals = {name: values[metric][best - 1] for name, values in history.items()}
-    _log(f"[{best}]\tval's {metric}: {finals['val']:g}\ttrain's {metric}: {finals['train']:g}")
+    log(f"[{best}]\tval's {metric}: {finals['val']:g}\ttrain's {metric}: {finals['train']:g}")
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -188,4 +184,4 @@ def invoke(model: Any, body: bytes, content_type: str, accept: str) -> tuple[byt
     raw = np.asarray(model["booster"].predict(features))
     if model["kind"] == "classification" and model["num_classes"] == 2:
         raw = np.column_stack([1.0 - raw, raw])
-    return respond(raw, model["kind"], int(model["num_classes"]), accept)
+    return respond(raw, model["kind"] == "regression", accept)

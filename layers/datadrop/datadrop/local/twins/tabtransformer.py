@@ -32,7 +32,7 @@ How this twin differs from the cloud container:
   mean (0 after scaling); regression targets are standardised for training and scaled back.
 - The metric is computed on the validation channel, or on the training rows when there is none.
 - Problem kind: from the JumpStart model id in ``sagemaker_submit_directory`` when the request has it, else
-  from the labels (see _jumpstart_heavy.problem_kind); binary vs multiclass from the distinct labels, as the
+  from the labels (see _jumpstart_tabular.problem_kind); binary vs multiclass from the distinct labels, as the
   container does.
 - CPU only, at most ``MAX_THREADS`` threads, seeded: the same data and hyperparameters give the same model.
 - Accept ``application/json;verbose`` adds ``predicted_label`` (as JumpStart's tabular scripts do); other
@@ -48,15 +48,15 @@ from typing import Any
 
 import numpy as np
 
-from datadrop.local.twins._jumpstart_heavy import (
+from datadrop.local.twins._jumpstart_tabular import (
     Kind,
     as_number,
     check_range,
     data_channels,
-    encode_response,
-    parse_request,
+    parse_features,
     problem_kind,
     read_table,
+    respond,
 )
 from datadrop.local.twins.base import ClientError, Metrics, script_mode_hyperparameters
 
@@ -348,5 +348,5 @@ def load(model_dir: Path) -> Any:
 def invoke(model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
     """Answer /invocations as the JumpStart TabTransformer inference script (see _jumpstart_tabular)."""
     network, meta, pre = model
-    rows = parse_request(body, content_type, meta["feature_count"])
-    return encode_response(meta["kind"], _predict(network, meta, pre, rows), accept)
+    rows = parse_features(body, content_type, meta["feature_count"])
+    return respond(_predict(network, meta, pre, rows), meta["kind"] == "regression", accept)
