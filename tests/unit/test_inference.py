@@ -352,3 +352,55 @@ def test_container_environment() -> None:
 def test_serving_package_imports_no_numpy() -> None:
     code = "import sys, datadrop.serving; assert 'numpy' not in sys.modules and 'xgboost' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(INFERENCE_SOURCE.parents[2])})
+
+
+def test_the_stage_settings_names_agree_with_the_package_that_sets_them(inf: ModuleType) -> None:
+    from datadrop import serving
+
+    for name in ("STAGE_VARIABLE", "ALGORITHM_IO_VARIABLE", "PREPROCESS", "POSTPROCESS"):
+        assert getattr(inf, name) == getattr(serving, name), name
+
+
+def _stage(tmp_path: Path, stage: str, algorithm: str, recipe: dict[str, Any] = RECIPE) -> ModuleType:
+    """inference.py loaded as a pipeline stage of `algorithm`, with the environment CreateModel gives it."""
+    from datadrop import algorithms
+
+    module = load_inference_module(INFERENCE_SOURCE.parent)
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    environment = {"DATADROP_STAGE": stage, "DATADROP_ALGORITHM_IO": algorithms.get(algorithm).stage_settings()}
+    module.stage_model = module.model_fn(str(tmp_path), environ=environment)
+    return module
+
+
+def _through(module: ModuleType, body: bytes | str, content_type: str, accept: str) -> str:
+    text, _ = module.output_fn(module.predict_fn(module.input_fn(body, content_type), module.stage_model), accept)
+    return str(text)
+
+
+def test_preprocessing_writes_the_algorithms_request_format_standardised_where_it_trains_so(tmp_path: Path) -> None:
+    raw = "Dream,40.0,190,male\n"  # island, bill, flipper, sex: the inputs without the target
+    csv_features = _through(_stage(tmp_path, "preprocess", "linear-learner"), raw, "text/csv", "application/json")
+    assert csv_features == "40.0,190.0,1.0,1.0"
+    scaled_recipe = {**RECIPE, "standardise": {"mean": [40.0, 200.0, 1.0, 0.0], "scale": [2.0, 10.0, 1.0, 1.0]}}
+    knn = _through(_stage(tmp_path, "preprocess", "knn", scaled_recipe), raw, "text/csv", "text/csv")
+    assert json.loads(knn) == {"features": [0.0, -1.0, 0.0, 1.0]}  # JSON Lines, as k-NN's batch transform takes
+
+
+def test_postprocessing_reads_each_answer_shape_into_the_datasets_labels(tmp_path: Path) -> None:
+    binary = {**RECIPE, "problem_type": "binary", "classes": ["female", "male"]}
+    learner = _stage(tmp_path, "postprocess", "linear-learner", binary)  # a binary score is P(class 1)
+    answer = json.loads(
+        _through(learner, '{"predictions": [{"score": 0.8, "predicted_label": 1}]}', "application/json", "application/json")
+    )
+    assert answer == {"predictions": [{"label": "male", "probabilities": {"female": pytest.approx(0.2), "male": 0.8}}]}
+    boosted = _stage(tmp_path, "postprocess", "lightgbm")  # JumpStart: columns of class probabilities
+    assert (
+        _through(boosted, '{"probabilities": [[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]]}', "application/json", "text/csv")
+        == "Gentoo\nAdelie"
+    )
+    neighbours = _stage(tmp_path, "postprocess", "knn")  # labels only: no probabilities are made up
+    assert _through(
+        neighbours, '{"predicted_label": 1.0}\n{"predicted_label": 0.0}', "application/jsonlines", "application/jsonlines"
+    ) == ('{"label": "Chinstrap"}\n{"label": "Adelie"}')
+    with pytest.raises(ValueError, match="predicted class 7 of 3"):
+        _through(neighbours, '{"predicted_label": 7}', "application/jsonlines", "text/csv")

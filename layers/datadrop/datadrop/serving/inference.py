@@ -349,7 +349,7 @@ class StageModel:
         self.recipe = recipe
         self.io = dict(algorithm_io)
         self.shift = self.scale = None  # type: Optional[np.ndarray]
-        if self.io.get("standardise"):
+        if stage == PREPROCESS and self.io.get("standardise"):  # only the features going in are scaled
             scaling = recipe.recipe.get("standardise")
             if not isinstance(scaling, dict) or len(scaling.get("mean", [])) != len(recipe.features):
                 raise RuntimeError("the algorithm reads standardised features, but the recipe has no standardise for them")
