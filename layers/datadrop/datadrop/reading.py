@@ -746,7 +746,8 @@ def _stream_csv(
     dictionary = _Dictionary()
     parts: list[pl.DataFrame] = []
     schema: dict[str, pl.DataType] | None = None
-    separators = value_separators = line_feeds = crlfs = 0
+    separators = line_feeds = crlfs = 0
+    any_quoted = False  # only a quoted value can hold a separator
     pending, total, first = block, len(block), True  # pending: read, not parsed yet, starts at a record boundary
     while pending:
         more = stream.read(STREAM_CHUNK)
@@ -788,10 +789,7 @@ def _stream_csv(
             return None
         if schema is None:
             schema = dict.fromkeys(text.columns, pl.String())
-        if quoted and text.width > 1:
-            value_separators += int(
-                text.select(pl.sum_horizontal(pl.all().str.count_matches(separator, literal=True).sum())).item()
-            )
+        any_quoted = any_quoted or quoted
         # raw text to codes; empty fields (and fields missing at the end of a short line) are null: code 0, "".
         parts.append(_coded_columns(casting, dictionary, text))
         del text, chunk
@@ -800,7 +798,9 @@ def _stream_csv(
         return None
     coded = pl.concat(parts, rechunk=False).get_columns()
     del parts
-    frame = pl.DataFrame(_stripped_codes(coded, dictionary))
+    raw = dictionary.values(pl.DataFrame(coded))
+    value_separators = _separators_in_values(coded, raw, separator) if any_quoted and len(coded) > 1 else 0
+    frame = pl.DataFrame(_stripped_codes(coded, raw, dictionary))
     del coded
     values = dictionary.values(frame)
     if frame.height < 2:
@@ -882,12 +882,21 @@ def _is_utf8(chunk: bytes) -> bool:
     return True
 
 
-def _stripped_codes(columns: list[pl.Series], dictionary: _Dictionary) -> list[pl.Series]:
-    """Codes of the raw texts turned into codes of the stripped texts: stripping is done once per distinct text.
+def _separators_in_values(columns: list[pl.Series], raw: pl.Series, separator: str) -> int:
+    """How many separators the values hold (quoted, so not field boundaries): counted once per distinct text,
+    then only in the columns' codes whose text holds one."""
+    per_code = raw.str.count_matches(separator, literal=True)
+    if not per_code.max():
+        return 0
+    return sum(int(per_code.gather(column).sum()) for column in columns)
+
+
+def _stripped_codes(columns: list[pl.Series], raw: pl.Series, dictionary: _Dictionary) -> list[pl.Series]:
+    """Codes of the raw texts (`raw[code]`) turned into codes of the stripped texts: stripping is done once per
+    distinct text.
 
     Replaces the columns in the list one by one, so that only one column exists twice at a time.
     """
-    raw = dictionary.values(pl.DataFrame(columns))
     stripped = raw.str.strip_chars(WHITESPACE)
     if stripped.equals(raw):
         return columns
