@@ -196,7 +196,7 @@ rss_prepare = peak_mb()
 profile = prepared.report.model_dump()
 print(json.dumps({
     "rows": {**profile["rows"], **{name: split["rows"] for name, split in profile["splits"].items()}},
-    "output_bytes": len(prepared.train_csv) + len(prepared.validation_csv) + len(prepared.test_features_csv),
+    "output_bytes": len(prepared.train_csv) + len(prepared.validation_csv) + len(prepared.test_rows_jsonl),
     "features": len(prepared.recipe["features"]),
     "steps": {"import": t1 - t0, "prepare": t2 - t1},
     "prepare_steps": dataprep.last_timings,
@@ -758,7 +758,7 @@ def print_sizes(r: dict) -> None:
                     f"  {'':8}  rows: read {rows.get('read', 0):,}, empty {rows.get('empty', 0):,}, missing target "
                     f"{rows.get('missing_target', 0):,}, duplicates {rows.get('duplicates', 0):,}, usable "
                     f"{rows.get('usable', 0):,} -> train {rows.get('train', 0):,} / validation "
-                    f"{rows.get('validation', 0):,} / test {rows.get('test', 0):,}; CSVs written "
+                    f"{rows.get('validation', 0):,} / test {rows.get('test', 0):,}; splits written "
                     f"{(row.get('output_bytes') or 0) / 1e6:.1f} MB"
                 )
             elif name == "pandas" and rows:

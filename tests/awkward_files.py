@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import polars as pl
 from datadrop.dataprep import PreparedDataset
 
+from tests.held_out import held_out_records
+
 ROWS = 60
 BIG_FIELD = 5 * 1024 * 1024  # 5 MB in one value
 
@@ -287,7 +289,7 @@ def kept_value_holds(predicate: Callable[[str], bool]) -> Callable[[PreparedData
     """Some raw value kept for the test split (or a learned category) satisfies `predicate`."""
 
     def check(prepared: PreparedDataset) -> None:
-        records = list(csv.reader(io.StringIO(prepared.test_features_csv.decode(), newline="")))
+        records = held_out_records(prepared)
         kept = {value for record in records for value in record}
         kept |= {value for feature in prepared.recipe["features"] for value in feature.get("categories", [])}
         assert any(predicate(value) for value in kept)

@@ -307,8 +307,10 @@ def test_every_algorithm_issues_requests_sagemaker_accepts(aws: AwsHarness, name
     assert test_uri == prepared["artifacts"]["test"]
     # raw rows, as a client sends them: the pipeline's first container (or XGBoost's script) encodes them
     (raw_test,) = _objects(aws, test_uri)
-    records = [json.loads(line) for line in raw_test.decode().splitlines()]
-    assert len(records) == prepared["rows"]["test"] and {record["island"] for record in records} <= {
+    records = [json.loads(line) for line in raw_test.decode().split("\n")[:-1]]  # arrays of the columns but the target
+    recipe = json.loads(aws.services.objects.read_uri(prepared["artifacts"]["recipe"]))
+    island = [name for name in recipe["columns"] if name != recipe["target"]].index("island")
+    assert len(records) == prepared["rows"]["test"] and {record[island] for record in records} <= {
         "Biscoe",
         "Dream",
         "Torgersen",

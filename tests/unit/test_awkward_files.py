@@ -14,6 +14,7 @@ from datadrop.config import DatasetConfig
 from datadrop.dataprep import DatasetRejected, prepare
 
 from tests.awkward_files import CORPUS, Case, plain
+from tests.held_out import held_out_records
 
 
 def test_the_corpus_is_big_enough_and_mixed() -> None:
@@ -42,7 +43,7 @@ def test_each_awkward_file_prepares_or_is_rejected_with_a_specific_reason(case: 
         assert sum(split.rows for split in report.splits.values()) == report.rows.usable
         train_rows = prepared.train_csv.decode().splitlines()
         assert len(train_rows) == report.splits["train"].rows
-        test_records = list(csv.reader(io.StringIO(prepared.test_features_csv.decode(), newline="")))
+        test_records = held_out_records(prepared)
         assert len(test_records) == len(prepared.test_labels) == report.splits["test"].rows
         assert [column.name for column in report.columns] == prepared.recipe["columns"]
         assert case.check is not None
@@ -57,10 +58,10 @@ def test_the_same_table_reads_the_same_whatever_its_format() -> None:
     reference = prepare(by_name["gzip-compressed CSV"].make(), config)
     for name in ("tab-separated", "pipe-separated"):
         other = prepare(by_name[name].make(), config)
-        assert (other.train_csv, other.validation_csv, other.test_features_csv) == (
+        assert (other.train_csv, other.validation_csv, other.test_rows_jsonl) == (
             reference.train_csv,
             reference.validation_csv,
-            reference.test_features_csv,
+            reference.test_rows_jsonl,
         ), name
     assert reference.report.normalisations[0].step == "decompressed"
 

@@ -15,7 +15,8 @@ from datadrop.recipe import CATEGORY_NORMALISATIONS, encode_row
 from datadrop.serving import inference
 from pydantic import ValidationError
 
-from tests.unit.test_dataprep import assert_matches_reference, csv_rows, to_csv
+from tests.held_out import held_out_records
+from tests.unit.test_dataprep import assert_matches_reference, to_csv
 
 ISLANDS = ("Dream", "Biscoe", "Torgersen")
 
@@ -102,7 +103,7 @@ def test_a_present_value_that_folds_into_a_missing_token_encodes_alike_in_prepar
     prepared = prepare(to_csv(header, rows), config)
     assert_matches_reference(to_csv(header, rows), config, prepared)
     recipe = inference.compile_recipe(prepared.recipe)
-    for record in csv_rows(prepared.test_features_csv):
+    for record in held_out_records(prepared):
         row = dict(zip(["colour", "n"], record))
         assert recipe.encode(row) == encode_row(prepared.recipe, row)
 
@@ -139,10 +140,10 @@ def test_a_messy_file_prepares_to_the_same_bytes_twice() -> None:
     header, rows = messy_table()
     data = to_csv(header, rows)
     first, second = prepare(data, DatasetConfig(target="species")), prepare(data, DatasetConfig(target="species"))
-    assert (first.train_csv, first.validation_csv, first.test_features_csv) == (
+    assert (first.train_csv, first.validation_csv, first.test_rows_jsonl) == (
         second.train_csv,
         second.validation_csv,
-        second.test_features_csv,
+        second.test_rows_jsonl,
     )
     assert first.test_labels == second.test_labels and first.recipe == second.recipe
     assert first.report == second.report
@@ -251,10 +252,10 @@ def test_a_few_malformed_rows_are_dropped_counted_and_named() -> None:
     # the same splits as the file without those lines
     without = [line for number, line in enumerate(lines, 1) if number not in bad_lines]
     clean = prepare(("\n".join(without) + "\n").encode(), DatasetConfig(target="species"))
-    assert (prepared.train_csv, prepared.validation_csv, prepared.test_features_csv) == (
+    assert (prepared.train_csv, prepared.validation_csv, prepared.test_rows_jsonl) == (
         clean.train_csv,
         clean.validation_csv,
-        clean.test_features_csv,
+        clean.test_rows_jsonl,
     )
     assert prepared.recipe == clean.recipe
 

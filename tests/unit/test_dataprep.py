@@ -27,6 +27,8 @@ from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
 from datadrop.quality import CategoricalSummary, NumericSummary
 from datadrop.recipe import encode_row, number_expr, parse_number
 
+from tests.held_out import held_out_records
+
 ROOT = Path(__file__).resolve().parents[2]
 PENGUINS = ROOT / "examples" / "penguins"
 MISSING = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?", "-"]
@@ -214,10 +216,10 @@ def assert_matches_reference(data: bytes, config: DatasetConfig, prepared: Prepa
             assert all(same_float(a, b) for a, b in zip(got_row, expected_row)), (split, got_row, expected_row)
     test_rows = [row for row, place in zip(rows, where) if place == "test"]
     features_header = [name for name in header if name != target]
-    assert csv_rows(prepared.test_features_csv) == [[row[name] for name in features_header] for row in test_rows]
+    assert held_out_records(prepared) == [[row[name] for name in features_header] for row in test_rows]
     assert prepared.test_labels == [row[target] for row in test_rows]
     # dataprep's own plain-Python encoder (for the serving code) agrees with this reference
-    for record in csv_rows(prepared.test_features_csv):
+    for record in held_out_records(prepared):
         row = dict(zip(features_header, record))
         assert encode_row(recipe, row) == ref_encode(recipe, row)
 
@@ -409,7 +411,7 @@ def test_penguins_examples_prepare(penguins: bytes, config_file: str) -> None:
     assert sum(split["rows"] for split in splits.values()) == rows["usable"]
     train, validation = parse_matrix(prepared.train_csv), parse_matrix(prepared.validation_csv)
     assert len(train) == splits["train"]["rows"] and len(validation) == splits["validation"]["rows"]
-    test_records = csv_rows(prepared.test_features_csv)
+    test_records = held_out_records(prepared)
     assert len(test_records) == len(prepared.test_labels) == splits["test"]["rows"]
     assert all(len(row) == 1 + len(recipe["features"]) for row in train + validation)
     assert all(len(record) == len(recipe["columns"]) - 1 for record in test_records)
@@ -505,7 +507,7 @@ def test_unseen_categories_and_odd_numbers_encode_as_the_rules_say() -> None:
     num = next(feature for feature in recipe["features"] if feature["name"] == "num")
     city = next(feature for feature in recipe["features"] if feature["name"] == "city")
     features_header = [name for name in recipe["columns"] if name != "label"]
-    test_rows = [dict(zip(features_header, record)) for record in csv_rows(prepared.test_features_csv)]
+    test_rows = [dict(zip(features_header, record)) for record in held_out_records(prepared)]
     encoded = [ref_encode(recipe, row) for row in test_rows]
     position = [feature["name"] for feature in recipe["features"]]
     unseen = [row["city"] for row in test_rows if row["city"].casefold() not in city["categories"]]
@@ -532,7 +534,7 @@ def test_unseen_categories_and_odd_numbers_encode_as_the_rules_say() -> None:
     assert all(same_float(a, b) for a, b in zip(got, reference))
 
 
-def test_test_features_are_quoted_so_csv_readers_get_the_raw_values_back() -> None:
+def test_test_rows_are_written_one_json_line_each_with_their_raw_values() -> None:
     values = ["a, b", 'say "hi"', "two\nlines", "", "plain", "  padded  ", "Zürich"]
     config = DatasetConfig(target="label", drop_columns=["n"], missing_values=["NA"])
     rows = [[["p", "q"][i % 2], ["plain", "other"][i % 3 == 0], str(i)] for i in range(70)]
@@ -542,7 +544,7 @@ def test_test_features_are_quoted_so_csv_readers_get_the_raw_values_back() -> No
         rows[i][1] = value  # every awkward value lands in the test split
     data = to_csv(["label", "text", "n"], rows)
     prepared = prepare(data, config)
-    records = csv_rows(prepared.test_features_csv)
+    records = held_out_records(prepared)
     assert {record[0] for record in records} >= (set(values) - {"  padded  "}) | {"padded"}
     assert all(len(record) == 2 for record in records)
     assert_matches_reference(data, config, prepared)
@@ -556,7 +558,7 @@ def test_an_empty_value_in_a_single_column_test_row_is_still_one_field() -> None
         rows[i][1] = ""
     data = to_csv(["label", "x"], rows)
     prepared = prepare(data, config)
-    records = csv_rows(prepared.test_features_csv)
+    records = held_out_records(prepared)
     assert [""] in records and all(len(record) == 1 for record in records)  # written as "", not a blank line
     assert_matches_reference(data, config, prepared)
 
@@ -613,7 +615,7 @@ def test_duplicates_are_dropped_before_the_split() -> None:
     key = [feature["name"] for feature in prepared.recipe["features"]].index("key")
     train_keys = {row[1 + key] for row in parse_matrix(prepared.train_csv)}
     validation_keys = {row[1 + key] for row in parse_matrix(prepared.validation_csv)}
-    test_keys = {float(record[0]) for record in csv_rows(prepared.test_features_csv)}
+    test_keys = {float(record[0]) for record in held_out_records(prepared)}
     assert not train_keys & test_keys and not train_keys & validation_keys and not validation_keys & test_keys
     assert len(train_keys | validation_keys | test_keys) == 40
     assert_matches_reference(data, config, prepared)
@@ -625,7 +627,7 @@ def test_same_input_gives_the_same_bytes_and_the_seed_changes_the_split(penguins
     assert first == second
     assert json.dumps(first.recipe, sort_keys=True) == json.dumps(second.recipe, sort_keys=True)
     other = prepare(penguins, DatasetConfig(target="species", split={"seed": 43}))
-    assert other.test_features_csv != first.test_features_csv
+    assert other.test_rows_jsonl != first.test_rows_jsonl
     assert other.report.splits == first.report.splits  # same sizes per class, other rows
 
 
@@ -734,7 +736,7 @@ def test_whitespace_is_exactly_what_str_strip_removes() -> None:
     data = to_csv(["label", "x"], [[["a", "b"][i % 2], value] for i, value in enumerate(padded)])
     prepared = prepare(data, DatasetConfig(target="label"))
     assert prepared.recipe["features"][0]["kind"] == "numeric"
-    assert all(record[0] == record[0].strip() for record in csv_rows(prepared.test_features_csv))
+    assert all(record[0] == record[0].strip() for record in held_out_records(prepared))
 
 
 def test_missing_tokens_come_from_the_config() -> None:

@@ -167,6 +167,15 @@ def test_jsonlines_input(inf: ModuleType) -> None:
     ]
 
 
+def test_jsonlines_arrays_as_prepare_writes_the_test_split_keep_a_raw_line_separator_inside_a_value(inf: ModuleType) -> None:
+    # the held-out test split: one JSON array of raw texts per line, the columns but the target in order
+    inputs = [name for name in RECIPE["columns"] if name != RECIPE["target"]]
+    row = {"island": "Dre\u2028am", "bill_length_mm": "40"}
+    body = json.dumps([row.get(name, "") for name in inputs], ensure_ascii=False) + "\n"
+    assert "\u2028" in body  # raw, as JSON leaves it: only "\n" ends a line
+    assert _rows(inf.input_fn(body, "application/jsonlines")) == _rows(inf.input_fn(json.dumps(row), "application/jsonlines"))
+
+
 @pytest.mark.parametrize(
     "body, match",
     [

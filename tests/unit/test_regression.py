@@ -19,6 +19,7 @@ from datadrop.evaluation import choose_best, headline_metrics, score_regression
 from datadrop.events import RunSummary
 from datadrop.quality import render_table
 
+from tests.held_out import held_out_records
 from tests.unit.test_dataprep import (
     PENGUINS,
     csv_rows,
@@ -150,7 +151,7 @@ def assert_regression_matches_reference(data: bytes, config: DatasetConfig, prep
             assert all(same_float(a, b) for a, b in zip(got_row, expected_row, strict=True)), (split, got_row, expected_row)
     test_rows = [(row, value) for row, value, place in zip(rows, values, where) if place == "test"]
     features_header = [name for name in header if name != target]
-    assert csv_rows(prepared.test_features_csv) == [[row[name] for name in features_header] for row, _ in test_rows]
+    assert held_out_records(prepared) == [[row[name] for name in features_header] for row, _ in test_rows]
     assert prepared.test_labels == [value for _, value in test_rows]
     assert all(isinstance(value, float) for value in prepared.test_labels)
 

@@ -21,9 +21,9 @@ from datadrop.quality import BooleanSummary, DatetimeSummary, render_table
 from datadrop.recipe import encode_row
 from datadrop.serving import INFERENCE_SOURCE
 
+from tests.held_out import held_out_records
 from tests.unit.test_dataprep import (
     assert_matches_reference,
-    csv_rows,
     parse_matrix,
     ref_clean,
     ref_datetime,
@@ -453,7 +453,7 @@ def test_a_customer_file_prepares_with_roles_and_one_encoding_everywhere() -> No
         served = [compiled.encode(row) for row, place in zip(rows, where) if place == split]
         assert [row[1:] for row in parse_matrix(produced)] == served
     features_header = [name for name in header if name != "churned"]
-    for record in csv_rows(prepared.test_features_csv):
+    for record in held_out_records(prepared):
         row = dict(zip(features_header, record))
         assert compiled.encode(row) == encode_row(prepared.recipe, row)
     # values prepare never saw: unparseable and odd spellings take the fills / -1

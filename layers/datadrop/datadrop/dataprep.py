@@ -104,7 +104,10 @@ _FORMAT, _EXACT, _FEATURE = "\x00format", "\x00exact", "\x00feature"
 class PreparedDataset:
     train_csv: bytes  # headerless, "<label>,<features...>" (SageMaker XGBoost contract): class index, or the number
     validation_csv: bytes  # same shape
-    test_features_csv: bytes  # test rows' raw (stripped) values, all columns but the target, headerless
+    # the test rows' raw (stripped) values, all columns but the target, as JSON Lines: one array of texts per line,
+    # in the recipe's column order (JSON escapes line breaks, so SageMaker's line-split batch transform never cuts
+    # a record in two; an array rather than {column: text} keeps the file near the size of the CSV)
+    test_rows_jsonl: bytes
     test_labels: list[str] | list[float]  # each test row's (merged) class, or its number for regression; same order
     recipe: dict  # how to encode a raw row (JSON-serialisable), see datadrop.recipe
     report: QualityReport  # what was read and what happened to it, for people
@@ -308,7 +311,7 @@ def prepare(
     clock.lap("fit")
     lookups = _encodings(training, features, len(values), frame.height)
     del profile, training
-    train_csv, validation_csv, test_features_csv, test_labels = _write_splits(
+    train_csv, validation_csv, test_rows_jsonl, test_labels = _write_splits(
         frame, labels, part, lookups, [name for name in columns if name != target], values, classes
     )
 
@@ -360,7 +363,7 @@ def prepare(
     return PreparedDataset(
         train_csv=train_csv,
         validation_csv=validation_csv,
-        test_features_csv=test_features_csv,
+        test_rows_jsonl=test_rows_jsonl,
         test_labels=test_labels,
         recipe=recipe,
         report=report,
@@ -976,6 +979,16 @@ def _role_encodings(training: _TrainingProfile, features: list[dict], feature_of
     return encoded
 
 
+def _json_array_line(names: list[str]) -> pl.Expr:
+    """Each row's texts as one JSON array, `["Adelie","Biscoe",...]`: JSON escapes line breaks, quotes and control
+    characters, so the line holds the whole record (written unquoted, it is the line as it stands)."""
+
+    def json_string(name: str) -> pl.Expr:  # `{"v":<the JSON string>}`, without `{"v":` and `}`
+        return pl.struct(pl.col(name).alias("v")).struct.json_encode().str.slice(5).str.head(-1)
+
+    return pl.concat_str([pl.lit("["), pl.concat_str([json_string(name) for name in names], separator=","), pl.lit("]")])
+
+
 def _write_splits(
     frame: pl.DataFrame,
     labels: pl.Series,
@@ -985,9 +998,9 @@ def _write_splits(
     values: pl.Series,
     classes: list[str],
 ) -> tuple[bytes, bytes, bytes, list[str] | list[float]]:
-    """The train and validation rows encoded (label first), the test rows' raw values and their labels,
-    written WRITE_ROWS rows at a time, in file order. `labels`: each row's class index (UInt32), or for
-    regression its number (Float64), written as it is."""
+    """The train and validation rows encoded (label first, CSV), the test rows' raw values (JSON Lines) and
+    their labels, written WRITE_ROWS rows at a time, in file order. `labels`: each row's class index (UInt32),
+    or for regression its number (Float64), written as it is."""
     outputs = {TRAIN: io.BytesIO(), VALIDATION: io.BytesIO(), TEST: io.BytesIO()}
     test_labels: list = []
     regression = labels.dtype == pl.Float64
@@ -1009,6 +1022,6 @@ def _write_splits(
             texts = values.gather(pl.concat(chosen.get_columns()))  # one gather for all the columns
             pl.DataFrame(
                 [texts.slice(index * chosen.height, chosen.height).alias(name) for index, name in enumerate(test_columns)]
-            ).write_csv(outputs[TEST], include_header=False)
+            ).select(_json_array_line(test_columns)).write_csv(outputs[TEST], include_header=False, quote_style="never")
             test_labels += (label.filter(mask) if regression else class_names.gather(label.filter(mask))).to_list()
     return outputs[TRAIN].getvalue(), outputs[VALIDATION].getvalue(), outputs[TEST].getvalue(), test_labels

@@ -83,7 +83,8 @@ def headline_metrics(report: dict[str, Any], problem_type: str | None) -> dict[s
 
 
 def parse_predictions(body: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
+    # "\n" only: str.splitlines() would also split inside a label at U+2028 or U+0085, which JSON leaves raw
+    return [json.loads(line) for line in body.decode("utf-8").split("\n") if line.strip()]
 
 
 def serving_containers(

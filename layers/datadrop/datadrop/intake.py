@@ -6,11 +6,8 @@ The uploaded object is only ever read. Every rejection says what to fix.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -203,13 +200,7 @@ def _prepare(
     recipe_json = json.dumps({**prepared.recipe, **extra.recipe}, indent=2, sort_keys=True).encode()
     services.objects.write(bucket, locations.key(locations.TRAIN), prepared.train_csv, "text/csv")
     services.objects.write(bucket, locations.key(locations.VALIDATION), prepared.validation_csv, "text/csv")
-    test_columns = [name for name in prepared.recipe["columns"] if name != prepared.recipe["target"]]
-    services.objects.write(
-        bucket,
-        locations.key(locations.TEST_FEATURES),
-        held_out_rows_as_json_lines(prepared.test_features_csv, test_columns),
-        "application/jsonlines",
-    )
+    services.objects.write(bucket, locations.key(locations.TEST_FEATURES), prepared.test_rows_jsonl, "application/jsonlines")
     for key, (body, content_type) in extra.files.items():
         services.objects.write(bucket, key, body, content_type)
     services.objects.write_json(bucket, locations.key(locations.TEST_LABELS), prepared.test_labels)
@@ -268,17 +259,6 @@ def _prepare(
     observability.count("UploadsPrepared")
     logger.info("dataset prepared", dataset=dataset, version=version, rows=rows)
     return IntakeOutcome("prepared", dataset, version)
-
-
-def held_out_rows_as_json_lines(test_csv: bytes, columns: list[str]) -> bytes:
-    """The test rows' raw values as JSON Lines, one {column: value} object per line: JSON escapes
-    line breaks inside values, so SageMaker's line-split batch transform never cuts a record."""
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # prepare accepts values of any length
-    lines = (
-        json.dumps(dict(zip(columns, row, strict=True)), ensure_ascii=False, separators=(",", ":"))
-        for row in csv.reader(io.StringIO(test_csv.decode("utf-8"), newline=""))
-    )
-    return "".join(line + "\n" for line in lines).encode("utf-8")
 
 
 def _largest_upload(memory_limit_mb: int | None, peak_per_input_byte: float) -> int | None:

@@ -554,7 +554,8 @@ def input_fn(request_body: Union[bytes, str], request_content_type: Optional[str
     if media == JSONLINES:
         text = _to_text(request_body)
         docs = []  # type: List[Any]
-        for n, line in enumerate(text.splitlines(), 1):
+        # "\n" only: str.splitlines() would also split inside a value at U+2028 or U+0085, which JSON leaves raw
+        for n, line in enumerate(text.split("\n"), 1):
             if line.strip():
                 try:
                     docs.append(json.loads(line))
@@ -699,7 +700,7 @@ def _answer_records(staged: StageModel, text: str, media: str) -> List[Any]:
     """The per-row entries of an answer in the "records" layout."""
     key = staged.io.get("records_key")
     if media == JSONLINES or (media == JSON and key is None and "\n" in text.strip()):
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return [json.loads(line) for line in text.split("\n") if line.strip()]
     document = json.loads(text)
     if key is None:
         return document if isinstance(document, list) else [document]
