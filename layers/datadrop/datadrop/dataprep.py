@@ -35,6 +35,7 @@ import io
 import os
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -989,6 +990,23 @@ def _json_array_line(names: list[str]) -> pl.Expr:
     return pl.concat_str([pl.lit("["), pl.concat_str([json_string(name) for name in names], separator=","), pl.lit("]")])
 
 
+def _pieces(rows: pl.DataFrame, count: int) -> list[pl.DataFrame]:
+    """`rows` cut into `count` consecutive pieces of about equal height (no empty one)."""
+    size = -(-rows.height // count)
+    return [rows.slice(start, size) for start in range(0, rows.height, size)]
+
+
+def _written(piece: tuple[int, pl.DataFrame]) -> bytes:
+    """A piece of a split as its file holds it: encoded rows as headerless CSV, test rows as JSON Lines."""
+    split, rows = piece
+    buffer = io.BytesIO()
+    if split == TEST:
+        rows.select(_json_array_line(rows.columns)).write_csv(buffer, include_header=False, quote_style="never")
+    else:
+        rows.write_csv(buffer, include_header=False)
+    return buffer.getvalue()
+
+
 def _write_splits(
     frame: pl.DataFrame,
     labels: pl.Series,
@@ -1006,22 +1024,30 @@ def _write_splits(
     regression = labels.dtype == pl.Float64
     class_names = pl.Series(classes, dtype=pl.String)
     sources = list(dict.fromkeys(lookups.sources))
-    for start in range(0, frame.height, WRITE_ROWS):
-        rows, where, label = frame.slice(start, WRITE_ROWS), part.slice(start, WRITE_ROWS), labels.slice(start, WRITE_ROWS)
-        for split in (TRAIN, VALIDATION):
-            mask = where == split
-            if not mask.any():
-                continue
-            encoded = lookups.encoded(rows.select(sources).filter(mask))
-            written = label.filter(mask)
-            encoded.insert_column(0, (written if regression else written.cast(pl.Int64)).alias(_LABEL))
-            encoded.write_csv(outputs[split], include_header=False)
-        mask = where == TEST
-        if mask.any():
-            chosen = rows.select(test_columns).filter(mask)
-            texts = values.gather(pl.concat(chosen.get_columns()))  # one gather for all the columns
-            pl.DataFrame(
-                [texts.slice(index * chosen.height, chosen.height).alias(name) for index, name in enumerate(test_columns)]
-            ).select(_json_array_line(test_columns)).write_csv(outputs[TEST], include_header=False, quote_style="never")
-            test_labels += (label.filter(mask) if regression else class_names.gather(label.filter(mask))).to_list()
+    threads = pl.thread_pool_size()
+    with ThreadPoolExecutor(threads) as writing:
+        for start in range(0, frame.height, WRITE_ROWS):
+            rows, where, label = frame.slice(start, WRITE_ROWS), part.slice(start, WRITE_ROWS), labels.slice(start, WRITE_ROWS)
+            pieces: list[tuple[int, pl.DataFrame]] = []  # (split, rows to write), in the order they are appended
+            for split in (TRAIN, VALIDATION):
+                mask = where == split
+                if not mask.any():
+                    continue
+                encoded = lookups.encoded(rows.select(sources).filter(mask))
+                written = label.filter(mask)
+                encoded.insert_column(0, (written if regression else written.cast(pl.Int64)).alias(_LABEL))
+                pieces += [(split, piece) for piece in _pieces(encoded, threads)]
+            mask = where == TEST
+            if mask.any():
+                chosen = rows.select(test_columns).filter(mask)
+                texts = values.gather(pl.concat(chosen.get_columns()))  # one gather for all the columns
+                test_rows = pl.DataFrame(
+                    [texts.slice(index * chosen.height, chosen.height).alias(name) for index, name in enumerate(test_columns)]
+                )
+                pieces += [(TEST, piece) for piece in _pieces(test_rows, threads)]
+                test_labels += (label.filter(mask) if regression else class_names.gather(label.filter(mask))).to_list()
+            # polars writes a CSV on one thread, so the pieces are written in parallel and appended in order
+            for (split, _), body in zip(pieces, writing.map(_written, pieces)):
+                outputs[split].write(body)
+            del pieces
     return outputs[TRAIN].getvalue(), outputs[VALIDATION].getvalue(), outputs[TEST].getvalue(), test_labels

@@ -38,7 +38,7 @@ import math
 import os
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -706,11 +706,18 @@ def _read_csv_streamed(source: bytes | str | os.PathLike[str], max_bytes: int | 
 
 
 def _stream(raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
-    with ThreadPoolExecutor(pl.thread_pool_size()) as casting:
-        return _stream_with(casting, raw, size, max_bytes)
+    # casting: a chunk's columns are cast to codes in parallel; overlap: one chunk is cast while the next is parsed
+    with ThreadPoolExecutor(pl.thread_pool_size()) as casting, ThreadPoolExecutor(1) as overlap:
+        return _stream_with(_Casting(casting, overlap), raw, size, max_bytes)
 
 
-def _stream_with(casting: ThreadPoolExecutor, raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
+@dataclass(frozen=True)
+class _Casting:
+    columns: ThreadPoolExecutor
+    overlap: ThreadPoolExecutor
+
+
+def _stream_with(casting: _Casting, raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
     compression = "none"
     stream: BinaryIO = raw
     if raw.read(2) == _GZIP:
@@ -726,9 +733,7 @@ def _stream_with(casting: ThreadPoolExecutor, raw: BinaryIO, size: int, max_byte
             stream.close()
 
 
-def _stream_csv(
-    casting: ThreadPoolExecutor, stream: BinaryIO, size: int, compression: str, max_bytes: int | None
-) -> Table | None:
+def _stream_csv(casting: _Casting, stream: BinaryIO, size: int, compression: str, max_bytes: int | None) -> Table | None:
     block = stream.read(STREAM_CHUNK)
     head = block[:SNIFF_BYTES]
     if (
@@ -744,7 +749,7 @@ def _stream_csv(
         return None
     separator = sniff_delimiter(block)
     dictionary = _Dictionary()
-    parts: list[pl.DataFrame] = []
+    parts: list[Future[pl.DataFrame]] = []
     schema: dict[str, pl.DataType] | None = None
     separators = line_feeds = crlfs = 0
     any_quoted = False  # only a quoted value can hold a separator
@@ -791,12 +796,15 @@ def _stream_csv(
             schema = dict.fromkeys(text.columns, pl.String())
         any_quoted = any_quoted or quoted
         # raw text to codes; empty fields (and fields missing at the end of a short line) are null: code 0, "".
-        parts.append(_coded_columns(casting, dictionary, text))
+        if parts:
+            parts[-1].result()  # at most one chunk waits to be cast: memory holds two chunks' text at most
+        # polars releases the GIL while it casts and while it parses, so this chunk is cast while the next is parsed
+        parts.append(casting.overlap.submit(_coded_columns, casting.columns, dictionary, text))
         del text, chunk
         first = False
     if not parts:
         return None
-    coded = pl.concat(parts, rechunk=False).get_columns()
+    coded = pl.concat([part.result() for part in parts], rechunk=False).get_columns()
     del parts
     raw = dictionary.values(pl.DataFrame(coded))
     value_separators = _separators_in_values(coded, raw, separator) if any_quoted and len(coded) > 1 else 0
