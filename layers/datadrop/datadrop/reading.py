@@ -808,7 +808,7 @@ def _stream_csv(casting: _Casting, stream: BinaryIO, size: int, compression: str
     del parts
     raw = dictionary.values(pl.DataFrame(coded))
     value_separators = _separators_in_values(coded, raw, separator) if any_quoted and len(coded) > 1 else 0
-    frame = pl.DataFrame(_stripped_codes(coded, raw, dictionary))
+    frame = pl.DataFrame(_stripped_codes(coded, raw, dictionary, casting.columns))
     del coded
     values = dictionary.values(frame)
     if frame.height < 2:
@@ -899,18 +899,25 @@ def _separators_in_values(columns: list[pl.Series], raw: pl.Series, separator: s
     return sum(int(per_code.gather(column).sum()) for column in columns)
 
 
-def _stripped_codes(columns: list[pl.Series], raw: pl.Series, dictionary: _Dictionary) -> list[pl.Series]:
+def _stripped_codes(
+    columns: list[pl.Series], raw: pl.Series, dictionary: _Dictionary, threads: ThreadPoolExecutor
+) -> list[pl.Series]:
     """Codes of the raw texts (`raw[code]`) turned into codes of the stripped texts: stripping is done once per
     distinct text.
 
-    Replaces the columns in the list one by one, so that only one column exists twice at a time.
+    Replaces the columns in the list a few at a time (one per thread), so that only those exist twice at once.
     """
     stripped = raw.str.strip_chars(WHITESPACE)
     if stripped.equals(raw):
         return columns
     canonical = pl.select(dictionary.codes(pl.lit(stripped))).to_series()  # adds the stripped texts not there yet
-    for index, column in enumerate(columns):
-        columns[index] = canonical.gather(column).alias(column.name)
+
+    def restripped(column: pl.Series) -> pl.Series:
+        return canonical.gather(column).alias(column.name)
+
+    at_once = max(1, pl.thread_pool_size())
+    for start in range(0, len(columns), at_once):
+        columns[start : start + at_once] = threads.map(restripped, columns[start : start + at_once])
     return columns
 
 
