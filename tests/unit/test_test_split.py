@@ -7,6 +7,7 @@ import csv
 import io
 import json
 
+import pytest
 from datadrop.config import DatasetConfig
 from datadrop.dataprep import prepare
 from datadrop.names import held_out_content_type
@@ -43,6 +44,21 @@ def test_non_ascii_values_are_kept_as_written() -> None:
     lines = _test_lines(_csv(["étiquette", "île", "n°"], rows), "étiquette")
     assert {json.loads(line)[0] for line in lines} == {"Île", "naïve", "Zü\u2028rich"}
     assert all("\\u" not in line for line in lines)  # UTF-8 as written, not escaped
+
+
+@pytest.mark.parametrize("rows", [60, 3000], ids=["few rows: each cell encoded", "many rows: each distinct text encoded once"])
+def test_every_line_is_the_json_array_of_the_rows_texts(rows: int) -> None:
+    awkward = ['say "hi"', "back\\slash", "tab\there", "bell\x07", "Zü\u2028rich", "two\nlines", "", "plain"]
+    table = [[["a", "b"][i % 2], awkward[i % len(awkward)], awkward[(i // 3) % len(awkward)], str(i % 50)] for i in range(rows)]
+    data = _csv(["label", "x", "y", "n"], table)
+    prepared = prepare(data, DatasetConfig(target="label", split={"validation": 0.1, "test": 0.4}))
+    lines = prepared.test_rows_jsonl.decode().split("\n")[:-1]
+    written = {tuple(row[1:]) for row in table}
+    for line in lines:
+        record = json.loads(line)
+        assert tuple(record) in written  # a row's own texts, in column order
+        assert line == json.dumps(record, ensure_ascii=False, separators=(",", ":"))  # plain JSON, UTF-8 as written
+    assert len(lines) == prepared.report.splits["test"].rows
 
 
 def test_the_transform_reads_each_version_in_its_own_format() -> None:

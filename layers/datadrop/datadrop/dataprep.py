@@ -980,31 +980,42 @@ def _role_encodings(training: _TrainingProfile, features: list[dict], feature_of
     return encoded
 
 
-def _json_array_line(names: list[str]) -> pl.Expr:
-    """Each row's texts as one JSON array, `["Adelie","Biscoe",...]`: JSON escapes line breaks, quotes and control
-    characters, so the line holds the whole record (written unquoted, it is the line as it stands)."""
+def _json_strings(texts: pl.Expr) -> pl.Expr:
+    """Each text as a JSON string literal, quotes included: JSON escapes line breaks, quotes and control characters."""
+    return pl.struct(texts.alias("v")).struct.json_encode().str.slice(5).str.head(-1)  # {"v":...} without {"v": and }
 
-    def json_string(name: str) -> pl.Expr:  # `{"v":<the JSON string>}`, without `{"v":` and `}`
-        return pl.struct(pl.col(name).alias("v")).struct.json_encode().str.slice(5).str.head(-1)
 
-    return pl.concat_str([pl.lit("["), pl.concat_str([json_string(name) for name in names], separator=","), pl.lit("]")])
+class _TestRowWriter:
+    """Writes test rows (given as codes) as JSON Lines, one array of texts per line: `["Adelie","Biscoe",...]`.
+
+    When the texts are few against the cells to write (a long, narrow file), each distinct text is JSON-encoded
+    once and looked up; otherwise (a wide file of distinct values) each cell is encoded as it is written.
+    """
+
+    def __init__(self, values: pl.Series, cells: int) -> None:
+        self.values = values
+        self.json = pl.select(_json_strings(pl.lit(values))).to_series() if 4 * len(values) <= cells else None
+
+    def write(self, codes: pl.DataFrame, buffer: io.BytesIO) -> None:
+        height = codes.height
+        cells = pl.concat(codes.get_columns())  # one gather for all the columns
+        if self.json is not None:
+            texts = self.json.gather(cells)
+            strings = [texts.slice(index * height, height) for index in range(codes.width)]
+        else:
+            texts = self.values.gather(cells)
+            strings = [
+                pl.select(_json_strings(pl.lit(texts.slice(index * height, height)))).to_series() for index in range(codes.width)
+            ]
+        del cells, texts
+        line = pl.concat_str([pl.lit("["), pl.concat_str([pl.lit(column) for column in strings], separator=","), pl.lit("]")])
+        pl.select(line).write_csv(buffer, include_header=False, quote_style="never")  # JSON needs no CSV quoting
 
 
 def _pieces(rows: pl.DataFrame, count: int) -> list[pl.DataFrame]:
     """`rows` cut into `count` consecutive pieces of about equal height (no empty one)."""
     size = -(-rows.height // count)
     return [rows.slice(start, size) for start in range(0, rows.height, size)]
-
-
-def _written(piece: tuple[int, pl.DataFrame]) -> bytes:
-    """A piece of a split as its file holds it: encoded rows as headerless CSV, test rows as JSON Lines."""
-    split, rows = piece
-    buffer = io.BytesIO()
-    if split == TEST:
-        rows.select(_json_array_line(rows.columns)).write_csv(buffer, include_header=False, quote_style="never")
-    else:
-        rows.write_csv(buffer, include_header=False)
-    return buffer.getvalue()
 
 
 def _write_splits(
@@ -1025,6 +1036,18 @@ def _write_splits(
     class_names = pl.Series(classes, dtype=pl.String)
     sources = list(dict.fromkeys(lookups.sources))
     threads = pl.thread_pool_size()
+    test_writer = _TestRowWriter(values, int((part == TEST).sum()) * len(test_columns))
+
+    def piece_bytes(piece: tuple[int, pl.DataFrame]) -> bytes:
+        """A piece of a split as its file holds it: encoded rows as headerless CSV, test rows as JSON Lines."""
+        split, rows = piece
+        buffer = io.BytesIO()
+        if split == TEST:
+            test_writer.write(rows, buffer)
+        else:
+            rows.write_csv(buffer, include_header=False)
+        return buffer.getvalue()
+
     with ThreadPoolExecutor(threads) as writing:
         for start in range(0, frame.height, WRITE_ROWS):
             rows, where, label = frame.slice(start, WRITE_ROWS), part.slice(start, WRITE_ROWS), labels.slice(start, WRITE_ROWS)
@@ -1039,15 +1062,10 @@ def _write_splits(
                 pieces += [(split, piece) for piece in _pieces(encoded, threads)]
             mask = where == TEST
             if mask.any():
-                chosen = rows.select(test_columns).filter(mask)
-                texts = values.gather(pl.concat(chosen.get_columns()))  # one gather for all the columns
-                test_rows = pl.DataFrame(
-                    [texts.slice(index * chosen.height, chosen.height).alias(name) for index, name in enumerate(test_columns)]
-                )
-                pieces += [(TEST, piece) for piece in _pieces(test_rows, threads)]
+                pieces += [(TEST, piece) for piece in _pieces(rows.select(test_columns).filter(mask), threads)]
                 test_labels += (label.filter(mask) if regression else class_names.gather(label.filter(mask))).to_list()
             # polars writes a CSV on one thread, so the pieces are written in parallel and appended in order
-            for (split, _), body in zip(pieces, writing.map(_written, pieces)):
+            for (split, _), body in zip(pieces, writing.map(piece_bytes, pieces)):
                 outputs[split].write(body)
             del pieces
     return outputs[TRAIN].getvalue(), outputs[VALIDATION].getvalue(), outputs[TEST].getvalue(), test_labels
