@@ -93,11 +93,11 @@ def prepare(path: str, target: str) -> dict:
         buffer = io.StringIO()
         matrix[split == part].to_csv(buffer, header=False, index=False)
         outputs[part] = buffer.getvalue().encode()
-    buffer = io.StringIO()
-    frame.loc[split == "test", features].to_csv(buffer, header=False, index=False)
+    buffer = io.StringIO()  # JSON Lines, as datadrop writes the test split (pandas' way: one object per line)
+    frame.loc[split == "test", features].to_json(buffer, orient="records", lines=True, force_ascii=False)
     outputs["test"] = buffer.getvalue().encode()
     test_labels = frame.loc[split == "test", target].tolist()
-    lap("write CSVs")
+    lap("write splits")
     return {
         "rows": {
             "read": rows_read,
