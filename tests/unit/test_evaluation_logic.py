@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from datadrop.evaluation import choose_best, parse_predictions, score
+from datadrop.evaluation import choose_best, score
 from datadrop.events import RunSummary
 
 
@@ -26,10 +26,6 @@ def test_score_counts_every_row() -> None:
 def test_score_refuses_incomplete_output() -> None:
     with pytest.raises(ValueError, match="incomplete"):
         score(["a", "b"], [_prediction("a", 0.9, "b")], ["a", "b"])
-
-
-def test_parse_predictions_skips_blank_lines() -> None:
-    assert parse_predictions(b'{"label": "a"}\n\n{"label": "b"}\n') == [{"label": "a"}, {"label": "b"}]
 
 
 def _run(index: int, status: str, accuracy: float | None) -> RunSummary:

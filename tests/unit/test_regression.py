@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 import math
 import random
+from typing import Any
 
 import numpy as np
 import pytest
-from datadrop import dataprep, metrics
+from datadrop import dataprep, metrics, scoring
 from datadrop.algorithms.xgboost import ALGORITHM as XGBOOST
 from datadrop.algorithms.xgboost import objective as xgboost_objective
 from datadrop.config import DatasetConfig, parse_config
 from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
-from datadrop.evaluation import choose_best, headline_metrics, score_regression
+from datadrop.evaluation import choose_best, headline_metrics
 from datadrop.events import RunSummary
 from datadrop.quality import render_table
 
@@ -222,7 +223,7 @@ def test_regression_metrics_equal_the_reference(seed: int) -> None:
     rng = np.random.default_rng(seed)
     truth = rng.normal(4000, 800, size=57)
     predicted = truth + rng.normal(0, 300, size=57)
-    report = score_regression(truth.tolist(), [{"value": value} for value in predicted.tolist()])
+    report = _score_regression(truth.tolist(), [{"value": value} for value in predicted.tolist()])
     for name, expected in np_reference(truth, predicted).items():
         assert report[name] == pytest.approx(expected, rel=1e-12, abs=1e-9), name
     assert report["rows"] == 57 and report["mape_skipped_rows"] == 0
@@ -232,27 +233,27 @@ def test_regression_metrics_equal_the_reference(seed: int) -> None:
 def test_mape_leaves_out_rows_whose_true_value_is_zero_and_says_how_many() -> None:
     truth = [0.0, 10.0, 0.0, 20.0]
     predicted = [1.0, 11.0, -1.0, 18.0]
-    report = score_regression(truth, [{"value": value} for value in predicted])
+    report = _score_regression(truth, [{"value": value} for value in predicted])
     assert report["mape"] == pytest.approx((0.1 + 0.1) / 2) and report["mape_skipped_rows"] == 2
-    only_zeros = score_regression([0.0, 0.0], [{"value": 1.0}, {"value": 0.0}])
+    only_zeros = _score_regression([0.0, 0.0], [{"value": 1.0}, {"value": 0.0}])
     assert only_zeros["mape"] is None and only_zeros["mape_skipped_rows"] == 2
     assert "mape" not in headline_metrics(only_zeros, "regression")
 
 
 def test_r2_of_a_constant_test_split_is_finite_as_in_scikit_learn() -> None:
-    assert score_regression([5.0, 5.0], [{"value": 5.0}, {"value": 5.0}])["r2"] == 1.0
-    assert score_regression([5.0, 5.0], [{"value": 4.0}, {"value": 5.0}])["r2"] == 0.0
+    assert _score_regression([5.0, 5.0], [{"value": 5.0}, {"value": 5.0}])["r2"] == 1.0
+    assert _score_regression([5.0, 5.0], [{"value": 4.0}, {"value": 5.0}])["r2"] == 0.0
 
 
 def test_regression_scoring_refuses_incomplete_or_wrong_output() -> None:
     with pytest.raises(ValueError, match="incomplete"):
-        score_regression([1.0, 2.0], [{"value": 1.0}])
+        _score_regression([1.0, 2.0], [{"value": 1.0}])
     with pytest.raises(ValueError, match="must be"):
-        score_regression([1.0], [{"label": "a"}])
+        _score_regression([1.0], [{"label": "a"}])
 
 
 def test_headline_metrics_per_problem_type() -> None:
-    report = score_regression([1.0, 2.0, 4.0], [{"value": 1.5}, {"value": 2.0}, {"value": 3.0}])
+    report = _score_regression([1.0, 2.0, 4.0], [{"value": 1.5}, {"value": 2.0}, {"value": 3.0}])
     assert set(headline_metrics(report, "regression")) == {"rmse", "mae", "r2", "mape"}
     classification = {"accuracy": 1.0, "macro_f1": 1.0, "log_loss": 0.1, "per_class": {}}
     assert headline_metrics(classification, "multiclass") == {"accuracy": 1.0, "macro_f1": 1.0, "log_loss": 0.1}
@@ -357,3 +358,7 @@ def test_datadrop_runs_ranks_by_the_metric_s_direction() -> None:
         table.splitlines()[0]
         == "mass version v1: REJECTED, 3 run(s), ranked by held-out rmse (lower is better, threshold 100.0000)"
     )
+
+
+def _score_regression(truths: list[float], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    return scoring.score_stream("regression", [], truths, predictions)

@@ -16,7 +16,6 @@ ModelApproved or ModelRejected here.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -72,19 +71,9 @@ def score(labels: list[str], predictions: list[dict[str, Any]], classes: list[st
     return scoring.score_stream("multiclass", classes, labels, predictions)
 
 
-def score_regression(truths: list[float], predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    """Regression metrics of predictions ({value}) against the true values (datadrop.scoring.RegressionScorer, on lists)."""
-    return scoring.score_stream("regression", [], truths, predictions)
-
-
 def headline_metrics(report: dict[str, Any], problem_type: str | None) -> dict[str, float]:
     """The metrics a run is compared, judged and logged (`test:<name>`) by; an undefined one is left out."""
     return scoring.scalars(report, problem_type)
-
-
-def parse_predictions(body: bytes) -> list[dict[str, Any]]:
-    # "\n" only: str.splitlines() would also split inside a label at U+2028 or U+0085, which JSON leaves raw
-    return [json.loads(line) for line in body.decode("utf-8").split("\n") if line.strip()]
 
 
 def serving_containers(
