@@ -17,7 +17,8 @@ from datadrop.events import (
     ModelDeployed,
     VersionFailed,
 )
-from datadrop.incoming import EndpointStateChange, ModelApprovedEvent
+from datadrop.incoming import ModelApprovedEvent
+from datadrop.incoming.sagemaker import EndpointStateChange
 from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored, prebuilt
 from datadrop.observability import metrics
 from datadrop.records import EndpointRecord, EndpointSlot, VersionRecord

@@ -18,7 +18,12 @@ from datadrop.events import (
     RunSummary,
     VersionFailed,
 )
-from datadrop.incoming import ModelPackageStateChange, TrainingJobStateChange, TransformJobStateChange, TuningJobStateChange
+from datadrop.incoming.sagemaker import (
+    ModelPackageStateChange,
+    TrainingJobStateChange,
+    TransformJobStateChange,
+    TuningJobStateChange,
+)
 from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored, prebuilt
 from datadrop.observability import metrics
 from datadrop.records import ChampionRecord, RunRecord, VersionRecord

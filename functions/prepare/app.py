@@ -18,7 +18,7 @@ from datadrop.config import (
     SplitConfig,
 )
 from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
-from datadrop.incoming import S3ObjectCreated
+from datadrop.incoming.s3 import S3ObjectCreated
 from datadrop.lambda_support import idempotent_on, prebuilt
 from datadrop.observability import metrics
 from datadrop.quality import (

@@ -9,10 +9,10 @@ import pytest
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 from datadrop.events import DatasetPrepared, ModelApproved, PreparedArtifacts, SourceObject
-from datadrop.incoming import (
+from datadrop.incoming.s3 import S3ObjectCreated
+from datadrop.incoming.sagemaker import (
     EndpointStateChange,
     ModelPackageStateChange,
-    S3ObjectCreated,
     TrainingJobStateChange,
     TransformJobStateChange,
     TuningJobStateChange,

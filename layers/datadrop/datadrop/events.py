@@ -2,12 +2,12 @@
 
 Published details are pydantic models, so subscribers get a stable, documented shape. The events
 the steps consume as EventBridge delivers them (S3's, SageMaker's, and the envelopes around
-datadrop's own) are in datadrop.incoming; `endpoint_status` stays here for the deploy step's
+datadrop's own) are in the datadrop.incoming package; `endpoint_status` stays here for the deploy step's
 calls, which read DescribeEndpoint without any event.
 """
 
 # No `from __future__ import annotations` here, nor in the other modules that define models
-# (config, records, settings, quality, quality_summary, incoming): pydantic would compile every
+# (config, records, settings, quality, quality_summary, datadrop.incoming): pydantic would compile every
 # field's annotation string when it creates the class, which cost every handler's import about 30 M
 # instructions (4 % of `import boto3`; bench/layers.py). Annotations naming a class defined later
 # are quoted.
