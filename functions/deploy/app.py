@@ -7,12 +7,40 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from datadrop import deployment
-from datadrop.events import SOURCE, EndpointStateChange, ModelApproved, ModelApprovedEvent
-from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored
+from datadrop.events import (
+    SOURCE,
+    DatasetPrepared,
+    DeploymentFailed,
+    DeploymentStarted,
+    DeploymentSuperseded,
+    ModelApproved,
+    ModelDeployed,
+    VersionFailed,
+)
+from datadrop.incoming import ModelApprovedEvent
+from datadrop.incoming.sagemaker import EndpointStateChange
+from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored, prebuilt
 from datadrop.observability import metrics
+from datadrop.records import EndpointRecord, EndpointSlot, VersionRecord
 from datadrop.services import get_services
 
 logger = Logger()
+# Every model an invocation validates, constructs or dumps, built now (Init) rather than in the first
+# request; the integration harness fails an invocation that builds one not listed here.
+PREBUILT = prebuilt(
+    ModelApprovedEvent,
+    EndpointStateChange,
+    DatasetPrepared,
+    ModelApproved,
+    DeploymentStarted,
+    ModelDeployed,
+    DeploymentFailed,
+    DeploymentSuperseded,
+    VersionFailed,
+    VersionRecord,
+    EndpointRecord,
+    EndpointSlot,
+)
 
 ENDPOINT = "SageMaker Endpoint State Change"
 

@@ -8,12 +8,47 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from datadrop import evaluation
-from datadrop.events import ModelPackageStateChange, TrainingJobStateChange, TransformJobStateChange, TuningJobStateChange
-from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored
+from datadrop.events import (
+    ChampionScore,
+    DatasetPrepared,
+    ModelApproved,
+    ModelPendingApproval,
+    ModelRejected,
+    RunEvaluated,
+    RunSummary,
+    VersionFailed,
+)
+from datadrop.incoming.sagemaker import (
+    ModelPackageStateChange,
+    TrainingJobStateChange,
+    TransformJobStateChange,
+    TuningJobStateChange,
+)
+from datadrop.lambda_support import EVENT_KEY, idempotent_on, ignored, prebuilt
 from datadrop.observability import metrics
+from datadrop.records import ChampionRecord, RunRecord, VersionRecord
 from datadrop.services import get_services
 
 logger = Logger()
+# Every model an invocation validates, constructs or dumps, built now (Init) rather than in the first
+# request; the integration harness fails an invocation that builds one not listed here.
+PREBUILT = prebuilt(
+    TrainingJobStateChange,
+    TransformJobStateChange,
+    TuningJobStateChange,
+    ModelPackageStateChange,
+    ChampionScore,
+    DatasetPrepared,
+    ModelApproved,
+    ModelPendingApproval,
+    ModelRejected,
+    RunEvaluated,
+    RunSummary,
+    VersionFailed,
+    VersionRecord,
+    RunRecord,
+    ChampionRecord,
+)
 
 TRAINING = "SageMaker Training Job State Change"
 TRANSFORM = "SageMaker Transform Job State Change"

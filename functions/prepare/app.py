@@ -8,12 +8,48 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from datadrop import intake
-from datadrop.events import S3ObjectCreated, SourceObject
-from datadrop.lambda_support import idempotent_on
+from datadrop.config import (
+    AlgorithmChoice,
+    DatasetConfig,
+    DeploymentSettings,
+    ExperimentSettings,
+    GateConfig,
+    SearchConfig,
+    SplitConfig,
+)
+from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts, SourceObject
+from datadrop.incoming.s3 import S3ObjectCreated
+from datadrop.lambda_support import idempotent_on, prebuilt
 from datadrop.observability import metrics
+from datadrop.quality import (
+    BooleanSummary,
+    CategoricalSummary,
+    ColumnReport,
+    DatetimeSummary,
+    DetectedFormat,
+    Normalisation,
+    NumericSummary,
+    QualityReport,
+    RowCounts,
+    SplitReport,
+    TargetReport,
+    TargetSummary,
+)
+from datadrop.quality_summary import QualitySummary
+from datadrop.records import VersionRecord
 from datadrop.services import get_services
 
 logger = Logger()
+# Every model an invocation validates, constructs or dumps, built now (Init) rather than in the first
+# request; the integration harness fails an invocation that builds one not listed here.
+PREBUILT = prebuilt(
+    S3ObjectCreated, SourceObject, DatasetPrepared, DatasetRejected, PreparedArtifacts, VersionRecord,
+    # the config it parses, and what DatasetPrepared carries of it
+    DatasetConfig, SplitConfig, AlgorithmChoice, SearchConfig, ExperimentSettings, GateConfig, DeploymentSettings,
+    # the quality report it writes, built part by part, and its summary in DatasetPrepared
+    QualityReport, ColumnReport, RowCounts, NumericSummary, CategoricalSummary, BooleanSummary, DatetimeSummary,
+    DetectedFormat, Normalisation, SplitReport, TargetReport, TargetSummary, QualitySummary,
+)  # fmt: skip
 
 
 @logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation

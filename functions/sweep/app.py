@@ -6,11 +6,52 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from datadrop.events import (
+    ChampionScore,
+    DatasetPrepared,
+    DeploymentFailed,
+    DeploymentStarted,
+    DeploymentSuperseded,
+    ModelApproved,
+    ModelDeployed,
+    ModelPendingApproval,
+    ModelRejected,
+    PreparedArtifacts,
+    RunEvaluated,
+    RunSummary,
+    TrainingStarted,
+    VersionFailed,
+)
+from datadrop.lambda_support import prebuilt
 from datadrop.observability import metrics
+from datadrop.records import ChampionRecord, EndpointRecord, EndpointSlot, RunRecord, VersionRecord
 from datadrop.recovery import Sweeper
 from datadrop.services import get_services
 
 logger = Logger()
+# Every model an invocation validates, constructs or dumps, built now (Init) rather than in the first
+# request: a sweep may continue any step's work, so it builds what train, evaluate and deploy build.
+PREBUILT = prebuilt(
+    DatasetPrepared,
+    PreparedArtifacts,
+    RunSummary,
+    TrainingStarted,
+    RunEvaluated,
+    ChampionScore,
+    ModelApproved,
+    ModelRejected,
+    ModelPendingApproval,
+    DeploymentStarted,
+    ModelDeployed,
+    DeploymentFailed,
+    DeploymentSuperseded,
+    VersionFailed,
+    VersionRecord,
+    RunRecord,
+    ChampionRecord,
+    EndpointRecord,
+    EndpointSlot,
+)
 
 
 @logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation

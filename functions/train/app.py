@@ -7,12 +7,17 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from datadrop import training
-from datadrop.events import SOURCE, DatasetPrepared, DatasetPreparedEvent
-from datadrop.lambda_support import EVENT_KEY, idempotent_on
+from datadrop.events import SOURCE, DatasetPrepared, PreparedArtifacts, RunSummary, TrainingStarted
+from datadrop.incoming import DatasetPreparedEvent
+from datadrop.lambda_support import EVENT_KEY, idempotent_on, prebuilt
 from datadrop.observability import metrics
+from datadrop.records import RunRecord, VersionRecord
 from datadrop.services import get_services
 
 logger = Logger()
+# Every model an invocation validates, constructs or dumps, built now (Init) rather than in the first
+# request; the integration harness fails an invocation that builds one not listed here.
+PREBUILT = prebuilt(DatasetPreparedEvent, PreparedArtifacts, RunSummary, TrainingStarted, VersionRecord, RunRecord)
 
 
 @logger.inject_lambda_context(clear_state=True)  # no keys leak from the previous invocation

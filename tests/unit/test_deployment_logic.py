@@ -9,7 +9,8 @@ import botocore.session
 import pytest
 from datadrop.config import ConfigError, DeploymentSettings, parse_config
 from datadrop.deployment import BUSY_ENDPOINT_STATUSES, FINAL_ENDPOINT_STATUSES, deployment_config
-from datadrop.events import EndpointStateChange, endpoint_status
+from datadrop.events import endpoint_status
+from datadrop.incoming.sagemaker import EndpointStateChange
 
 from tests import strict_requests
 

@@ -8,14 +8,11 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
-from datadrop.events import (
-    DatasetPrepared,
+from datadrop.events import DatasetPrepared, ModelApproved, PreparedArtifacts, SourceObject
+from datadrop.incoming.s3 import S3ObjectCreated
+from datadrop.incoming.sagemaker import (
     EndpointStateChange,
-    ModelApproved,
     ModelPackageStateChange,
-    PreparedArtifacts,
-    S3ObjectCreated,
-    SourceObject,
     TrainingJobStateChange,
     TransformJobStateChange,
     TuningJobStateChange,
@@ -152,7 +149,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 def test_every_sample_event_parses_with_its_handlers_model() -> None:
     """events/ holds one sample per function, for `sam local invoke -e`; each must parse."""
-    from datadrop.events import DatasetPreparedEvent, ModelApprovedEvent
+    from datadrop.incoming import DatasetPreparedEvent, ModelApprovedEvent
 
     models = {
         "prepare_s3_object_created.json": S3ObjectCreated,

@@ -4,13 +4,12 @@ Validated with pydantic; unknown keys are errors so a typo is reported instead o
 
 Every step imports this module (DatasetPrepared carries the search space and the experiment
 settings), but only the prepare step parses config files: PyYAML is imported by `parse_config`, and
-the models build their validators on first use (defer_build), so the other steps pay for neither.
-The prepare step, which parses a config on every upload, loads both at import (`ready_to_parse`,
-called by datadrop.intake).
+the models defer their validators (defer_build), so the other steps pay for neither; a step builds
+the ones it reads at import (datadrop.lambda_support.prebuilt). The prepare step, which parses a
+config on every upload, loads both at import (`ready_to_parse`, called by datadrop.intake).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in the modules that define models: see datadrop.events.
 import json
 import re
 from typing import Literal
@@ -23,7 +22,7 @@ DATASET_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?$")
 
 DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?", "-")
 
-# Built on first use, not at import (see the module docstring).
+# Not built at import (see the module docstring).
 _LAZY_STRICT = ConfigDict(extra="forbid", defer_build=True)
 
 
@@ -39,7 +38,7 @@ class SplitConfig(BaseModel):
     seed: int = Field(42, description="seed of the deterministic shuffle")
 
     @model_validator(mode="after")
-    def _leaves_training_rows(self) -> SplitConfig:
+    def _leaves_training_rows(self) -> "SplitConfig":
         if self.validation + self.test >= 0.8:
             raise ValueError("validation + test must leave at least 20% of the rows for training")
         return self
@@ -59,7 +58,7 @@ class Range(BaseModel):
     type: Literal["int", "float"] = "float"
 
     @model_validator(mode="after")
-    def _is_a_range(self) -> Range:
+    def _is_a_range(self) -> "Range":
         if self.min >= self.max:
             raise ValueError(f"min {self.min} must be below max {self.max}")
         if self.scale == "log" and self.min <= 0:
@@ -163,7 +162,7 @@ class ExperimentSettings(BaseModel):
 class GateConfig(BaseModel):
     """What a candidate must do besides passing the threshold: beat the model in production."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     min_improvement: float = Field(
         0.0,
@@ -186,7 +185,7 @@ class DeploymentSettings(BaseModel):
     `termination_wait_seconds` after it.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _LAZY_STRICT
 
     traffic: Literal["all_at_once", "canary", "linear"] = Field(
         "all_at_once", description="all_at_once: every request to the new fleet at once; canary: a share first; linear: in steps"
@@ -313,7 +312,7 @@ class DatasetConfig(BaseModel):
         return choices
 
     @model_validator(mode="after")
-    def _algorithms_fit(self) -> DatasetConfig:
+    def _algorithms_fit(self) -> "DatasetConfig":
         from datadrop import algorithms
 
         choices = [entry if isinstance(entry, str) else entry.name for entry in self.algorithms or []]
@@ -349,7 +348,7 @@ class DatasetConfig(BaseModel):
                 raise MetricError(f"{error} (the target {self.target!r} is a {problem_type} target)") from error
 
     @model_validator(mode="after")
-    def _roles_agree_with_drop_columns(self) -> DatasetConfig:
+    def _roles_agree_with_drop_columns(self) -> "DatasetConfig":
         for name in self.drop_columns:
             pinned = self.columns.get(name)
             if pinned is not None and pinned.role in FEATURE_ROLE_SETTINGS:
@@ -359,7 +358,7 @@ class DatasetConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _search_fits_the_space(self) -> DatasetConfig:
+    def _search_fits_the_space(self) -> "DatasetConfig":
         from datadrop.search import SearchSpaceError, plan_size
 
         for choice in self.algorithm_choices():
@@ -371,7 +370,7 @@ class DatasetConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _metric_fits(self) -> DatasetConfig:
+    def _metric_fits(self) -> "DatasetConfig":
         """What can be checked before the data is read; with problem_type auto, prepare checks the rest."""
         try:
             if self.problem_type != "auto":

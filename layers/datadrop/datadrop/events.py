@@ -1,25 +1,21 @@
-"""The events datadrop publishes (source `datadrop`, on its own bus) and the AWS events it consumes.
+"""The events datadrop publishes (source `datadrop`, on its own bus).
 
-Published details are pydantic models, so subscribers get a stable, documented shape; incoming
-SageMaker events are parsed leniently because AWS documents several spellings (see
-tests/fixtures/aws-events/README.md): `Tags` as {} / {k: v} / [{Key, Value}], times as ISO strings
-or epoch milliseconds, EndpointStatus as IN_SERVICE or InService.
-
-The envelope and the S3 model follow Powertools' parser models field for field (a unit test
-parses the same samples with both), but are declared here: importing
-`aws_lambda_powertools.utilities.parser` builds its whole model zoo, 0.2-0.3 s of every cold
-start (bench/import_time.py), for the three shapes datadrop reads.
+Published details are pydantic models, so subscribers get a stable, documented shape. The events
+the steps consume as EventBridge delivers them (S3's, SageMaker's, and the envelopes around
+datadrop's own) are in the datadrop.incoming package; `endpoint_status` stays here for the deploy step's
+calls, which read DescribeEndpoint without any event.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here, nor in the other modules that define models
+# (config, records, settings, quality, quality_summary, datadrop.incoming): pydantic would compile every
+# field's annotation string when it creates the class, which cost every handler's import about 30 M
+# instructions (4 % of `import boto3`; bench/layers.py). Annotations naming a class defined later
+# are quoted.
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, ClassVar, Literal
-from urllib.parse import unquote_plus
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from datadrop.algorithms.base import DataFacts
 from datadrop.config import (
@@ -324,84 +320,6 @@ class EventPublisher:
         return published
 
 
-# ---------------------------------------------------------------------------------------------
-# Incoming events
-# ---------------------------------------------------------------------------------------------
-class EventBridgeModel(BaseModel):
-    """An EventBridge event as delivered to a Lambda target; subclasses type `detail`."""
-
-    model_config = ConfigDict(populate_by_name=True, defer_build=True)
-    version: str = "0"
-    id: str
-    source: str
-    account: str
-    time: datetime
-    region: str
-    resources: list[str]
-    detail_type: str = Field(alias="detail-type")
-    detail: Any
-
-
-class S3Bucket(BaseModel):
-    model_config = _LAZY
-
-    name: str
-
-
-class S3Object(BaseModel):
-    model_config = _LAZY
-
-    key: str
-    size: float | None = None
-    etag: str
-    version_id: str | None = Field(None, alias="version-id")
-    sequencer: str | None = None
-
-    @property
-    def decoded_key(self) -> str:
-        """The object's key: S3 writes it URL-encoded into its events ("my data+1.csv" as "my+data%2B1.csv"),
-        as Powertools' S3EventBridgeNotificationObject.key decodes it."""
-        return unquote_plus(self.key)
-
-
-class S3ObjectCreatedDetail(BaseModel):
-    model_config = _LAZY
-
-    bucket: S3Bucket
-    object: S3Object
-    reason: str | None = None
-
-
-class S3ObjectCreated(EventBridgeModel):
-    detail: S3ObjectCreatedDetail
-
-
-class _SageMakerDetail(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
-    FailureReason: str | None = None
-
-
-class TrainingJobStateChangeDetail(_SageMakerDetail):
-    TrainingJobName: str
-    TrainingJobStatus: str
-    TuningJobArn: str | None = None  # set when a hyperparameter tuning job launched it
-
-    @property
-    def tuning_job(self) -> str | None:
-        """The name of the tuning job that launched it (the ARN's last part), if one did."""
-        return self.TuningJobArn.rsplit("/", 1)[-1] if self.TuningJobArn else None
-
-
-class TuningJobStateChangeDetail(_SageMakerDetail):
-    HyperParameterTuningJobName: str
-    HyperParameterTuningJobStatus: str
-
-
-class TransformJobStateChangeDetail(_SageMakerDetail):
-    TransformJobName: str
-    TransformJobStatus: str
-
-
 _ENDPOINT_STATUS = {
     "IN_SERVICE": "InService",
     "CREATING": "Creating",
@@ -418,50 +336,3 @@ _ENDPOINT_STATUS = {
 def endpoint_status(value: str) -> str:
     """An EndpointStatus in DescribeEndpoint's spelling (InService), whichever way it came (IN_SERVICE)."""
     return _ENDPOINT_STATUS.get(value.upper(), value)
-
-
-class EndpointStateChangeDetail(_SageMakerDetail):
-    EndpointName: str
-    EndpointStatus: str
-    EndpointConfigName: str | None = None
-
-    @field_validator("EndpointStatus")
-    @classmethod
-    def _one_spelling(cls, value: str) -> str:
-        """The docs' sample says IN_SERVICE, DescribeEndpoint says InService: keep the API's."""
-        return endpoint_status(value)
-
-
-class ModelPackageStateChangeDetail(_SageMakerDetail):
-    ModelPackageGroupName: str
-    ModelPackageArn: str
-    ModelPackageVersion: int | None = None
-    ModelApprovalStatus: str | None = None
-
-
-class ModelPackageStateChange(EventBridgeModel):
-    detail: ModelPackageStateChangeDetail
-
-
-class TrainingJobStateChange(EventBridgeModel):
-    detail: TrainingJobStateChangeDetail
-
-
-class TuningJobStateChange(EventBridgeModel):
-    detail: TuningJobStateChangeDetail
-
-
-class TransformJobStateChange(EventBridgeModel):
-    detail: TransformJobStateChangeDetail
-
-
-class EndpointStateChange(EventBridgeModel):
-    detail: EndpointStateChangeDetail
-
-
-class DatasetPreparedEvent(EventBridgeModel):
-    detail: DatasetPrepared
-
-
-class ModelApprovedEvent(EventBridgeModel):
-    detail: ModelApproved

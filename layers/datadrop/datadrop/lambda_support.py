@@ -1,4 +1,5 @@
-"""What every handler shares: Powertools idempotency on the DynamoDB table from template.yaml.
+"""What every handler shares: Powertools idempotency on the DynamoDB table from template.yaml, and
+the pydantic models it builds at import.
 
 An answer that means "not my business (yet)" is never cached: a Completed event that arrives before
 its run is recorded, or an event replayed by hand, must be looked at afresh when it comes again.
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent
+from pydantic import BaseModel
 
 # A day: SageMaker and S3 may re-deliver events well after the first delivery.
 IDEMPOTENCY_SECONDS = 24 * 3600
@@ -22,6 +24,20 @@ EVENT_KEY = '[source, "detail-type", detail.event_id || id]'
 IGNORED = "ignored"
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def prebuilt(*models: type[BaseModel]) -> tuple[type[BaseModel], ...]:
+    """Build these models' validators and serializers now, at import, and return them.
+
+    datadrop's models defer their builds (defer_build), so a step never builds the dozens it does
+    not use; a handler lists here every model its invocations validate, construct or dump, so that
+    work stays in Lambda's Init phase, where the import-time bench (bench/layers.py) measures it,
+    instead of slipping into the first request. The integration tests' harness fails an invocation
+    that builds a model its handler did not list.
+    """
+    for model in models:
+        model.model_rebuild()  # a no-op for a model already built
+    return models
 
 
 def ignored(reason: str) -> dict[str, Any]:

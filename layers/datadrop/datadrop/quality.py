@@ -6,8 +6,7 @@ short form. `datadrop prepare` prints it. Pydantic only (no polars), so events a
 import it cheaply.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in the modules that define models: see datadrop.events.
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -5,8 +5,7 @@ Apart from datadrop.quality so that every step can read DatasetPrepared without 
 report's models: only the prepare step builds reports.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in the modules that define models: see datadrop.events.
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_SUMMARY_NAMES = 20  # keep DatasetPrepared small whatever the width of the file ...

@@ -2,8 +2,7 @@
 transition table that says which status may follow which (datadrop.state writes them, every
 change conditional on that table). Reads return these models, never raw items."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in the modules that define models: see datadrop.events.
 from enum import StrEnum
 from typing import Any
 
@@ -73,9 +72,14 @@ TERMINAL_VERSION_STATUSES = frozenset(status for status, successors in VERSION_T
 TERMINAL_RUN_STATUSES = frozenset(status for status, successors in RUN_TRANSITIONS.items() if not successors)
 
 
+# Each step reads a few of these; defer_build leaves the others unbuilt. A handler builds the ones it
+# uses at import (datadrop.lambda_support.prebuilt).
+_RECORD = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+
+
 class _Record(BaseModel):
     # Items carry bookkeeping no reader needs (keys, attention); unknown attributes are ignored.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = _RECORD
 
     dataset: str
     version: str
@@ -142,7 +146,7 @@ class ChampionRecord(BaseModel):
     """The champion (the model the endpoint served when a version was judged) re-scored on that
     version's test split (sk VERSION#<version>#CHAMPION#<champion version>)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = _RECORD
 
     dataset: str
     version: str  # the version being judged (its test split)
@@ -163,7 +167,7 @@ class ChampionRecord(BaseModel):
 class EndpointSlot(BaseModel):
     """One version's deployment as the endpoint's record holds it."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = _RECORD
 
     dataset: str
     version: str
@@ -177,7 +181,7 @@ class EndpointRecord(BaseModel):
     newest approval waiting for it. Every change is conditional on what the writer read, so two
     deployments never interleave on one endpoint."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = _RECORD
 
     endpoint_name: str
     dataset: str

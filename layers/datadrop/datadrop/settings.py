@@ -1,7 +1,6 @@
 """Deployment settings, read once from the environment (set by template.yaml, or by the local runtime)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in the modules that define models: see datadrop.events.
 import os
 from typing import Literal
 
@@ -30,7 +29,7 @@ class Settings(BaseModel):
     give_up_after_hours: float = Field(24, gt=0, description="the sweeper ends work still stuck after this long")
 
     @classmethod
-    def from_environment(cls) -> Settings:
+    def from_environment(cls) -> "Settings":
         env = os.environ
 
         def required(name: str) -> str:
