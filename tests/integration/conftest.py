@@ -21,7 +21,11 @@ from datadrop.local.runtime import LambdaContext, load_handler_module, local_set
 from datadrop.services import Services, use_services
 from moto import mock_aws
 from pydantic import BaseModel
-from pydantic._internal._mock_val_ser import set_model_mocks
+
+try:  # pydantic's own helper for the state defer_build leaves a model in; private, so the check is skipped without it
+    from pydantic._internal._mock_val_ser import set_model_mocks
+except ImportError:  # pragma: no cover - another pydantic version
+    set_model_mocks = None  # type: ignore[assignment]
 
 from tests import published_schemas
 
@@ -43,6 +47,9 @@ def only_prebuilt_models(function: str, prebuilt: tuple[type[BaseModel], ...]) -
     """As in a Lambda container, where one handler runs: every deferred datadrop model starts unbuilt
     but those the handler built at import (its PREBUILT); an invocation that builds another one would
     pay for it in its first request, outside the import the bench measures, and fails the test."""
+    if set_model_mocks is None:
+        yield
+        return
     models = set(_deferred_datadrop_models())
     for model in models:
         model.__pydantic_complete__ = False
