@@ -68,7 +68,7 @@ from datadrop.quality import (
     TargetReport,
     TargetSummary,
 )
-from datadrop.reading import DatasetRejected, read_upload
+from datadrop.reading import DatasetRejected, chunk_watch, read_upload
 from datadrop.recipe import (
     CATEGORY_NORMALISATIONS,
     NUMBER_FORMATS,
@@ -92,13 +92,28 @@ PROFILE_CELLS = 1 << 22  # cells counted together in the profile (so narrow and 
 PROFILE_SAMPLE = 1 << 16  # cells looked at to choose how to count a batch
 WRITE_ROWS = 1 << 20  # rows encoded and written at a time
 MEDIAN_ROWS = 1 << 20  # distinct numbers sorted together for the medians
+# What prepare needs of memory beyond the runtime (the interpreter and polars), measured with bench/dataprep.py and
+# the wide-file measurements of bench/README.md ("Memory of wide files", 2026-12-02): from reading on, about
+# PREPARE_FIXED_BYTES + PREPARE_BYTES_PER_CELL per cell (rows x columns) + PREPARE_BYTES_PER_DISTINCT per distinct
+# value of a column (summed over the columns: the profile's rows, which are counted, numbered, normalised and
+# looked up while fitting and encoding); reading itself needs at least READ_FIXED_BYTES + READ_BYTES_PER_CELL per
+# cell + READ_BYTES_PER_TEXT per distinct text of the file (polars' dictionary of them). MEMORY_HEADROOM covers
+# what the line does not (the allocator's spare pages, the spread between runs).
+PREPARE_FIXED_BYTES = 250 * 10**6
+PREPARE_BYTES_PER_CELL = 7
+PREPARE_BYTES_PER_DISTINCT = 110
+READ_FIXED_BYTES = 200 * 10**6
+READ_BYTES_PER_CELL = 10
+READ_BYTES_PER_TEXT = 100
+MEMORY_HEADROOM = 1.25
+
 _COLUMN_UNIT = 1 << 34  # a profile key is column * _COLUMN_UNIT + code * 4 + split (codes are UInt32)
 
 # Internal column names; no header can produce them because names with a NUL are rejected (datadrop.reading).
 _LABEL = "\x00label"
 _COLUMN, _CODE, _PART, _TEXT = "\x00column", "\x00code", "\x00part", "\x00text"
 _MISSING, _NUMBER, _NORMALISED = "\x00missing", "\x00number", "\x00normalised"
-_FORMAT, _EXACT, _FEATURE, _BATCH = "\x00format", "\x00exact", "\x00feature", "\x00batch"
+_FORMAT, _EXACT, _FEATURE = "\x00format", "\x00exact", "\x00feature"
 
 
 @dataclass(frozen=True)
@@ -116,17 +131,26 @@ def prepare(
     config: DatasetConfig,
     max_bytes: int | None = None,
     max_in_memory_bytes: int | None = None,
+    max_memory_bytes: int | None = None,
 ) -> PreparedDataset:
     """Read, validate, clean, split (stratified, deterministic), fit on train, encode. Raises DatasetRejected.
 
     `source`: the upload's bytes, or the path of a file holding them (which is read a chunk at a time when it
     is a plain or gzip CSV file). `max_bytes`: the most a compressed upload may decompress to;
-    `max_in_memory_bytes`: the largest upload that may be read whole (see `reading.read_upload`).
+    `max_in_memory_bytes`: the largest upload that may be read whole (see `reading.read_upload`);
+    `max_memory_bytes`: the memory prepare may use beyond the runtime's own: an upload estimated to need more
+    (see `_MemoryBudget`) is rejected as soon as that is known, before the allocation that would not fit.
     """
     missing_tokens = list(dict.fromkeys(config.missing_values))
     clock = _Clock()
+    budget = _MemoryBudget(max_memory_bytes)
 
-    table = read_upload(source, max_bytes, config.max_malformed_share, max_in_memory_bytes)
+    watching = chunk_watch.set(budget.reading if max_memory_bytes is not None else None)
+    try:
+        table = read_upload(source, max_bytes, config.max_malformed_share, max_in_memory_bytes)
+    finally:
+        chunk_watch.reset(watching)
+    budget.read(table.frame.height, table.frame.width)
     clock.lap("read")
     columns, frame, values = table.columns, table.frame, table.values
     target = check_columns(columns, config)
@@ -239,7 +263,7 @@ def prepare(
     del assigned
 
     clock.lap("split")
-    profile = _profile(frame, part, values, missing_tokens)
+    profile = _profile(frame, part, values, missing_tokens, budget)
     clock.lap("profile")
     missing_per_column = _missing_per_column(profile, columns)
     normalise = "casefold" if config.normalise_categories else None
@@ -396,13 +420,17 @@ def _codes_of(values: pl.Series, texts: list[str]) -> pl.Series:
 # The profile: every column's distinct values, with their counts per split
 
 
-def _profile(frame: pl.DataFrame, part: pl.Series, values: pl.Series, missing: list[str]) -> pl.DataFrame:
+def _profile(
+    frame: pl.DataFrame, part: pl.Series, values: pl.Series, missing: list[str], budget: _MemoryBudget | None = None
+) -> pl.DataFrame:
     """One row per (column, distinct code): column index, code, text, whether it is a missing token, and how
     many rows of each split (train, validation, test, dropped) hold it.
 
     Columns are counted a batch at a time (about PROFILE_CELLS cells), so a narrow, long file and a wide,
-    short one both take one group-by per batch rather than per column.
+    short one both take one group-by per batch rather than per column. `budget` is told the distinct values
+    counted so far after each batch, and rejects the upload as soon as they would not fit.
     """
+    profiled = 0
     names = frame.columns
     per_batch = max(1, PROFILE_CELLS // max(frame.height, 1))
     counted = []
@@ -427,6 +455,9 @@ def _profile(frame: pl.DataFrame, part: pl.Series, values: pl.Series, missing: l
         # each batch finished before the next is counted, so that only one batch's intermediates exist at a time
         counted.append(_per_split(counts.select(pl.col("value").alias(_CODE), pl.col("len").cast(pl.UInt32))))
         del keys, counts
+        profiled += counted[-1].height
+        if budget is not None:
+            budget.profiled(profiled, complete=start + per_batch >= len(names))
     profile = pl.concat(counted, rechunk=False)
     del counted
     text = values.gather(profile.get_column(_CODE))
@@ -455,6 +486,61 @@ def _per_split(counts: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+class _MemoryBudget:
+    """The memory prepare may use beyond the runtime's own (`limit`; None: no limit) against what the upload needs
+    of it (the measured line of PREPARE_FIXED_BYTES and the rest), estimated as soon as each count is known:
+    while reading (cells and distinct texts so far, a lower bound), then after each batch of profiled columns
+    (distinct values so far, a lower bound, then the total). Raises DatasetRejected saying what to change."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.cells = self.texts = self.rows = self.columns = 0
+
+    def reading(self, cells: int, largest_code: int) -> None:
+        """After each chunk of a streamed CSV file (`reading.chunk_watch`)."""
+        self.cells += cells
+        self.texts = max(self.texts, largest_code + 1)
+        needed = MEMORY_HEADROOM * (READ_FIXED_BYTES + READ_BYTES_PER_CELL * self.cells + READ_BYTES_PER_TEXT * self.texts)
+        if self.limit is not None and needed > self.limit:
+            raise DatasetRejected(
+                f"reading this upload needs at least {_mb(needed)} of memory, more than the {_mb(self.limit)} the prepare "
+                f"function has for it: its first {self.cells:,} values already hold {self.texts:,} distinct texts "
+                f"(about {READ_BYTES_PER_TEXT} bytes each while reading, {PREPARE_BYTES_PER_DISTINCT} per distinct value "
+                f"of a column while preparing). {_FEWER}"
+            )
+
+    def read(self, rows: int, columns: int) -> None:
+        self.rows, self.columns, self.cells = rows, columns, rows * columns
+
+    def needed(self, distinct: int) -> float:
+        """What preparing the table read needs, with this many distinct values (summed over its columns)."""
+        cells = self.rows * self.columns
+        return MEMORY_HEADROOM * (PREPARE_FIXED_BYTES + PREPARE_BYTES_PER_CELL * cells + PREPARE_BYTES_PER_DISTINCT * distinct)
+
+    def profiled(self, distinct: int, complete: bool) -> None:
+        """After each batch of profiled columns: `distinct`, the distinct values of the columns counted so far."""
+        if self.limit is None or (needed := self.needed(distinct)) <= self.limit:
+            return
+        raise DatasetRejected(
+            f"preparing this upload needs {'about' if complete else 'at least'} {_mb(needed)} of memory, more than the "
+            f"{_mb(self.limit)} the prepare function has for it: its {self.columns:,} columns hold "
+            f"{'' if complete else 'at least '}{distinct:,} distinct values between them in {self.rows:,} rows, and "
+            f"preparing takes about {PREPARE_BYTES_PER_DISTINCT} bytes per distinct value of each column (counted, "
+            f"read as a number, fitted and looked up) plus {PREPARE_BYTES_PER_CELL} per value. {_FEWER}"
+        )
+
+
+_FEWER = (
+    "Columns of mostly distinct values (decimals, identifiers, free text) cost the most: upload fewer columns (leave "
+    "such columns out of the file), or a sample of the rows, or raise PrepareFunction's MemorySize in template.yaml "
+    "(up to 10240 MB)"
+)
+
+
+def _mb(size: float) -> str:
+    return f"{size / 1e6:,.0f} MB"
+
+
 def _u64(value: int) -> pl.Expr:
     return pl.lit(value, dtype=pl.UInt64)
 
@@ -478,10 +564,11 @@ def _number_formats(
     """
     position = {name: index for index, name in enumerate(columns)}
     indices = [position[name] for name in names]
-    train = profile.filter(pl.col(_COLUMN).is_in(indices) & (pl.col("train") > 0))
+    in_train = pl.col(_COLUMN).is_in(indices) & (pl.col("train") > 0)
     # a quick look first: only a separator between digits (a dot counts when two of them group digits) can qualify
-    maybe = train.filter(pl.col(_TEXT).str.contains("[0-9][, '\u00a0\u202f][0-9]|[0-9]\\.[0-9]{3}\\.[0-9]"))
-    train = train.filter(pl.col(_COLUMN).is_in(maybe.get_column(_COLUMN).unique().implode()))
+    # (the columns found, not the whole profile, are copied)
+    maybe = profile.filter(in_train & pl.col(_TEXT).str.contains("[0-9][, '\u00a0\u202f][0-9]|[0-9]\\.[0-9]{3}\\.[0-9]"))
+    train = profile.filter(in_train & pl.col(_COLUMN).is_in(maybe.get_column(_COLUMN).unique().implode()))
     if train.height == 0:
         return {}
     value, rows = pl.col(_TEXT), pl.col("train").cast(pl.UInt64)
@@ -560,25 +647,32 @@ class _TrainingProfile:
         distinct = _with_numbers(distinct, {index[name]: key for name, key in formats.items()}, missing)
         train_rows = pl.col("train").cast(pl.UInt64)
         present = ~pl.col(_MISSING)
-        # plain sums per column (no filters inside the aggregation, which would gather every group's rows)
-        stats = (
-            distinct.filter(pl.col("train") > 0)
+        # plain sums per column (no filters inside the aggregation, which would gather every group's rows), of
+        # MEDIAN_ROWS distinct values at a time (a column's parts are summed again), so that no copy is large
+        sums = (
+            pl.col("present").sum(),
+            pl.col("count").sum(),
+            pl.col("min").min(),
+            pl.col("max").max(),
+            pl.col("chars").sum(),
+        )
+        parts = [
+            distinct.slice(start, MEDIAN_ROWS)
+            .filter(pl.col("train") > 0)
             .select(
                 _COLUMN,
-                _NUMBER,
+                pl.col(_NUMBER).alias("min"),
+                pl.col(_NUMBER).alias("max"),
                 pl.when(present).then(train_rows).otherwise(0).alias("present"),
                 pl.when(pl.col(_NUMBER).is_not_null()).then(train_rows).otherwise(0).alias("count"),
                 pl.when(present).then(pl.col(_TEXT).str.len_chars().cast(pl.UInt64) * train_rows).otherwise(0).alias("chars"),
             )
             .group_by(_COLUMN)
-            .agg(
-                pl.col("present").sum(),
-                pl.col("count").sum(),
-                pl.col(_NUMBER).min().alias("min"),
-                pl.col(_NUMBER).max().alias("max"),
-                pl.col("chars").sum(),
-            )
-        )
+            .agg(*sums)
+            for start in range(0, max(distinct.height, 1), MEDIAN_ROWS)
+        ]
+        stats = pl.concat(parts).group_by(_COLUMN).agg(*sums)
+        del parts
         self.stats: dict[str, dict] = {columns[row[_COLUMN]]: row for row in stats.iter_rows(named=True)}
         # Only a column that may become categorical needs its values normalised and its levels counted: the
         # mostly distinct numbers of a wide file would otherwise make millions of levels nobody uses.
@@ -970,35 +1064,39 @@ def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size
     levels = levels.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over(_FEATURE).alias("level"))
     fills = {index: feature["fill"] for index, feature in enumerate(features) if feature["kind"] == "numeric"}
     fill = pl.col(_FEATURE).replace_strict(list(fills), list(fills.values()), default=None, return_dtype=pl.Float64)
-    # numeric features: the number, or the fill; categorical ones (only they compare normalised texts): the level
-    numbers = training.distinct.select(_COLUMN, _CODE, _NUMBER).join(
-        feature_of.filter(pl.col(_FEATURE).is_in(list(fills))), on=_COLUMN
-    )
-    parts = [numbers.select(_FEATURE, _CODE, pl.col(_NUMBER).fill_null(fill))]
-    del numbers
-    texts = (
-        training.distinct.select(_COLUMN, _CODE, _NORMALISED, _MISSING)
-        .join(feature_of.filter(pl.col(_FEATURE).is_in(categorical)), on=_COLUMN)
-        .join(levels, on=[_FEATURE, _NORMALISED], how="left")
-    )
     level = pl.when(pl.col(_MISSING)).then(pl.lit(-1.0)).otherwise(pl.col("level").cast(pl.Float64).fill_null(-1.0))
-    parts.append(texts.select(_FEATURE, _CODE, level.alias(_NUMBER)))
-    del texts
-    # boolean and datetime features: each distinct value of their column encoded once (datadrop.roles)
-    parts += _role_encodings(training, features, feature_of)
-    encoded_codes = pl.concat(parts)
-    del parts
+
+    def encoded_codes(chosen: pl.DataFrame) -> pl.DataFrame:
+        """(feature, code, number) of the features of `chosen` (a slice of feature_of)."""
+        distinct = training.distinct
+        if chosen.height < feature_of.height:  # only the rows of their columns are copied
+            distinct = distinct.filter(pl.col(_COLUMN).is_in(chosen.get_column(_COLUMN).unique().implode()))
+        # numeric features: the number, or the fill; categorical ones (only they compare normalised texts): the level
+        numbers = distinct.select(_COLUMN, _CODE, _NUMBER).join(chosen.filter(pl.col(_FEATURE).is_in(list(fills))), on=_COLUMN)
+        parts = [numbers.select(_FEATURE, _CODE, pl.col(_NUMBER).fill_null(fill))]
+        del numbers
+        texts = (
+            distinct.select(_COLUMN, _CODE, _NORMALISED, _MISSING)
+            .join(chosen.filter(pl.col(_FEATURE).is_in(categorical)), on=_COLUMN)
+            .join(levels, on=[_FEATURE, _NORMALISED], how="left")
+        )
+        parts.append(texts.select(_FEATURE, _CODE, level.alias(_NUMBER)))
+        del texts, distinct
+        # boolean and datetime features: each distinct value of their column encoded once (datadrop.roles)
+        parts += _role_encodings(training, features, chosen)
+        return pl.concat(parts)
+
     if dictionary_size > height:
+        # a batch of features at a time: only one batch's distinct values are copied and joined at once
         per_batch = max(1, PROFILE_CELLS // max(height, 1))
         batches = []
-        encoded_codes = encoded_codes.with_columns((pl.col(_FEATURE) // per_batch).alias(_BATCH))
-        for (batch,), group in encoded_codes.partition_by(_BATCH, as_dict=True, include_key=False).items():
-            first = batch * per_batch
+        for first in range(0, len(features), per_batch):
+            codes = encoded_codes(feature_of.slice(first, per_batch))
             key = (pl.col(_FEATURE) - first).cast(pl.UInt64) * (1 << 32) + pl.col(_CODE).cast(pl.UInt64)
-            batches.append((first, group.select(key).to_series(), group.get_column(_NUMBER)))
-        del encoded_codes
-        return _Lookups(sources, batches=sorted(batches, key=lambda batch: batch[0]), per_batch=per_batch)
-    groups = encoded_codes.partition_by(_FEATURE, as_dict=True)
+            batches.append((first, codes.select(key).to_series(), codes.get_column(_NUMBER)))
+            del codes
+        return _Lookups(sources, batches=batches, per_batch=per_batch)
+    groups = encoded_codes(feature_of).partition_by(_FEATURE, as_dict=True)
     dense = []
     for index in range(len(features)):
         group = groups[(index,)]

@@ -184,6 +184,8 @@ def _prepare(
                 config,
                 max_bytes=largest,  # also bounds what a gzip file unpacks to
                 max_in_memory_bytes=_largest_upload(settings.memory_limit_mb, IN_MEMORY_PEAK_PER_INPUT_BYTE),
+                # what is planned after the download depends on the columns' distinct values, not only the size
+                max_memory_bytes=_memory_budget(settings.memory_limit_mb),
             )
         except dataprep.DatasetRejected as error:
             raise _Rejection("data", error.reason) from error
@@ -286,6 +288,13 @@ def _largest_upload(memory_limit_mb: int | None, peak_per_input_byte: float) -> 
     if not memory_limit_mb:
         return None
     return max(0, int((memory_limit_mb - FIXED_MEMORY_MIB) * 2**20 / peak_per_input_byte))
+
+
+def _memory_budget(memory_limit_mb: int | None) -> int | None:
+    """The memory prepare may use beyond the runtime's own, in bytes (None: no limit)."""
+    if not memory_limit_mb:
+        return None
+    return max(0, (memory_limit_mb - FIXED_MEMORY_MIB) * 2**20)
 
 
 def _reject(services: Services, dataset: str, source: SourceObject, rejection: _Rejection) -> IntakeOutcome:
