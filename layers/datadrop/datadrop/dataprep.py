@@ -100,7 +100,7 @@ MEDIAN_ROWS = 1 << 20  # distinct numbers sorted together for the medians
 # cell + READ_BYTES_PER_TEXT per distinct text of the file (polars' dictionary of them). MEMORY_HEADROOM covers
 # what the line does not (the allocator's spare pages, the spread between runs).
 PREPARE_FIXED_BYTES = 250 * 10**6
-PREPARE_BYTES_PER_CELL = 7
+PREPARE_BYTES_PER_CELL = 10
 PREPARE_BYTES_PER_DISTINCT = 110
 READ_FIXED_BYTES = 200 * 10**6
 READ_BYTES_PER_CELL = 10

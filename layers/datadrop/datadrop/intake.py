@@ -43,6 +43,10 @@ UNKNOWN_DATASET = "unassigned"
 # guard only binds far above that (about 1.2 GB at 3008 MB).
 # Anything else (Parquet, JSON Lines, other encodings, malformed rows) is read whole first, which
 # measured 6.4-6.8 times before: 7.
+# Both hold for long files. A wide file of mostly distinct numbers needs memory per distinct value of each
+# column rather than per byte (10x its size at 120 MB, 20,000 columns), which no plan made from the size
+# alone can know before the download: prepare gets what is left after FIXED_MEMORY_MIB (_memory_budget)
+# and rejects such a file itself once it has counted enough of it (dataprep.PREPARE_BYTES_PER_DISTINCT).
 PEAK_MEMORY_PER_INPUT_BYTE = 2.5
 IN_MEMORY_PEAK_PER_INPUT_BYTE = 7
 FIXED_MEMORY_MIB = 200  # the interpreter, polars, boto3 and the handler
