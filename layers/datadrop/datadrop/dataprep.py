@@ -704,7 +704,9 @@ class _TrainingProfile:
             return {}
         indices = [self.position[name] for name in names]
         wanted = pl.col(_COLUMN).is_in(indices) & (pl.col("train") > 0) & pl.col(_NUMBER).is_not_null()
-        numbers = self.distinct.filter(wanted).select(_COLUMN, _NUMBER, "train").sort(_COLUMN)
+        numbers = self.distinct.select(_COLUMN, _NUMBER, "train").filter(wanted)  # only these columns copied
+        if not numbers.get_column(_COLUMN).is_sorted():  # the profile's order, unless a number format reordered it
+            numbers = numbers.sort(_COLUMN)
         # whole columns about MEDIAN_ROWS distinct numbers at a time, so that the sort's copies stay small
         medians: dict = {}
         start = held = 0
