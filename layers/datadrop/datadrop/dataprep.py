@@ -27,6 +27,12 @@ a file of 20,000 columns costs no more Python than it has columns), and encoding
 code to float (per feature: a date column's parts are features of their own), written out a block
 of rows at a time. A plain or gzip UTF-8 CSV file is read a chunk at a time; other formats and
 awkward files are read whole first (see `datadrop.reading`).
+
+What it needs of memory grows with the cells and with the distinct values of each column (the profile's
+rows), so a wide file of mostly distinct numbers needs many times its size: the work on the profile is
+done a batch of columns at a time where it copies, and with `max_memory_bytes` prepare estimates its need
+from a measured line while it reads and counts (`_MemoryBudget`) and rejects an upload that would not fit
+before it runs out, saying what to change.
 """
 
 from __future__ import annotations
