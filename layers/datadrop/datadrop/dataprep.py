@@ -271,6 +271,9 @@ def prepare(
     clock.lap("split")
     profile = _profile(frame, part, values, missing_tokens, budget)
     clock.lap("profile")
+    last_counts.update(
+        cells=frame.height * frame.width, distinct_values=profile.height, planned_bytes=int(budget.needed(profile.height))
+    )
     missing_per_column = _missing_per_column(profile, columns)
     normalise = "casefold" if config.normalise_categories else None
     formats = _number_formats(profile, columns, candidates, missing_tokens, table.detected.delimiter)
@@ -404,11 +407,15 @@ def prepare(
 
 # Seconds per step of the last prepare() in this process, for bench/dataprep.py and people profiling it.
 last_timings: dict[str, float] = {}
+# What the memory check of the last prepare() counted: cells, distinct values (summed over the columns) and the
+# bytes its line plans for them, headroom included (whether or not a budget was given), for bench/dataprep.py.
+last_counts: dict[str, int] = {}
 
 
 class _Clock:
     def __init__(self) -> None:
         last_timings.clear()
+        last_counts.clear()
         self.started = time.perf_counter()
 
     def lap(self, step: str) -> None:
@@ -1076,7 +1083,7 @@ def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size
 
     def encoded_codes(chosen: pl.DataFrame) -> pl.DataFrame:
         """(feature, code, number) of the features of `chosen` (a slice of feature_of)."""
-        distinct = training.distinct
+        distinct = training.distinct.select(_COLUMN, _CODE, _NUMBER, _NORMALISED, _MISSING)
         if chosen.height < feature_of.height:  # only the rows of their columns are copied
             distinct = distinct.filter(pl.col(_COLUMN).is_in(chosen.get_column(_COLUMN).unique().implode()))
         # numeric features: the number, or the fill; categorical ones (only they compare normalised texts): the level
