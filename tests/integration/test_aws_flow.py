@@ -249,8 +249,8 @@ def test_a_wide_file_of_distinct_values_that_would_not_fit_is_rejected_not_kille
     from datadrop import dataprep
 
     # the measured line without its fixed parts, and 16 MiB for prepare: the counts of distinct values decide
-    monkeypatch.setattr(dataprep, "READ_FIXED_BYTES", 0)
-    monkeypatch.setattr(dataprep, "PREPARE_FIXED_BYTES", 0)
+    monkeypatch.setattr(dataprep, "RUNTIME_BYTES", 0)
+    monkeypatch.setattr(dataprep, "CHUNK_BYTES_PER_CELL", 0)
     aws.services.settings.memory_limit_mb = intake.FIXED_MEMORY_MIB + 16
     aws.put_config("wide", "target: target\n")
     header = "target," + ",".join(f"x{index}" for index in range(300))

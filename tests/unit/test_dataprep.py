@@ -850,15 +850,16 @@ def test_work_done_a_batch_of_columns_at_a_time_gives_the_same_output(monkeypatc
 
 
 def test_a_wide_upload_of_distinct_numbers_is_rejected_when_it_would_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = distinct_numbers(400, 300)
+    wider = distinct_numbers(1000, 300)  # 300,000 distinct values: about 120 MB with headroom, by the line
     with pytest.raises(DatasetRejected) as caught:
-        prepare(data, DatasetConfig(target="target"), max_memory_bytes=150 * 2**20)
+        prepare(wider, DatasetConfig(target="target"), max_memory_bytes=100 * 2**20)
     reason = caught.value.reason
-    assert "distinct texts" in reason and "157 MB the prepare function has" in reason
+    assert "distinct texts" in reason and "105 MB the prepare function has" in reason
     assert "upload fewer columns" in reason and "a sample of the rows" in reason and "MemorySize" in reason
     # while fitting: the fixed parts of the measured line set to nothing, so that only the counts decide
-    monkeypatch.setattr(dataprep, "READ_FIXED_BYTES", 0)
-    monkeypatch.setattr(dataprep, "PREPARE_FIXED_BYTES", 0)
+    data = distinct_numbers(400, 300)
+    monkeypatch.setattr(dataprep, "RUNTIME_BYTES", 0)
+    monkeypatch.setattr(dataprep, "CHUNK_BYTES_PER_CELL", 0)
     monkeypatch.setattr(dataprep, "PROFILE_CELLS", 400 * 30)  # columns counted 30 at a time
     cells, distinct = 400 * 301, 400 * 300 + 2  # every feature value once, and the two classes
     read_needs = dataprep.MEMORY_HEADROOM * (dataprep.READ_BYTES_PER_CELL * cells + dataprep.READ_BYTES_PER_TEXT * distinct)
@@ -880,7 +881,8 @@ def test_a_wide_upload_of_distinct_numbers_is_rejected_when_it_would_not_fit(mon
 def test_reading_stops_at_the_chunk_where_the_distinct_texts_outgrow_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     data = distinct_numbers(2000, 50)
     monkeypatch.setattr(reading, "STREAM_CHUNK", 1 << 16)  # about 60 rows a chunk
-    monkeypatch.setattr(dataprep, "READ_FIXED_BYTES", 0)
+    monkeypatch.setattr(dataprep, "RUNTIME_BYTES", 0)
+    monkeypatch.setattr(dataprep, "CHUNK_BYTES_PER_CELL", 0)
     with pytest.raises(DatasetRejected) as caught:
         prepare(data, DatasetConfig(target="target"), max_memory_bytes=1_000_000)  # about 10,000 distinct texts
     reason = caught.value.reason
@@ -899,5 +901,6 @@ def test_a_budget_that_fits_changes_nothing(penguins: bytes) -> None:
         unlimited.recipe,
         unlimited.report,
     )
-    data = distinct_numbers(400, 300)  # 120,000 distinct values: about 20 MB above the fixed part
+    data = distinct_numbers(400, 300)  # 120,000 distinct values: about 80 MB by the line
     assert prepare(data, DatasetConfig(target="target"), max_memory_bytes=(3008 - 200) * 2**20).recipe["features"]
+    assert prepare(penguins, config, max_memory_bytes=(512 - 200) * 2**20).report == unlimited.report  # a small function

@@ -98,17 +98,21 @@ PROFILE_CELLS = 1 << 22  # cells counted together in the profile (so narrow and 
 PROFILE_SAMPLE = 1 << 16  # cells looked at to choose how to count a batch
 WRITE_ROWS = 1 << 20  # rows encoded and written at a time
 MEDIAN_ROWS = 1 << 20  # distinct numbers sorted together for the medians
-# What prepare needs of memory beyond the runtime (the interpreter and polars), measured with bench/dataprep.py and
-# the wide-file measurements of bench/README.md ("Memory of wide files", 2026-12-02): from reading on, about
-# PREPARE_FIXED_BYTES + PREPARE_BYTES_PER_CELL per cell (rows x columns) + PREPARE_BYTES_PER_DISTINCT per distinct
-# value of a column (summed over the columns: the profile's rows, which are counted, numbered, normalised and
-# looked up while fitting and encoding); reading itself needs at least READ_FIXED_BYTES + READ_BYTES_PER_CELL per
-# cell + READ_BYTES_PER_TEXT per distinct text of the file (polars' dictionary of them). MEMORY_HEADROOM covers
-# what the line does not (the allocator's spare pages, the spread between runs).
-PREPARE_FIXED_BYTES = 250 * 10**6
+# What prepare needs of memory beyond the imported runtime, measured with bench/dataprep.py and the wide-file
+# measurements of bench/README.md ("Memory of wide files", 2026-12-02). A fixed part: RUNTIME_BYTES (polars'
+# threads and buffers) + CHUNK_BYTES_PER_CELL per cell until the reader's 64 MB chunk of text is full (at about
+# 2 million cells: PREPARE_CHUNK_BYTES, READ_CHUNK_BYTES). Then, from reading on, PREPARE_BYTES_PER_CELL per cell
+# (rows x columns) + PREPARE_BYTES_PER_DISTINCT per distinct value of a column (summed over the columns: the
+# profile's rows, which are counted, numbered, normalised and looked up while fitting and encoding); reading
+# itself needs at least READ_BYTES_PER_CELL per cell + READ_BYTES_PER_TEXT per distinct text of the file
+# (polars' dictionary of them). MEMORY_HEADROOM covers what the line does not (the allocator's spare pages,
+# the spread between runs).
+RUNTIME_BYTES = 40 * 10**6
+CHUNK_BYTES_PER_CELL = 100
+PREPARE_CHUNK_BYTES = 210 * 10**6
+READ_CHUNK_BYTES = 160 * 10**6
 PREPARE_BYTES_PER_CELL = 10
 PREPARE_BYTES_PER_DISTINCT = 110
-READ_FIXED_BYTES = 200 * 10**6
 READ_BYTES_PER_CELL = 10
 READ_BYTES_PER_TEXT = 100
 MEMORY_HEADROOM = 1.25
@@ -501,7 +505,7 @@ def _per_split(counts: pl.DataFrame) -> pl.DataFrame:
 
 class _MemoryBudget:
     """The memory prepare may use beyond the runtime's own (`limit`; None: no limit) against what the upload needs
-    of it (the measured line of PREPARE_FIXED_BYTES and the rest), estimated as soon as each count is known:
+    of it (the measured line of RUNTIME_BYTES and the rest), estimated as soon as each count is known:
     while reading (cells and distinct texts so far, a lower bound), then after each batch of profiled columns
     (distinct values so far, a lower bound, then the total). Raises DatasetRejected saying what to change."""
 
@@ -513,7 +517,8 @@ class _MemoryBudget:
         """After each chunk of a streamed CSV file (`reading.chunk_watch`)."""
         self.cells += cells
         self.texts = max(self.texts, largest_code + 1)
-        needed = MEMORY_HEADROOM * (READ_FIXED_BYTES + READ_BYTES_PER_CELL * self.cells + READ_BYTES_PER_TEXT * self.texts)
+        fixed = RUNTIME_BYTES + min(CHUNK_BYTES_PER_CELL * self.cells, READ_CHUNK_BYTES)
+        needed = MEMORY_HEADROOM * (fixed + READ_BYTES_PER_CELL * self.cells + READ_BYTES_PER_TEXT * self.texts)
         if self.limit is not None and needed > self.limit:
             raise DatasetRejected(
                 f"reading this upload needs at least {_mb(needed)} of memory, more than the {_mb(self.limit)} the prepare "
@@ -528,7 +533,8 @@ class _MemoryBudget:
     def needed(self, distinct: int) -> float:
         """What preparing the table read needs, with this many distinct values (summed over its columns)."""
         cells = self.rows * self.columns
-        return MEMORY_HEADROOM * (PREPARE_FIXED_BYTES + PREPARE_BYTES_PER_CELL * cells + PREPARE_BYTES_PER_DISTINCT * distinct)
+        fixed = RUNTIME_BYTES + min(CHUNK_BYTES_PER_CELL * cells, PREPARE_CHUNK_BYTES)
+        return MEMORY_HEADROOM * (fixed + PREPARE_BYTES_PER_CELL * cells + PREPARE_BYTES_PER_DISTINCT * distinct)
 
     def profiled(self, distinct: int, complete: bool) -> None:
         """After each batch of profiled columns: `distinct`, the distinct values of the columns counted so far."""
