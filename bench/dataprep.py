@@ -200,6 +200,7 @@ print(json.dumps({
     "features": len(prepared.recipe["features"]),
     "steps": {"import": t1 - t0, "prepare": t2 - t1},
     "prepare_steps": dataprep.last_timings,
+    "counts": dataprep.last_counts,
     "peak_rss_mb": {"after import": rss_imports, "after prepare": rss_prepare},
 }))
 """
@@ -426,6 +427,7 @@ def measure_wide(columns: int, args: argparse.Namespace, use_time: bool, env: di
         "prepare_s_per_million_cells": median_prepare / (cells / 1e6) if median_prepare else None,
         "datadrop": summary,
         "prepare_steps": (samples[0]["result"] or {}).get("prepare_steps") if samples else None,
+        "counts": (samples[0]["result"] or {}).get("counts") if samples else None,
     }, ok
 
 
@@ -795,6 +797,14 @@ def print_wide(r: dict) -> None:
         print(
             f"  {w['columns']:,} columns, prepare's steps (s, first run): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
         )
+    for w in r["wide"]:
+        counts, peak = w.get("counts") or {}, (w["datadrop"]["max_rss_mb"] or {}).get("median")
+        if counts:  # the memory check's line (dataprep.PREPARE_BYTES_PER_DISTINCT ...) against what was measured
+            print(
+                f"  {w['columns']:,} columns: {counts['distinct_values']:,} distinct values (summed over the columns); "
+                f"the memory check plans {counts['planned_bytes'] / 1e6:,.0f} MB beyond the runtime (headroom "
+                f"included), peak RSS {_f(peak, ',.0f')} MB (imports included)"
+            )
 
 
 def print_projection_and_targets(r: dict) -> None:

@@ -243,6 +243,31 @@ def test_a_file_too_big_for_the_functions_memory_is_rejected_up_front(aws: AwsHa
     assert stored == body
 
 
+def test_a_wide_file_of_distinct_values_that_would_not_fit_is_rejected_not_killed(
+    aws: AwsHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datadrop import dataprep
+
+    # the measured line without its fixed parts, and 16 MiB for prepare: the counts of distinct values decide
+    monkeypatch.setattr(dataprep, "RUNTIME_BYTES", 0)
+    monkeypatch.setattr(dataprep, "CHUNK_BYTES_PER_CELL", 0)
+    aws.services.settings.memory_limit_mb = intake.FIXED_MEMORY_MIB + 16
+    aws.put_config("wide", "target: target\n")
+    header = "target," + ",".join(f"x{index}" for index in range(300))
+    lines = [f"{'ab'[row % 2]}," + ",".join(f"{row}.{column:03d}1" for column in range(300)) for row in range(400)]
+    body = "\n".join([header, *lines]).encode() + b"\n"  # about 1 MB: the size guard lets it in (up to 6.7 MB)
+    uploaded = aws.upload("incoming/wide/distinct.csv", body)
+    result = aws.invoke("prepare", _upload_event(aws, uploaded))
+    assert result["outcome"] == "rejected"
+    assert "its 301 columns hold" in result["reason"]
+    assert "distinct values between them in 400 rows" in result["reason"] and "MemorySize" in result["reason"]
+    (rejected,) = aws.details("DatasetRejected")
+    assert rejected["reason"] == result["reason"]
+    aws.put_config("penguins", "target: species\n")  # a small, narrow file under the same budget is prepared
+    penguins = aws.upload("incoming/penguins/p.csv", (EXAMPLE / "penguins.csv").read_bytes())
+    assert aws.invoke("prepare", _upload_event(aws, penguins))["outcome"] == "prepared"
+
+
 def test_a_file_that_would_not_be_prepared_in_time_is_rejected_up_front(aws: AwsHarness) -> None:
     aws.put_config("penguins", "target: species\n")
     body = (EXAMPLE / "penguins.csv").read_bytes()

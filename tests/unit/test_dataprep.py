@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from datadrop import reading, splitting
+from datadrop import dataprep, reading, splitting
 from datadrop.config import DatasetConfig, parse_config
 from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
 from datadrop.quality import CategoricalSummary, NumericSummary
@@ -820,3 +820,89 @@ def test_report_gives_roles_types_missing_shares_summaries_and_drops() -> None:
     summary = report.summary()
     assert summary.rows_dropped == report.rows.dropped and summary.features == len(prepared.recipe["features"])
     assert summary.detected == "CSV, comma-separated, utf-8, LF line endings"
+
+
+# ----------------------------------------------------------------------------------------------
+# Memory: work in batches of columns, and a budget that rejects what would not fit
+
+
+def distinct_numbers(rows: int, columns: int, seed: int = 5) -> bytes:
+    """A wide table whose feature columns are all distinct decimals (the costly case: a distinct value per cell)."""
+    rng = random.Random(seed)
+    header = ["target", *(f"x{index}" for index in range(columns))]
+    return to_csv(header, [[["a", "b"][i % 2], *(f"{rng.random():.9f}" for _ in range(columns))] for i in range(rows)])
+
+
+def test_work_done_a_batch_of_columns_at_a_time_gives_the_same_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    header, rows = dirty_dataset()
+    data = to_csv(header, rows)
+    config = DatasetConfig(target="label", drop_columns=["id"], split={"validation": 0.2, "test": 0.2, "seed": 11})
+    whole = prepare(data, config)
+    # the table's dictionary outgrows its rows, so encoding takes the keyed lookups, here one batch of features each
+    monkeypatch.setattr(dataprep, "PROFILE_CELLS", 200)  # one or two columns per profile and lookup batch
+    monkeypatch.setattr(dataprep, "MEDIAN_ROWS", 20)  # medians a column at a time
+    batched = prepare(data, config)
+    assert_matches_reference(data, config, batched)
+    assert (batched.train_csv, batched.validation_csv, batched.test_rows_jsonl) == (
+        whole.train_csv,
+        whole.validation_csv,
+        whole.test_rows_jsonl,
+    )
+    assert batched.recipe == whole.recipe and batched.report == whole.report
+
+
+def test_a_wide_upload_of_distinct_numbers_is_rejected_when_it_would_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    wider = distinct_numbers(1000, 300)  # 300,000 distinct values: about 120 MB with headroom, by the line
+    with pytest.raises(DatasetRejected) as caught:
+        prepare(wider, DatasetConfig(target="target"), max_memory_bytes=100 * 2**20)
+    reason = caught.value.reason
+    assert "distinct texts" in reason and "105 MB the prepare function has" in reason
+    assert "upload fewer columns" in reason and "a sample of the rows" in reason and "MemorySize" in reason
+    # while fitting: the fixed parts of the measured line set to nothing, so that only the counts decide
+    data = distinct_numbers(400, 300)
+    monkeypatch.setattr(dataprep, "RUNTIME_BYTES", 0)
+    monkeypatch.setattr(dataprep, "CHUNK_BYTES_PER_CELL", 0)
+    monkeypatch.setattr(dataprep, "PROFILE_CELLS", 400 * 30)  # columns counted 30 at a time
+    cells, distinct = 400 * 301, 400 * 300 + 2  # every feature value once, and the two classes
+    read_needs = dataprep.MEMORY_HEADROOM * (dataprep.READ_BYTES_PER_CELL * cells + dataprep.READ_BYTES_PER_TEXT * distinct)
+    prepare_needs = dataprep.MEMORY_HEADROOM * (
+        dataprep.PREPARE_BYTES_PER_CELL * cells + dataprep.PREPARE_BYTES_PER_DISTINCT * distinct
+    )
+    assert read_needs < prepare_needs
+    with pytest.raises(DatasetRejected) as caught:
+        prepare(data, DatasetConfig(target="target"), max_memory_bytes=int((read_needs + prepare_needs) / 2))
+    reason = caught.value.reason
+    assert reason.startswith("preparing this upload needs at least")  # said before every column was counted
+    assert "its 301 columns hold at least" in reason and "distinct values between them in 400 rows" in reason
+    counted = int(re.search(r"hold at least ([0-9,]+) distinct", reason).group(1).replace(",", ""))  # type: ignore[union-attr]
+    assert distinct / 2 < counted < distinct  # stopped at the batch that crossed the budget, halfway
+    assert "upload fewer columns" in reason and "MemorySize" in reason
+    assert prepare(data, DatasetConfig(target="target"), max_memory_bytes=int(prepare_needs * 1.1)).recipe["features"]
+
+
+def test_reading_stops_at_the_chunk_where_the_distinct_texts_outgrow_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = distinct_numbers(2000, 50)
+    monkeypatch.setattr(reading, "STREAM_CHUNK", 1 << 16)  # about 60 rows a chunk
+    monkeypatch.setattr(dataprep, "RUNTIME_BYTES", 0)
+    monkeypatch.setattr(dataprep, "CHUNK_BYTES_PER_CELL", 0)
+    with pytest.raises(DatasetRejected) as caught:
+        prepare(data, DatasetConfig(target="target"), max_memory_bytes=1_000_000)  # about 10,000 distinct texts
+    reason = caught.value.reason
+    assert reason.startswith("reading this upload needs at least")
+    first = int(re.search(r"its first ([0-9,]+) values", reason).group(1).replace(",", ""))  # type: ignore[union-attr]
+    assert first < 2000 * 51 / 4  # stopped early in the file, not after reading it all
+
+
+def test_a_budget_that_fits_changes_nothing(penguins: bytes) -> None:
+    config = DatasetConfig(target="species")
+    unlimited = prepare(penguins, config)
+    lambda_3008 = prepare(penguins, config, max_memory_bytes=(3008 - 200) * 2**20)
+    assert (lambda_3008.train_csv, lambda_3008.validation_csv, lambda_3008.recipe, lambda_3008.report) == (
+        unlimited.train_csv,
+        unlimited.validation_csv,
+        unlimited.recipe,
+        unlimited.report,
+    )
+    data = distinct_numbers(400, 300)  # 120,000 distinct values: about 80 MB by the line
+    assert prepare(data, DatasetConfig(target="target"), max_memory_bytes=(3008 - 200) * 2**20).recipe["features"]
+    assert prepare(penguins, config, max_memory_bytes=(512 - 200) * 2**20).report == unlimited.report  # a small function

@@ -27,6 +27,12 @@ a file of 20,000 columns costs no more Python than it has columns), and encoding
 code to float (per feature: a date column's parts are features of their own), written out a block
 of rows at a time. A plain or gzip UTF-8 CSV file is read a chunk at a time; other formats and
 awkward files are read whole first (see `datadrop.reading`).
+
+What it needs of memory grows with the cells and with the distinct values of each column (the profile's
+rows), so a wide file of mostly distinct numbers needs many times its size: the work on the profile is
+done a batch of columns at a time where it copies, and with `max_memory_bytes` prepare estimates its need
+from a measured line while it reads and counts (`_MemoryBudget`) and rejects an upload that would not fit
+before it runs out, saying what to change.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -69,7 +75,7 @@ from datadrop.quality import (
     TargetReport,
     TargetSummary,
 )
-from datadrop.reading import DatasetRejected, read_upload
+from datadrop.reading import DatasetRejected, chunk_watch, read_upload
 from datadrop.recipe import (
     CATEGORY_NORMALISATIONS,
     NUMBER_FORMATS,
@@ -92,6 +98,26 @@ PARTS = ("train", "validation", "test", "dropped")  # the profile's count column
 PROFILE_CELLS = 1 << 22  # cells counted together in the profile (so narrow and wide files batch alike)
 PROFILE_SAMPLE = 1 << 16  # cells looked at to choose how to count a batch
 WRITE_ROWS = 1 << 20  # rows encoded and written at a time
+MEDIAN_ROWS = 1 << 20  # distinct numbers sorted together for the medians
+# What prepare needs of memory beyond the imported runtime, measured with bench/dataprep.py and the wide-file
+# measurements of bench/README.md ("Memory of wide files", 2026-12-02). A fixed part: RUNTIME_BYTES (polars'
+# threads and buffers) + CHUNK_BYTES_PER_CELL per cell until the reader's 64 MB chunk of text is full (at about
+# 2 million cells: PREPARE_CHUNK_BYTES, READ_CHUNK_BYTES). Then, from reading on, PREPARE_BYTES_PER_CELL per cell
+# (rows x columns) + PREPARE_BYTES_PER_DISTINCT per distinct value of a column (summed over the columns: the
+# profile's rows, which are counted, numbered, normalised and looked up while fitting and encoding); reading
+# itself needs at least READ_BYTES_PER_CELL per cell + READ_BYTES_PER_TEXT per distinct text of the file
+# (polars' dictionary of them). MEMORY_HEADROOM covers what the line does not (the allocator's spare pages,
+# the spread between runs).
+RUNTIME_BYTES = 40 * 10**6
+CHUNK_BYTES_PER_CELL = 100
+PREPARE_CHUNK_BYTES = 210 * 10**6
+READ_CHUNK_BYTES = 160 * 10**6
+PREPARE_BYTES_PER_CELL = 10
+PREPARE_BYTES_PER_DISTINCT = 110
+READ_BYTES_PER_CELL = 10
+READ_BYTES_PER_TEXT = 100
+MEMORY_HEADROOM = 1.25
+
 _COLUMN_UNIT = 1 << 34  # a profile key is column * _COLUMN_UNIT + code * 4 + split (codes are UInt32)
 
 # Internal column names; no header can produce them because names with a NUL are rejected (datadrop.reading).
@@ -119,17 +145,26 @@ def prepare(
     config: DatasetConfig,
     max_bytes: int | None = None,
     max_in_memory_bytes: int | None = None,
+    max_memory_bytes: int | None = None,
 ) -> PreparedDataset:
     """Read, validate, clean, split (stratified, deterministic), fit on train, encode. Raises DatasetRejected.
 
     `source`: the upload's bytes, or the path of a file holding them (which is read a chunk at a time when it
     is a plain or gzip CSV file). `max_bytes`: the most a compressed upload may decompress to;
-    `max_in_memory_bytes`: the largest upload that may be read whole (see `reading.read_upload`).
+    `max_in_memory_bytes`: the largest upload that may be read whole (see `reading.read_upload`);
+    `max_memory_bytes`: the memory prepare may use beyond the runtime's own: an upload estimated to need more
+    (see `_MemoryBudget`) is rejected as soon as that is known, before the allocation that would not fit.
     """
     missing_tokens = list(dict.fromkeys(config.missing_values))
     clock = _Clock()
+    budget = _MemoryBudget(max_memory_bytes)
 
-    table = read_upload(source, max_bytes, config.max_malformed_share, max_in_memory_bytes)
+    watching = chunk_watch.set(budget.reading if max_memory_bytes is not None else None)
+    try:
+        table = read_upload(source, max_bytes, config.max_malformed_share, max_in_memory_bytes)
+    finally:
+        chunk_watch.reset(watching)
+    budget.read(table.frame.height, table.frame.width)
     clock.lap("read")
     columns, frame, values = table.columns, table.frame, table.values
     target = check_columns(columns, config)
@@ -242,13 +277,20 @@ def prepare(
     del assigned
 
     clock.lap("split")
-    profile = _profile(frame, part, values, missing_tokens)
+    profile = _profile(frame, part, values, missing_tokens, budget)
     clock.lap("profile")
+    last_counts.update(
+        cells=frame.height * frame.width, distinct_values=profile.height, planned_bytes=int(budget.needed(profile.height))
+    )
     missing_per_column = _missing_per_column(profile, columns)
     normalise = "casefold" if config.normalise_categories else None
     formats = _number_formats(profile, columns, candidates, missing_tokens, table.detected.delimiter)
     train_counts = [count - t - v for count, (t, v) in zip(class_counts, counts)]
-    training = _TrainingProfile(profile, columns, candidates, missing_tokens, formats, normalise, sum(train_counts))
+    pinned_categorical = {name for name, setting in config.columns.items() if setting.role == "categorical"}
+    training = _TrainingProfile(
+        profile, columns, candidates, missing_tokens, formats, normalise, sum(train_counts), pinned_categorical
+    )
+    del profile  # what is left to do looks at the candidate columns only (training.distinct)
     features, dropped, column_notes = _fit_features(
         training,
         columns,
@@ -306,12 +348,12 @@ def prepare(
         for label, spellings in merged_labels.items()
     ]
     format_notes = _number_format_notes(
-        profile, columns, {name: key for name, key in formats.items() if column_notes[name]["role"] == "numeric"}
+        training.distinct, columns, {name: key for name, key in formats.items() if column_notes[name]["role"] == "numeric"}
     )
 
     clock.lap("fit")
     lookups = _encodings(training, features, len(values), frame.height)
-    del profile, training
+    del training
     train_csv, validation_csv, test_rows_jsonl, test_labels = _write_splits(
         frame, labels, part, lookups, [name for name in columns if name != target], values, classes
     )
@@ -373,11 +415,15 @@ def prepare(
 
 # Seconds per step of the last prepare() in this process, for bench/dataprep.py and people profiling it.
 last_timings: dict[str, float] = {}
+# What the memory check of the last prepare() counted: cells, distinct values (summed over the columns) and the
+# bytes its line plans for them, headroom included (whether or not a budget was given), for bench/dataprep.py.
+last_counts: dict[str, int] = {}
 
 
 class _Clock:
     def __init__(self) -> None:
         last_timings.clear()
+        last_counts.clear()
         self.started = time.perf_counter()
 
     def lap(self, step: str) -> None:
@@ -395,13 +441,17 @@ def _codes_of(values: pl.Series, texts: list[str]) -> pl.Series:
 # The profile: every column's distinct values, with their counts per split
 
 
-def _profile(frame: pl.DataFrame, part: pl.Series, values: pl.Series, missing: list[str]) -> pl.DataFrame:
+def _profile(
+    frame: pl.DataFrame, part: pl.Series, values: pl.Series, missing: list[str], budget: _MemoryBudget | None = None
+) -> pl.DataFrame:
     """One row per (column, distinct code): column index, code, text, whether it is a missing token, and how
     many rows of each split (train, validation, test, dropped) hold it.
 
     Columns are counted a batch at a time (about PROFILE_CELLS cells), so a narrow, long file and a wide,
-    short one both take one group-by per batch rather than per column.
+    short one both take one group-by per batch rather than per column. `budget` is told the distinct values
+    counted so far after each batch, and rejects the upload as soon as they would not fit.
     """
+    profiled = 0
     names = frame.columns
     per_batch = max(1, PROFILE_CELLS // max(frame.height, 1))
     counted = []
@@ -423,28 +473,95 @@ def _profile(frame: pl.DataFrame, part: pl.Series, values: pl.Series, missing: l
             counts = keys.value_counts(name="len").sort(keys.name).rename({keys.name: "value"})
         else:
             counts = keys.sort().rle().struct.unnest()
-        counted.append(counts.select(pl.col("value").alias(_CODE), pl.col("len").cast(pl.UInt32)))
+        # each batch finished before the next is counted, so that only one batch's intermediates exist at a time
+        counted.append(_per_split(counts.select(pl.col("value").alias(_CODE), pl.col("len").cast(pl.UInt32))))
         del keys, counts
-    # The keys come sorted (each batch sorted, batches in column order): a (column, code)'s counts per split
-    # are adjacent, so they are summed by differences of running sums instead of a group-by over millions.
+        profiled += counted[-1].height
+        if budget is not None:
+            budget.profiled(profiled, complete=start + per_batch >= len(names))
+    profile = pl.concat(counted, rechunk=False)
+    del counted
+    text = values.gather(profile.get_column(_CODE))
+    return profile.with_columns(text.alias(_TEXT), text.is_in(missing).alias(_MISSING))
+
+
+def _per_split(counts: pl.DataFrame) -> pl.DataFrame:
+    """A batch's (key, len) counts, sorted by key, as one row per (column, code) with its count per split.
+
+    A (column, code)'s counts per split are adjacent, so they are summed by differences of running sums
+    instead of a group-by over millions."""
     key = pl.col(_CODE)
-    group = key // _u64(4)
-    running = pl.concat(counted).select(
-        group.alias(_CODE),
+    running = counts.select(
+        (key // _u64(4)).alias(_CODE),
         *(
             pl.when(key % _u64(4) == index).then(pl.col("len")).otherwise(0).cast(pl.Int64).cum_sum().alias(name)
             for index, name in enumerate(PARTS)
         ),
     )
-    del counted
     ends = running.filter((pl.col(_CODE) != pl.col(_CODE).shift(-1)).fill_null(True))
-    profile = ends.select(
+    del running
+    return ends.select(
         (pl.col(_CODE) // _u64(1 << 32)).cast(pl.UInt32).alias(_COLUMN),
         (pl.col(_CODE) % _u64(1 << 32)).cast(pl.UInt32).alias(_CODE),
         *(pl.col(name).diff().fill_null(pl.col(name).first()).cast(pl.UInt32).alias(name) for name in PARTS),
     )
-    text = values.gather(profile.get_column(_CODE))
-    return profile.with_columns(text.alias(_TEXT), text.is_in(missing).alias(_MISSING))
+
+
+class _MemoryBudget:
+    """The memory prepare may use beyond the runtime's own (`limit`; None: no limit) against what the upload needs
+    of it (the measured line of RUNTIME_BYTES and the rest), estimated as soon as each count is known:
+    while reading (cells and distinct texts so far, a lower bound), then after each batch of profiled columns
+    (distinct values so far, a lower bound, then the total). Raises DatasetRejected saying what to change."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.cells = self.texts = self.rows = self.columns = 0
+
+    def reading(self, cells: int, largest_code: int) -> None:
+        """After each chunk of a streamed CSV file (`reading.chunk_watch`)."""
+        self.cells += cells
+        self.texts = max(self.texts, largest_code + 1)
+        fixed = RUNTIME_BYTES + min(CHUNK_BYTES_PER_CELL * self.cells, READ_CHUNK_BYTES)
+        needed = MEMORY_HEADROOM * (fixed + READ_BYTES_PER_CELL * self.cells + READ_BYTES_PER_TEXT * self.texts)
+        if self.limit is not None and needed > self.limit:
+            raise DatasetRejected(
+                f"reading this upload needs at least {_mb(needed)} of memory, more than the {_mb(self.limit)} the prepare "
+                f"function has for it: its first {self.cells:,} values already hold {self.texts:,} distinct texts "
+                f"(about {READ_BYTES_PER_TEXT} bytes each while reading, {PREPARE_BYTES_PER_DISTINCT} per distinct value "
+                f"of a column while preparing). {_FEWER}"
+            )
+
+    def read(self, rows: int, columns: int) -> None:
+        self.rows, self.columns, self.cells = rows, columns, rows * columns
+
+    def needed(self, distinct: int) -> float:
+        """What preparing the table read needs, with this many distinct values (summed over its columns)."""
+        cells = self.rows * self.columns
+        fixed = RUNTIME_BYTES + min(CHUNK_BYTES_PER_CELL * cells, PREPARE_CHUNK_BYTES)
+        return MEMORY_HEADROOM * (fixed + PREPARE_BYTES_PER_CELL * cells + PREPARE_BYTES_PER_DISTINCT * distinct)
+
+    def profiled(self, distinct: int, complete: bool) -> None:
+        """After each batch of profiled columns: `distinct`, the distinct values of the columns counted so far."""
+        if self.limit is None or (needed := self.needed(distinct)) <= self.limit:
+            return
+        raise DatasetRejected(
+            f"preparing this upload needs {'about' if complete else 'at least'} {_mb(needed)} of memory, more than the "
+            f"{_mb(self.limit)} the prepare function has for it: its {self.columns:,} columns hold "
+            f"{'' if complete else 'at least '}{distinct:,} distinct values between them in {self.rows:,} rows, and "
+            f"preparing takes about {PREPARE_BYTES_PER_DISTINCT} bytes per distinct value of each column (counted, "
+            f"read as a number, fitted and looked up) plus {PREPARE_BYTES_PER_CELL} per value. {_FEWER}"
+        )
+
+
+_FEWER = (
+    "Columns of mostly distinct values (decimals, identifiers, free text) cost the most: upload fewer columns (leave "
+    "such columns out of the file), or a sample of the rows, or raise PrepareFunction's MemorySize in template.yaml "
+    "(up to 10240 MB)"
+)
+
+
+def _mb(size: float) -> str:
+    return f"{size / 1e6:,.0f} MB"
 
 
 def _u64(value: int) -> pl.Expr:
@@ -470,10 +587,11 @@ def _number_formats(
     """
     position = {name: index for index, name in enumerate(columns)}
     indices = [position[name] for name in names]
-    train = profile.filter(pl.col(_COLUMN).is_in(indices) & (pl.col("train") > 0))
+    in_train = pl.col(_COLUMN).is_in(indices) & (pl.col("train") > 0)
     # a quick look first: only a separator between digits (a dot counts when two of them group digits) can qualify
-    maybe = train.filter(pl.col(_TEXT).str.contains("[0-9][, '\u00a0\u202f][0-9]|[0-9]\\.[0-9]{3}\\.[0-9]"))
-    train = train.filter(pl.col(_COLUMN).is_in(maybe.get_column(_COLUMN).unique().implode()))
+    # (the columns found, not the whole profile, are copied)
+    maybe = profile.filter(in_train & pl.col(_TEXT).str.contains("[0-9][, '\u00a0\u202f][0-9]|[0-9]\\.[0-9]{3}\\.[0-9]"))
+    train = profile.filter(in_train & pl.col(_COLUMN).is_in(maybe.get_column(_COLUMN).unique().implode()))
     if train.height == 0:
         return {}
     value, rows = pl.col(_TEXT), pl.col("train").cast(pl.UInt64)
@@ -540,45 +658,87 @@ class _TrainingProfile:
         formats: dict[str, str],
         normalise: str | None,
         rows: int,
+        pinned_categorical: Collection[str] = (),
     ) -> None:
         self.columns = columns
         self.position = {name: index for index, name in enumerate(columns)}
         self.rows = rows  # training rows
         self.missing = missing
         self.normalise = normalise
-        index = {name: position for position, name in enumerate(columns)}
+        index = self.position
         distinct = profile.filter(pl.col(_COLUMN).is_in([index[name] for name in candidates]))
-        self.distinct = _with_normalised(
-            _with_numbers(distinct, {index[name]: key for name, key in formats.items()}, missing), normalise
-        )
-        train = self.distinct.filter(pl.col("train") > 0)
+        distinct = _with_numbers(distinct, {index[name]: key for name, key in formats.items()}, missing)
         train_rows = pl.col("train").cast(pl.UInt64)
         present = ~pl.col(_MISSING)
-        stats = train.group_by(_COLUMN).agg(
-            train_rows.filter(present).sum().alias("present"),
-            train_rows.filter(pl.col(_NUMBER).is_not_null()).sum().alias("count"),
-            pl.col(_NUMBER).min().alias("min"),
-            pl.col(_NUMBER).max().alias("max"),
-            (pl.col(_TEXT).str.len_chars().cast(pl.UInt64) * train_rows).filter(present).sum().alias("chars"),
+        # plain sums per column (no filters inside the aggregation, which would gather every group's rows), of
+        # MEDIAN_ROWS distinct values at a time (a column's parts are summed again), so that no copy is large
+        sums = (
+            pl.col("present").sum(),
+            pl.col("count").sum(),
+            pl.col("min").min(),
+            pl.col("max").max(),
+            pl.col("chars").sum(),
         )
+        parts = [
+            distinct.slice(start, MEDIAN_ROWS)
+            .filter(pl.col("train") > 0)
+            .select(
+                _COLUMN,
+                pl.col(_NUMBER).alias("min"),
+                pl.col(_NUMBER).alias("max"),
+                pl.when(present).then(train_rows).otherwise(0).alias("present"),
+                pl.when(pl.col(_NUMBER).is_not_null()).then(train_rows).otherwise(0).alias("count"),
+                pl.when(present).then(pl.col(_TEXT).str.len_chars().cast(pl.UInt64) * train_rows).otherwise(0).alias("chars"),
+            )
+            .group_by(_COLUMN)
+            .agg(*sums)
+            for start in range(0, max(distinct.height, 1), MEDIAN_ROWS)
+        ]
+        stats = pl.concat(parts).group_by(_COLUMN).agg(*sums)
+        del parts
+        self.stats: dict[str, dict] = {columns[row[_COLUMN]]: row for row in stats.iter_rows(named=True)}
+        # Only a column that may become categorical needs its values normalised and its levels counted: the
+        # mostly distinct numbers of a wide file would otherwise make millions of levels nobody uses.
+        worded = [
+            index[name]
+            for name in candidates
+            if name in pinned_categorical or not _looks_numeric(self.stats.get(name) or {"present": 0, "count": 0})
+        ]
+        self.distinct = _with_normalised(distinct, normalise, pl.col(_COLUMN).is_in(worded))
+        del distinct
         # the present training values as the categories would hold them (normalised)
-        self.levels = train.filter(present).group_by(_COLUMN, _NORMALISED).agg(train_rows.sum().alias("rows"))
+        self.levels = (
+            self.distinct.filter((pl.col("train") > 0) & present & pl.col(_COLUMN).is_in(worded))
+            .group_by(_COLUMN, _NORMALISED)
+            .agg(train_rows.sum().alias("rows"))
+        )
         levels = self.levels.group_by(_COLUMN).agg(pl.len().alias("categories"), pl.col(_NORMALISED).min().alias("first"))
-        self.stats: dict[str, dict] = {}
-        for row in stats.join(levels, on=_COLUMN, how="left").iter_rows(named=True):
-            self.stats[columns[row[_COLUMN]]] = row
+        for row in levels.iter_rows(named=True):
+            self.stats[columns[row[_COLUMN]]].update(row)
 
     def column(self, name: str) -> dict:
         """present, count (numbers), min, max, chars (of the present values), categories (how many), first (category)."""
         empty = {"present": 0, "count": 0, "min": None, "max": None, "chars": 0, "categories": 0, "first": None}
-        return self.stats.get(name) or empty
+        return {**empty, **self.stats.get(name, {})}  # categories and first only for a column that may be categorical
 
     def medians(self, names: list[str]) -> dict[str, float]:
         """The median of each column's training numbers (as polars computes it: the mean of the two middle ones)."""
         if not names:
             return {}
-        numbers = self.distinct.filter(pl.col(_COLUMN).is_in([self.position[name] for name in names]))
-        medians = column_roles.weighted_medians(numbers, _COLUMN, _NUMBER, "train")
+        indices = [self.position[name] for name in names]
+        wanted = pl.col(_COLUMN).is_in(indices) & (pl.col("train") > 0) & pl.col(_NUMBER).is_not_null()
+        numbers = self.distinct.select(_COLUMN, _NUMBER, "train").filter(wanted)  # only these columns copied
+        if not numbers.get_column(_COLUMN).is_sorted():  # the profile's order, unless a number format reordered it
+            numbers = numbers.sort(_COLUMN)
+        # whole columns about MEDIAN_ROWS distinct numbers at a time, so that the sort's copies stay small
+        medians: dict = {}
+        start = held = 0
+        sizes = numbers.group_by(_COLUMN, maintain_order=True).len().get_column("len").to_list()
+        for size in [*sizes, None]:
+            if held and (size is None or held + size > MEDIAN_ROWS):
+                medians |= column_roles.weighted_medians(numbers.slice(start, held), _COLUMN, _NUMBER, "train")
+                start, held = start + held, 0
+            held += size or 0
         return {self.columns[index]: median for index, median in medians.items()}
 
     def role_values(self) -> pl.DataFrame:
@@ -619,6 +779,11 @@ class _TrainingProfile:
         return summaries
 
 
+def _looks_numeric(column: Mapping) -> bool:
+    """Whether NUMERIC_SHARE of a column's present training values are numbers (`_TrainingProfile.column`)."""
+    return bool(column["present"] > 0 and (column["count"] or 0) >= NUMERIC_SHARE * column["present"])
+
+
 def _reported(value: str | None) -> str | None:
     # a 5 MB value is kept for the model, not in the report
     return None if value is None else shortened(value)
@@ -657,6 +822,8 @@ def _with_numbers(distinct: pl.DataFrame, formats: Mapping[int, str], missing: l
     Values holding "_" or non-ASCII text take the exact (slower) path; the rest the plain cast.
     """
     exact = pl.col(_TEXT).str.contains("_", literal=True) | (pl.col(_TEXT).str.len_bytes() != pl.col(_TEXT).str.len_chars())
+    if not formats and not distinct.select(exact.any()).item():  # the usual case: one plain cast, no copies
+        return distinct.with_columns(number_expr(_TEXT, missing, False, None).alias(_NUMBER))
     written = pl.col(_COLUMN).replace_strict(list(formats), list(formats.values()), default=None, return_dtype=pl.String)
     groups = distinct.with_columns(exact.alias(_EXACT), written.alias(_FORMAT)).partition_by(
         _FORMAT, _EXACT, as_dict=True, include_key=False
@@ -668,16 +835,18 @@ def _with_numbers(distinct: pl.DataFrame, formats: Mapping[int, str], missing: l
     return pl.concat(parts) if parts else distinct.with_columns(pl.lit(None, dtype=pl.Float64).alias(_NUMBER))
 
 
-def _with_normalised(distinct: pl.DataFrame, normalise: str | None) -> pl.DataFrame:
-    """The distinct values with their text as a category compares it (casefolded when `normalise` says so)."""
+def _with_normalised(distinct: pl.DataFrame, normalise: str | None, wanted: pl.Expr | None = None) -> pl.DataFrame:
+    """The distinct values with their text as a category compares it (casefolded when `normalise` says so); null
+    in the rows that `wanted` leaves out."""
     text = pl.col(_TEXT)
+    chosen = pl.lit(True) if wanted is None else wanted
     if normalise is None:
-        return distinct.with_columns(text.alias(_NORMALISED))
+        return distinct.with_columns(pl.when(chosen).then(text).alias(_NORMALISED))
     ascii_only = text.str.len_bytes() == text.str.len_chars()
     distinct = distinct.with_columns(
-        pl.when(ascii_only).then(text.str.to_lowercase()).alias(_NORMALISED)
+        pl.when(chosen & ascii_only).then(text.str.to_lowercase()).alias(_NORMALISED)
     )  # str.casefold, for ASCII
-    others = distinct.get_column(_NORMALISED).is_null()
+    others = distinct.select(pl.col(_NORMALISED).is_null() & chosen).to_series()
     if others.any():
         positions = pl.int_range(0, distinct.height, dtype=pl.UInt32, eager=True).filter(others)
         folded = list(map(CATEGORY_NORMALISATIONS[normalise], distinct.get_column(_TEXT).filter(others).to_list()))
@@ -713,10 +882,7 @@ def _fit_features(
     candidate_set = set(candidates)
 
     stats = {name: training.column(name) for name in candidates}
-    looks_numeric = {
-        name: column["present"] > 0 and (column["count"] or 0) >= NUMERIC_SHARE * column["present"]
-        for name, column in stats.items()
-    }
+    looks_numeric = {name: _looks_numeric(column) for name, column in stats.items()}
     pinned = {role: {name for name in candidates if roles.get(name) == role} for role in ("boolean", "datetime")}
     unpinned = [name for name in candidates if name not in roles]
     values = training.role_values()
@@ -869,12 +1035,14 @@ class _Lookups:
     """What each feature's codes encode to (see the encoding contract), by the feature's position in the recipe.
     `sources`: each feature's column (a date column's parts read the same one). `dense`: per feature, a Float64
     Series indexed by code, when the table's dictionary is no larger than its rows (a gather per feature); else
-    `keys` (feature position << 32 | code) and `values`, one lookup for the cells of all the features."""
+    `batches`: per batch of `per_batch` features from `first` on, `keys` ((feature - first) << 32 | code) and
+    their `values`, one lookup for the cells of the batch's features (so that no lookup holds the codes of every
+    column of a wide file at once)."""
 
     sources: list[str]
     dense: list[pl.Series] | None = None
-    keys: pl.Series | None = None
-    values: pl.Series | None = None
+    batches: list[tuple[int, pl.Series, pl.Series]] | None = None  # (first, keys, values)
+    per_batch: int = 1
 
     def encoded(self, rows: pl.DataFrame) -> pl.DataFrame:
         """The encoded features of these rows (the table's rows: one UInt32 column of codes per column)."""
@@ -887,11 +1055,16 @@ class _Lookups:
                 ]
             )
         height = rows.height
-        cells = pl.concat([rows.get_column(source) for source in self.sources]).cast(pl.UInt64)
-        position = pl.int_range(0, len(cells), dtype=pl.UInt64, eager=True) // max(height, 1)
-        assert self.keys is not None and self.values is not None
-        values = (position * (1 << 32) + cells).replace_strict(self.keys, self.values, return_dtype=pl.Float64)
-        return pl.DataFrame([values.slice(index * height, height).alias(name) for index, name in enumerate(names)])
+        assert self.batches is not None
+        encoded: list[pl.Series] = []
+        for first, keys, values in self.batches:
+            sources = self.sources[first : first + self.per_batch]
+            cells = pl.concat([rows.get_column(source) for source in sources]).cast(pl.UInt64)
+            position = pl.int_range(0, len(cells), dtype=pl.UInt64, eager=True) // max(height, 1)
+            numbers = (position * (1 << 32) + cells).replace_strict(keys, values, return_dtype=pl.Float64)
+            del cells, position
+            encoded += [numbers.slice(index * height, height).alias(names[first + index]) for index in range(len(sources))]
+        return pl.DataFrame(encoded)
 
 
 def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size: int, height: int) -> _Lookups:
@@ -915,33 +1088,40 @@ def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size
     ).explode(_NORMALISED)
     levels = levels.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over(_FEATURE).alias("level"))
     fills = {index: feature["fill"] for index, feature in enumerate(features) if feature["kind"] == "numeric"}
-    numeric_or_categorical = [index for index, feature in enumerate(features) if feature["kind"] not in column_roles.KINDS]
-    distinct = training.distinct.select(_COLUMN, _CODE, _NUMBER, _NORMALISED, _MISSING).join(
-        feature_of.filter(pl.col(_FEATURE).is_in(numeric_or_categorical)), on=_COLUMN
-    )
-    distinct = distinct.join(levels, on=[_FEATURE, _NORMALISED], how="left")
     fill = pl.col(_FEATURE).replace_strict(list(fills), list(fills.values()), default=None, return_dtype=pl.Float64)
-    parts = [
-        distinct.select(
-            _FEATURE,
-            _CODE,
-            pl.when(pl.col(_FEATURE).is_in(list(fills)))
-            .then(pl.col(_NUMBER).fill_null(fill))
-            .when(pl.col(_MISSING))
-            .then(pl.lit(-1.0))
-            .otherwise(pl.col("level").cast(pl.Float64).fill_null(-1.0))
-            .alias(_NUMBER),
+    level = pl.when(pl.col(_MISSING)).then(pl.lit(-1.0)).otherwise(pl.col("level").cast(pl.Float64).fill_null(-1.0))
+
+    def encoded_codes(chosen: pl.DataFrame) -> pl.DataFrame:
+        """(feature, code, number) of the features of `chosen` (a slice of feature_of)."""
+        distinct = training.distinct.select(_COLUMN, _CODE, _NUMBER, _NORMALISED, _MISSING)
+        if chosen.height < feature_of.height:  # only the rows of their columns are copied
+            distinct = distinct.filter(pl.col(_COLUMN).is_in(chosen.get_column(_COLUMN).unique().implode()))
+        # numeric features: the number, or the fill; categorical ones (only they compare normalised texts): the level
+        numbers = distinct.select(_COLUMN, _CODE, _NUMBER).join(chosen.filter(pl.col(_FEATURE).is_in(list(fills))), on=_COLUMN)
+        parts = [numbers.select(_FEATURE, _CODE, pl.col(_NUMBER).fill_null(fill))]
+        del numbers
+        texts = (
+            distinct.select(_COLUMN, _CODE, _NORMALISED, _MISSING)
+            .join(chosen.filter(pl.col(_FEATURE).is_in(categorical)), on=_COLUMN)
+            .join(levels, on=[_FEATURE, _NORMALISED], how="left")
         )
-    ]
-    del distinct
-    # boolean and datetime features: each distinct value of their column encoded once (datadrop.roles)
-    parts += _role_encodings(training, features, feature_of)
-    encoded_codes = pl.concat(parts)
-    del parts
+        parts.append(texts.select(_FEATURE, _CODE, level.alias(_NUMBER)))
+        del texts, distinct
+        # boolean and datetime features: each distinct value of their column encoded once (datadrop.roles)
+        parts += _role_encodings(training, features, chosen)
+        return pl.concat(parts)
+
     if dictionary_size > height:
-        keys = encoded_codes.select(pl.col(_FEATURE).cast(pl.UInt64) * (1 << 32) + pl.col(_CODE).cast(pl.UInt64)).to_series()
-        return _Lookups(sources, keys=keys, values=encoded_codes.get_column(_NUMBER))
-    groups = encoded_codes.partition_by(_FEATURE, as_dict=True)
+        # a batch of features at a time: only one batch's distinct values are copied and joined at once
+        per_batch = max(1, PROFILE_CELLS // max(height, 1))
+        batches = []
+        for first in range(0, len(features), per_batch):
+            codes = encoded_codes(feature_of.slice(first, per_batch))
+            key = (pl.col(_FEATURE) - first).cast(pl.UInt64) * (1 << 32) + pl.col(_CODE).cast(pl.UInt64)
+            batches.append((first, codes.select(key).to_series(), codes.get_column(_NUMBER)))
+            del codes
+        return _Lookups(sources, batches=batches, per_batch=per_batch)
+    groups = encoded_codes(feature_of).partition_by(_FEATURE, as_dict=True)
     dense = []
     for index in range(len(features)):
         group = groups[(index,)]

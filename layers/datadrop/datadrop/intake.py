@@ -40,6 +40,10 @@ UNKNOWN_DATASET = "unassigned"
 # guard only binds far above that (about 1.2 GB at 3008 MB).
 # Anything else (Parquet, JSON Lines, other encodings, malformed rows) is read whole first, which
 # measured 6.4-6.8 times before: 7.
+# Both hold for long files. A wide file of mostly distinct numbers needs memory per distinct value of each
+# column rather than per byte (10x its size at 120 MB, 20,000 columns), which no plan made from the size
+# alone can know before the download: prepare gets what is left after FIXED_MEMORY_MIB (_memory_budget)
+# and rejects such a file itself once it has counted enough of it (dataprep.PREPARE_BYTES_PER_DISTINCT).
 PEAK_MEMORY_PER_INPUT_BYTE = 2.5
 IN_MEMORY_PEAK_PER_INPUT_BYTE = 7
 FIXED_MEMORY_MIB = 200  # the interpreter, polars, boto3 and the handler
@@ -181,6 +185,8 @@ def _prepare(
                 config,
                 max_bytes=largest,  # also bounds what a gzip file unpacks to
                 max_in_memory_bytes=_largest_upload(settings.memory_limit_mb, IN_MEMORY_PEAK_PER_INPUT_BYTE),
+                # what is planned after the download depends on the columns' distinct values, not only the size
+                max_memory_bytes=_memory_budget(settings.memory_limit_mb),
             )
         except dataprep.DatasetRejected as error:
             raise _Rejection("data", error.reason) from error
@@ -266,6 +272,13 @@ def _largest_upload(memory_limit_mb: int | None, peak_per_input_byte: float) -> 
     if not memory_limit_mb:
         return None
     return max(0, int((memory_limit_mb - FIXED_MEMORY_MIB) * 2**20 / peak_per_input_byte))
+
+
+def _memory_budget(memory_limit_mb: int | None) -> int | None:
+    """The memory prepare may use beyond the runtime's own, in bytes (None: no limit)."""
+    if not memory_limit_mb:
+        return None
+    return max(0, (memory_limit_mb - FIXED_MEMORY_MIB) * 2**20)
 
 
 def _reject(services: Services, dataset: str, source: SourceObject, rejection: _Rejection) -> IntakeOutcome:

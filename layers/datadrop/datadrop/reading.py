@@ -37,8 +37,9 @@ import json
 import math
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -799,7 +800,8 @@ def _stream_csv(casting: _Casting, stream: BinaryIO, size: int, compression: str
         if parts:
             parts[-1].result()  # at most one chunk waits to be cast: memory holds two chunks' text at most
         # polars releases the GIL while it casts and while it parses, so this chunk is cast while the next is parsed
-        parts.append(casting.overlap.submit(_coded_columns, casting.columns, dictionary, text))
+        # (in this context: `chunk_watch` is a context variable, and a pool thread has a context of its own)
+        parts.append(casting.overlap.submit(copy_context().run, _coded_columns, casting.columns, dictionary, text))
         del text, chunk
         first = False
     if not parts:
@@ -849,10 +851,23 @@ def _stream_csv(casting: _Casting, stream: BinaryIO, size: int, compression: str
 
 CAST_CELLS = 1 << 20  # a wide file's columns are cast to codes in batches of about this many values
 
+# When set, called after each chunk of a streamed CSV file is coded, with the chunk's cells and its largest code
+# (the dictionary of distinct texts holds at least that many): lets the caller stop a read whose dictionary would
+# outgrow the memory it has (`datadrop.dataprep` raises DatasetRejected from it) before it runs out.
+chunk_watch: ContextVar[Callable[[int, int], None] | None] = ContextVar("chunk_watch", default=None)
+
 
 def _coded_columns(casting: ThreadPoolExecutor, dictionary: _Dictionary, text: pl.DataFrame) -> pl.DataFrame:
     """The chunk's columns as codes. polars casts a column on one thread, so columns are cast in parallel; the
     columns of a wide, short chunk are cast a batch at a time as one long column (a cast has a fixed cost)."""
+    coded = _coded_chunk(casting, dictionary, text)
+    watch = chunk_watch.get()
+    if watch is not None:
+        watch(coded.height * coded.width, max((code for code in coded.max().row(0) if code is not None), default=0))
+    return coded
+
+
+def _coded_chunk(casting: ThreadPoolExecutor, dictionary: _Dictionary, text: pl.DataFrame) -> pl.DataFrame:
     per_batch = max(1, CAST_CELLS // max(text.height, 1))
     if per_batch == 1:
         return pl.DataFrame(list(casting.map(dictionary.coded, text.get_columns())))
