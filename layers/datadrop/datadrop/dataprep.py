@@ -37,11 +37,9 @@ before it runs out, saying what to change.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -85,6 +83,7 @@ from datadrop.recipe import (
     recipe_number_format,
 )
 from datadrop.splitting import TEST, TRAIN, VALIDATION, assign_splits, quantile_bins, split_counts
+from datadrop.writing import write_splits
 
 __all__ = ["MAX_CLASSES", "NUMERIC_SHARE", "DatasetRejected", "PreparedDataset", "prepare"]
 
@@ -97,7 +96,6 @@ DROPPED = 3  # the "split" of a row dropped while cleaning (missing target, dupl
 PARTS = ("train", "validation", "test", "dropped")  # the profile's count columns, by split number
 PROFILE_CELLS = 1 << 22  # cells counted together in the profile (so narrow and wide files batch alike)
 PROFILE_SAMPLE = 1 << 16  # cells looked at to choose how to count a batch
-WRITE_ROWS = 1 << 20  # rows encoded and written at a time
 MEDIAN_ROWS = 1 << 20  # distinct numbers sorted together for the medians
 # What prepare needs of memory beyond the imported runtime, measured with bench/dataprep.py and the wide-file
 # measurements of bench/README.md ("Memory of wide files", 2026-12-02). A fixed part: RUNTIME_BYTES (polars'
@@ -354,7 +352,7 @@ def prepare(
     clock.lap("fit")
     lookups = _encodings(training, features, len(values), frame.height)
     del training
-    train_csv, validation_csv, test_rows_jsonl, test_labels = _write_splits(
+    train_csv, validation_csv, test_rows_jsonl, test_labels = write_splits(
         frame, labels, part, lookups, [name for name in columns if name != target], values, classes
     )
 
@@ -1158,94 +1156,3 @@ def _role_encodings(training: _TrainingProfile, features: list[dict], feature_of
         value = pl.coalesce(pl.when(part == name).then(pl.col(name)) for name in column_roles.DATETIME_PARTS)
         encoded.append(dates.select(_FEATURE, _CODE, value.fill_null(fill).alias(_NUMBER)))
     return encoded
-
-
-def _json_strings(texts: pl.Expr) -> pl.Expr:
-    """Each text as a JSON string literal, quotes included: JSON escapes line breaks, quotes and control characters."""
-    return pl.struct(texts.alias("v")).struct.json_encode().str.slice(5).str.head(-1)  # {"v":...} without {"v": and }
-
-
-class _TestRowWriter:
-    """Writes test rows (given as codes) as JSON Lines, one array of texts per line: `["Adelie","Biscoe",...]`.
-
-    When the texts are few against the cells to write (a long, narrow file), each distinct text is JSON-encoded
-    once and looked up; otherwise (a wide file of distinct values) each cell is encoded as it is written.
-    """
-
-    def __init__(self, values: pl.Series, cells: int) -> None:
-        self.values = values
-        self.json = pl.select(_json_strings(pl.lit(values))).to_series() if 4 * len(values) <= cells else None
-
-    def write(self, codes: pl.DataFrame, buffer: io.BytesIO) -> None:
-        height = codes.height
-        cells = pl.concat(codes.get_columns())  # one gather for all the columns
-        if self.json is not None:
-            texts = self.json.gather(cells)
-            strings = [texts.slice(index * height, height) for index in range(codes.width)]
-        else:
-            texts = self.values.gather(cells)
-            strings = [
-                pl.select(_json_strings(pl.lit(texts.slice(index * height, height)))).to_series() for index in range(codes.width)
-            ]
-        del cells, texts
-        line = pl.concat_str([pl.lit("["), pl.concat_str([pl.lit(column) for column in strings], separator=","), pl.lit("]")])
-        pl.select(line).write_csv(buffer, include_header=False, quote_style="never")  # JSON needs no CSV quoting
-
-
-def _pieces(rows: pl.DataFrame, count: int) -> list[pl.DataFrame]:
-    """`rows` cut into `count` consecutive pieces of about equal height (no empty one)."""
-    size = -(-rows.height // count)
-    return [rows.slice(start, size) for start in range(0, rows.height, size)]
-
-
-def _write_splits(
-    frame: pl.DataFrame,
-    labels: pl.Series,
-    part: pl.Series,
-    lookups: _Lookups,
-    test_columns: list[str],
-    values: pl.Series,
-    classes: list[str],
-) -> tuple[bytes, bytes, bytes, list[str] | list[float]]:
-    """The train and validation rows encoded (label first, CSV), the test rows' raw values (JSON Lines) and
-    their labels, written WRITE_ROWS rows at a time, in file order. `labels`: each row's class index (UInt32),
-    or for regression its number (Float64), written as it is."""
-    outputs = {TRAIN: io.BytesIO(), VALIDATION: io.BytesIO(), TEST: io.BytesIO()}
-    test_labels: list = []
-    regression = labels.dtype == pl.Float64
-    class_names = pl.Series(classes, dtype=pl.String)
-    sources = list(dict.fromkeys(lookups.sources))
-    threads = pl.thread_pool_size()
-    test_writer = _TestRowWriter(values, int((part == TEST).sum()) * len(test_columns))
-
-    def piece_bytes(piece: tuple[int, pl.DataFrame]) -> bytes:
-        """A piece of a split as its file holds it: encoded rows as headerless CSV, test rows as JSON Lines."""
-        split, rows = piece
-        buffer = io.BytesIO()
-        if split == TEST:
-            test_writer.write(rows, buffer)
-        else:
-            rows.write_csv(buffer, include_header=False)
-        return buffer.getvalue()
-
-    with ThreadPoolExecutor(threads) as writing:
-        for start in range(0, frame.height, WRITE_ROWS):
-            rows, where, label = frame.slice(start, WRITE_ROWS), part.slice(start, WRITE_ROWS), labels.slice(start, WRITE_ROWS)
-            pieces: list[tuple[int, pl.DataFrame]] = []  # (split, rows to write), in the order they are appended
-            for split in (TRAIN, VALIDATION):
-                mask = where == split
-                if not mask.any():
-                    continue
-                encoded = lookups.encoded(rows.select(sources).filter(mask))
-                written = label.filter(mask)
-                encoded.insert_column(0, (written if regression else written.cast(pl.Int64)).alias(_LABEL))
-                pieces += [(split, piece) for piece in _pieces(encoded, threads)]
-            mask = where == TEST
-            if mask.any():
-                pieces += [(TEST, piece) for piece in _pieces(rows.select(test_columns).filter(mask), threads)]
-                test_labels += (label.filter(mask) if regression else class_names.gather(label.filter(mask))).to_list()
-            # polars writes a CSV on one thread, so the pieces are written in parallel and appended in order
-            for (split, _), body in zip(pieces, writing.map(piece_bytes, pieces)):
-                outputs[split].write(body)
-            del pieces
-    return outputs[TRAIN].getvalue(), outputs[VALIDATION].getvalue(), outputs[TEST].getvalue(), test_labels
