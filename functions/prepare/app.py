@@ -21,20 +21,7 @@ from datadrop.events import DatasetPrepared, DatasetRejected, PreparedArtifacts,
 from datadrop.incoming.s3 import S3ObjectCreated
 from datadrop.lambda_support import idempotent_on, prebuilt
 from datadrop.observability import metrics
-from datadrop.quality import (
-    BooleanSummary,
-    CategoricalSummary,
-    ColumnReport,
-    DatetimeSummary,
-    DetectedFormat,
-    Normalisation,
-    NumericSummary,
-    QualityReport,
-    RowCounts,
-    SplitReport,
-    TargetReport,
-    TargetSummary,
-)
+from datadrop.quality import REPORT_MODELS
 from datadrop.quality_summary import QualitySummary
 from datadrop.records import VersionRecord
 from datadrop.services import get_services
@@ -47,8 +34,7 @@ PREBUILT = prebuilt(
     # the config it parses, and what DatasetPrepared carries of it
     DatasetConfig, SplitConfig, AlgorithmChoice, SearchConfig, ExperimentSettings, GateConfig, DeploymentSettings,
     # the quality report it writes, built part by part, and its summary in DatasetPrepared
-    QualityReport, ColumnReport, RowCounts, NumericSummary, CategoricalSummary, BooleanSummary, DatetimeSummary,
-    DetectedFormat, Normalisation, SplitReport, TargetReport, TargetSummary, QualitySummary,
+    *REPORT_MODELS, QualitySummary,
 )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - another pydantic version
     set_model_mocks = None  # type: ignore[assignment]
 
 from tests import published_schemas
+from tests.conftest import sample_event
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,6 +99,13 @@ class AwsHarness:
     def upload(self, key: str, body: bytes) -> dict[str, Any]:
         response = self.services.objects.client.put_object(Bucket=self.settings.data_bucket_name, Key=key, Body=body)
         return {"key": key, "version-id": response.get("VersionId"), "etag": response["ETag"].strip('"'), "size": len(body)}
+
+    def upload_event(self, uploaded: dict[str, Any]) -> dict[str, Any]:
+        """S3's "Object Created" for an upload (`upload`'s answer): the documented sample, with the real bucket and object."""
+        event = sample_event("prepare_s3_object_created.json")
+        event["detail"]["bucket"]["name"] = self.settings.data_bucket_name
+        event["detail"]["object"].update(uploaded)
+        return event
 
     def collect(self) -> list[dict[str, Any]]:
         """Everything published on the service bus so far (drains the observer queue)."""

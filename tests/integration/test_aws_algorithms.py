@@ -105,9 +105,7 @@ def _prepare(aws: AwsHarness, name: str) -> dict[str, Any]:
     target = "sex" if name in BINARY_ONLY else "species"
     aws.put_config("penguins", f"target: {target}\ndrop_columns: [year]\nthreshold: 0.5\nalgorithms: [{name}]\n")
     uploaded = aws.upload("incoming/penguins/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
-    event = sample_event("prepare_s3_object_created.json")
-    event["detail"]["bucket"]["name"] = aws.settings.data_bucket_name
-    event["detail"]["object"].update(uploaded)
+    event = aws.upload_event(uploaded)
     result = aws.invoke("prepare", event)
     assert result["outcome"] == "prepared", result
     (prepared,) = aws.details("DatasetPrepared")

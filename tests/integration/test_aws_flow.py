@@ -22,17 +22,10 @@ from tests.integration.conftest import AwsHarness, envelope
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "penguins"
 
 
-def _upload_event(aws: AwsHarness, uploaded: dict) -> dict:
-    event = sample_event("prepare_s3_object_created.json")
-    event["detail"]["bucket"]["name"] = aws.settings.data_bucket_name
-    event["detail"]["object"].update(uploaded)
-    return event
-
-
 def _prepare(aws: AwsHarness) -> dict:
     aws.put_config("penguins", (EXAMPLE / "species.yaml").read_text())
     uploaded = aws.upload("incoming/penguins/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
-    result = aws.invoke("prepare", _upload_event(aws, uploaded))
+    result = aws.invoke("prepare", aws.upload_event(uploaded))
     assert result["outcome"] == "prepared", result
     (prepared,) = aws.details("DatasetPrepared")
     return prepared
@@ -188,7 +181,7 @@ def test_same_object_uploaded_twice_trains_once(aws: AwsHarness) -> None:
     prepared = _prepare(aws)
     aws.invoke("train", envelope("DatasetPrepared", prepared))
     second = aws.upload("incoming/penguins/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
-    result = aws.invoke("prepare", _upload_event(aws, second))
+    result = aws.invoke("prepare", aws.upload_event(second))
     assert result == {"outcome": "duplicate", "dataset": "penguins", "version": prepared["version"], "reason": None}
     assert len(aws.details("DatasetPrepared")) == 1
     assert len(aws.requests("CreateTrainingJob")) == 1
@@ -234,7 +227,7 @@ def test_a_file_too_big_for_the_functions_memory_is_rejected_up_front(aws: AwsHa
     aws.put_config("penguins", "target: species\n")
     body = (EXAMPLE / "penguins.csv").read_bytes() * 40  # about 640 kB
     uploaded = aws.upload("incoming/penguins/big.csv", body)
-    result = aws.invoke("prepare", _upload_event(aws, uploaded))
+    result = aws.invoke("prepare", aws.upload_event(uploaded))
     assert result["outcome"] == "rejected"
     assert "prepares files up to about 0.4 MB" in result["reason"] and "MemorySize" in result["reason"]
     (rejected,) = aws.details("DatasetRejected")
@@ -257,7 +250,7 @@ def test_a_wide_file_of_distinct_values_that_would_not_fit_is_rejected_not_kille
     lines = [f"{'ab'[row % 2]}," + ",".join(f"{row}.{column:03d}1" for column in range(300)) for row in range(400)]
     body = "\n".join([header, *lines]).encode() + b"\n"  # about 1 MB: the size guard lets it in (up to 6.7 MB)
     uploaded = aws.upload("incoming/wide/distinct.csv", body)
-    result = aws.invoke("prepare", _upload_event(aws, uploaded))
+    result = aws.invoke("prepare", aws.upload_event(uploaded))
     assert result["outcome"] == "rejected"
     assert "its 301 columns hold" in result["reason"]
     assert "distinct values between them in 400 rows" in result["reason"] and "MemorySize" in result["reason"]
@@ -265,7 +258,7 @@ def test_a_wide_file_of_distinct_values_that_would_not_fit_is_rejected_not_kille
     assert rejected["reason"] == result["reason"]
     aws.put_config("penguins", "target: species\n")  # a small, narrow file under the same budget is prepared
     penguins = aws.upload("incoming/penguins/p.csv", (EXAMPLE / "penguins.csv").read_bytes())
-    assert aws.invoke("prepare", _upload_event(aws, penguins))["outcome"] == "prepared"
+    assert aws.invoke("prepare", aws.upload_event(penguins))["outcome"] == "prepared"
 
 
 def test_a_file_that_would_not_be_prepared_in_time_is_rejected_up_front(aws: AwsHarness) -> None:

@@ -28,9 +28,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "aws-events" / "sag
 def _prepare(aws: AwsHarness, config: str) -> dict[str, Any]:
     aws.put_config("penguins", config)
     uploaded = aws.upload("incoming/penguins/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
-    event = sample_event("prepare_s3_object_created.json")
-    event["detail"]["bucket"]["name"] = aws.settings.data_bucket_name
-    event["detail"]["object"].update(uploaded)
+    event = aws.upload_event(uploaded)
     assert aws.invoke("prepare", event)["outcome"] == "prepared"
     return next(detail for detail in reversed(aws.details("DatasetPrepared")))
 

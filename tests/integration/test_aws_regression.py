@@ -24,9 +24,7 @@ CONFIG = "target: body_mass_g\nmetric: rmse\nthreshold: 400\n"
 def _prepare(aws: AwsHarness, config: str = CONFIG, dataset: str = "mass") -> dict[str, Any]:
     aws.put_config(dataset, config)
     uploaded = aws.upload(f"incoming/{dataset}/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
-    event = sample_event("prepare_s3_object_created.json")
-    event["detail"]["bucket"]["name"] = aws.settings.data_bucket_name
-    event["detail"]["object"].update(uploaded)
+    event = aws.upload_event(uploaded)
     result = aws.invoke("prepare", event)
     assert result["outcome"] == "prepared", result
     (prepared,) = aws.details("DatasetPrepared")
@@ -120,9 +118,7 @@ def test_a_bayesian_search_of_a_regression_minimises_the_validation_rmse(aws: Aw
 def test_a_regression_metric_for_a_class_target_is_a_config_rejection(aws: AwsHarness) -> None:
     aws.put_config("kinds", "target: species\nmetric: rmse\nthreshold: 400\n")
     uploaded = aws.upload("incoming/kinds/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
-    event = sample_event("prepare_s3_object_created.json")
-    event["detail"]["bucket"]["name"] = aws.settings.data_bucket_name
-    event["detail"]["object"].update(uploaded)
+    event = aws.upload_event(uploaded)
     assert aws.invoke("prepare", event)["outcome"] == "rejected"
     (rejected,) = aws.details("DatasetRejected")
     assert rejected["stage"] == "config"

@@ -46,9 +46,7 @@ CHOSEN = [
 def _prepare(aws: AwsHarness) -> dict[str, Any]:
     aws.put_config("penguins", CONFIG)
     uploaded = aws.upload("incoming/penguins/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
-    event = sample_event("prepare_s3_object_created.json")
-    event["detail"]["bucket"]["name"] = aws.settings.data_bucket_name
-    event["detail"]["object"].update(uploaded)
+    event = aws.upload_event(uploaded)
     assert aws.invoke("prepare", event)["outcome"] == "prepared"
     (prepared,) = aws.details("DatasetPrepared")
     return prepared

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import sample_event
 from tests.integration.conftest import AwsHarness, envelope
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "penguins"
@@ -19,9 +18,7 @@ def test_display_name_description_and_tags_come_from_the_config(aws: AwsHarness)
     )
     aws.put_config("penguins", config)
     uploaded = aws.upload("incoming/penguins/penguins.csv", (EXAMPLE / "penguins.csv").read_bytes())
-    event = sample_event("prepare_s3_object_created.json")
-    event["detail"]["bucket"]["name"] = aws.settings.data_bucket_name
-    event["detail"]["object"].update(uploaded)
+    event = aws.upload_event(uploaded)
     assert aws.invoke("prepare", event)["outcome"] == "prepared"
     (prepared,) = aws.details("DatasetPrepared")
     aws.invoke("train", envelope("DatasetPrepared", prepared))

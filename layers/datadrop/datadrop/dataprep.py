@@ -83,7 +83,7 @@ from datadrop.recipe import (
     recipe_number_format,
 )
 from datadrop.splitting import TEST, TRAIN, VALIDATION, assign_splits, quantile_bins, split_counts
-from datadrop.writing import write_splits
+from datadrop.writing import LABEL, write_splits
 
 __all__ = ["MAX_CLASSES", "NUMERIC_SHARE", "DatasetRejected", "PreparedDataset", "prepare"]
 
@@ -119,7 +119,6 @@ MEMORY_HEADROOM = 1.25
 _COLUMN_UNIT = 1 << 34  # a profile key is column * _COLUMN_UNIT + code * 4 + split (codes are UInt32)
 
 # Internal column names; no header can produce them because names with a NUL are rejected (datadrop.reading).
-_LABEL = "\x00label"
 _COLUMN, _CODE, _PART, _TEXT = "\x00column", "\x00code", "\x00part", "\x00text"
 _MISSING, _NUMBER, _NORMALISED = "\x00missing", "\x00number", "\x00normalised"
 _FORMAT, _EXACT, _FEATURE = "\x00format", "\x00exact", "\x00feature"
@@ -239,7 +238,7 @@ def prepare(
         strata = labels.filter(usable_rows)
         usable = len(strata)
         class_counts = [0] * len(classes)
-        for index, count in pl.DataFrame({_LABEL: strata}).group_by(_LABEL).len().iter_rows():
+        for index, count in pl.DataFrame({LABEL: strata}).group_by(LABEL).len().iter_rows():
             class_counts[index] = count
         check_target(
             classes,

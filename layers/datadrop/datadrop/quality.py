@@ -192,6 +192,10 @@ class QualityReport(_Report):
         )
 
 
+# Every part of the report: prepare builds it part by part, so its handler builds them all at import.
+REPORT_MODELS: tuple[type[BaseModel], ...] = tuple(_Report.__subclasses__())
+
+
 # --------------------------------------------------------------------------------------------
 # The report as text, for people (`datadrop prepare`)
 
