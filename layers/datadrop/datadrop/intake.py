@@ -267,18 +267,17 @@ def _prepare(
     return IntakeOutcome("prepared", dataset, version)
 
 
-def _largest_upload(memory_limit_mb: int | None, peak_per_input_byte: float) -> int | None:
-    """The largest upload a function with this much memory prepares, in bytes (None: no limit)."""
-    if not memory_limit_mb:
-        return None
-    return max(0, int((memory_limit_mb - FIXED_MEMORY_MIB) * 2**20 / peak_per_input_byte))
-
-
 def _memory_budget(memory_limit_mb: int | None) -> int | None:
     """The memory prepare may use beyond the runtime's own, in bytes (None: no limit)."""
     if not memory_limit_mb:
         return None
     return max(0, (memory_limit_mb - FIXED_MEMORY_MIB) * 2**20)
+
+
+def _largest_upload(memory_limit_mb: int | None, peak_per_input_byte: float) -> int | None:
+    """The largest upload a function with this much memory prepares, in bytes (None: no limit)."""
+    budget = _memory_budget(memory_limit_mb)
+    return None if budget is None else int(budget / peak_per_input_byte)
 
 
 def _reject(services: Services, dataset: str, source: SourceObject, rejection: _Rejection) -> IntakeOutcome:
