@@ -880,9 +880,19 @@ def test_a_wide_upload_of_distinct_numbers_is_rejected_when_it_would_not_fit(mon
     assert prepare(data, DatasetConfig(target="target"), max_memory_bytes=int(prepare_needs * 1.1)).recipe["features"]
 
 
-def test_reading_stops_at_the_chunk_where_the_distinct_texts_outgrow_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = distinct_numbers(2000, 50)
-    monkeypatch.setattr(reading, "STREAM_CHUNK", 1 << 16)  # about 60 rows a chunk
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain: polars' streaming engine", "gzip: by chunks"])
+def test_reading_stops_at_the_chunk_where_the_distinct_texts_outgrow_the_budget(
+    monkeypatch: pytest.MonkeyPatch, compressed: bool
+) -> None:
+    rows, columns = 100_000, 10  # 8 MB: polars' streaming engine hands its reads on in pieces of about 2 MB
+    header = ",".join(["target", *(f"x{column}" for column in range(columns))])
+    data = "\n".join(
+        [header, *(f"{'ab'[row % 2]}," + ",".join(f"{row}.{column}" for column in range(columns)) for row in range(rows))]
+    )
+    data = data.encode()
+    if compressed:
+        data = gzip.compress(data, mtime=0)
+        monkeypatch.setattr(reading, "STREAM_CHUNK", 1 << 16)  # about 800 rows a chunk
     monkeypatch.setattr(dataprep, "RUNTIME_BYTES", 0)
     monkeypatch.setattr(dataprep, "CHUNK_BYTES_PER_CELL", 0)
     with pytest.raises(DatasetRejected) as caught:
@@ -890,7 +900,7 @@ def test_reading_stops_at_the_chunk_where_the_distinct_texts_outgrow_the_budget(
     reason = caught.value.reason
     assert reason.startswith("reading this upload needs at least")
     first = int(re.search(r"its first ([0-9,]+) values", reason).group(1).replace(",", ""))  # type: ignore[union-attr]
-    assert first < 2000 * 51 / 4  # stopped early in the file, not after reading it all
+    assert first < rows * (columns + 1) / 4  # stopped early in the file, not after reading it all
 
 
 def test_a_budget_that_fits_changes_nothing(penguins: bytes) -> None:

@@ -15,12 +15,14 @@ the file's name:
   is the one of comma, semicolon, tab and pipe that splits the first lines most consistently.
 
 Two paths read a file. The common case, a UTF-8 CSV file (gzip-compressed or not, no BOM), is
-streamed (`_read_csv_streamed`): 64 MB of the file at a time is parsed and turned into codes, so
-memory holds the codes, one chunk and the dictionary, never the file or its text. Everything else
-(other encodings, a BOM, Parquet, JSON Lines, rows of the wrong length, broken quoting, a file that
-does not parse) takes the in-memory path (`read_table`), which holds the whole file: slower, but it
-is the one that decodes, drops malformed rows and diagnoses. The streamed path hands every case it
-does not handle exactly like `read_table` over to it, so both give the same table.
+streamed (`_read_csv_streamed`): memory holds the codes, the dictionary and what is being parsed, never
+the file or its text. An uncompressed file is parsed and cast to codes by polars' streaming engine in one
+pass on every core, while a thread of ours checks and counts its bytes; a gzip-compressed one is
+decompressed and parsed 64 MB at a time. Everything else (other encodings, a BOM, Parquet, JSON Lines,
+rows of the wrong length, broken quoting, a file that does not parse) takes the in-memory path
+(`read_table`), which holds the whole file: slower, but it is the one that decodes, drops malformed rows
+and diagnoses. The streamed path hands every case it does not handle exactly like `read_table` over to
+it, so both give the same table.
 
 Anything unusable raises `DatasetRejected`, whose reason says what is wrong (which line, which
 column) and what to change. The diagnosis of a file polars cannot parse runs only then, slowly
@@ -36,6 +38,7 @@ import io
 import json
 import math
 import os
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -690,51 +693,103 @@ def _lines(data: bytes) -> Iterator[str]:
 # CSV, streamed: the common case, a chunk at a time
 
 
-STREAM_CHUNK = 1 << 26  # bytes of the file parsed at a time (64 MB)
+STREAM_CHUNK = 1 << 26  # bytes of a gzip-compressed file parsed at a time (64 MB), and the head detection looks at
+COUNT_PIECE = 1 << 24  # bytes of a file checked and counted at a time (16 MB: the allocator reuses pieces this size)
 
 
 def _read_csv_streamed(source: bytes | str | os.PathLike[str], max_bytes: int | None) -> Table | None:
-    """A plain UTF-8 CSV upload (gzip-compressed or not) read a chunk at a time into codes, or None.
+    """A plain UTF-8 CSV upload (gzip-compressed or not) read into codes without holding its text, or None.
 
     None means "read it with `read_table`": the upload is something else, or something about it needs the
-    whole file (decoding, malformed rows, a diagnosis). The checks are `read_table`'s, made per chunk.
+    whole file (decoding, malformed rows, a diagnosis). The checks are `read_table`'s.
     """
     if isinstance(source, bytes):
-        size, raw = len(source), io.BytesIO(source)
-        return _stream(raw, size, max_bytes)
+        return _stream(io.BytesIO(source), len(source), max_bytes, source)
     with open(source, "rb") as file:
-        return _stream(file, os.fstat(file.fileno()).st_size, max_bytes)
+        return _stream(file, os.fstat(file.fileno()).st_size, max_bytes, source)
 
 
-def _stream(raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
-    # casting: a chunk's columns are cast to codes in parallel; overlap: one chunk is cast while the next is parsed
-    with ThreadPoolExecutor(pl.thread_pool_size()) as casting, ThreadPoolExecutor(1) as overlap:
-        return _stream_with(_Casting(casting, overlap), raw, size, max_bytes)
+def _stream(raw: BinaryIO, size: int, max_bytes: int | None, source: bytes | str | os.PathLike[str]) -> Table | None:
+    # columns: a chunk's columns are cast, or the table's re-coded, in parallel; overlap: one chunk is cast while the
+    # next is parsed, or the file's bytes are checked while polars parses it
+    with ThreadPoolExecutor(pl.thread_pool_size()) as columns, ThreadPoolExecutor(1) as overlap:
+        threads = _Threads(columns, overlap)
+        compression = "none"
+        stream: BinaryIO = raw
+        if raw.read(2) == _GZIP:
+            compression = "gzip"
+            stream = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+        raw.seek(0)
+        try:
+            return _stream_csv(threads, stream, size, compression, max_bytes, source)
+        except (OSError, EOFError, zlib.error):
+            return None  # not gzip after all, or cut off: read_table says which
+        finally:
+            if stream is not raw:
+                stream.close()
 
 
 @dataclass(frozen=True)
-class _Casting:
+class _Threads:
     columns: ThreadPoolExecutor
     overlap: ThreadPoolExecutor
 
 
-def _stream_with(casting: _Casting, raw: BinaryIO, size: int, max_bytes: int | None) -> Table | None:
-    compression = "none"
-    stream: BinaryIO = raw
-    if raw.read(2) == _GZIP:
-        compression = "gzip"
-        stream = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
-    raw.seek(0)
+class _ByteCounts:
+    """What the bytes of a CSV file say that its parsed values do not: separators (against the field count), line
+    endings, quoting; and whether it is text the streamed read handles (UTF-8, no NUL, no quoted tab-separated
+    values), fed one piece at a time in file order."""
+
+    def __init__(self, separator: str) -> None:
+        self.separator = separator.encode()
+        self.separators = self.line_feeds = self.crlfs = 0
+        self.any_quoted = False  # only a quoted value can hold a separator
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._after_cr = False  # the previous piece ended with "\r" (a CRLF may straddle two pieces)
+
+    def add(self, piece: bytes) -> bool:
+        """Counts `piece`; False when the file is not one the streamed read handles."""
+        if b"\x00" in piece or not (piece.isascii() or _decodes(self._utf8, piece)):
+            return False
+        quoted = b'"' in piece
+        if quoted and self.separator == b"\t":
+            return False  # a quoted value may hold a tab that stripping removes: read_table counts those
+        self.any_quoted = self.any_quoted or quoted
+        self.separators += piece.count(self.separator)
+        if b"\r" in piece or self._after_cr:  # counting line feeds only matters then (a piece without "\r" is all LF)
+            self.line_feeds += piece.count(b"\n")
+            self.crlfs += piece.count(b"\r\n") + (self._after_cr and piece.startswith(b"\n"))
+        else:
+            self.line_feeds += b"\n" in piece
+        self._after_cr = piece.endswith(b"\r")
+        return True
+
+    def finished(self) -> bool:
+        return _decodes(self._utf8, b"", final=True)
+
+    @property
+    def line_endings(self) -> str | None:
+        if self.line_feeds == 0:
+            return None
+        return "LF" if self.crlfs == 0 else "CRLF" if 2 * self.crlfs > self.line_feeds else "mixed"
+
+
+def _decodes(decoder: codecs.IncrementalDecoder, piece: bytes, final: bool = False) -> bool:
     try:
-        return _stream_csv(casting, stream, size, compression, max_bytes)
-    except (OSError, EOFError, zlib.error):
-        return None  # not gzip after all, or cut off: read_table says which
-    finally:
-        if stream is not raw:
-            stream.close()
+        decoder.decode(piece, final)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
-def _stream_csv(casting: _Casting, stream: BinaryIO, size: int, compression: str, max_bytes: int | None) -> Table | None:
+def _stream_csv(
+    threads: _Threads,
+    stream: BinaryIO,
+    size: int,
+    compression: str,
+    max_bytes: int | None,
+    source: bytes | str | os.PathLike[str],
+) -> Table | None:
     block = stream.read(STREAM_CHUNK)
     head = block[:SNIFF_BYTES]
     if (
@@ -750,67 +805,17 @@ def _stream_csv(casting: _Casting, stream: BinaryIO, size: int, compression: str
         return None
     separator = sniff_delimiter(block)
     dictionary = _Dictionary()
-    parts: list[Future[pl.DataFrame]] = []
-    schema: dict[str, pl.DataType] | None = None
-    separators = line_feeds = crlfs = 0
-    any_quoted = False  # only a quoted value can hold a separator
-    pending, total, first = block, len(block), True  # pending: read, not parsed yet, starts at a record boundary
-    while pending:
-        more = stream.read(STREAM_CHUNK)
-        total += len(more)
-        if max_bytes is not None and compression != "none" and total > max_bytes:
-            raise _too_large_uncompressed(compression, max_bytes)
-        end = _record_end(pending) if more else len(pending)
-        if end is None:  # no record ends in what is pending (a huge quoted value): read on
-            pending += more
-            continue
-        chunk, pending = pending[:end], pending[end:] + more
-        if b"\x00" in chunk or not (chunk.isascii() or _is_utf8(chunk)):
-            return None
-        quoted = b'"' in chunk
-        if quoted and separator == "\t":
-            return None  # a quoted value may hold a tab that stripping removes: read_table counts those
-        separators += chunk.count(separator.encode())
-        if b"\r" in chunk:  # counting line feeds only matters then (a chunk without "\r" is all LF)
-            line_feeds += chunk.count(b"\n")
-            crlfs += chunk.count(b"\r\n")
-        else:
-            line_feeds += b"\n" in chunk
-        # polars sniffs zlib streams by their first two bytes (see _parse_csv)
-        sniffed = first and chunk[:1] == b"x" and chunk[1:2] in (b"\x01", b"^", b"\x9c", b"\xda")
-        try:
-            text = pl.read_csv(
-                b"\n" + chunk if sniffed else chunk,
-                has_header=False,
-                separator=separator,
-                infer_schema=False,
-                schema=schema,
-                skip_lines=1 if sniffed else 0,
-                truncate_ragged_lines=False,
-                raise_if_empty=False,
-            )
-        except (pl.exceptions.PolarsError, OSError):
-            return None
-        if text.width == 0:
-            return None
-        if schema is None:
-            schema = dict.fromkeys(text.columns, pl.String())
-        any_quoted = any_quoted or quoted
-        # raw text to codes; empty fields (and fields missing at the end of a short line) are null: code 0, "".
-        if parts:
-            parts[-1].result()  # at most one chunk waits to be cast: memory holds two chunks' text at most
-        # polars releases the GIL while it casts and while it parses, so this chunk is cast while the next is parsed
-        # (in this context: `chunk_watch` is a context variable, and a pool thread has a context of its own)
-        parts.append(casting.overlap.submit(copy_context().run, _coded_columns, casting.columns, dictionary, text))
-        del text, chunk
-        first = False
-    if not parts:
+    counts = _ByteCounts(separator)
+    # polars sniffs zlib streams by their first two bytes even in a plain file (see _parse_csv): those go by chunks
+    if compression == "none" and not _zlib_like(block):
+        coded = _coded_by_engine(threads, source, stream, block, counts, dictionary)
+    else:
+        coded = _coded_by_chunks(threads, stream, block, counts, dictionary, compression, max_bytes)
+    if coded is None:
         return None
-    coded = pl.concat([part.result() for part in parts], rechunk=False).get_columns()
-    del parts
     raw = dictionary.values(pl.DataFrame(coded))
-    value_separators = _separators_in_values(coded, raw, separator) if any_quoted and len(coded) > 1 else 0
-    frame = pl.DataFrame(_stripped_codes(coded, raw, dictionary, casting.columns))
+    value_separators = _separators_in_values(coded, raw, separator) if counts.any_quoted and len(coded) > 1 else 0
+    frame = pl.DataFrame(_stripped_codes(coded, raw, dictionary, threads.columns))
     del coded
     values = dictionary.values(frame)
     if frame.height < 2:
@@ -822,13 +827,12 @@ def _stream_csv(casting: _Casting, stream: BinaryIO, size: int, compression: str
     rows_read = body.height
     empty = pl.all_horizontal(pl.col(name) == 0 for name in columns)
     empty_rows = int(body.select(empty.sum()).item())
-    if not _field_counts_fit(separators, len(columns), frame.height - empty_rows, empty_rows, value_separators):
+    if not _field_counts_fit(counts.separators, len(columns), frame.height - empty_rows, empty_rows, value_separators):
         return None
     if empty_rows:
         body = body.filter(~empty)
     if body.height == 0:
         return None
-    line_endings = None if line_feeds == 0 else "LF" if crlfs == 0 else "CRLF" if 2 * crlfs > line_feeds else "mixed"
     detected = DetectedFormat(
         format="csv",
         compression=compression,  # type: ignore[arg-type]
@@ -836,7 +840,7 @@ def _stream_csv(casting: _Casting, stream: BinaryIO, size: int, compression: str
         bom=False,
         bytes=size,
         delimiter=separator,
-        line_endings=line_endings,  # type: ignore[arg-type]
+        line_endings=counts.line_endings,  # type: ignore[arg-type]
     )
     return Table(
         columns=columns,
@@ -847,6 +851,134 @@ def _stream_csv(casting: _Casting, stream: BinaryIO, size: int, compression: str
         detected=detected,
         normalisations=_decoding_notes(detected) + normalisations,
     )
+
+
+def _zlib_like(data: bytes) -> bool:
+    return data[:1] == b"x" and data[1:2] in (b"\x01", b"^", b"\x9c", b"\xda")
+
+
+class _NotStreamed(Exception):
+    """The bytes of the file turned out to need `read_table`: stops polars' read."""
+
+
+def _coded_by_engine(
+    threads: _Threads,
+    source: bytes | str | os.PathLike[str],
+    stream: BinaryIO,
+    block: bytes,
+    counts: _ByteCounts,
+    dictionary: _Dictionary,
+) -> list[pl.Series] | None:
+    """An uncompressed file's columns as codes (the header row first), parsed and cast by polars' streaming engine
+    (both in one pass over the file, on every core), while this process's own thread checks and counts its bytes.
+    None: the file needs `read_table`."""
+    stop = threading.Event()  # set by either side when the other need not go on
+
+    def count_bytes() -> bool:
+        piece = block
+        while piece:
+            if stop.is_set() or not counts.add(piece):
+                stop.set()
+                return False
+            piece = stream.read(COUNT_PIECE)
+        return counts.finished()
+
+    watch = chunk_watch.get()  # polars calls `checked` on its own threads, whose context does not hold it
+
+    def checked(batch: pl.DataFrame) -> pl.DataFrame:
+        if stop.is_set():
+            raise _NotStreamed
+        if watch is not None and batch.height:
+            watch(batch.height * batch.width, max((code for code in batch.max().row(0) if code is not None), default=0))
+        return batch
+
+    counted = threads.overlap.submit(count_bytes)
+    try:
+        frame = (
+            pl.scan_csv(
+                source if isinstance(source, bytes) else os.fspath(source),
+                has_header=False,
+                separator=counts.separator.decode(),
+                infer_schema=False,
+                truncate_ragged_lines=False,
+                raise_if_empty=False,
+            )
+            .select(dictionary.codes(pl.all()).fill_null(0))  # empty fields (and those a short line lacks): "", code 0
+            .map_batches(checked, streamable=True)
+            .collect(engine="streaming")
+        )
+    except (_NotStreamed, pl.exceptions.PolarsError, OSError):
+        return None
+    finally:
+        if not counted.done():
+            stop.set()  # polars' read failed or was stopped (a rejection from `watch`): the count has no use
+        counted_fine = counted.result()
+    if not counted_fine or frame.width == 0:
+        return None
+    return frame.get_columns()
+
+
+def _coded_by_chunks(
+    threads: _Threads,
+    stream: BinaryIO,
+    block: bytes,
+    counts: _ByteCounts,
+    dictionary: _Dictionary,
+    compression: str,
+    max_bytes: int | None,
+) -> list[pl.Series] | None:
+    """A gzip-compressed file's columns as codes, decompressed and parsed STREAM_CHUNK bytes at a time, each chunk
+    cast to codes while the next is parsed. None: the file needs `read_table`."""
+    parts: list[Future[pl.DataFrame]] = []
+    schema: dict[str, pl.DataType] | None = None
+    pending, total = block, len(block)  # pending: read, not parsed yet, starts at a record boundary
+    while pending:
+        more = stream.read(STREAM_CHUNK)
+        total += len(more)
+        if max_bytes is not None and compression != "none" and total > max_bytes:
+            raise _too_large_uncompressed(compression, max_bytes)
+        end = _record_end(pending) if more else len(pending)
+        if end is None:  # no record ends in what is pending (a huge quoted value): read on
+            pending += more
+            continue
+        chunk, pending = pending[:end], pending[end:] + more
+        if not counts.add(chunk):
+            return None
+        zlib_like = _zlib_like(chunk)  # polars sniffs zlib streams by their first two bytes (see _parse_csv)
+        newline = chunk.find(b"\n")
+        # polars takes a chunk's number of fields from its first line: a blank one (a blank row) would make it one
+        # (a line of empty fields put before such a chunk, then dropped, gives it its number of fields and hides both)
+        padding = b"" if schema is None else counts.separator * (len(schema) - 1) + b"\n"
+        padded = bool(padding) and (zlib_like or not (chunk if newline < 0 else chunk[:newline]).strip())
+        try:
+            text = pl.read_csv(
+                padding + chunk if padded else b"\n" + chunk if zlib_like else chunk,
+                has_header=False,
+                separator=counts.separator.decode(),
+                infer_schema=False,
+                schema=schema,
+                skip_lines=1 if zlib_like and not padded else 0,
+                truncate_ragged_lines=False,
+                raise_if_empty=False,
+            )
+        except (pl.exceptions.PolarsError, OSError):
+            return None
+        if padded:
+            text = text.slice(1)  # the line of empty fields put before the chunk
+        if text.width == 0:
+            return None
+        if schema is None:
+            schema = dict.fromkeys(text.columns, pl.String())
+        # raw text to codes; empty fields (and fields missing at the end of a short line) are null: code 0, "".
+        if parts:
+            parts[-1].result()  # at most one chunk waits to be cast: memory holds two chunks' text at most
+        # polars releases the GIL while it casts and while it parses, so this chunk is cast while the next is parsed
+        # (in this context: `chunk_watch` is a context variable, and a pool thread has a context of its own)
+        parts.append(threads.overlap.submit(copy_context().run, _coded_columns, threads.columns, dictionary, text))
+        del text, chunk
+    if not parts or not counts.finished():
+        return None
+    return pl.concat([part.result() for part in parts], rechunk=False).get_columns()
 
 
 CAST_CELLS = 1 << 20  # a wide file's columns are cast to codes in batches of about this many values
@@ -886,8 +1018,8 @@ def _record_end(data: bytes) -> int | None:
     `data` starts at a record boundary; a line feed ends a record when an even number of double quotes
     precede it (RFC 4180 quoting: every quote opens, closes or doubles).
     """
-    quotes = data.count(b'"')
     end = data.rfind(b"\n")
+    quotes = data.count(b'"', 0, end + 1)  # those before the line feed: the text after it may hold quotes too
     while end >= 0:
         if quotes % 2 == 0:
             return end + 1
@@ -895,14 +1027,6 @@ def _record_end(data: bytes) -> int | None:
         quotes -= data.count(b'"', previous + 1, end + 1)
         end = previous
     return None
-
-
-def _is_utf8(chunk: bytes) -> bool:
-    try:
-        chunk.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _separators_in_values(columns: list[pl.Series], raw: pl.Series, separator: str) -> int:
