@@ -1,5 +1,6 @@
-"""The encoded splits are written from the numbers' texts (formatted once per distinct code, not once per
-cell): the bytes must be exactly those of `write_csv` on the Float64 numbers, for every number."""
+"""The encoded splits are written from the numbers' texts (dense lookups: formatted once per distinct code, not
+once per cell) or from the numbers (wide batches), unquoted: the bytes must be exactly those of `write_csv` on
+the Float64 numbers, for every number."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import struct
 
 import polars as pl
 import pytest
-from datadrop.dataprep import _dense_lookup, _Lookups, _number_texts
+from datadrop.dataprep import _dense_lookup, _Lookups
 from datadrop.splitting import TRAIN, VALIDATION
 from datadrop.writing import write_splits
 
@@ -51,7 +52,7 @@ def test_encoded_splits_are_write_csv_of_the_float64_numbers(layout: str, regres
         lookups = _Lookups(["x", "y"], dense=[_dense_lookup(codes, numbers, size), _dense_lookup(codes, second, size)])
     else:
         keys = pl.concat([codes.cast(pl.UInt64), codes.cast(pl.UInt64) + (1 << 32)])
-        lookups = _Lookups(["x", "y"], batches=[(0, keys, _number_texts(pl.concat([numbers, second])))], per_batch=2)
+        lookups = _Lookups(["x", "y"], batches=[(0, keys, pl.concat([numbers, second]))], per_batch=2)
     rows = frame.height
     part = pl.Series([TRAIN if index % 3 else VALIDATION for index in range(rows)], dtype=pl.UInt8)
     if regression:

@@ -1029,22 +1029,23 @@ def _fit_features(
 
 @dataclass(frozen=True)
 class _Lookups:
-    """What each feature's codes encode to (see the encoding contract), by the feature's position in the recipe,
-    held as the numbers' texts (`_number_texts`: formatted once per distinct code, not once per cell written).
+    """What each feature's codes encode to (see the encoding contract), by the feature's position in the recipe.
     `sources`: each feature's column (a date column's parts read the same one). `dense`: per feature, `slots`
-    (UInt32, indexed by code) into `texts`, when the table's dictionary is no larger than its rows (two gathers
-    per feature); else `batches`: per batch of `per_batch` features from `first` on, `keys` ((feature - first)
-    << 32 | code) and their `texts`, one lookup for the cells of the batch's features (so that no lookup holds
-    the codes of every column of a wide file at once)."""
+    (UInt32, indexed by code) into `texts`, the numbers' texts formatted once per distinct code (`_dense_lookup`),
+    when the table's dictionary is no larger than its rows (two gathers per feature); else `batches`: per batch
+    of `per_batch` features from `first` on, `keys` ((feature - first) << 32 | code) and their Float64 `values`,
+    one lookup for the cells of the batch's features (so that no lookup holds the codes of every column of a
+    wide file at once). A wide file keeps its numbers: its keys are nearly as many as its cells, so formatting
+    them once each saves little, and measured, the texts' lookup made it slower."""
 
     sources: list[str]
     dense: list[tuple[pl.Series, pl.Series]] | None = None  # (slots, texts)
-    batches: list[tuple[int, pl.Series, pl.Series]] | None = None  # (first, keys, texts)
+    batches: list[tuple[int, pl.Series, pl.Series]] | None = None  # (first, keys, values)
     per_batch: int = 1
 
     def encoded(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """The encoded features of these rows (the table's rows: one UInt32 column of codes per column), as
-        String columns of the numbers' texts."""
+        """The encoded features of these rows (the table's rows: one UInt32 column of codes per column): String
+        columns of the numbers' texts (dense) or Float64 columns (batches), which `write_csv` writes alike."""
         names = [f"\x00{index}" for index in range(len(self.sources))]  # a feature's name may be a column's too
         if self.dense is not None:
             return pl.DataFrame(
@@ -1056,13 +1057,13 @@ class _Lookups:
         height = rows.height
         assert self.batches is not None
         encoded: list[pl.Series] = []
-        for first, keys, key_texts in self.batches:
+        for first, keys, values in self.batches:
             sources = self.sources[first : first + self.per_batch]
             cells = pl.concat([rows.get_column(source) for source in sources]).cast(pl.UInt64)
             position = pl.int_range(0, len(cells), dtype=pl.UInt64, eager=True) // max(height, 1)
-            texts = (position * (1 << 32) + cells).replace_strict(keys, key_texts, return_dtype=pl.String)
+            numbers = (position * (1 << 32) + cells).replace_strict(keys, values, return_dtype=pl.Float64)
             del cells, position
-            encoded += [texts.slice(index * height, height).alias(names[first + index]) for index in range(len(sources))]
+            encoded += [numbers.slice(index * height, height).alias(names[first + index]) for index in range(len(sources))]
         return pl.DataFrame(encoded)
 
 
@@ -1077,7 +1078,7 @@ def _dense_lookup(codes: pl.Series, numbers: pl.Series, size: int) -> tuple[pl.S
     """A feature's dense lookup from its codes and their numbers: `slots`, indexed by code (`size` of them),
     into `texts`, the numbers' texts after a "NaN" in slot 0, the text of a code that is not its column's (never
     looked up: every code of a column has a number). UInt32 slots take half the memory of a Float64 lookup."""
-    texts = _number_texts(pl.concat([pl.Series([float("nan")]), numbers]))
+    texts = _number_texts(pl.concat([pl.Series([float("nan")]), numbers], rechunk=True))  # one chunk: a fast gather
     slots = pl.zeros(size, dtype=pl.UInt32, eager=True).scatter(
         codes, pl.int_range(1, len(codes) + 1, dtype=pl.UInt32, eager=True)
     )
@@ -1135,7 +1136,7 @@ def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size
         for first in range(0, len(features), per_batch):
             codes = encoded_codes(feature_of.slice(first, per_batch))
             key = (pl.col(_FEATURE) - first).cast(pl.UInt64) * (1 << 32) + pl.col(_CODE).cast(pl.UInt64)
-            batches.append((first, codes.select(key).to_series(), _number_texts(codes.get_column(_NUMBER))))
+            batches.append((first, codes.select(key).to_series(), codes.get_column(_NUMBER)))
             del codes
         return _Lookups(sources, batches=batches, per_batch=per_batch)
     groups = encoded_codes(feature_of).partition_by(_FEATURE, as_dict=True)

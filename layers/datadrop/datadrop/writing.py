@@ -19,9 +19,9 @@ LABEL = "\x00label"  # the label column's name while a split is written (a colum
 
 
 class Encoder(Protocol):
-    """What turns a batch of rows' codes into their encoded features (`datadrop.dataprep`'s lookups): String
-    columns, each feature's numbers as their texts, formatted as `write_csv` formats a Float64 (so written as
-    they are, unquoted, without formatting a float per cell)."""
+    """What turns a batch of rows' codes into their encoded features (`datadrop.dataprep`'s lookups): a column of
+    numbers per feature, Float64 or String, the numbers' texts exactly as `write_csv` formats a Float64 (so
+    written as they are, without formatting a float per cell). Either way the CSV holds no quotes."""
 
     @property
     def sources(self) -> list[str]: ...  # the columns the features are computed from, one per feature
