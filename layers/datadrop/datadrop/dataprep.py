@@ -1030,25 +1030,28 @@ def _fit_features(
 @dataclass(frozen=True)
 class _Lookups:
     """What each feature's codes encode to (see the encoding contract), by the feature's position in the recipe.
-    `sources`: each feature's column (a date column's parts read the same one). `dense`: per feature, a Float64
-    Series indexed by code, when the table's dictionary is no larger than its rows (a gather per feature); else
-    `batches`: per batch of `per_batch` features from `first` on, `keys` ((feature - first) << 32 | code) and
-    their `values`, one lookup for the cells of the batch's features (so that no lookup holds the codes of every
-    column of a wide file at once)."""
+    `sources`: each feature's column (a date column's parts read the same one). `dense`: per feature, `slots`
+    (UInt32, indexed by code) into `texts`, the numbers' texts formatted once per distinct code (`_dense_lookup`),
+    when the table's dictionary is no larger than its rows (two gathers per feature); else `batches`: per batch
+    of `per_batch` features from `first` on, `keys` ((feature - first) << 32 | code) and their Float64 `values`,
+    one lookup for the cells of the batch's features (so that no lookup holds the codes of every column of a
+    wide file at once). A wide file keeps its numbers: its keys are nearly as many as its cells, so formatting
+    them once each saves little, and measured, the texts' lookup made it slower."""
 
     sources: list[str]
-    dense: list[pl.Series] | None = None
+    dense: list[tuple[pl.Series, pl.Series]] | None = None  # (slots, texts)
     batches: list[tuple[int, pl.Series, pl.Series]] | None = None  # (first, keys, values)
     per_batch: int = 1
 
     def encoded(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """The encoded features of these rows (the table's rows: one UInt32 column of codes per column)."""
+        """The encoded features of these rows (the table's rows: one UInt32 column of codes per column): String
+        columns of the numbers' texts (dense) or Float64 columns (batches), which `write_csv` writes alike."""
         names = [f"\x00{index}" for index in range(len(self.sources))]  # a feature's name may be a column's too
         if self.dense is not None:
             return pl.DataFrame(
                 [
-                    lookup.gather(rows.get_column(source)).alias(name)
-                    for lookup, source, name in zip(self.dense, self.sources, names)
+                    texts.gather(slots.gather(rows.get_column(source))).alias(name)
+                    for (slots, texts), source, name in zip(self.dense, self.sources, names)
                 ]
             )
         height = rows.height
@@ -1062,6 +1065,24 @@ class _Lookups:
             del cells, position
             encoded += [numbers.slice(index * height, height).alias(names[first + index]) for index in range(len(sources))]
         return pl.DataFrame(encoded)
+
+
+def _number_texts(numbers: pl.Series) -> pl.Series:
+    """Each Float64 number's text, exactly as `write_csv` writes it (polars formats both the same way, NaN, inf
+    and -0.0 included; tests/unit/test_writing.py holds it to that), so the splits are written without
+    formatting a float per cell."""
+    return numbers.cast(pl.String)
+
+
+def _dense_lookup(codes: pl.Series, numbers: pl.Series, size: int) -> tuple[pl.Series, pl.Series]:
+    """A feature's dense lookup from its codes and their numbers: `slots`, indexed by code (`size` of them),
+    into `texts`, the numbers' texts after a "NaN" in slot 0, the text of a code that is not its column's (never
+    looked up: every code of a column has a number). UInt32 slots take half the memory of a Float64 lookup."""
+    texts = _number_texts(pl.concat([pl.Series([float("nan")]), numbers], rechunk=True))  # one chunk: a fast gather
+    slots = pl.zeros(size, dtype=pl.UInt32, eager=True).scatter(
+        codes, pl.int_range(1, len(codes) + 1, dtype=pl.UInt32, eager=True)
+    )
+    return slots, texts
 
 
 def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size: int, height: int) -> _Lookups:
@@ -1119,14 +1140,10 @@ def _encodings(training: _TrainingProfile, features: list[dict], dictionary_size
             del codes
         return _Lookups(sources, batches=batches, per_batch=per_batch)
     groups = encoded_codes(feature_of).partition_by(_FEATURE, as_dict=True)
-    dense = []
-    for index in range(len(features)):
-        group = groups[(index,)]
-        dense.append(
-            pl.repeat(float("nan"), dictionary_size, dtype=pl.Float64, eager=True).scatter(
-                group.get_column(_CODE), group.get_column(_NUMBER)
-            )
-        )
+    dense = [
+        _dense_lookup(groups[(index,)].get_column(_CODE), groups[(index,)].get_column(_NUMBER), dictionary_size)
+        for index in range(len(features))
+    ]
     return _Lookups(sources, dense=dense)
 
 

@@ -19,7 +19,9 @@ LABEL = "\x00label"  # the label column's name while a split is written (a colum
 
 
 class Encoder(Protocol):
-    """What turns a batch of rows' codes into their encoded features (`datadrop.dataprep`'s lookups)."""
+    """What turns a batch of rows' codes into their encoded features (`datadrop.dataprep`'s lookups): a column of
+    numbers per feature, Float64 or String, the numbers' texts exactly as `write_csv` formats a Float64 (so
+    written as they are, without formatting a float per cell). Either way the CSV holds no quotes."""
 
     @property
     def sources(self) -> list[str]: ...  # the columns the features are computed from, one per feature
@@ -92,7 +94,7 @@ def write_splits(
         if split == TEST:
             test_writer.write(rows, buffer)
         else:
-            rows.write_csv(buffer, include_header=False)
+            rows.write_csv(buffer, include_header=False, quote_style="never")  # numbers and their texts need no quoting
         return buffer.getvalue()
 
     with ThreadPoolExecutor(threads) as writing:
