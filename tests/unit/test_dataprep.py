@@ -851,6 +851,22 @@ def test_work_done_a_batch_of_columns_at_a_time_gives_the_same_output(monkeypatc
     assert batched.recipe == whole.recipe and batched.report == whole.report
 
 
+def test_a_long_columns_profile_counts_alike_in_32_and_64_bit_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    header, rows = dirty_dataset()
+    data = to_csv(header, rows)
+    config = DatasetConfig(target="label", split={"validation": 0.2, "test": 0.2, "seed": 11})
+    monkeypatch.setattr(dataprep, "PROFILE_CELLS", 200)  # a column a batch: the long column's keys
+    narrow = prepare(data, config)
+    monkeypatch.setattr(dataprep, "MAX_CODES_FOR_32_BIT_KEYS", 0)  # as when the dictionary holds over 2**30 texts
+    wide_keys = prepare(data, config)
+    assert (narrow.train_csv, narrow.validation_csv, narrow.test_rows_jsonl) == (
+        wide_keys.train_csv,
+        wide_keys.validation_csv,
+        wide_keys.test_rows_jsonl,
+    )
+    assert narrow.recipe == wide_keys.recipe and narrow.report == wide_keys.report
+
+
 def test_a_wide_upload_of_distinct_numbers_is_rejected_when_it_would_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     wider = distinct_numbers(1000, 300)  # 300,000 distinct values: about 120 MB with headroom, by the line
     with pytest.raises(DatasetRejected) as caught:

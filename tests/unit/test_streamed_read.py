@@ -89,6 +89,14 @@ def test_byte_counts_do_not_depend_on_where_the_pieces_end() -> None:
         )
 
 
+def test_a_character_cut_by_an_ascii_piece_is_not_valid_utf8() -> None:
+    # b"\xc3" + b"\xa9" is "é", but not with "bc" between them
+    counts = reading._ByteCounts(",")
+    assert counts.add(b"a\xc3") and not (counts.add(b"bc") and counts.add(b"\xa9d") and counts.finished())
+    whole = reading._ByteCounts(",")
+    assert whole.add(b"a\xc3") and whole.add(b"\xa9bc") and whole.finished()
+
+
 def test_a_bad_byte_after_the_first_chunk_hands_the_file_to_the_in_memory_read(monkeypatch: pytest.MonkeyPatch) -> None:
     # UTF-8 all along, then one latin-1 byte far into the file: the in-memory read rejects a file that is partly UTF-8
     data = TEXT + "Renée,Nîmes,4,late\n".encode("latin-1")

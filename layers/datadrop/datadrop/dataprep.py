@@ -96,6 +96,7 @@ DROPPED = 3  # the "split" of a row dropped while cleaning (missing target, dupl
 PARTS = ("train", "validation", "test", "dropped")  # the profile's count columns, by split number
 PROFILE_CELLS = 1 << 22  # cells counted together in the profile (so narrow and wide files batch alike)
 PROFILE_SAMPLE = 1 << 16  # cells looked at to choose how to count a batch
+MAX_CODES_FOR_32_BIT_KEYS = 1 << 30  # code * 4 + split fits in a UInt32
 MEDIAN_ROWS = 1 << 20  # distinct numbers sorted together for the medians
 # What prepare needs of memory beyond the imported runtime, measured with bench/dataprep.py and the wide-file
 # measurements of bench/README.md ("Memory of wide files", 2026-12-02). A fixed part: RUNTIME_BYTES (polars'
@@ -453,13 +454,18 @@ def _profile(
     per_batch = max(1, PROFILE_CELLS // max(frame.height, 1))
     counted = []
     part_key = part.cast(pl.UInt64)
+    # a long column's keys are code | split, in 32 bits while the codes allow: half the memory to count through
+    part_key_32 = part.cast(pl.UInt32) if len(values) <= MAX_CODES_FOR_32_BIT_KEYS else None
     for start in range(0, len(names), per_batch):
         batch = names[start : start + per_batch]
-        # one UInt64 key per cell, column | code | split, the batch's columns one after the other, counted by
+        column_key = 0  # added to the counted keys: the column (in the keys already, unless a long column's)
+        # one key per cell, column | code | split, the batch's columns one after the other, counted by
         # sorting (faster than a hash table when a column has many distinct values, as fast when it has few)
         if len(batch) == 1:  # a long column: one expression, so that no other column of its length is made
+            column_key = start * _COLUMN_UNIT
+            code = pl.lit(frame.get_column(batch[0]))
             keys = pl.select(
-                _u64(start * _COLUMN_UNIT) + pl.lit(frame.get_column(batch[0])).cast(pl.UInt64) * _u64(4) + pl.lit(part_key)
+                code * 4 + pl.lit(part_key_32) if part_key_32 is not None else code.cast(pl.UInt64) * 4 + pl.lit(part_key)
             ).to_series()
         else:
             codes = pl.concat([frame.get_column(name) for name in batch]).cast(pl.UInt64)
@@ -471,7 +477,8 @@ def _profile(
         else:
             counts = keys.sort().rle().struct.unnest()
         # each batch finished before the next is counted, so that only one batch's intermediates exist at a time
-        counted.append(_per_split(counts.select(pl.col("value").alias(_CODE), pl.col("len").cast(pl.UInt32))))
+        key = pl.col("value").cast(pl.UInt64) + _u64(column_key)
+        counted.append(_per_split(counts.select(key.alias(_CODE), pl.col("len").cast(pl.UInt32))))
         del keys, counts
         profiled += counted[-1].height
         if budget is not None:

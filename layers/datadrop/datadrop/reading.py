@@ -749,7 +749,8 @@ class _ByteCounts:
 
     def add(self, piece: bytes) -> bool:
         """Counts `piece`; False when the file is not one the streamed read handles."""
-        if b"\x00" in piece or not (piece.isascii() or _decodes(self._utf8, piece)):
+        # an ASCII piece needs no decoding, unless a character the previous piece ended in is still open
+        if b"\x00" in piece or not ((piece.isascii() and not self._utf8.getstate()[0]) or _decodes(self._utf8, piece)):
             return False
         quoted = b'"' in piece
         if quoted and self.separator == b"\t":
