@@ -130,3 +130,17 @@ def test_a_short_row_after_the_first_chunk_is_counted_by_the_in_memory_read(
         read_upload(upload)
     assert "line 502 has 2 fields" in caught.value.reason
     assert read_upload(upload, max_malformed_share=0.01).malformed_rows == 1
+
+
+def test_the_separators_are_counted_only_when_a_line_ends_in_an_empty_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    counted: list[int] = []
+    original = reading._separators_in
+
+    def separators_in(source: bytes, separator: bytes) -> int:
+        counted.append(original(source, separator))
+        return counted[-1]
+
+    monkeypatch.setattr(reading, "_separators_in", separators_in)
+    full = b"a,b,c\n" + b'1,"x,y",3\n' * 100
+    assert read_upload(full).frame.height == 100 and counted == []  # no line can be short: nothing to count
+    assert read_upload(full + b"4,,\n").frame.height == 101 and counted == [2 + 3 * 100 + 2]  # empty last fields, not short

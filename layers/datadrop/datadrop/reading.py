@@ -736,13 +736,14 @@ class _Threads:
 
 
 class _ByteCounts:
-    """What the bytes of a CSV file say that its parsed values do not: separators (against the field count), line
-    endings, quoting; and whether it is text the streamed read handles (UTF-8, no NUL, no quoted tab-separated
-    values), fed one piece at a time in file order."""
+    """What the bytes of a CSV file say that its parsed values do not: separators (against the field count, when
+    `count_separators`), line endings, quoting; and whether it is text the streamed read handles (UTF-8, no NUL,
+    no quoted tab-separated values), fed one piece at a time in file order."""
 
-    def __init__(self, separator: str) -> None:
+    def __init__(self, separator: str, count_separators: bool = True) -> None:
         self.separator = separator.encode()
-        self.separators = self.line_feeds = self.crlfs = 0
+        self.separators: int | None = 0 if count_separators else None  # None: not counted (yet)
+        self.line_feeds = self.crlfs = 0
         self.any_quoted = False  # only a quoted value can hold a separator
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self._after_cr = False  # the previous piece ended with "\r" (a CRLF may straddle two pieces)
@@ -756,7 +757,8 @@ class _ByteCounts:
         if quoted and self.separator == b"\t":
             return False  # a quoted value may hold a tab that stripping removes: read_table counts those
         self.any_quoted = self.any_quoted or quoted
-        self.separators += piece.count(self.separator)
+        if self.separators is not None:
+            self.separators += piece.count(self.separator)
         if b"\r" in piece or self._after_cr:  # counting line feeds only matters then (a piece without "\r" is all LF)
             self.line_feeds += piece.count(b"\n")
             self.crlfs += piece.count(b"\r\n") + (self._after_cr and piece.startswith(b"\n"))
@@ -806,16 +808,23 @@ def _stream_csv(
         return None
     separator = sniff_delimiter(block)
     dictionary = _Dictionary()
-    counts = _ByteCounts(separator)
     # polars sniffs zlib streams by their first two bytes even in a plain file (see _parse_csv): those go by chunks
-    if compression == "none" and not _zlib_like(block):
+    engine = compression == "none" and not _zlib_like(block)
+    counts = _ByteCounts(separator, count_separators=not engine)
+    if engine:
         coded = _coded_by_engine(threads, source, stream, block, counts, dictionary)
     else:
         coded = _coded_by_chunks(threads, stream, block, counts, dictionary, compression, max_bytes)
     if coded is None:
         return None
+    # polars fills the fields a short line lacks as empty; only a count of the separators tells such a line from
+    # empty fields, and only a line whose last field is empty can be one: the file is counted again if it has any
+    if counts.separators is None and len(coded) > 1 and (coded[-1] == 0).any():
+        counts.separators = _separators_in(source, counts.separator)
     raw = dictionary.values(pl.DataFrame(coded))
-    value_separators = _separators_in_values(coded, raw, separator) if counts.any_quoted and len(coded) > 1 else 0
+    value_separators = (
+        _separators_in_values(coded, raw, separator) if counts.separators and counts.any_quoted and len(coded) > 1 else 0
+    )
     frame = pl.DataFrame(_stripped_codes(coded, raw, dictionary, threads.columns))
     del coded
     values = dictionary.values(frame)
@@ -828,7 +837,9 @@ def _stream_csv(
     rows_read = body.height
     empty = pl.all_horizontal(pl.col(name) == 0 for name in columns)
     empty_rows = int(body.select(empty.sum()).item())
-    if not _field_counts_fit(counts.separators, len(columns), frame.height - empty_rows, empty_rows, value_separators):
+    if counts.separators is not None and not _field_counts_fit(
+        counts.separators, len(columns), frame.height - empty_rows, empty_rows, value_separators
+    ):
         return None
     if empty_rows:
         body = body.filter(~empty)
@@ -852,6 +863,16 @@ def _stream_csv(
         detected=detected,
         normalisations=_decoding_notes(detected) + normalisations,
     )
+
+
+def _separators_in(source: bytes | str | os.PathLike[str], separator: bytes) -> int:
+    if isinstance(source, bytes):
+        return source.count(separator)
+    count = 0
+    with open(source, "rb") as file:
+        while piece := file.read(COUNT_PIECE):
+            count += piece.count(separator)
+    return count
 
 
 def _zlib_like(data: bytes) -> bool:
