@@ -5,6 +5,7 @@ pieces and chunks happen to cut the file, and hands over to the in-memory read w
 from __future__ import annotations
 
 import gzip
+import time
 from pathlib import Path
 
 import polars as pl
@@ -144,3 +145,16 @@ def test_the_separators_are_counted_only_when_a_line_ends_in_an_empty_field(monk
     full = b"a,b,c\n" + b'1,"x,y",3\n' * 100
     assert read_upload(full).frame.height == 100 and counted == []  # no line can be short: nothing to count
     assert read_upload(full + b"4,,\n").frame.height == 101 and counted == [2 + 3 * 100 + 2]  # empty last fields, not short
+
+
+def test_a_byte_check_slower_than_polars_is_waited_for(monkeypatch: pytest.MonkeyPatch, streamed_only: None) -> None:
+    added = reading._ByteCounts.add
+
+    def slow_add(self: reading._ByteCounts, piece: bytes) -> bool:
+        time.sleep(0.02)
+        return added(self, piece)
+
+    monkeypatch.setattr(reading._ByteCounts, "add", slow_add)
+    monkeypatch.setattr(reading, "COUNT_PIECE", 256)  # 20 pieces: polars is done long before the check
+    table = read_upload(TEXT)
+    assert table.columns == ["name", "city, country", "score", "note"] and table.frame.height == len(ROWS * 40) - 40

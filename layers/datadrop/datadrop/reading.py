@@ -879,10 +879,6 @@ def _zlib_like(data: bytes) -> bool:
     return data[:1] == b"x" and data[1:2] in (b"\x01", b"^", b"\x9c", b"\xda")
 
 
-class _NotStreamed(Exception):
-    """The bytes of the file turned out to need `read_table`: stops polars' read."""
-
-
 def _coded_by_engine(
     threads: _Threads,
     source: bytes | str | os.PathLike[str],
@@ -892,7 +888,7 @@ def _coded_by_engine(
     dictionary: _Dictionary,
 ) -> list[pl.Series] | None:
     """An uncompressed file's columns as codes (the header row first), parsed and cast by polars' streaming engine
-    (both in one pass over the file, on every core), while this process's own thread checks and counts its bytes.
+    (both in one pass over the file, on every core), while a thread of ours checks its bytes (`_ByteCounts`).
     None: the file needs `read_table`."""
     stop = threading.Event()  # set by either side when the other need not go on
 
@@ -905,39 +901,36 @@ def _coded_by_engine(
             piece = stream.read(COUNT_PIECE)
         return counts.finished()
 
-    watch = chunk_watch.get()  # polars calls `checked` on its own threads, whose context does not hold it
-
-    def checked(batch: pl.DataFrame) -> pl.DataFrame:
-        if stop.is_set():
-            raise _NotStreamed
-        if watch is not None and batch.height:
-            watch(batch.height * batch.width, max((code for code in batch.max().row(0) if code is not None), default=0))
-        return batch
-
     counted = threads.overlap.submit(count_bytes)
+    watch = chunk_watch.get()
+    batches: list[pl.DataFrame] = []
+    finished = False
     try:
-        frame = (
-            pl.scan_csv(
-                source if isinstance(source, bytes) else os.fspath(source),
-                has_header=False,
-                separator=counts.separator.decode(),
-                infer_schema=False,
-                truncate_ragged_lines=False,
-                raise_if_empty=False,
-            )
-            .select(dictionary.codes(pl.all()).fill_null(0))  # empty fields (and those a short line lacks): "", code 0
-            .map_batches(checked, streamable=True)
-            .collect(engine="streaming")
-        )
-    except (_NotStreamed, pl.exceptions.PolarsError, OSError):
+        coded = pl.scan_csv(
+            source if isinstance(source, bytes) else os.fspath(source),
+            has_header=False,
+            separator=counts.separator.decode(),
+            infer_schema=False,
+            truncate_ragged_lines=False,
+            raise_if_empty=False,
+        ).select(dictionary.codes(pl.all()).fill_null(0))  # empty fields (and those a short line lacks): "", code 0
+        # batches as polars finishes them, in file order, here: the chunk check sees each (stopping is leaving the loop)
+        for batch in coded.collect_batches(engine="streaming"):
+            if stop.is_set():
+                return None  # the bytes need read_table
+            if watch is not None and batch.height:
+                watch(batch.height * batch.width, max((code for code in batch.max().row(0) if code is not None), default=0))
+            batches.append(batch)
+        finished = True
+    except (pl.exceptions.PolarsError, OSError):
         return None
     finally:
-        if not counted.done():
-            stop.set()  # polars' read failed or was stopped (a rejection from `watch`): the count has no use
+        if not finished:
+            stop.set()  # polars' read failed or was left (the bytes' check failed, or `watch` rejected the upload)
         counted_fine = counted.result()
-    if not counted_fine or frame.width == 0:
+    if not counted_fine or not batches or batches[0].width == 0:
         return None
-    return frame.get_columns()
+    return pl.concat(batches, rechunk=False).get_columns()
 
 
 def _coded_by_chunks(
