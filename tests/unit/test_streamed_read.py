@@ -55,11 +55,13 @@ def streamed_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("piece", [1, 2, 3, 7, 64, 1 << 24])
-@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("how", ["plain", "gzip", "plain and wide"])
 def test_the_streamed_read_is_the_in_memory_read_wherever_the_file_is_cut(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, piece: int, compressed: bool
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, piece: int, how: str
 ) -> None:
-    data = gzip.compress(TEXT, mtime=0) if compressed else TEXT
+    data = gzip.compress(TEXT, mtime=0) if how == "gzip" else TEXT
+    if how == "plain and wide":
+        monkeypatch.setattr(reading, "ENGINE_MAX_COLUMNS", 3)  # a wide file is read by chunks, like a gzip one
     in_memory = read_table(data)
     path = tmp_path / "upload.csv"
     path.write_bytes(data)

@@ -694,6 +694,8 @@ def _lines(data: bytes) -> Iterator[str]:
 
 
 STREAM_CHUNK = 1 << 26  # bytes of a gzip-compressed file parsed at a time (64 MB), and the head detection looks at
+ENGINE_MAX_COLUMNS = 1000  # wider uncompressed files are read by chunks too
+SHORT_CHUNK_ROWS = 1 << 13  # polars' streamed batches shorter than this on average are joined into one chunk
 COUNT_PIECE = 1 << 24  # bytes of a file checked and counted at a time (16 MB: the allocator reuses pieces this size)
 
 
@@ -808,8 +810,11 @@ def _stream_csv(
         return None
     separator = sniff_delimiter(block)
     dictionary = _Dictionary()
-    # polars sniffs zlib streams by their first two bytes even in a plain file (see _parse_csv): those go by chunks
-    engine = compression == "none" and not _zlib_like(block)
+    # polars sniffs zlib streams by their first two bytes even in a plain file (see _parse_csv): those go by chunks;
+    # so do wide files, whose columns the chunks cast a batch at a time (the engine casts each on its own: 20,001
+    # columns x 1,000 rows read in 3.8 s against 2.7 s)
+    width = 1 + block[: block.find(b"\n")].count(separator.encode())
+    engine = compression == "none" and not _zlib_like(block) and width <= ENGINE_MAX_COLUMNS
     counts = _ByteCounts(separator, count_separators=not engine)
     if engine:
         coded = _coded_by_engine(threads, source, stream, block, counts, dictionary)
@@ -930,7 +935,13 @@ def _coded_by_engine(
         counted_fine = counted.result()
     if not counted_fine or not batches or batches[0].width == 0:
         return None
-    return pl.concat(batches, rechunk=False).get_columns()
+    frame = pl.concat(batches, rechunk=False)
+    del batches
+    # a wide file comes in short batches, and polars pays per chunk of each of its thousands of columns: made whole
+    first = frame.get_column(frame.columns[0])
+    if len(first) < SHORT_CHUNK_ROWS * first.n_chunks():
+        frame = frame.rechunk()
+    return frame.get_columns()
 
 
 def _coded_by_chunks(
