@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -449,14 +451,13 @@ def _profile(
     short one both take one group-by per batch rather than per column. `budget` is told the distinct values
     counted so far after each batch, and rejects the upload as soon as they would not fit.
     """
-    profiled = 0
     names = frame.columns
     per_batch = max(1, PROFILE_CELLS // max(frame.height, 1))
-    counted = []
     part_key = part.cast(pl.UInt64)
     # a long column's keys are code | split, in 32 bits while the codes allow: half the memory to count through
     part_key_32 = part.cast(pl.UInt32) if len(values) <= MAX_CODES_FOR_32_BIT_KEYS else None
-    for start in range(0, len(names), per_batch):
+
+    def count(start: int) -> pl.DataFrame:
         batch = names[start : start + per_batch]
         column_key = 0  # added to the counted keys: the column (in the keys already, unless a long column's)
         # one key per cell, column | code | split, the batch's columns one after the other, counted by
@@ -476,13 +477,22 @@ def _profile(
             counts = keys.value_counts(name="len").sort(keys.name).rename({keys.name: "value"})
         else:
             counts = keys.sort().rle().struct.unnest()
-        # each batch finished before the next is counted, so that only one batch's intermediates exist at a time
         key = pl.col("value").cast(pl.UInt64) + _u64(column_key)
-        counted.append(_per_split(counts.select(key.alias(_CODE), pl.col("len").cast(pl.UInt32))))
-        del keys, counts
-        profiled += counted[-1].height
-        if budget is not None:
-            budget.profiled(profiled, complete=start + per_batch >= len(names))
+        return _per_split(counts.select(key.alias(_CODE), pl.col("len").cast(pl.UInt32)))
+
+    counted: list[pl.DataFrame] = []
+    # polars counts a batch on one thread: a batch a thread, and no more batches begun than threads (so that only
+    # that many batches' intermediates exist at once, and a rejection waits for no more than those)
+    threads = pl.thread_pool_size()
+    with ThreadPoolExecutor(threads) as counting:
+        begun: deque[Future[pl.DataFrame]] = deque()
+        starts = range(0, len(names), per_batch)
+        for index, start in enumerate(starts):
+            begun.append(counting.submit(count, start))
+            while begun and (len(begun) == threads or index == len(starts) - 1):
+                counted.append(begun.popleft().result())
+                if budget is not None:  # told the distinct values counted so far after each batch, in order
+                    budget.profiled(sum(batch.height for batch in counted), complete=len(counted) == len(starts))
     profile = pl.concat(counted, rechunk=False)
     del counted
     text = values.gather(profile.get_column(_CODE))
