@@ -93,22 +93,23 @@ def write_splits(
         buffer = io.BytesIO()
         if split == TEST:
             test_writer.write(rows, buffer)
-        else:
-            rows.write_csv(buffer, include_header=False, quote_style="never")  # numbers and their texts need no quoting
+        else:  # encoded here, in parallel: each feature's lookup is a gather on one thread
+            written = rows.get_column(LABEL)
+            encoded = lookups.encoded(rows)
+            encoded.insert_column(0, written if regression else written.cast(pl.Int64))
+            encoded.write_csv(buffer, include_header=False, quote_style="never")  # numbers and their texts need no quoting
         return buffer.getvalue()
 
     with ThreadPoolExecutor(threads) as writing:
         for start in range(0, frame.height, WRITE_ROWS):
             rows, where, label = frame.slice(start, WRITE_ROWS), part.slice(start, WRITE_ROWS), labels.slice(start, WRITE_ROWS)
-            pieces: list[tuple[int, pl.DataFrame]] = []  # (split, rows to write), in the order they are appended
+            pieces: list[tuple[int, pl.DataFrame]] = []  # (split, rows' codes to write), in the order they are appended
             for split in (TRAIN, VALIDATION):
                 mask = where == split
                 if not mask.any():
                     continue
-                encoded = lookups.encoded(rows.select(sources).filter(mask))
-                written = label.filter(mask)
-                encoded.insert_column(0, (written if regression else written.cast(pl.Int64)).alias(LABEL))
-                pieces += [(split, piece) for piece in _pieces(encoded, threads)]
+                chosen = rows.select(sources).filter(mask).with_columns(label.filter(mask).alias(LABEL))
+                pieces += [(split, piece) for piece in _pieces(chosen, threads)]
             mask = where == TEST
             if mask.any():
                 pieces += [(TEST, piece) for piece in _pieces(rows.select(test_columns).filter(mask), threads)]
