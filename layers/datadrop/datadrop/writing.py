@@ -7,7 +7,7 @@ writes a CSV on one thread, so each batch is cut into pieces written in parallel
 from __future__ import annotations
 
 import io
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import polars as pl
@@ -94,12 +94,17 @@ def write_splits(
         if split == TEST:
             test_writer.write(rows, buffer)
         else:  # encoded here, in parallel: each feature's lookup is a gather on one thread
-            written = rows.get_column(LABEL)
+            labelled = rows.get_column(LABEL)
             encoded = lookups.encoded(rows)
-            encoded.insert_column(0, written if regression else written.cast(pl.Int64))
+            encoded.insert_column(0, labelled if regression else labelled.cast(pl.Int64))
             encoded.write_csv(buffer, include_header=False, quote_style="never")  # numbers and their texts need no quoting
         return buffer.getvalue()
 
+    def append(pieces: list[tuple[int, Future[bytes]]]) -> None:
+        for split, body in pieces:
+            outputs[split].write(body.result())
+
+    in_flight: list[tuple[int, Future[bytes]]] = []  # the pieces of the batch before, being written
     with ThreadPoolExecutor(threads) as writing:
         for start in range(0, frame.height, WRITE_ROWS):
             rows, where, label = frame.slice(start, WRITE_ROWS), part.slice(start, WRITE_ROWS), labels.slice(start, WRITE_ROWS)
@@ -114,8 +119,10 @@ def write_splits(
             if mask.any():
                 pieces += [(TEST, piece) for piece in _pieces(rows.select(test_columns).filter(mask), threads)]
                 test_labels += (label.filter(mask) if regression else class_names.gather(label.filter(mask))).to_list()
-            # polars writes a CSV on one thread, so the pieces are written in parallel and appended in order
-            for (split, _), body in zip(pieces, writing.map(piece_bytes, pieces)):
-                outputs[split].write(body)
+            # polars writes a CSV on one thread, so the pieces are written in parallel, and appended in order while the
+            # next batch's pieces are written
+            previous, in_flight = in_flight, [(split, writing.submit(piece_bytes, (split, piece))) for split, piece in pieces]
             del pieces
+            append(previous)
+        append(in_flight)
     return outputs[TRAIN].getvalue(), outputs[VALIDATION].getvalue(), outputs[TEST].getvalue(), test_labels
