@@ -1060,6 +1060,11 @@ class _Lookups:
     batches: list[tuple[int, pl.Series, pl.Series]] | None = None  # (first, keys, values)
     per_batch: int = 1
 
+    @property
+    def per_piece(self) -> bool:
+        """Dense lookups are gathers, cheap to split among threads; keyed ones build a hash table a call."""
+        return self.dense is not None
+
     def encoded(self, rows: pl.DataFrame) -> pl.DataFrame:
         """The encoded features of these rows (the table's rows: one UInt32 column of codes per column): String
         columns of the numbers' texts (dense) or Float64 columns (batches), which `write_csv` writes alike."""

@@ -26,6 +26,11 @@ class Encoder(Protocol):
     @property
     def sources(self) -> list[str]: ...  # the columns the features are computed from, one per feature
 
+    # True: encoding a piece of rows costs its share of encoding them all (a lookup gathered), so each piece is
+    # encoded by the thread that writes it; False: each call builds its lookup (keyed), so a batch is encoded once
+    @property
+    def per_piece(self) -> bool: ...
+
     def encoded(self, rows: pl.DataFrame) -> pl.DataFrame: ...
 
 
@@ -93,12 +98,17 @@ def write_splits(
         buffer = io.BytesIO()
         if split == TEST:
             test_writer.write(rows, buffer)
-        else:  # encoded here, in parallel: each feature's lookup is a gather on one thread
-            labelled = rows.get_column(LABEL)
-            encoded = lookups.encoded(rows)
-            encoded.insert_column(0, labelled if regression else labelled.cast(pl.Int64))
-            encoded.write_csv(buffer, include_header=False, quote_style="never")  # numbers and their texts need no quoting
+        else:
+            if lookups.per_piece:  # encoded here, in parallel: each feature's lookup is a gather on one thread
+                rows = encoded_with_label(rows)
+            rows.write_csv(buffer, include_header=False, quote_style="never")  # numbers and their texts need no quoting
         return buffer.getvalue()
+
+    def encoded_with_label(rows: pl.DataFrame) -> pl.DataFrame:
+        labelled = rows.get_column(LABEL)
+        encoded = lookups.encoded(rows)
+        encoded.insert_column(0, labelled if regression else labelled.cast(pl.Int64))
+        return encoded
 
     def append(pieces: list[tuple[int, Future[bytes]]]) -> None:
         for split, body in pieces:
@@ -114,6 +124,8 @@ def write_splits(
                 if not mask.any():
                     continue
                 chosen = rows.select(sources).filter(mask).with_columns(label.filter(mask).alias(LABEL))
+                if not lookups.per_piece:
+                    chosen = encoded_with_label(chosen)
                 pieces += [(split, piece) for piece in _pieces(chosen, threads)]
             mask = where == TEST
             if mask.any():
