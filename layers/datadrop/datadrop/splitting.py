@@ -12,6 +12,7 @@ A regression target has no classes: its rows are split per quantile bin of the t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import polars as pl
 
@@ -61,14 +62,25 @@ def split_keys(height: int, seed: int) -> pl.Series:
     """SplitMix64(seed) outputs 0..height-1, with wrapping UInt64 maths (a test checks them against a plain-Python
     SplitMix64 and its published test vector)."""
     z = pl.col(_KEY)
-    return (
-        pl.DataFrame({_KEY: pl.int_range(0, height, dtype=pl.UInt64, eager=True)})
+    return _in_parallel(
+        pl.LazyFrame({_KEY: pl.int_range(start, stop, dtype=pl.UInt64, eager=True)})
         .select(((z + _u64(1)) * _u64(_GOLDEN) + _u64(seed)).alias(_KEY))
         .select(((z ^ (z // _u64(1 << 30))) * _u64(_MIX1)).alias(_KEY))
         .select(((z ^ (z // _u64(1 << 27))) * _u64(_MIX2)).alias(_KEY))
         .select((z ^ (z // _u64(1 << 31))).alias(_KEY))
-        .to_series()
-    )
+        for start, stop in _ranges(height)
+    ).to_series()
+
+
+def _ranges(height: int) -> list[tuple[int, int]]:
+    """0..height cut into a range per thread (polars runs an expression over a column on one thread)."""
+    size = max(1, -(-height // pl.thread_pool_size()))
+    return [(start, min(start + size, height)) for start in range(0, height, size)] or [(0, 0)]
+
+
+def _in_parallel(parts: Iterable[pl.LazyFrame]) -> pl.DataFrame:
+    """The parts' rows one after the other, the parts computed in parallel."""
+    return pl.concat(list(parts), parallel=True).collect()
 
 
 def assign_splits(labels: pl.Series, seed: int, counts: list[tuple[int, int]]) -> pl.Series:
@@ -93,11 +105,17 @@ def assign_splits(labels: pl.Series, seed: int, counts: list[tuple[int, int]]) -
             pl.col(_KEY).list.get(pl.col("validation")).alias("validation"),
         )
     )
-    key = pl.col(_KEY)
-    return keyed.select(
-        pl.when(key <= ends.get_column("test").gather(labels))
-        .then(pl.lit(TEST, dtype=pl.UInt8))
-        .when(key <= ends.get_column("validation").gather(labels))
-        .then(pl.lit(VALIDATION, dtype=pl.UInt8))
-        .otherwise(pl.lit(TRAIN, dtype=pl.UInt8))
+    key, label = pl.col(_KEY), pl.col(_LABEL)
+    test_end, validation_end = pl.lit(ends.get_column("test")), pl.lit(ends.get_column("validation"))
+    return _in_parallel(
+        keyed.slice(start, stop - start)
+        .lazy()
+        .select(
+            pl.when(key <= test_end.gather(label))
+            .then(pl.lit(TEST, dtype=pl.UInt8))
+            .when(key <= validation_end.gather(label))
+            .then(pl.lit(VALIDATION, dtype=pl.UInt8))
+            .otherwise(pl.lit(TRAIN, dtype=pl.UInt8))
+        )
+        for start, stop in _ranges(keyed.height)
     ).to_series()
