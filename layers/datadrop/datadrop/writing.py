@@ -87,7 +87,6 @@ def write_splits(
     outputs = {TRAIN: io.BytesIO(), VALIDATION: io.BytesIO(), TEST: io.BytesIO()}
     test_labels: list = []
     regression = labels.dtype == pl.Float64
-    class_names = pl.Series(classes, dtype=pl.String)
     sources = list(dict.fromkeys(lookups.sources))
     threads = pl.thread_pool_size()
     test_writer = _TestRowWriter(values, int((part == TEST).sum()) * len(test_columns))
@@ -130,7 +129,9 @@ def write_splits(
             mask = where == TEST
             if mask.any():
                 pieces += [(TEST, piece) for piece in _pieces(rows.select(test_columns).filter(mask), threads)]
-                test_labels += (label.filter(mask) if regression else class_names.gather(label.filter(mask))).to_list()
+                held_out = label.filter(mask).to_list()
+                # a class's name is one str shared by its rows (a str per row: 2.5M of them per GB, twice the time)
+                test_labels += held_out if regression else list(map(classes.__getitem__, held_out))
             # polars writes a CSV on one thread, so the pieces are written in parallel, and appended in order while the
             # next batch's pieces are written
             previous, in_flight = in_flight, [(split, writing.submit(piece_bytes, (split, piece))) for split, piece in pieces]
