@@ -103,12 +103,12 @@ MEDIAN_ROWS = 1 << 20  # distinct numbers sorted together for the medians
 # What prepare needs of memory beyond the imported runtime, measured with bench/dataprep.py and the wide-file
 # measurements of bench/README.md ("Memory of wide files", 2026-12-02). A fixed part: RUNTIME_BYTES (polars'
 # threads and buffers) + CHUNK_BYTES_PER_CELL per cell until the reader's text in flight is full (a 64 MB chunk,
-# or polars' streamed batches: at about 2 million cells, PREPARE_CHUNK_BYTES, READ_CHUNK_BYTES). Then, from reading on, PREPARE_BYTES_PER_CELL per cell
-# (rows x columns) + PREPARE_BYTES_PER_DISTINCT per distinct value of a column (summed over the columns: the
-# profile's rows, which are counted, numbered, normalised and looked up while fitting and encoding); reading
-# itself needs at least READ_BYTES_PER_CELL per cell + READ_BYTES_PER_TEXT per distinct text of the file
-# (polars' dictionary of them). MEMORY_HEADROOM covers what the line does not (the allocator's spare pages,
-# the spread between runs).
+# or polars' streamed batches: at about 2 million cells, PREPARE_CHUNK_BYTES, READ_CHUNK_BYTES). Then, from
+# reading on, PREPARE_BYTES_PER_CELL per cell (rows x columns) + PREPARE_BYTES_PER_DISTINCT per distinct value
+# of a column (summed over the columns: the profile's rows, which are counted, numbered, normalised and looked
+# up while fitting and encoding); reading itself needs at least READ_BYTES_PER_CELL per cell +
+# READ_BYTES_PER_TEXT per distinct text of the file (polars' dictionary of them). MEMORY_HEADROOM covers what
+# the line does not (the allocator's spare pages, the spread between runs).
 RUNTIME_BYTES = 40 * 10**6
 CHUNK_BYTES_PER_CELL = 100
 PREPARE_CHUNK_BYTES = 210 * 10**6

@@ -953,8 +953,8 @@ def _coded_by_chunks(
     compression: str,
     max_bytes: int | None,
 ) -> list[pl.Series] | None:
-    """A gzip-compressed file's columns as codes, decompressed and parsed STREAM_CHUNK bytes at a time, each chunk
-    cast to codes while the next is parsed. None: the file needs `read_table`."""
+    """A gzip-compressed (or wide) file's columns as codes, decompressed and parsed STREAM_CHUNK bytes at a time,
+    each chunk cast to codes while the next is parsed. None: the file needs `read_table`."""
     parts: list[Future[pl.DataFrame]] = []
     schema: dict[str, pl.DataType] | None = None
     pending, total = block, len(block)  # pending: read, not parsed yet, starts at a record boundary
