@@ -1,4 +1,4 @@
-"""Reading the held-out test split prepare writes (JSON Lines of raw texts), for the tests."""
+"""Reading the splits prepare writes (the held-out test split: JSON Lines of raw texts), for the tests."""
 
 from __future__ import annotations
 
@@ -14,3 +14,8 @@ def held_out_records(prepared: PreparedDataset) -> list[list[str]]:
     records = [json.loads(line) for line in lines[:-1]]
     assert all(isinstance(record, list) and all(isinstance(value, str) for value in record) for record in records)
     return records
+
+
+def written_splits(prepared: PreparedDataset) -> tuple[bytes, bytes, bytes]:
+    """The three files prepare writes, as they are written: train, validation, test (to compare two prepares)."""
+    return prepared.train_csv, prepared.validation_csv, prepared.test_rows_jsonl

@@ -15,7 +15,7 @@ from datadrop.recipe import CATEGORY_NORMALISATIONS, encode_row
 from datadrop.serving import inference
 from pydantic import ValidationError
 
-from tests.held_out import held_out_records
+from tests.held_out import held_out_records, written_splits
 from tests.unit.test_dataprep import assert_matches_reference, to_csv
 
 ISLANDS = ("Dream", "Biscoe", "Torgersen")
@@ -140,11 +140,7 @@ def test_a_messy_file_prepares_to_the_same_bytes_twice() -> None:
     header, rows = messy_table()
     data = to_csv(header, rows)
     first, second = prepare(data, DatasetConfig(target="species")), prepare(data, DatasetConfig(target="species"))
-    assert (first.train_csv, first.validation_csv, first.test_rows_jsonl) == (
-        second.train_csv,
-        second.validation_csv,
-        second.test_rows_jsonl,
-    )
+    assert written_splits(first) == written_splits(second)
     assert first.test_labels == second.test_labels and first.recipe == second.recipe
     assert first.report == second.report
 
@@ -252,11 +248,7 @@ def test_a_few_malformed_rows_are_dropped_counted_and_named() -> None:
     # the same splits as the file without those lines
     without = [line for number, line in enumerate(lines, 1) if number not in bad_lines]
     clean = prepare(("\n".join(without) + "\n").encode(), DatasetConfig(target="species"))
-    assert (prepared.train_csv, prepared.validation_csv, prepared.test_rows_jsonl) == (
-        clean.train_csv,
-        clean.validation_csv,
-        clean.test_rows_jsonl,
-    )
+    assert written_splits(prepared) == written_splits(clean)
     assert prepared.recipe == clean.recipe
 
 

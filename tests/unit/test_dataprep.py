@@ -27,7 +27,7 @@ from datadrop.dataprep import DatasetRejected, PreparedDataset, prepare
 from datadrop.quality import CategoricalSummary, NumericSummary
 from datadrop.recipe import encode_row, number_expr, parse_number
 
-from tests.held_out import held_out_records
+from tests.held_out import held_out_records, written_splits
 
 ROOT = Path(__file__).resolve().parents[2]
 PENGUINS = ROOT / "examples" / "penguins"
@@ -843,11 +843,7 @@ def test_work_done_a_batch_of_columns_at_a_time_gives_the_same_output(monkeypatc
     monkeypatch.setattr(dataprep, "MEDIAN_ROWS", 20)  # medians a column at a time
     batched = prepare(data, config)
     assert_matches_reference(data, config, batched)
-    assert (batched.train_csv, batched.validation_csv, batched.test_rows_jsonl) == (
-        whole.train_csv,
-        whole.validation_csv,
-        whole.test_rows_jsonl,
-    )
+    assert written_splits(batched) == written_splits(whole)
     assert batched.recipe == whole.recipe and batched.report == whole.report
 
 
@@ -859,11 +855,7 @@ def test_a_long_columns_profile_counts_alike_in_32_and_64_bit_keys(monkeypatch: 
     narrow = prepare(data, config)
     monkeypatch.setattr(dataprep, "MAX_CODES_FOR_32_BIT_KEYS", 0)  # as when the dictionary holds over 2**30 texts
     wide_keys = prepare(data, config)
-    assert (narrow.train_csv, narrow.validation_csv, narrow.test_rows_jsonl) == (
-        wide_keys.train_csv,
-        wide_keys.validation_csv,
-        wide_keys.test_rows_jsonl,
-    )
+    assert written_splits(narrow) == written_splits(wide_keys)
     assert narrow.recipe == wide_keys.recipe and narrow.report == wide_keys.report
 
 
